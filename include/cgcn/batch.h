@@ -1,0 +1,44 @@
+// Stage 6: q decoded clusters -> one training batch (ClusterLoader semantics).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "cgcn/shard_format.h"
+#include "cgcn/sparse.h"
+
+namespace cgcn {
+
+// The union of q clusters with every edge among them (intra- and inter-cluster),
+// GCN-normalized on the batch subgraph. Nodes are ordered cluster by cluster in
+// ascending cluster id, each cluster's nodes in ascending original id.
+// Buffers keep their capacity across batches.
+struct Batch {
+  uint32_t epoch = 0;
+  uint64_t index = 0;               // batch number within the epoch
+  std::vector<uint32_t> clusters;   // ascending
+  uint32_t num_nodes = 0;
+  uint32_t feat_dim = 0;
+  uint32_t num_train = 0;
+  std::vector<uint32_t> offsets;    // [n + 1]
+  std::vector<uint32_t> columns;    // batch-local ids
+  std::vector<float> weights;       // D^-1/2 A D^-1/2 entries (degrees include the self loop)
+  std::vector<float> self_weights;  // [n] 1 / deg
+  std::vector<float> features;      // [n x feat_dim]
+  std::vector<uint32_t> labels;     // [n]
+  std::vector<uint8_t> train_mask;  // [n] 1 for training nodes
+  std::vector<uint32_t> node_ids;   // [n] original ids
+
+  SparseRows Adjacency() const;
+  ConstMatrixMap Features() const;
+};
+
+// `clusters` must hold distinct clusters, sorted by cluster_id, each decoded with all sections.
+// With row_normalize, feature rows are divided by max(row sum, 1) (PyG NormalizeFeatures).
+void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normalize, Batch& out);
+
+// PyG NormalizeFeatures on a [rows x cols] row-major block, in place.
+void RowNormalize(float* data, uint64_t rows, uint32_t cols);
+
+}  // namespace cgcn

@@ -1,0 +1,59 @@
+// Stage 5-6 driver: a oneTBB parallel_pipeline that picks q clusters per batch, maps,
+// verifies and decodes their shards in parallel, assembles the batch, and hands it to a
+// serial consumer (the training step), with at most `prefetch` batches in flight.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "cgcn/batch.h"
+#include "cgcn/shard_directory.h"
+#include "cgcn/status.h"
+
+namespace cgcn {
+
+struct StreamOptions {
+  uint32_t clusters_per_batch = 1;  // q
+  uint32_t prefetch = 2;            // batches in flight (live pipeline tokens), >= 1
+  uint64_t seed = 0;
+  bool row_normalize = true;
+};
+
+// Wall-clock seconds per pipeline stage, summed over an epoch.
+struct EpochStats {
+  uint64_t batches = 0;
+  uint64_t batch_nodes = 0;
+  uint64_t batch_entries = 0;       // directed adjacency entries, no self loops
+  double input_wait_s = 0;          // consumer idle, waiting for the next batch
+  double decode_s = 0;              // map + verify + decompress (summed over workers)
+  double assemble_s = 0;            // batch assembly (summed over workers)
+  double consume_s = 0;             // the consumer (training step)
+  double wall_s = 0;
+  uint64_t decompressed_bytes = 0;
+};
+
+// The epoch's batches: a seeded shuffle of cluster ids (seed, epoch) split into groups
+// of q (the last may be smaller), each group sorted ascending.
+std::vector<std::vector<uint32_t>> EpochBatches(uint32_t num_clusters, uint32_t q, uint64_t seed, uint32_t epoch);
+
+class BatchStream {
+ public:
+  BatchStream(const ShardDirectory& shards, const StreamOptions& options);
+  ~BatchStream();
+  BatchStream(const BatchStream&) = delete;
+  BatchStream& operator=(const BatchStream&) = delete;
+
+  // Runs one epoch. `consume` is called serially, in batch order; a non-ok Status from it
+  // or from decoding cancels the pipeline and is returned.
+  Status RunEpoch(uint32_t epoch, const std::function<Status(const Batch&)>& consume, EpochStats* stats);
+
+ private:
+  struct Slot;
+  const ShardDirectory& shards_;
+  StreamOptions options_;
+  std::vector<std::unique_ptr<Slot>> slots_;  // [prefetch], reused every epoch
+};
+
+}  // namespace cgcn

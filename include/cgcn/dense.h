@@ -1,0 +1,37 @@
+// Dense matrix helpers on Eigen, row-major, parallelized over row blocks with oneTBB.
+// Results do not depend on the number of threads (fixed chunking, fixed reduction order).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include <Eigen/Core>
+
+namespace cgcn {
+
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatrixMap = Eigen::Map<RowMatrix>;
+using ConstMatrixMap = Eigen::Map<const RowMatrix>;
+
+// A growable float buffer viewed as a matrix; capacity is kept across calls, so
+// steady-state training allocates nothing.
+class Workspace {
+ public:
+  MatrixMap Get(Eigen::Index rows, Eigen::Index cols);
+  MatrixMap View(Eigen::Index rows, Eigen::Index cols);  // no resize; rows*cols <= capacity
+  float* data() { return buf_.data(); }
+  size_t capacity() const { return buf_.size(); }
+
+ private:
+  std::vector<float> buf_;
+};
+
+// y[n x m] = x[n x k] * w[k x m]
+void MatMul(ConstMatrixMap x, ConstMatrixMap w, MatrixMap y);
+// out[k x m] = x[n x k]^T * g[n x m]; partial sums per fixed-size row chunk, added in order.
+// `scratch` holds the per-chunk partials.
+void MatMulTransposeA(ConstMatrixMap x, ConstMatrixMap g, MatrixMap out, Workspace& scratch);
+// y[n x k] = g[n x m] * w[k x m]^T
+void MatMulTransposeB(ConstMatrixMap g, ConstMatrixMap w, MatrixMap y);
+
+}  // namespace cgcn

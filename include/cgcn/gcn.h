@@ -1,0 +1,85 @@
+// The model: L GCNConv layers (transform, propagate, bias), ReLU and dropout between them.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "cgcn/dense.h"
+#include "cgcn/sparse.h"
+#include "cgcn/status.h"
+
+namespace cgcn {
+
+struct GcnConfig {
+  uint32_t in_dim = 0;
+  uint32_t hidden = 128;
+  uint32_t out_dim = 0;
+  uint32_t layers = 2;   // >= 1; layer l maps dims[l] -> dims[l+1]
+  float dropout = 0.5f;  // applied after ReLU of every layer but the last (never on inputs)
+  std::vector<uint32_t> Dims() const;  // [layers + 1]: in, hidden..., out
+};
+
+// All parameters in one contiguous array (W_0, b_0, W_1, b_1, ...), W_l [dims[l] x dims[l+1]]
+// row-major, b_l [dims[l+1]]; gradients in a parallel array. Adam and checkpoints see flat arrays.
+class Gcn {
+ public:
+  // Glorot-uniform W (as PyG's glorot), zero b, from `seed`.
+  Gcn(const GcnConfig& config, uint64_t seed);
+
+  const GcnConfig& config() const { return config_; }
+  std::span<float> params() { return params_; }
+  std::span<const float> params() const { return params_; }
+  std::span<float> grads() { return grads_; }
+  MatrixMap weight(uint32_t l);
+  ConstMatrixMap weight(uint32_t l) const;
+  Eigen::Map<Eigen::RowVectorXf> bias(uint32_t l);
+  Eigen::Map<const Eigen::RowVectorXf> bias(uint32_t l) const;
+  MatrixMap weight_grad(uint32_t l);
+  Eigen::Map<Eigen::RowVectorXf> bias_grad(uint32_t l);
+
+  // Forward pass over a batch: x [n x in_dim], returns logits [n x out_dim] (valid until the
+  // next call). With training, dropout masks are drawn from (dropout_seed, layer, element index),
+  // so the result does not depend on the thread count. Keeps what Backward needs.
+  ConstMatrixMap Forward(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed);
+  // Accumulates into grads() (call ZeroGrad first) the gradient of the loss whose gradient
+  // with respect to the logits of the last Forward is grad_logits [n x out_dim].
+  void Backward(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_logits);
+  void ZeroGrad();
+
+ private:
+  GcnConfig config_;
+  std::vector<uint32_t> dims_;
+  std::vector<size_t> w_offset_, b_offset_;
+  std::vector<float> params_, grads_;
+  // Per-layer work buffers, reused across steps.
+  std::vector<Workspace> z_;     // [n x dims[l+1]]  x_l W_l
+  std::vector<Workspace> h_;     // [n x dims[l+1]]  layer output after ReLU/dropout (input of layer l+1)
+  std::vector<Workspace> mask_;  // [n x dims[l+1]]  ReLU * dropout scale factors (0 where dropped/negative)
+  Workspace grad_a_, grad_b_, scratch_;
+  Eigen::Index n_ = 0;
+};
+
+// Mean softmax cross-entropy over rows with mask[i] != 0; grad [n x C] gets d(loss)/d(logits)
+// (zero on unmasked rows). Returns the loss and sets *count to the number of masked rows
+// (loss 0 and zero grad when there are none). labels [n].
+float SoftmaxCrossEntropy(ConstMatrixMap logits, std::span<const uint32_t> labels, std::span<const uint8_t> mask,
+                          MatrixMap grad, uint32_t* count);
+
+// Adam with L2 weight decay added to the gradient (torch.optim.Adam semantics).
+class Adam {
+ public:
+  Adam(size_t num_params, float lr, float weight_decay, float beta1 = 0.9f, float beta2 = 0.999f,
+       float eps = 1e-8f);
+  void Step(std::span<float> params, std::span<const float> grads);
+  uint64_t steps() const { return t_; }
+  std::span<const float> m() const { return m_; }
+  std::span<const float> v() const { return v_; }
+
+ private:
+  float lr_, wd_, b1_, b2_, eps_;
+  uint64_t t_ = 0;
+  std::vector<float> m_, v_;
+};
+
+}  // namespace cgcn

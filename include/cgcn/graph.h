@@ -1,0 +1,32 @@
+// Stage 2: the undirected simple graph as CSR, in METIS's 32-bit index type.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "cgcn/status.h"
+
+namespace cgcn {
+
+// Symmetric adjacency without self loops or duplicates; neighbours sorted ascending.
+// offsets/neighbors are int32 because METIS (Debian: IDXTYPEWIDTH 32) takes them as-is.
+struct CsrGraph {
+  int32_t num_nodes = 0;
+  std::vector<int32_t> offsets;    // [num_nodes + 1]
+  std::vector<int32_t> neighbors;  // [offsets[num_nodes]] = 2 x undirected edges
+  uint64_t num_undirected_edges() const { return neighbors.size() / 2; }
+};
+
+struct CsrBuildStats {
+  uint64_t input_edges = 0;
+  uint64_t self_loops_removed = 0;
+  uint64_t duplicates_removed = 0;  // undirected pairs seen more than once
+};
+
+// Symmetrizes, drops self loops and duplicate pairs. Fails with kUnsupported
+// when 2 x edges exceeds 2^31 - 1 (the largest adjacency METIS's idx_t can index).
+Result<CsrGraph> BuildSymmetricCsr(uint32_t num_nodes, std::span<const uint32_t> src,
+                                   std::span<const uint32_t> dst, CsrBuildStats* stats = nullptr);
+
+}  // namespace cgcn

@@ -1,0 +1,37 @@
+// A read-only memory mapping of a whole file (Boost.Iostreams mapped_file_source).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "cgcn/status.h"
+
+namespace cgcn {
+
+// Move-only. bytes() is valid while this object lives. An empty file maps to an
+// empty span. Not thread-safe to move concurrently; concurrent reads are fine.
+class MappedFile {
+ public:
+  static Result<MappedFile> Open(const std::string& path);
+  MappedFile(MappedFile&&) noexcept;
+  MappedFile& operator=(MappedFile&&) noexcept;
+  ~MappedFile();
+
+  std::span<const std::byte> bytes() const { return bytes_; }
+  const std::string& path() const { return path_; }
+  // Hints the kernel to read the whole file ahead (posix_madvise WILLNEED).
+  void WillNeed() const;
+  // Tells the kernel the pages are no longer needed (posix_madvise DONTNEED).
+  void DontNeed() const;
+
+ private:
+  MappedFile() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::span<const std::byte> bytes_;
+  std::string path_;
+};
+
+}  // namespace cgcn

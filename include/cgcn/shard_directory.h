@@ -1,0 +1,42 @@
+// Stage 5: an opened shard directory: the manifest and memory-mapped shard files.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cgcn/manifest.h"
+#include "cgcn/mapped_file.h"
+#include "cgcn/shard_format.h"
+#include "cgcn/status.h"
+
+namespace cgcn {
+
+// Thread-safe after Open: all members are const.
+class ShardDirectory {
+ public:
+  // Reads and validates MANIFEST and checks that every shard file exists with the
+  // recorded size.
+  static Result<ShardDirectory> Open(const std::string& dir);
+
+  const std::string& dir() const { return dir_; }
+  const Manifest& manifest() const { return manifest_; }
+  uint32_t num_clusters() const { return manifest_.num_parts; }
+  const std::vector<uint64_t>& cluster_offsets() const { return offsets_; }  // [P + 1]
+  std::string ShardPath(uint32_t cluster) const;
+
+  // Memory-maps shard `cluster`.
+  Result<MappedFile> Map(uint32_t cluster) const;
+  ShardExpectation Expectation(uint32_t cluster) const;
+
+  // Maps, verifies and decodes `mask` sections of shard `cluster` into `out`.
+  Status Load(uint32_t cluster, SectionMask mask, ShardDecoder& decoder, ClusterData& out) const;
+
+ private:
+  std::string dir_;
+  Manifest manifest_;
+  std::vector<uint64_t> offsets_;
+  std::vector<uint32_t> sizes_;
+};
+
+}  // namespace cgcn

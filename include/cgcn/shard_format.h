@@ -1,0 +1,146 @@
+// Stage 4: the shard file format (docs/FORMAT.md documents every byte).
+//
+// One file per cluster: a fixed header, a section table, a header checksum, then
+// six zstd-compressed sections. All integers are little-endian.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cgcn/status.h"
+
+namespace cgcn {
+
+inline constexpr char kShardMagic[8] = {'C', 'G', 'C', 'N', 'S', 'H', 'R', 'D'};
+inline constexpr uint32_t kShardVersion = 1;
+inline constexpr uint32_t kNumSections = 6;
+inline constexpr size_t kShardFixedHeaderBytes = 64;
+inline constexpr size_t kSectionEntryBytes = 40;
+// fixed header + section table + 8-byte header checksum
+inline constexpr size_t kShardHeaderBytes =
+    kShardFixedHeaderBytes + kNumSections * kSectionEntryBytes + 8;
+
+enum class SectionKind : uint32_t {
+  kNodes = 1,      // u32[n] original node ids, strictly ascending
+  kAdjacency = 2,  // u32 offsets[n+1], u32 neighbors[intra] (local ids)
+  kInter = 3,      // G x {u32 cluster, u32 count}, then per group u32 src[count], u32 dst[count]
+  kFeatures = 4,   // f32[n x feat_dim], row-major
+  kLabels = 5,     // u32[n] class ids
+  kSplit = 6,      // u8[n] kSplit* bits
+};
+inline constexpr uint32_t kCodecRaw = 0;
+inline constexpr uint32_t kCodecZstd = 1;
+
+const char* SectionName(SectionKind kind);
+
+// Which sections a decode should materialize (the header and every checksum of
+// the decoded sections are always verified).
+using SectionMask = uint32_t;
+inline constexpr SectionMask SectionBit(SectionKind k) { return 1u << static_cast<uint32_t>(k); }
+inline constexpr SectionMask kStructureSections =
+    SectionBit(SectionKind::kNodes) | SectionBit(SectionKind::kAdjacency) | SectionBit(SectionKind::kInter);
+inline constexpr SectionMask kAllSections = kStructureSections | SectionBit(SectionKind::kFeatures) |
+                                            SectionBit(SectionKind::kLabels) | SectionBit(SectionKind::kSplit);
+
+// Edges from this cluster to one other cluster: pairs (inter_src[begin+i], inter_dst[begin+i]),
+// src a local id in this cluster, dst a local id in `cluster`.
+struct InterGroup {
+  uint32_t cluster = 0;
+  uint32_t count = 0;
+  uint64_t begin = 0;  // index into inter_src/inter_dst
+};
+
+// One decoded cluster. Buffers keep their capacity across decodes (reuse, don't reallocate).
+struct ClusterData {
+  uint32_t cluster_id = 0;
+  uint32_t num_clusters = 0;
+  uint32_t num_nodes = 0;
+  uint32_t feat_dim = 0;
+  uint32_t num_classes = 0;
+  std::vector<uint32_t> node_ids;       // [n]
+  std::vector<uint32_t> adj_offsets;    // [n + 1]
+  std::vector<uint32_t> adj_neighbors;  // [intra entries], local ids, no self loops
+  std::vector<InterGroup> inter_groups; // ascending cluster id, never this cluster
+  std::vector<uint32_t> inter_src;      // [inter entries]
+  std::vector<uint32_t> inter_dst;      // [inter entries]
+  std::vector<float> features;          // [n x feat_dim]
+  std::vector<uint32_t> labels;         // [n]
+  std::vector<uint8_t> split;           // [n]
+  uint64_t intra_entries() const { return adj_neighbors.size(); }
+  uint64_t inter_entries() const { return inter_src.size(); }
+};
+
+// Header fields as parsed (after checksum and structural checks).
+struct SectionEntry {
+  SectionKind kind{};
+  uint32_t codec = 0;
+  uint64_t offset = 0;       // from the start of the file
+  uint64_t stored_size = 0;  // bytes on disk
+  uint64_t raw_size = 0;     // bytes after decompression
+  uint64_t checksum = 0;     // XXH3-64 of the stored bytes
+};
+struct ShardHeader {
+  uint32_t version = 0;
+  uint32_t cluster_id = 0;
+  uint32_t num_clusters = 0;
+  uint32_t num_nodes = 0;
+  uint32_t feat_dim = 0;
+  uint32_t num_classes = 0;
+  uint32_t num_inter_groups = 0;
+  uint64_t intra_entries = 0;
+  uint64_t inter_entries = 0;
+  SectionEntry sections[kNumSections];
+  uint64_t header_checksum = 0;
+  uint64_t raw_bytes() const;
+  uint64_t stored_bytes() const;
+};
+
+// What the reader knows independently of the file (from the manifest); a file that
+// disagrees is rejected. cluster_sizes (size num_clusters) bounds inter dst ids when non-empty.
+struct ShardExpectation {
+  uint32_t cluster_id = 0;
+  uint32_t num_clusters = 0;
+  uint32_t num_nodes = 0;
+  uint32_t feat_dim = 0;
+  uint32_t num_classes = 0;
+  uint64_t total_nodes = 0;  // bound for original node ids
+  uint64_t file_size = 0;
+  uint64_t header_checksum = 0;
+  std::span<const uint32_t> cluster_sizes;
+};
+
+// Serializes a cluster; zstd_level as in ZSTD_compress.
+Result<std::vector<std::byte>> EncodeShard(const ClusterData& cluster, int zstd_level);
+
+// Parses and checks the header alone (magic, version, checksum, section table bounds).
+// `name` is used in messages.
+Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std::string& name);
+
+// Verifies and decodes shards. Holds a zstd decompression context: one per thread.
+class ShardDecoder {
+ public:
+  ShardDecoder();
+  ~ShardDecoder();
+  ShardDecoder(const ShardDecoder&) = delete;
+  ShardDecoder& operator=(const ShardDecoder&) = delete;
+
+  // Checks the file against `expect`, verifies the checksum of every section in `mask`,
+  // decompresses and structurally validates them into `out` (other sections are left empty).
+  // Errors name `name`, the section and what was wrong. Never allocates more than the
+  // sizes `expect` implies.
+  Status Decode(std::span<const std::byte> file, const std::string& name, const ShardExpectation& expect,
+                SectionMask mask, ClusterData& out);
+
+  // Bytes decompressed so far by this decoder (for throughput figures).
+  uint64_t decompressed_bytes() const { return decompressed_bytes_; }
+
+ private:
+  void* dctx_;  // ZSTD_DCtx*
+  std::vector<std::byte> scratch_;
+  uint64_t decompressed_bytes_ = 0;
+};
+
+}  // namespace cgcn
