@@ -1,1 +1,136 @@
-// placeholder: being written
+#include "cgcn/batch_stream.h"
+
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_pipeline.h>
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+#include "util/random.h"
+
+namespace cgcn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+// Carries a Status out of a pipeline filter (throwing cancels the pipeline).
+struct StatusError {
+  Status status;
+};
+
+}  // namespace
+
+struct BatchStream::Slot {
+  std::vector<ClusterData> decoded;         // [q], buffers reused
+  std::vector<const ClusterData*> ordered;  // [q] views for AssembleBatch
+  std::vector<Status> errors;               // [q]
+  Batch batch;
+  double decode_s = 0, assemble_s = 0;
+  uint64_t raw_bytes = 0;
+};
+
+std::vector<std::vector<uint32_t>> EpochBatches(uint32_t num_clusters, uint32_t q, uint64_t seed, uint32_t epoch) {
+  std::vector<uint32_t> order(num_clusters);
+  std::iota(order.begin(), order.end(), 0u);
+  Rng rng(SplitMix64(seed) ^ SplitMix64(0x5eed0000ULL + epoch));
+  for (uint32_t i = num_clusters; i > 1; --i) std::swap(order[i - 1], order[rng.Below(i)]);  // Fisher-Yates
+  std::vector<std::vector<uint32_t>> groups;
+  if (q == 0) q = 1;
+  for (uint32_t i = 0; i < num_clusters; i += q) {
+    std::vector<uint32_t> g(order.begin() + i, order.begin() + std::min(num_clusters, i + q));
+    std::sort(g.begin(), g.end());
+    groups.push_back(std::move(g));
+  }
+  return groups;
+}
+
+BatchStream::BatchStream(const ShardDirectory& shards, const StreamOptions& options)
+    : shards_(shards), options_(options) {
+  options_.prefetch = std::max<uint32_t>(1, options_.prefetch);
+  options_.clusters_per_batch = std::max<uint32_t>(1, std::min(options_.clusters_per_batch, shards.num_clusters()));
+  for (uint32_t i = 0; i < options_.prefetch; ++i) {
+    auto s = std::make_unique<Slot>();
+    s->decoded.resize(options_.clusters_per_batch);
+    s->errors.resize(options_.clusters_per_batch);
+    slots_.push_back(std::move(s));
+  }
+}
+
+BatchStream::~BatchStream() = default;
+
+Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Batch&)>& consume, EpochStats* stats) {
+  const auto groups = EpochBatches(shards_.num_clusters(), options_.clusters_per_batch, options_.seed, epoch);
+  tbb::enumerable_thread_specific<ShardDecoder> decoders;
+  EpochStats st;
+  size_t next = 0;
+  const Clock::time_point start = Clock::now();
+  Clock::time_point idle_since = start;
+  const size_t K = slots_.size();
+  try {
+    tbb::parallel_pipeline(
+        K,
+        tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order,
+                                      [&](tbb::flow_control& fc) -> Slot* {
+                                        if (next == groups.size()) {
+                                          fc.stop();
+                                          return nullptr;
+                                        }
+                                        // Safe reuse: batch `next - K` has left the serial output stage
+                                        // before token `next` can exist (at most K live tokens, in order).
+                                        Slot* s = slots_[next % K].get();
+                                        s->batch.epoch = epoch;
+                                        s->batch.index = next;
+                                        s->batch.clusters = groups[next];
+                                        ++next;
+                                        return s;
+                                      }) &
+            tbb::make_filter<Slot*, Slot*>(
+                tbb::filter_mode::parallel,
+                [&](Slot* s) -> Slot* {
+                  const auto& ids = s->batch.clusters;
+                  const size_t q = ids.size();
+                  const Clock::time_point t0 = Clock::now();
+                  tbb::parallel_for(size_t{0}, q, [&](size_t k) {
+                    s->errors[k] = shards_.Load(ids[k], kAllSections, decoders.local(), s->decoded[k]);
+                  });
+                  const Clock::time_point t1 = Clock::now();
+                  s->decode_s = Seconds(t0, t1);
+                  s->raw_bytes = 0;
+                  s->ordered.clear();
+                  for (size_t k = 0; k < q; ++k) {
+                    if (!s->errors[k].ok()) throw StatusError{s->errors[k]};
+                    s->ordered.push_back(&s->decoded[k]);
+                    s->raw_bytes += shards_.manifest().shards[ids[k]].raw_bytes;
+                  }
+                  AssembleBatch(s->ordered, options_.row_normalize, s->batch);
+                  s->assemble_s = Seconds(t1, Clock::now());
+                  return s;
+                }) &
+            tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, [&](Slot* s) {
+              const Clock::time_point t0 = Clock::now();
+              st.input_wait_s += Seconds(idle_since, t0);
+              st.decode_s += s->decode_s;
+              st.assemble_s += s->assemble_s;
+              st.decompressed_bytes += s->raw_bytes;
+              st.batches += 1;
+              st.batch_nodes += s->batch.num_nodes;
+              st.batch_entries += s->batch.offsets[s->batch.num_nodes];
+              Status status = consume(s->batch);
+              if (!status.ok()) throw StatusError{status};
+              idle_since = Clock::now();
+              st.consume_s += Seconds(t0, idle_since);
+            }));
+  } catch (const StatusError& e) {
+    return e.status;
+  } catch (const std::bad_alloc&) {
+    return Status::IoError("out of memory while streaming batches");
+  }
+  st.wall_s = Seconds(start, Clock::now());
+  if (stats) *stats = st;
+  return Status::Ok();
+}
+
+}  // namespace cgcn

@@ -1,1 +1,63 @@
-// placeholder: being written
+#include "cgcn/shard_directory.h"
+
+#include <filesystem>
+
+#include "util/file_util.h"
+
+namespace fs = std::filesystem;
+
+namespace cgcn {
+
+Result<ShardDirectory> ShardDirectory::Open(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::IoError(dir + ": not a shard directory (does not exist or is not a directory)");
+  const std::string mpath = (fs::path(dir) / kManifestFileName).string();
+  if (!fs::exists(mpath, ec))
+    return Status::IoError(mpath + ": missing (not a complete shard directory; was cgcn-preprocess interrupted?)");
+  CGCN_ASSIGN_OR_RETURN(std::vector<std::byte> bytes, ReadWholeFile(mpath));
+  CGCN_ASSIGN_OR_RETURN(Manifest m, DecodeManifest(bytes, mpath));
+  ShardDirectory d;
+  d.dir_ = dir;
+  d.offsets_ = m.ClusterOffsets();
+  d.sizes_.reserve(m.num_parts);
+  for (uint32_t k = 0; k < m.num_parts; ++k) {
+    d.sizes_.push_back(m.shards[k].num_nodes);
+    const std::string path = d.ShardPath(k);
+    const auto size = fs::file_size(path, ec);
+    if (ec) return Status::IoError(path + ": missing shard file listed in the manifest (" + ec.message() + ")");
+    if (size != m.shards[k].file_size)
+      return Status::Corruption(path + ": " + std::to_string(size) + " bytes, the manifest records " +
+                                std::to_string(m.shards[k].file_size) + " (truncated, replaced, or a stale manifest)");
+  }
+  d.manifest_ = std::move(m);
+  return d;
+}
+
+std::string ShardDirectory::ShardPath(uint32_t cluster) const {
+  return (fs::path(dir_) / ShardFileName(cluster)).string();
+}
+
+Result<MappedFile> ShardDirectory::Map(uint32_t cluster) const { return MappedFile::Open(ShardPath(cluster)); }
+
+ShardExpectation ShardDirectory::Expectation(uint32_t cluster) const {
+  ShardExpectation e;
+  e.cluster_id = cluster;
+  e.num_clusters = manifest_.num_parts;
+  e.num_nodes = manifest_.shards[cluster].num_nodes;
+  e.feat_dim = manifest_.feat_dim;
+  e.num_classes = manifest_.num_classes;
+  e.total_nodes = manifest_.num_nodes;
+  e.file_size = manifest_.shards[cluster].file_size;
+  e.header_checksum = manifest_.shards[cluster].header_checksum;
+  e.cluster_sizes = sizes_;
+  return e;
+}
+
+Status ShardDirectory::Load(uint32_t cluster, SectionMask mask, ShardDecoder& decoder, ClusterData& out) const {
+  CGCN_ASSIGN_OR_RETURN(MappedFile file, Map(cluster));
+  Status s = decoder.Decode(file.bytes(), file.path(), Expectation(cluster), mask, out);
+  file.DontNeed();  // decoded; the mapped pages are not needed again this pass
+  return s;
+}
+
+}  // namespace cgcn

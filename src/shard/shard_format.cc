@@ -1,1 +1,400 @@
-// placeholder: being written
+#include "cgcn/shard_format.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "cgcn/checksum.h"
+#include "cgcn/raw_reader.h"
+#include "util/bytes.h"
+
+namespace cgcn {
+namespace {
+
+// Hard bounds on header fields, before anything is allocated.
+constexpr uint64_t kMaxNodes = std::numeric_limits<int32_t>::max();
+constexpr uint64_t kMaxEntries = std::numeric_limits<int32_t>::max();
+constexpr uint64_t kMaxFeatDim = 1u << 24;
+constexpr uint64_t kMaxClasses = 1u << 16;
+constexpr uint64_t kMaxSectionBytes = uint64_t{1} << 40;
+
+std::string Where(const std::string& name, SectionKind kind) {
+  return name + ": section '" + SectionName(kind) + "'";
+}
+
+template <typename T>
+void AppendRaw(std::vector<std::byte>& out, const std::vector<T>& v) {
+  const auto* b = reinterpret_cast<const std::byte*>(v.data());
+  out.insert(out.end(), b, b + v.size() * sizeof(T));
+}
+
+// Expected decompressed size of each section given the header counts.
+bool ExpectedRawSize(const ShardHeader& h, SectionKind kind, uint64_t* size) {
+  const uint64_t n = h.num_nodes;
+  switch (kind) {
+    case SectionKind::kNodes: *size = 4 * n; return true;
+    case SectionKind::kAdjacency: *size = 4 * (n + 1 + h.intra_entries); return true;
+    case SectionKind::kInter: *size = 8 * (uint64_t{h.num_inter_groups} + h.inter_entries); return true;
+    case SectionKind::kFeatures: *size = 4 * n * h.feat_dim; return true;  // n < 2^31, F < 2^24: no overflow
+    case SectionKind::kLabels: *size = 4 * n; return true;
+    case SectionKind::kSplit: *size = n; return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* SectionName(SectionKind kind) {
+  switch (kind) {
+    case SectionKind::kNodes: return "nodes";
+    case SectionKind::kAdjacency: return "adjacency";
+    case SectionKind::kInter: return "inter";
+    case SectionKind::kFeatures: return "features";
+    case SectionKind::kLabels: return "labels";
+    case SectionKind::kSplit: return "split";
+  }
+  return "unknown";
+}
+
+uint64_t ShardHeader::raw_bytes() const {
+  uint64_t s = 0;
+  for (const auto& e : sections) s += e.raw_size;
+  return s;
+}
+uint64_t ShardHeader::stored_bytes() const {
+  uint64_t s = kShardHeaderBytes;
+  for (const auto& e : sections) s += e.stored_size;
+  return s;
+}
+
+Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level) {
+  const uint64_t n = c.num_nodes;
+  if (c.node_ids.size() != n || c.adj_offsets.size() != n + 1 || c.labels.size() != n || c.split.size() != n ||
+      c.features.size() != n * c.feat_dim || c.inter_src.size() != c.inter_dst.size())
+    return Status::Internal("EncodeShard: inconsistent ClusterData sizes for cluster " + std::to_string(c.cluster_id));
+  // Raw (uncompressed) bytes of each section.
+  std::vector<std::byte> raw[kNumSections];
+  AppendRaw(raw[0], c.node_ids);
+  AppendRaw(raw[1], c.adj_offsets);
+  AppendRaw(raw[1], c.adj_neighbors);
+  {
+    ByteWriter w(raw[2]);
+    for (const auto& g : c.inter_groups) {
+      w.U32(g.cluster);
+      w.U32(g.count);
+    }
+    for (const auto& g : c.inter_groups) {
+      w.Raw(c.inter_src.data() + g.begin, 4 * uint64_t{g.count});
+      w.Raw(c.inter_dst.data() + g.begin, 4 * uint64_t{g.count});
+    }
+  }
+  AppendRaw(raw[3], c.features);
+  AppendRaw(raw[4], c.labels);
+  AppendRaw(raw[5], c.split);
+
+  std::vector<std::byte> stored[kNumSections];
+  for (uint32_t i = 0; i < kNumSections; ++i) {
+    stored[i].resize(ZSTD_compressBound(raw[i].size()));
+    const size_t r = ZSTD_compress(stored[i].data(), stored[i].size(), raw[i].data(), raw[i].size(), zstd_level);
+    if (ZSTD_isError(r)) return Status::Internal(std::string("ZSTD_compress failed: ") + ZSTD_getErrorName(r));
+    stored[i].resize(r);
+  }
+
+  std::vector<std::byte> out;
+  size_t total = kShardHeaderBytes;
+  for (const auto& s : stored) total += s.size();
+  out.reserve(total);
+  ByteWriter w(out);
+  w.Raw(kShardMagic, 8);
+  w.U32(kShardVersion);
+  w.U32(static_cast<uint32_t>(kShardHeaderBytes));
+  w.U32(c.cluster_id);
+  w.U32(c.num_clusters);
+  w.U32(c.num_nodes);
+  w.U32(c.feat_dim);
+  w.U32(c.num_classes);
+  w.U32(kNumSections);
+  w.U64(c.adj_neighbors.size());
+  w.U64(c.inter_src.size());
+  w.U32(static_cast<uint32_t>(c.inter_groups.size()));
+  w.U32(0);  // reserved
+  uint64_t offset = kShardHeaderBytes;
+  for (uint32_t i = 0; i < kNumSections; ++i) {
+    w.U32(i + 1);  // SectionKind
+    w.U32(kCodecZstd);
+    w.U64(offset);
+    w.U64(stored[i].size());
+    w.U64(raw[i].size());
+    w.U64(Checksum64(stored[i]));
+    offset += stored[i].size();
+  }
+  w.U64(Checksum64(out.data(), out.size()));
+  for (const auto& s : stored) w.Raw(s.data(), s.size());
+  return out;
+}
+
+Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std::string& name) {
+  if (file.size() < kShardHeaderBytes)
+    return Status::Corruption(name + ": truncated: " + std::to_string(file.size()) + " bytes, a shard header needs " +
+                              std::to_string(kShardHeaderBytes));
+  if (std::memcmp(file.data(), kShardMagic, 8) != 0)
+    return Status::Corruption(name + ": byte 0: bad magic, expected \"CGCNSHRD\" (not a cgcn shard file)");
+  ShardHeader h;
+  ByteReader r(file);
+  char magic[8];
+  uint32_t header_bytes = 0, num_sections = 0, reserved = 0;
+  (void)r.Raw(magic, 8);
+  (void)r.U32(&h.version);
+  if (h.version != kShardVersion)
+    return Status::Corruption(name + ": byte 8: unsupported shard version " + std::to_string(h.version) +
+                              " (this build reads version " + std::to_string(kShardVersion) + ")");
+  const uint64_t stored_sum = LoadU64(file.data() + kShardHeaderBytes - 8);
+  const uint64_t actual_sum = Checksum64(file.data(), kShardHeaderBytes - 8);
+  if (stored_sum != actual_sum)
+    return Status::Corruption(name + ": header checksum mismatch (byte " + std::to_string(kShardHeaderBytes - 8) +
+                              ": stored " + Hex64(stored_sum) + ", computed " + Hex64(actual_sum) + ")");
+  h.header_checksum = stored_sum;
+  (void)r.U32(&header_bytes);
+  (void)r.U32(&h.cluster_id);
+  (void)r.U32(&h.num_clusters);
+  (void)r.U32(&h.num_nodes);
+  (void)r.U32(&h.feat_dim);
+  (void)r.U32(&h.num_classes);
+  (void)r.U32(&num_sections);
+  (void)r.U64(&h.intra_entries);
+  (void)r.U64(&h.inter_entries);
+  (void)r.U32(&h.num_inter_groups);
+  (void)r.U32(&reserved);
+  auto bad = [&](size_t byte, const std::string& what) {
+    return Status::Corruption(name + ": header byte " + std::to_string(byte) + ": " + what);
+  };
+  if (header_bytes != kShardHeaderBytes) return bad(12, "header size " + std::to_string(header_bytes) + ", expected " + std::to_string(kShardHeaderBytes));
+  if (num_sections != kNumSections) return bad(36, "section count " + std::to_string(num_sections) + ", expected 6");
+  if (reserved != 0) return bad(60, "reserved field is not zero");
+  if (h.num_clusters == 0 || h.cluster_id >= h.num_clusters)
+    return bad(16, "cluster id " + std::to_string(h.cluster_id) + " not below cluster count " + std::to_string(h.num_clusters));
+  if (h.num_nodes > kMaxNodes) return bad(24, "node count " + std::to_string(h.num_nodes) + " exceeds 2^31-1");
+  if (h.feat_dim == 0 || h.feat_dim > kMaxFeatDim) return bad(28, "feature dimension " + std::to_string(h.feat_dim) + " outside [1, 2^24]");
+  if (h.num_classes == 0 || h.num_classes > kMaxClasses) return bad(32, "class count " + std::to_string(h.num_classes) + " outside [1, 65536]");
+  if (h.intra_entries > kMaxEntries) return bad(40, "intra entry count exceeds 2^31-1");
+  if (h.inter_entries > kMaxEntries) return bad(48, "inter entry count exceeds 2^31-1");
+  if (h.num_inter_groups >= h.num_clusters || h.num_inter_groups > h.inter_entries)
+    return bad(56, "inter group count " + std::to_string(h.num_inter_groups) + " inconsistent with " +
+                       std::to_string(h.num_clusters) + " clusters and " + std::to_string(h.inter_entries) + " entries");
+  uint64_t expect_offset = kShardHeaderBytes;
+  for (uint32_t i = 0; i < kNumSections; ++i) {
+    const size_t at = kShardFixedHeaderBytes + i * kSectionEntryBytes;
+    SectionEntry& e = h.sections[i];
+    uint32_t kind = 0;
+    (void)r.U32(&kind);
+    (void)r.U32(&e.codec);
+    (void)r.U64(&e.offset);
+    (void)r.U64(&e.stored_size);
+    (void)r.U64(&e.raw_size);
+    (void)r.U64(&e.checksum);
+    if (kind != i + 1) return bad(at, "section " + std::to_string(i) + " has kind " + std::to_string(kind) + ", expected " + std::to_string(i + 1));
+    e.kind = static_cast<SectionKind>(kind);
+    const std::string sec = std::string("section '") + SectionName(e.kind) + "': ";
+    if (e.codec != kCodecZstd) return bad(at + 4, sec + "codec " + std::to_string(e.codec) + ", expected 1 (zstd)");
+    if (e.offset != expect_offset) return bad(at + 8, sec + "offset " + std::to_string(e.offset) + ", expected " + std::to_string(expect_offset));
+    uint64_t want = 0;
+    (void)ExpectedRawSize(h, e.kind, &want);
+    if (e.raw_size != want || e.raw_size > kMaxSectionBytes)
+      return bad(at + 24, sec + "raw size " + std::to_string(e.raw_size) + ", expected " + std::to_string(want) + " from the header counts");
+    if (e.stored_size == 0 || e.stored_size > ZSTD_compressBound(e.raw_size))
+      return bad(at + 16, sec + "stored size " + std::to_string(e.stored_size) + " impossible for " + std::to_string(e.raw_size) + " raw bytes");
+    if (e.stored_size > file.size() - std::min<uint64_t>(expect_offset, file.size()))
+      return Status::Corruption(name + ": truncated: " + sec + "needs bytes [" + std::to_string(e.offset) + ", " +
+                                std::to_string(e.offset + e.stored_size) + ") but the file has " + std::to_string(file.size()));
+    expect_offset += e.stored_size;
+  }
+  if (expect_offset != file.size())
+    return Status::Corruption(name + ": " + std::to_string(file.size() - expect_offset) + " trailing bytes after the last section (file has " +
+                              std::to_string(file.size()) + " bytes, sections end at " + std::to_string(expect_offset) + ")");
+  return h;
+}
+
+ShardDecoder::ShardDecoder() : dctx_(ZSTD_createDCtx()) {}
+ShardDecoder::~ShardDecoder() { ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_)); }
+
+namespace {
+
+// Verifies the stored bytes' checksum and decompresses exactly e.raw_size bytes into dst.
+Status Inflate(ZSTD_DCtx* dctx, std::span<const std::byte> file, const SectionEntry& e, const std::string& name,
+               void* dst) {
+  const std::byte* src = file.data() + e.offset;
+  const uint64_t sum = Checksum64(src, e.stored_size);
+  if (sum != e.checksum)
+    return Status::Corruption(Where(name, e.kind) + ": checksum mismatch over bytes [" + std::to_string(e.offset) + ", " +
+                              std::to_string(e.offset + e.stored_size) + "): stored " + Hex64(e.checksum) +
+                              ", computed " + Hex64(sum));
+  const unsigned long long content = ZSTD_getFrameContentSize(src, e.stored_size);
+  if (content != e.raw_size)
+    return Status::Corruption(Where(name, e.kind) + ": zstd frame declares " +
+                              (content == ZSTD_CONTENTSIZE_ERROR || content == ZSTD_CONTENTSIZE_UNKNOWN
+                                   ? std::string("no valid content size")
+                                   : std::to_string(content) + " bytes") +
+                              ", expected " + std::to_string(e.raw_size));
+  const size_t r = ZSTD_decompressDCtx(dctx, dst, e.raw_size, src, e.stored_size);
+  if (ZSTD_isError(r))
+    return Status::Corruption(Where(name, e.kind) + ": zstd: " + ZSTD_getErrorName(r));
+  if (r != e.raw_size)
+    return Status::Corruption(Where(name, e.kind) + ": decompressed to " + std::to_string(r) + " bytes, expected " +
+                              std::to_string(e.raw_size));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& name, const ShardExpectation& expect,
+                            SectionMask mask, ClusterData& out) {
+  if (expect.file_size != 0 && file.size() != expect.file_size)
+    return Status::Corruption(name + ": file has " + std::to_string(file.size()) + " bytes, the manifest records " +
+                              std::to_string(expect.file_size));
+  CGCN_ASSIGN_OR_RETURN(const ShardHeader h, ParseShardHeader(file, name));
+  auto mismatch = [&](const char* field, uint64_t got, uint64_t want) {
+    return Status::Corruption(name + ": header " + field + " is " + std::to_string(got) + ", the manifest says " +
+                              std::to_string(want));
+  };
+  if (expect.header_checksum != 0 && h.header_checksum != expect.header_checksum)
+    return Status::Corruption(name + ": header checksum " + Hex64(h.header_checksum) + " differs from the manifest's " +
+                              Hex64(expect.header_checksum) + " (shard file replaced or stale manifest)");
+  if (h.cluster_id != expect.cluster_id) return mismatch("cluster id", h.cluster_id, expect.cluster_id);
+  if (h.num_clusters != expect.num_clusters) return mismatch("cluster count", h.num_clusters, expect.num_clusters);
+  if (h.num_nodes != expect.num_nodes) return mismatch("node count", h.num_nodes, expect.num_nodes);
+  if (h.feat_dim != expect.feat_dim) return mismatch("feature dimension", h.feat_dim, expect.feat_dim);
+  if (h.num_classes != expect.num_classes) return mismatch("class count", h.num_classes, expect.num_classes);
+
+  auto* dctx = static_cast<ZSTD_DCtx*>(dctx_);
+  const uint32_t n = h.num_nodes;
+  out.cluster_id = h.cluster_id;
+  out.num_clusters = h.num_clusters;
+  out.num_nodes = n;
+  out.feat_dim = h.feat_dim;
+  out.num_classes = h.num_classes;
+  out.node_ids.clear();
+  out.adj_offsets.clear();
+  out.adj_neighbors.clear();
+  out.inter_groups.clear();
+  out.inter_src.clear();
+  out.inter_dst.clear();
+  out.features.clear();
+  out.labels.clear();
+  out.split.clear();
+  auto section = [&](SectionKind k) -> const SectionEntry& { return h.sections[static_cast<uint32_t>(k) - 1]; };
+  auto invalid = [&](SectionKind k, const std::string& what) { return Status::Corruption(Where(name, k) + ": " + what); };
+
+  if (mask & SectionBit(SectionKind::kNodes)) {
+    out.node_ids.resize(n);
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kNodes), name, out.node_ids.data()));
+    for (uint32_t i = 0; i < n; ++i) {
+      if (out.node_ids[i] >= expect.total_nodes)
+        return invalid(SectionKind::kNodes, "entry " + std::to_string(i) + ": node id " + std::to_string(out.node_ids[i]) +
+                                                " not below the graph's " + std::to_string(expect.total_nodes) + " nodes");
+      if (i > 0 && out.node_ids[i] <= out.node_ids[i - 1])
+        return invalid(SectionKind::kNodes, "entry " + std::to_string(i) + ": ids not strictly ascending");
+    }
+  }
+  if (mask & SectionBit(SectionKind::kAdjacency)) {
+    const SectionEntry& e = section(SectionKind::kAdjacency);
+    out.adj_offsets.resize(uint64_t{n} + 1);
+    out.adj_neighbors.resize(h.intra_entries);
+    scratch_.resize(e.raw_size);
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data()));
+    std::memcpy(out.adj_offsets.data(), scratch_.data(), 4 * (uint64_t{n} + 1));
+    std::memcpy(out.adj_neighbors.data(), scratch_.data() + 4 * (uint64_t{n} + 1), 4 * h.intra_entries);
+    if (out.adj_offsets[0] != 0) return invalid(SectionKind::kAdjacency, "offsets[0] is not 0");
+    if (out.adj_offsets[n] != h.intra_entries)
+      return invalid(SectionKind::kAdjacency, "offsets[n] = " + std::to_string(out.adj_offsets[n]) + ", header says " +
+                                                  std::to_string(h.intra_entries) + " entries");
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t b = out.adj_offsets[i], en = out.adj_offsets[i + 1];
+      if (en < b || en > h.intra_entries) return invalid(SectionKind::kAdjacency, "offsets not ascending at row " + std::to_string(i));
+      for (uint32_t k = b; k < en; ++k) {
+        const uint32_t j = out.adj_neighbors[k];
+        if (j >= n || j == i || (k > b && j <= out.adj_neighbors[k - 1]))
+          return invalid(SectionKind::kAdjacency, "row " + std::to_string(i) + ": neighbour " + std::to_string(j) +
+                                                      " out of range, a self loop, or not strictly ascending");
+      }
+    }
+  }
+  if (mask & SectionBit(SectionKind::kInter)) {
+    const SectionEntry& e = section(SectionKind::kInter);
+    scratch_.resize(e.raw_size);
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data()));
+    const uint32_t groups = h.num_inter_groups;
+    out.inter_groups.resize(groups);
+    out.inter_src.resize(h.inter_entries);
+    out.inter_dst.resize(h.inter_entries);
+    uint64_t begin = 0;
+    const std::byte* p = scratch_.data();
+    for (uint32_t g = 0; g < groups; ++g) {
+      InterGroup& ig = out.inter_groups[g];
+      ig.cluster = LoadU32(p + 8 * uint64_t{g});
+      ig.count = LoadU32(p + 8 * uint64_t{g} + 4);
+      ig.begin = begin;
+      if (ig.cluster >= h.num_clusters || ig.cluster == h.cluster_id || (g > 0 && ig.cluster <= out.inter_groups[g - 1].cluster))
+        return invalid(SectionKind::kInter, "group " + std::to_string(g) + ": cluster " + std::to_string(ig.cluster) +
+                                                " out of range, this cluster, or not ascending");
+      if (ig.count == 0 || ig.count > h.inter_entries - begin)
+        return invalid(SectionKind::kInter, "group " + std::to_string(g) + ": edge count " + std::to_string(ig.count) +
+                                                " is zero or exceeds the header's total");
+      begin += ig.count;
+    }
+    if (begin != h.inter_entries)
+      return invalid(SectionKind::kInter, "group counts sum to " + std::to_string(begin) + ", header says " + std::to_string(h.inter_entries));
+    const std::byte* q = p + 8 * uint64_t{groups};
+    for (const InterGroup& ig : out.inter_groups) {
+      std::memcpy(out.inter_src.data() + ig.begin, q, 4 * uint64_t{ig.count});
+      q += 4 * uint64_t{ig.count};
+      std::memcpy(out.inter_dst.data() + ig.begin, q, 4 * uint64_t{ig.count});
+      q += 4 * uint64_t{ig.count};
+      const uint64_t bound = expect.cluster_sizes.empty() ? std::numeric_limits<uint32_t>::max()
+                                                          : expect.cluster_sizes[ig.cluster];
+      for (uint64_t k = ig.begin; k < ig.begin + ig.count; ++k) {
+        if (out.inter_src[k] >= n)
+          return invalid(SectionKind::kInter, "edge " + std::to_string(k) + ": source " + std::to_string(out.inter_src[k]) + " not below " + std::to_string(n));
+        if (out.inter_dst[k] >= bound)
+          return invalid(SectionKind::kInter, "edge " + std::to_string(k) + ": target " + std::to_string(out.inter_dst[k]) +
+                                                  " not below cluster " + std::to_string(ig.cluster) + "'s " + std::to_string(bound) + " nodes");
+      }
+    }
+  }
+  if (mask & SectionBit(SectionKind::kFeatures)) {
+    out.features.resize(uint64_t{n} * h.feat_dim);
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kFeatures), name, out.features.data()));
+    bool finite = true;
+    for (float f : out.features) finite &= std::isfinite(f);
+    if (!finite) {
+      const auto it = std::find_if(out.features.begin(), out.features.end(), [](float f) { return !std::isfinite(f); });
+      const auto idx = static_cast<uint64_t>(it - out.features.begin());
+      return invalid(SectionKind::kFeatures, "row " + std::to_string(idx / h.feat_dim) + " column " +
+                                                 std::to_string(idx % h.feat_dim) + ": not a finite number");
+    }
+  }
+  if (mask & SectionBit(SectionKind::kLabels)) {
+    out.labels.resize(n);
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kLabels), name, out.labels.data()));
+    for (uint32_t i = 0; i < n; ++i)
+      if (out.labels[i] >= h.num_classes)
+        return invalid(SectionKind::kLabels, "row " + std::to_string(i) + ": label " + std::to_string(out.labels[i]) +
+                                                 " not below " + std::to_string(h.num_classes) + " classes");
+  }
+  if (mask & SectionBit(SectionKind::kSplit)) {
+    out.split.resize(n);
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kSplit), name, out.split.data()));
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint8_t s = out.split[i];
+      if (s != 0 && s != kSplitTrain && s != kSplitValid && s != kSplitTest)
+        return invalid(SectionKind::kSplit, "row " + std::to_string(i) + ": value " + std::to_string(s) + " is not 0, 1, 2 or 4");
+    }
+  }
+  for (uint32_t i = 0; i < kNumSections; ++i)
+    if (mask & SectionBit(static_cast<SectionKind>(i + 1))) decompressed_bytes_ += h.sections[i].raw_size;
+  return Status::Ok();
+}
+
+}  // namespace cgcn

@@ -1,0 +1,80 @@
+#include "util/file_util.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace cgcn {
+namespace {
+std::string Errno() { return std::strerror(errno); }
+}  // namespace
+
+Status WriteWholeFile(const std::string& path, std::span<const std::byte> bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IoError(path + ": cannot create: " + Errno());
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      const std::string err = Errno();
+      ::close(fd);
+      return Status::IoError(path + ": write failed at byte " + std::to_string(done) + ": " + err);
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (::fsync(fd) != 0) {
+    const std::string err = Errno();
+    ::close(fd);
+    return Status::IoError(path + ": fsync failed: " + err);
+  }
+  if (::close(fd) != 0) return Status::IoError(path + ": close failed: " + Errno());
+  return Status::Ok();
+}
+
+Status FsyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError(dir + ": cannot open directory: " + Errno());
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Status::IoError(dir + ": fsync failed: " + Errno());
+  return Status::Ok();
+}
+
+Status WriteFileAtomic(const std::string& path, std::span<const std::byte> bytes) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  Status s = WriteWholeFile(tmp, bytes);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    s = Status::IoError(path + ": cannot rename " + tmp + " into place: " + Errno());
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return FsyncDirectory(dir.empty() ? "." : dir);
+}
+
+Result<std::vector<std::byte>> ReadWholeFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError(path + ": cannot open: " + Errno());
+  std::vector<std::byte> out;
+  std::byte buf[1 << 16];
+  for (;;) {
+    const ssize_t r = ::read(fd, buf, sizeof buf);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      const std::string err = Errno();
+      ::close(fd);
+      return Status::IoError(path + ": read failed: " + err);
+    }
+    if (r == 0) break;
+    out.insert(out.end(), buf, buf + r);
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace cgcn
