@@ -75,10 +75,10 @@ class [[nodiscard]] Result {
 #define CGCN_CONCAT(a, b) CGCN_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function if `expr` (a Status) is not ok.
-#define CGCN_RETURN_IF_ERROR(expr)            \
-  do {                                        \
-    ::cgcn::Status cgcn_status_ = (expr);     \
-    if (!cgcn_status_.ok()) return cgcn_status_; \
+#define CGCN_RETURN_IF_ERROR(expr)                                                     \
+  do {                                                                                 \
+    ::cgcn::Status CGCN_CONCAT(cgcn_status_, __LINE__) = (expr);                       \
+    if (!CGCN_CONCAT(cgcn_status_, __LINE__).ok()) return CGCN_CONCAT(cgcn_status_, __LINE__); \
   } while (0)
 
 // `lhs = value of expr` (a Result<T>), or returns its Status.

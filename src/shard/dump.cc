@@ -1,1 +1,196 @@
-// placeholder: being written
+#include "cgcn/dump.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <nlohmann/json.hpp>
+
+#include "cgcn/raw_reader.h"
+#include "cgcn/shard_directory.h"
+#include "util/bytes.h"
+
+namespace cgcn {
+namespace {
+
+std::string Fmt(const char* f, auto... args) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf, f, args...);
+  return buf;
+}
+
+nlohmann::json ManifestJson(const Manifest& m) {
+  return {{"version", m.version},        {"num_nodes", m.num_nodes},
+          {"num_edges", m.num_edges},    {"feat_dim", m.feat_dim},
+          {"num_classes", m.num_classes}, {"num_parts", m.num_parts},
+          {"seed", m.seed},              {"zstd_level", m.zstd_level},
+          {"edge_cut", m.edge_cut},      {"split", m.split_name},
+          {"num_train", m.num_train},    {"num_valid", m.num_valid},
+          {"num_test", m.num_test},      {"input_fingerprint", Hex64(m.input_fingerprint)},
+          {"input_bytes", m.input_bytes}};
+}
+
+// Every checksum and structural invariant, across shards too: node ids form a permutation
+// of [0, N), adjacency is symmetric inside each shard, inter-cluster edges come in mirrored
+// pairs, split counts match the manifest.
+Status VerifyAll(const ShardDirectory& d, std::ostream& out, bool json) {
+  const Manifest& m = d.manifest();
+  ShardDecoder decoder;
+  ClusterData c;
+  std::vector<uint8_t> seen(m.num_nodes, 0);
+  std::map<std::pair<uint32_t, uint32_t>, std::vector<std::pair<uint32_t, uint32_t>>> inter;  // (from,to) -> edges
+  uint64_t split_count[3] = {0, 0, 0};
+  for (uint32_t k = 0; k < d.num_clusters(); ++k) {
+    CGCN_RETURN_IF_ERROR(d.Load(k, kAllSections, decoder, c));
+    const std::string name = d.ShardPath(k);
+    for (uint32_t i = 0; i < c.num_nodes; ++i) {
+      if (seen[c.node_ids[i]]++) return Status::Corruption(name + ": section 'nodes': node " + std::to_string(c.node_ids[i]) + " also appears in an earlier shard");
+      for (int s = 0; s < 3; ++s) split_count[s] += (c.split[i] >> s) & 1;
+      for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e) {
+        const uint32_t j = c.adj_neighbors[e];
+        if (!std::binary_search(c.adj_neighbors.begin() + c.adj_offsets[j], c.adj_neighbors.begin() + c.adj_offsets[j + 1], i))
+          return Status::Corruption(name + ": section 'adjacency': edge " + std::to_string(i) + " -> " + std::to_string(j) + " has no reverse entry");
+      }
+    }
+    if (c.intra_entries() != m.shards[k].intra_entries || c.inter_entries() != m.shards[k].inter_entries)
+      return Status::Corruption(name + ": edge counts differ from the manifest");
+    for (const InterGroup& g : c.inter_groups) {
+      auto& v = inter[{k, g.cluster}];
+      for (uint64_t e = g.begin; e < g.begin + g.count; ++e) v.emplace_back(c.inter_src[e], c.inter_dst[e]);
+    }
+    if (!json) out << "  verified " << name << "\n";
+  }
+  for (uint64_t v = 0; v < m.num_nodes; ++v)
+    if (!seen[v]) return Status::Corruption(d.dir() + ": node " + std::to_string(v) + " is in no shard");
+  if (split_count[0] != m.num_train || split_count[1] != m.num_valid || split_count[2] != m.num_test)
+    return Status::Corruption(d.dir() + ": split sizes in the shards differ from the manifest");
+  for (auto& [key, edges] : inter) {
+    auto it = inter.find({key.second, key.first});
+    if (it == inter.end() || it->second.size() != edges.size())
+      return Status::Corruption(d.ShardPath(key.first) + ": section 'inter': edges to cluster " + std::to_string(key.second) +
+                                " are not mirrored in " + ShardFileName(key.second));
+    std::vector<std::pair<uint32_t, uint32_t>> rev;
+    rev.reserve(it->second.size());
+    for (auto [a, b] : it->second) rev.emplace_back(b, a);
+    std::sort(rev.begin(), rev.end());
+    std::vector<std::pair<uint32_t, uint32_t>> fwd = edges;
+    std::sort(fwd.begin(), fwd.end());
+    if (fwd != rev)
+      return Status::Corruption(d.ShardPath(key.first) + ": section 'inter': edges to cluster " + std::to_string(key.second) +
+                                " differ from their mirror in " + ShardFileName(key.second));
+  }
+  return Status::Ok();
+}
+
+Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std::ostream& out) {
+  if (k >= d.num_clusters())
+    return Status::InvalidArgument("--shard " + std::to_string(k) + ": the directory has shards 0.." + std::to_string(d.num_clusters() - 1));
+  CGCN_ASSIGN_OR_RETURN(MappedFile file, d.Map(k));
+  CGCN_ASSIGN_OR_RETURN(ShardHeader h, ParseShardHeader(file.bytes(), file.path()));
+  ShardDecoder decoder;
+  ClusterData c;
+  CGCN_RETURN_IF_ERROR(decoder.Decode(file.bytes(), file.path(), d.Expectation(k), kAllSections, c));
+  const uint32_t rows = std::min(o.max_rows, c.num_nodes);
+  if (o.json) {
+    nlohmann::json j = {{"file", file.path()}, {"cluster", k}, {"num_nodes", c.num_nodes}, {"feat_dim", c.feat_dim},
+                        {"intra_entries", c.intra_entries()}, {"inter_entries", c.inter_entries()},
+                        {"header_checksum", Hex64(h.header_checksum)}};
+    for (const SectionEntry& e : h.sections)
+      j["sections"].push_back({{"name", SectionName(e.kind)}, {"offset", e.offset}, {"stored", e.stored_size},
+                               {"raw", e.raw_size}, {"checksum", Hex64(e.checksum)}});
+    for (const InterGroup& g : c.inter_groups) j["inter_groups"].push_back({{"cluster", g.cluster}, {"edges", g.count}});
+    for (uint32_t i = 0; i < rows; ++i) {
+      std::vector<uint32_t> nb(c.adj_neighbors.begin() + c.adj_offsets[i], c.adj_neighbors.begin() + c.adj_offsets[i + 1]);
+      j["nodes"].push_back({{"local", i}, {"id", c.node_ids[i]}, {"label", c.labels[i]}, {"split", c.split[i]}, {"intra_neighbors", nb}});
+    }
+    out << j.dump(2) << "\n";
+    return Status::Ok();
+  }
+  out << "shard " << k << ": " << file.path() << "\n";
+  out << Fmt("  %u nodes, %u features, %u classes, %" PRIu64 " intra entries, %" PRIu64 " inter entries in %zu groups\n",
+             c.num_nodes, c.feat_dim, c.num_classes, c.intra_entries(), c.inter_entries(), c.inter_groups.size());
+  out << "  header checksum " << Hex64(h.header_checksum) << "\n";
+  out << Fmt("  %-10s %10s %12s %12s %7s  %s\n", "section", "offset", "stored", "raw", "ratio", "checksum");
+  for (const SectionEntry& e : h.sections)
+    out << Fmt("  %-10s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %7.2f  %s\n", SectionName(e.kind), e.offset, e.stored_size,
+               e.raw_size, e.stored_size ? static_cast<double>(e.raw_size) / static_cast<double>(e.stored_size) : 0.0,
+               Hex64(e.checksum).c_str());
+  out << "  inter-cluster edges by cluster:";
+  for (size_t g = 0; g < c.inter_groups.size() && g < o.max_rows; ++g)
+    out << " " << c.inter_groups[g].cluster << ":" << c.inter_groups[g].count;
+  if (c.inter_groups.size() > o.max_rows) out << " ...";
+  out << "\n" << Fmt("  %6s %10s %6s %6s  %-28s %s\n", "local", "node_id", "label", "split", "intra neighbours", "features (first 6)");
+  for (uint32_t i = 0; i < rows; ++i) {
+    std::string nb, ft;
+    for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1] && nb.size() < 24; ++e) nb += std::to_string(c.adj_neighbors[e]) + " ";
+    for (uint32_t f = 0; f < std::min<uint32_t>(6, c.feat_dim); ++f) ft += Fmt("%.3g ", c.features[uint64_t{i} * c.feat_dim + f]);
+    const char* split = c.split[i] == kSplitTrain ? "train" : c.split[i] == kSplitValid ? "valid" : c.split[i] == kSplitTest ? "test" : "-";
+    out << Fmt("  %6u %10u %6u %6s  %-28s %s\n", i, c.node_ids[i], c.labels[i], split, nb.c_str(), ft.c_str());
+  }
+  if (rows < c.num_nodes) out << "  ... " << c.num_nodes - rows << " more nodes\n";
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Dump(const DumpOptions& o, std::ostream& out) {
+  CGCN_ASSIGN_OR_RETURN(ShardDirectory d, ShardDirectory::Open(o.dir));
+  if (o.shard) return DumpShard(d, *o.shard, o, out);
+  const Manifest& m = d.manifest();
+  uint64_t raw = 0, stored = 0;
+  for (const ShardInfo& s : m.shards) {
+    raw += s.raw_bytes;
+    stored += s.file_size;
+  }
+  if (o.json) {
+    nlohmann::json j = {{"dir", o.dir}, {"manifest", ManifestJson(m)}, {"raw_bytes", raw}, {"stored_bytes", stored}};
+    for (uint32_t k = 0; k < m.num_parts; ++k) {
+      const ShardInfo& s = m.shards[k];
+      j["shards"].push_back({{"cluster", k}, {"file", ShardFileName(k)}, {"nodes", s.num_nodes}, {"intra_entries", s.intra_entries},
+                             {"inter_entries", s.inter_entries}, {"raw_bytes", s.raw_bytes}, {"file_bytes", s.file_size},
+                             {"header_checksum", Hex64(s.header_checksum)}});
+    }
+    if (o.verify) {
+      std::ostringstream ignored;
+      Status s = VerifyAll(d, ignored, true);
+      j["verified"] = s.ok();
+      if (!s.ok()) j["error"] = s.ToString();
+      out << j.dump(2) << "\n";
+      return s;
+    }
+    out << j.dump(2) << "\n";
+    return Status::Ok();
+  }
+  out << "shard directory " << o.dir << "\n";
+  out << Fmt("  %" PRIu64 " nodes, %" PRIu64 " undirected edges, %u features, %u classes\n", m.num_nodes, m.num_edges,
+             m.feat_dim, m.num_classes);
+  out << Fmt("  %u clusters (METIS seed %" PRId64 "), edge cut %" PRIu64 " (%.1f%%), zstd level %d\n", m.num_parts, m.seed,
+             m.edge_cut, m.num_edges ? 100.0 * static_cast<double>(m.edge_cut) / static_cast<double>(m.num_edges) : 0.0,
+             m.zstd_level);
+  out << Fmt("  split '%s': %" PRIu64 " train, %" PRIu64 " valid, %" PRIu64 " test\n", m.split_name.c_str(), m.num_train,
+             m.num_valid, m.num_test);
+  out << "  input fingerprint " << Hex64(m.input_fingerprint) << " over " << m.input_bytes << " bytes\n\n";
+  out << Fmt("  %-18s %9s %11s %11s %12s %12s %6s\n", "shard", "nodes", "intra", "inter", "raw bytes", "file bytes", "ratio");
+  for (uint32_t k = 0; k < m.num_parts; ++k) {
+    const ShardInfo& s = m.shards[k];
+    out << Fmt("  %-18s %9u %11" PRIu64 " %11" PRIu64 " %12" PRIu64 " %12" PRIu64 " %6.2f\n", ShardFileName(k).c_str(),
+               s.num_nodes, s.intra_entries, s.inter_entries, s.raw_bytes, s.file_size,
+               static_cast<double>(s.raw_bytes) / static_cast<double>(std::max<uint64_t>(1, s.file_size)));
+  }
+  uint64_t intra = 0, inter = 0;
+  for (const ShardInfo& s : m.shards) {
+    intra += s.intra_entries;
+    inter += s.inter_entries;
+  }
+  out << Fmt("  %-18s %9" PRIu64 " %11" PRIu64 " %11" PRIu64 " %12" PRIu64 " %12" PRIu64 " %6.2f\n", "total", m.num_nodes,
+             intra, inter, raw, stored, static_cast<double>(raw) / static_cast<double>(std::max<uint64_t>(1, stored)));
+  if (o.verify) {
+    out << "\nverifying every checksum and invariant\n";
+    CGCN_RETURN_IF_ERROR(VerifyAll(d, out, false));
+    out << "OK: " << m.num_parts << " shards and the manifest verified\n";
+  }
+  return Status::Ok();
+}
+
+}  // namespace cgcn

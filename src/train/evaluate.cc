@@ -139,7 +139,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       if (!last) {
         h = h.cwiseMax(0.0f);
         const uint32_t d2 = dims[l + 2];
-        MatMul(h, model.weight(l + 1), MatrixMap(znext.data() + base * d2, n, d2));
+        MatMul(ConstMatrixMap(h.data(), n, d), model.weight(l + 1), MatrixMap(znext.data() + base * d2, n, d2));
       } else {
         uint64_t corr[3] = {0, 0, 0}, cnt[3] = {0, 0, 0};
         for (uint32_t i = 0; i < n; ++i) {

@@ -18,6 +18,7 @@ constexpr size_t kModelHeaderBytes = 48;
 Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) {
   const GcnConfig& c = model.config();
   std::vector<std::byte> out;
+  out.reserve(kModelHeaderBytes + model.params().size() * sizeof(float) + 8);
   ByteWriter w(out);
   w.Raw(kModelMagic, 8);
   w.U32(kModelVersion);
@@ -74,13 +75,12 @@ Status WritePredictions(const std::string& path, std::vector<Prediction> predict
             [](const Prediction& a, const Prediction& b) { return a.node_id < b.node_id; });
   std::string text = "node_id,label\n";
   text.reserve(predictions.size() * 12 + 16);
-  char buf[32];
+  char buf[16];
   for (const Prediction& p : predictions) {
-    char* e = std::to_chars(buf, buf + sizeof buf, p.node_id).ptr;
-    *e++ = ',';
-    e = std::to_chars(e, buf + sizeof buf, p.label).ptr;
-    *e++ = '\n';
-    text.append(buf, e);
+    text.append(buf, std::to_chars(buf, buf + sizeof buf, p.node_id).ptr);
+    text.push_back(',');
+    text.append(buf, std::to_chars(buf, buf + sizeof buf, p.label).ptr);
+    text.push_back('\n');
   }
   return WriteFileAtomic(path, std::as_bytes(std::span<const char>(text.data(), text.size())));
 }

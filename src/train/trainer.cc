@@ -43,7 +43,7 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
           return Status::Internal("training diverged: loss is " + std::to_string(loss) + " at epoch " +
                                   std::to_string(epoch) + " batch " + std::to_string(b.index) + " (try a lower --lr)");
         model.ZeroGrad();
-        model.Backward(adj, x, grad);
+        model.Backward(adj, x, ConstMatrixMap(grad.data(), grad.rows(), grad.cols()));
         adam.Step(model.params(), model.grads());
         loss_sum += static_cast<double>(loss) * count;
         loss_count += count;

@@ -17,8 +17,10 @@ class ByteWriter {
  public:
   explicit ByteWriter(std::vector<std::byte>& out) : out_(out) {}
   void Raw(const void* p, size_t n) {
-    const auto* b = static_cast<const std::byte*>(p);
-    out_.insert(out_.end(), b, b + n);
+    // resize + memcpy rather than insert(): GCC 12 reports a false -Wstringop-overflow on insert.
+    const size_t old = out_.size();
+    out_.resize(old + n);
+    if (n) std::memcpy(out_.data() + old, p, n);
   }
   void U32(uint32_t v) { Raw(&v, 4); }
   void U64(uint64_t v) { Raw(&v, 8); }
