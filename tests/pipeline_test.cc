@@ -1,1 +1,109 @@
-// placeholder: being written
+#include "cgcn/batch_stream.h"
+
+#include <gtest/gtest.h>
+#include <tbb/global_control.h>
+
+#include <set>
+
+#include "cgcn/checksum.h"
+#include "testutil/shards.h"
+
+namespace cgcn {
+namespace {
+
+struct Seen {
+  uint64_t index;
+  std::vector<uint32_t> clusters;
+  uint32_t nodes;
+  uint64_t digest;  // of structure, weights and features
+};
+
+std::vector<Seen> RunOnce(const ShardDirectory& d, uint32_t q, uint32_t prefetch, uint32_t epoch, EpochStats* st = nullptr) {
+  BatchStream stream(d, StreamOptions{q, prefetch, 42, true});
+  std::vector<Seen> seen;
+  EXPECT_TRUE(stream
+                  .RunEpoch(epoch,
+                            [&](const Batch& b) {
+                              StreamingChecksum h;
+                              h.Update(b.offsets.data(), 4 * (b.num_nodes + 1));
+                              h.Update(b.columns.data(), 4 * b.offsets[b.num_nodes]);
+                              h.Update(b.weights.data(), 4 * b.offsets[b.num_nodes]);
+                              h.Update(b.features.data(), 4 * uint64_t{b.num_nodes} * b.feat_dim);
+                              seen.push_back({b.index, b.clusters, b.num_nodes, h.Digest()});
+                              return Status::Ok();
+                            },
+                            st)
+                  .ok());
+  return seen;
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    built_ = testutil::BuildShards(testutil::RandomRawDataset(500, 2500, 6, 3, 9), tmp_.path(), tmp_.Join("shards"), 10);
+    auto d = ShardDirectory::Open(tmp_.Join("shards"));
+    ASSERT_TRUE(d.ok());
+    dir_ = std::make_unique<ShardDirectory>(std::move(d).value());
+  }
+  testutil::TempDir tmp_;
+  testutil::BuiltShards built_;
+  std::unique_ptr<ShardDirectory> dir_;
+};
+
+TEST_F(PipelineTest, EveryClusterOncePerEpochInOrder) {
+  EpochStats st;
+  const auto seen = RunOnce(*dir_, 3, 2, 1, &st);
+  ASSERT_EQ(seen.size(), 4u);  // 10 clusters, q = 3
+  std::multiset<uint32_t> all;
+  for (size_t i = 0; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].index, i);
+    all.insert(seen[i].clusters.begin(), seen[i].clusters.end());
+  }
+  EXPECT_EQ(all.size(), 10u);
+  EXPECT_EQ(std::set<uint32_t>(all.begin(), all.end()).size(), 10u);
+  EXPECT_EQ(st.batches, 4u);
+  EXPECT_EQ(st.batch_nodes, 500u);
+  EXPECT_GT(st.decompressed_bytes, 500u * 6 * 4);
+  const auto groups = EpochBatches(10, 3, 42, 1);
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i].clusters, groups[i]);
+  EXPECT_NE(EpochBatches(10, 3, 42, 2), groups);  // reshuffled every epoch
+}
+
+TEST_F(PipelineTest, SameBatchesWhateverPrefetchAndThreads) {
+  const auto ref = RunOnce(*dir_, 4, 1, 3);
+  for (int threads : {1, 2}) {
+    tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+    for (uint32_t prefetch : {1u, 2u, 5u}) {
+      const auto got = RunOnce(*dir_, 4, prefetch, 3);
+      ASSERT_EQ(got.size(), ref.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].clusters, ref[i].clusters);
+        EXPECT_EQ(got[i].digest, ref[i].digest) << "threads " << threads << " prefetch " << prefetch << " batch " << i;
+      }
+    }
+  }
+}
+
+TEST_F(PipelineTest, CorruptShardCancelsTheEpochWithItsName) {
+  const std::string victim = tmp_.Join("shards/" + ShardFileName(7));
+  testutil::FlipByte(victim, testutil::FileSize(victim) / 2);
+  BatchStream stream(*dir_, StreamOptions{2, 3, 1, true});
+  int consumed = 0;
+  const Status s = stream.RunEpoch(1, [&](const Batch&) { ++consumed; return Status::Ok(); }, nullptr);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("shard-000007.cgs"), std::string::npos) << s.message();
+  EXPECT_LT(consumed, 5);
+}
+
+TEST_F(PipelineTest, ConsumerErrorStopsThePipeline) {
+  BatchStream stream(*dir_, StreamOptions{1, 2, 1, true});
+  int consumed = 0;
+  const Status s = stream.RunEpoch(
+      1, [&](const Batch&) { return ++consumed == 3 ? Status::Internal("stop here") : Status::Ok(); }, nullptr);
+  EXPECT_EQ(s.message(), "stop here");
+  EXPECT_EQ(consumed, 3);
+}
+
+}  // namespace
+}  // namespace cgcn

@@ -1,1 +1,170 @@
-// placeholder: being written
+#include "cgcn/shard_format.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "cgcn/raw_reader.h"
+
+namespace cgcn {
+namespace {
+
+// Cluster 1 of 3: nodes {4, 7, 9} with intra edges 4-7, 7-9, and edges to
+// cluster 0 (local 0 -> 2, local 2 -> 0) and cluster 2 (local 1 -> 1).
+ClusterData SampleCluster() {
+  ClusterData c;
+  c.cluster_id = 1;
+  c.num_clusters = 3;
+  c.num_nodes = 3;
+  c.feat_dim = 2;
+  c.num_classes = 4;
+  c.node_ids = {4, 7, 9};
+  c.adj_offsets = {0, 1, 3, 4};
+  c.adj_neighbors = {1, 0, 2, 1};
+  c.inter_groups = {{0, 2, 0}, {2, 1, 2}};
+  c.inter_src = {0, 2, 1};
+  c.inter_dst = {2, 0, 1};
+  c.features = {1.0f, -2.0f, 0.5f, 0.0f, 3.25f, 1e-3f};
+  c.labels = {3, 0, 1};
+  c.split = {kSplitTrain, 0, kSplitTest};
+  return c;
+}
+
+ShardExpectation Expect(const ClusterData& c, size_t file_size) {
+  ShardExpectation e;
+  e.cluster_id = c.cluster_id;
+  e.num_clusters = c.num_clusters;
+  e.num_nodes = c.num_nodes;
+  e.feat_dim = c.feat_dim;
+  e.num_classes = c.num_classes;
+  e.total_nodes = 10;
+  e.file_size = file_size;
+  return e;
+}
+
+TEST(ShardFormat, RoundTrip) {
+  const ClusterData c = SampleCluster();
+  Result<std::vector<std::byte>> bytes = EncodeShard(c, 3);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  EXPECT_EQ(std::memcmp(bytes->data(), "CGCNSHRD", 8), 0);
+  ShardDecoder dec;
+  ClusterData out;
+  ASSERT_TRUE(dec.Decode(*bytes, "s", Expect(c, bytes->size()), kAllSections, out).ok());
+  EXPECT_EQ(out.node_ids, c.node_ids);
+  EXPECT_EQ(out.adj_offsets, c.adj_offsets);
+  EXPECT_EQ(out.adj_neighbors, c.adj_neighbors);
+  ASSERT_EQ(out.inter_groups.size(), 2u);
+  EXPECT_EQ(out.inter_groups[1].cluster, 2u);
+  EXPECT_EQ(out.inter_groups[1].count, 1u);
+  EXPECT_EQ(out.inter_groups[1].begin, 2u);
+  EXPECT_EQ(out.inter_src, c.inter_src);
+  EXPECT_EQ(out.inter_dst, c.inter_dst);
+  EXPECT_EQ(out.features, c.features);
+  EXPECT_EQ(out.labels, c.labels);
+  EXPECT_EQ(out.split, c.split);
+  EXPECT_EQ(dec.decompressed_bytes(), 12u + 4 * (4 + 4) + 8 * (2 + 3) + 24 + 12 + 3);
+}
+
+TEST(ShardFormat, PartialDecodeLeavesOtherSectionsEmpty) {
+  const ClusterData c = SampleCluster();
+  const auto bytes = *EncodeShard(c, 3);
+  ShardDecoder dec;
+  ClusterData out = SampleCluster();
+  ASSERT_TRUE(dec.Decode(bytes, "s", Expect(c, bytes.size()), SectionBit(SectionKind::kLabels), out).ok());
+  EXPECT_EQ(out.labels, c.labels);
+  EXPECT_TRUE(out.features.empty());
+  EXPECT_TRUE(out.adj_neighbors.empty());
+}
+
+TEST(ShardFormat, EmptyCluster) {
+  ClusterData c;
+  c.cluster_id = 0;
+  c.num_clusters = 2;
+  c.feat_dim = 5;
+  c.num_classes = 2;
+  c.adj_offsets = {0};
+  const auto bytes = *EncodeShard(c, 3);
+  ShardDecoder dec;
+  ClusterData out;
+  ShardExpectation e = Expect(c, bytes.size());
+  ASSERT_TRUE(dec.Decode(bytes, "s", e, kAllSections, out).ok());
+  EXPECT_EQ(out.num_nodes, 0u);
+  EXPECT_EQ(out.adj_offsets, std::vector<uint32_t>{0});
+}
+
+// Every single-byte change and every truncation must be reported as corruption, never
+// accepted and never crash. (Checksums cover every byte of the file.)
+TEST(ShardFormat, EveryFlippedByteAndTruncationIsCaught) {
+  const ClusterData c = SampleCluster();
+  const auto good = *EncodeShard(c, 3);
+  ShardDecoder dec;
+  ClusterData out;
+  for (size_t i = 0; i < good.size(); ++i) {
+    auto bad = good;
+    bad[i] ^= std::byte{0x5a};
+    const Status s = dec.Decode(bad, "shard-x.cgs", Expect(c, bad.size()), kAllSections, out);
+    ASSERT_FALSE(s.ok()) << "flipped byte " << i << " accepted";
+    EXPECT_EQ(s.code(), StatusCode::kCorruption);
+    EXPECT_NE(s.message().find("shard-x.cgs"), std::string::npos) << s.message();
+  }
+  for (size_t len = 0; len < good.size(); ++len) {
+    std::vector<std::byte> cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(len));
+    ShardExpectation e = Expect(c, 0);  // no size hint: the format itself must notice
+    const Status s = dec.Decode(cut, "shard-x.cgs", e, kAllSections, out);
+    ASSERT_FALSE(s.ok()) << "truncated to " << len << " accepted";
+    EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  }
+}
+
+TEST(ShardFormat, SectionChecksumErrorNamesTheSection) {
+  const ClusterData c = SampleCluster();
+  auto bytes = *EncodeShard(c, 3);
+  Result<ShardHeader> h = ParseShardHeader(bytes, "f");
+  ASSERT_TRUE(h.ok());
+  const SectionEntry& feat = h->sections[static_cast<int>(SectionKind::kFeatures) - 1];
+  bytes[feat.offset + feat.stored_size / 2] ^= std::byte{1};
+  ShardDecoder dec;
+  ClusterData out;
+  const Status s = dec.Decode(bytes, "f", Expect(c, bytes.size()), kAllSections, out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("section 'features'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("checksum mismatch"), std::string::npos) << s.message();
+  // Sections not asked for are not checked: labels alone still decode.
+  EXPECT_TRUE(dec.Decode(bytes, "f", Expect(c, bytes.size()), SectionBit(SectionKind::kLabels), out).ok());
+}
+
+TEST(ShardFormat, RejectsDisagreementWithManifest) {
+  const ClusterData c = SampleCluster();
+  const auto bytes = *EncodeShard(c, 3);
+  ShardDecoder dec;
+  ClusterData out;
+  ShardExpectation e = Expect(c, bytes.size());
+  e.num_nodes = 4;
+  Status s = dec.Decode(bytes, "f", e, kAllSections, out);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("node count"), std::string::npos);
+  e = Expect(c, bytes.size());
+  e.header_checksum = 12345;
+  s = dec.Decode(bytes, "f", e, kAllSections, out);
+  EXPECT_NE(s.message().find("stale manifest"), std::string::npos) << s.message();
+  e = Expect(c, bytes.size());
+  const uint32_t sizes[3] = {2, 3, 1};  // cluster 0 has only 2 nodes: dst 2 is out of range
+  e.cluster_sizes = sizes;
+  s = dec.Decode(bytes, "f", e, kAllSections, out);
+  EXPECT_NE(s.message().find("section 'inter'"), std::string::npos) << s.message();
+}
+
+TEST(ShardFormat, RejectsNonFiniteFeaturesEvenWithValidChecksums) {
+  ClusterData c = SampleCluster();
+  c.features[3] = std::nanf("");
+  const auto bytes = *EncodeShard(c, 3);
+  ShardDecoder dec;
+  ClusterData out;
+  const Status s = dec.Decode(bytes, "f", Expect(c, bytes.size()), kAllSections, out);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("row 1 column 1"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace cgcn

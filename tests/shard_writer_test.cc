@@ -1,1 +1,142 @@
-// placeholder: being written
+#include "cgcn/shard_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "cgcn/dump.h"
+#include "cgcn/shard_directory.h"
+#include "testutil/shards.h"
+
+namespace fs = std::filesystem;
+
+namespace cgcn {
+namespace {
+
+using testutil::BuildShards;
+using testutil::TempDir;
+
+// Reads every shard back and rebuilds the whole graph from them, in original ids.
+TEST(ShardWriter, ShardsTogetherHoldExactlyTheInputGraph) {
+  TempDir tmp;
+  const auto spec = testutil::RandomRawDataset(300, 1200, 4, 3, 11);
+  const std::string out = tmp.Join("shards");
+  const auto built = BuildShards(spec, tmp.path(), out, 6);
+  Result<ShardDirectory> d = ShardDirectory::Open(out);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->num_clusters(), 6u);
+  EXPECT_EQ(d->manifest().num_nodes, 300u);
+  EXPECT_EQ(d->manifest().input_fingerprint, built.raw.fingerprint);
+
+  ShardDecoder dec;
+  std::vector<ClusterData> cs(6);
+  std::vector<std::vector<uint32_t>> ids(6);
+  for (uint32_t k = 0; k < 6; ++k) {
+    ASSERT_TRUE(d->Load(k, kAllSections, dec, cs[k]).ok());
+    ids[k] = cs[k].node_ids;
+  }
+  std::set<std::pair<uint32_t, uint32_t>> edges;  // directed, original ids
+  std::vector<int> seen(300, 0);
+  uint64_t train = 0;
+  for (uint32_t k = 0; k < 6; ++k) {
+    const ClusterData& c = cs[k];
+    for (uint32_t i = 0; i < c.num_nodes; ++i) {
+      const uint32_t v = c.node_ids[i];
+      ++seen[v];
+      for (uint32_t f = 0; f < 4; ++f) EXPECT_EQ(c.features[i * 4 + f], spec.features[v][f]);
+      EXPECT_EQ(c.labels[i], spec.labels[v]);
+      train += c.split[i] == kSplitTrain;
+      for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e) edges.emplace(v, c.node_ids[c.adj_neighbors[e]]);
+    }
+    for (const InterGroup& g : c.inter_groups)
+      for (uint64_t e = g.begin; e < g.begin + g.count; ++e)
+        edges.emplace(c.node_ids[c.inter_src[e]], ids[g.cluster][c.inter_dst[e]]);
+  }
+  for (int s : seen) EXPECT_EQ(s, 1);
+  EXPECT_EQ(train, spec.train.size());
+  std::set<std::pair<uint32_t, uint32_t>> want;
+  for (auto [a, b] : testutil::NaiveEdgeSet(spec)) {
+    want.emplace(a, b);
+    want.emplace(b, a);
+  }
+  EXPECT_EQ(edges, want);
+  std::ostringstream report;
+  EXPECT_TRUE(Dump(DumpOptions{out, std::nullopt, true, false, 20}, report).ok()) << report.str();
+}
+
+TEST(ShardWriter, RefusesExistingOutputUnlessOverwriteAndLeavesNoTemporaries) {
+  TempDir tmp;
+  const auto spec = testutil::TinyRawDataset();
+  const std::string out = tmp.Join("shards");
+  const auto built = BuildShards(spec, tmp.path(), out, 2);
+  ShardWriteOptions wo;
+  wo.out_dir = out;
+  Result<ShardWriteReport> again = WriteShardDirectory(built.raw, built.graph, built.partition, wo);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().message().find("already exists"), std::string::npos);
+  wo.overwrite = true;
+  ASSERT_TRUE(WriteShardDirectory(built.raw, built.graph, built.partition, wo).ok());
+  EXPECT_TRUE(ShardDirectory::Open(out).ok());
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(tmp.path())) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"raw-data", "shards"}));
+}
+
+TEST(ShardWriter, FailureLeavesNothingBehind) {
+  TempDir tmp;
+  const auto spec = testutil::TinyRawDataset();
+  const auto built = BuildShards(spec, tmp.path(), tmp.Join("ok"), 2);
+  // The output's parent is a regular file: creating the temporary must fail cleanly.
+  testutil::WriteFile(tmp.Join("blocker"), "x");
+  ShardWriteOptions wo;
+  wo.out_dir = tmp.Join("blocker/shards");
+  Result<ShardWriteReport> r = WriteShardDirectory(built.raw, built.graph, built.partition, wo);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kIoError);
+  EXPECT_FALSE(fs::exists(tmp.Join("blocker/shards")));
+}
+
+TEST(ShardWriter, CorruptShardIsReportedByVerifyAndOpenChecksSizes) {
+  TempDir tmp;
+  const std::string out = tmp.Join("shards");
+  BuildShards(testutil::RandomRawDataset(200, 800, 3, 2, 5), tmp.path(), out, 4);
+  const std::string victim = out + "/" + ShardFileName(2);
+  testutil::FlipByte(victim, testutil::FileSize(victim) - 3);
+  std::ostringstream report;
+  Status s = Dump(DumpOptions{out, std::nullopt, true, false, 20}, report);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("shard-000002.cgs"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("section '"), std::string::npos) << s.message();
+
+  testutil::TruncateFile(victim, 100);
+  Result<ShardDirectory> d = ShardDirectory::Open(out);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("the manifest records"), std::string::npos) << d.status().message();
+
+  fs::remove(out + "/MANIFEST");
+  d = ShardDirectory::Open(out);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("MANIFEST"), std::string::npos);
+}
+
+TEST(ShardWriter, DumpShowsOneShardAndJson) {
+  TempDir tmp;
+  const std::string out = tmp.Join("shards");
+  BuildShards(testutil::TinyRawDataset(), tmp.path(), out, 2);
+  std::ostringstream one, js;
+  ASSERT_TRUE(Dump(DumpOptions{out, 1u, false, false, 20}, one).ok());
+  EXPECT_NE(one.str().find("section"), std::string::npos);
+  EXPECT_NE(one.str().find("features"), std::string::npos);
+  ASSERT_TRUE(Dump(DumpOptions{out, std::nullopt, true, true, 20}, js).ok());
+  EXPECT_NE(js.str().find("\"verified\": true"), std::string::npos) << js.str();
+  std::ostringstream bad;
+  EXPECT_EQ(Dump(DumpOptions{out, 9u, false, false, 20}, bad).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cgcn
