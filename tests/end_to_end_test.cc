@@ -106,7 +106,7 @@ TEST(EndToEnd, TrainingIsReproducibleAcrossThreadCounts) {
 }
 
 std::string CoraDir() {
-  for (const std::string p : {std::string(CGCN_SOURCE_DIR) + "/data/cora", std::string(CGCN_SOURCE_DIR) + "/../shared/data/cora"})
+  for (const std::string& p : {std::string(CGCN_SOURCE_DIR) + "/data/cora", std::string(CGCN_SOURCE_DIR) + "/../shared/data/cora"})
     if (fs::exists(p + "/raw")) return p;
   return "";
 }
@@ -137,13 +137,13 @@ TEST(EndToEnd, CoraReachesPublishedAccuracyRange) {
 
 // ---- The command-line tools, as a user runs them.
 
-struct Run {
+struct ShellResult {
   int exit_code;
   std::string out;
 };
 
-Run Shell(const std::string& cmd) {
-  Run r{-1, ""};
+ShellResult Shell(const std::string& cmd) {
+  ShellResult r{-1, ""};
   FILE* f = popen((cmd + " 2>&1").c_str(), "r");
   if (!f) return r;
   std::array<char, 4096> buf{};
@@ -160,14 +160,14 @@ TEST(Tools, PreprocessTrainDumpOnTinyGraph) {
   TempDir tmp;
   testutil::WriteTinyRawDataset(tmp.Join("raw"));
   const std::string shards = tmp.Join("shards");
-  Run pre = Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet");
+  ShellResult pre = Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet");
   ASSERT_EQ(pre.exit_code, 0) << pre.out;
   EXPECT_NE(pre.out.find("edge cut"), std::string::npos);
-  Run dump = Shell(Bin("cgcn-dump") + " " + shards + " --verify");
+  ShellResult dump = Shell(Bin("cgcn-dump") + " " + shards + " --verify");
   ASSERT_EQ(dump.exit_code, 0) << dump.out;
   EXPECT_NE(dump.out.find("OK: 2 shards"), std::string::npos) << dump.out;
   const std::string metrics = tmp.Join("m.jsonl"), model = tmp.Join("model.bin"), pred = tmp.Join("pred.csv");
-  Run train = Shell(Bin("cgcn-train") + " --shards " + shards + " --epochs 5 --eval-every 2 --hidden 8 --quiet --metrics-out " +
+  ShellResult train = Shell(Bin("cgcn-train") + " --shards " + shards + " --epochs 5 --eval-every 2 --hidden 8 --quiet --metrics-out " +
                     metrics + " --save-model " + model + " --predict-out " + pred);
   ASSERT_EQ(train.exit_code, 0) << train.out;
   const std::string last = train.out.substr(train.out.rfind('\n', train.out.size() - 2) + 1);
@@ -196,13 +196,13 @@ TEST(Tools, BadInputExitsNonZeroAndWritesNothing) {
   testutil::WriteTinyRawDataset(tmp.Join("raw"));
   testutil::WriteGzFile(tmp.Join("raw/raw/edge.csv.gz"), "0,1\n1,x\n");
   const std::string out = tmp.Join("shards");
-  Run pre = Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + out + " --parts 2 --quiet");
+  ShellResult pre = Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + out + " --parts 2 --quiet");
   EXPECT_NE(pre.exit_code, 0);
   EXPECT_NE(pre.out.find("edge.csv.gz:2"), std::string::npos) << pre.out;
   EXPECT_FALSE(fs::exists(out));
   for (const auto& e : fs::directory_iterator(tmp.path()))
     EXPECT_EQ(e.path().filename().string().find("shards"), std::string::npos) << "left behind: " << e.path();
-  Run train = Shell(Bin("cgcn-train") + " --shards " + out);
+  ShellResult train = Shell(Bin("cgcn-train") + " --shards " + out);
   EXPECT_NE(train.exit_code, 0);
   EXPECT_NE(train.out.find(out), std::string::npos) << train.out;
 }
@@ -214,10 +214,10 @@ TEST(Tools, DumpVerifyNamesTheCorruptFile) {
   ASSERT_EQ(Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet").exit_code, 0);
   const std::string victim = shards + "/" + ShardFileName(1);
   testutil::FlipByte(victim, testutil::FileSize(victim) - 1);
-  Run dump = Shell(Bin("cgcn-dump") + " " + shards + " --verify");
+  ShellResult dump = Shell(Bin("cgcn-dump") + " " + shards + " --verify");
   EXPECT_EQ(dump.exit_code, 1);
   EXPECT_NE(dump.out.find("shard-000001.cgs: section 'split'"), std::string::npos) << dump.out;
-  Run train = Shell(Bin("cgcn-train") + " --shards " + shards + " --epochs 1 --quiet");
+  ShellResult train = Shell(Bin("cgcn-train") + " --shards " + shards + " --epochs 1 --quiet");
   EXPECT_EQ(train.exit_code, 1);
   EXPECT_NE(train.out.find("shard-000001.cgs"), std::string::npos) << train.out;
 }
