@@ -1,1 +1,567 @@
-// placeholder: being written
+#include "cgcn/raw_reader.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "cgcn/checksum.h"
+#include "util/text_source.h"
+
+namespace cgcn {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// METIS's idx_t is 32-bit signed; ids must stay below 2^31 - 1 with room to spare.
+constexpr uint64_t kMaxNodes = (uint64_t{1} << 31) - 2;
+constexpr uint64_t kMaxLabel = 65535;
+constexpr uint64_t kProgressEvery = uint64_t{1} << 16;
+// Deflate cannot expand data by more than ~1032:1; bounds reservations made from
+// untrusted counts so a lying header cannot make us allocate more than the data holds.
+constexpr uint64_t kMaxDeflateRatio = 1032;
+
+// ---------------------------------------------------------------------------------
+// Messages
+
+std::string Where(const TextSource& src) { return src.path() + ":" + std::to_string(src.line_number()); }
+
+Status Bad(const TextSource& src, const std::string& what) { return Status::InvalidInput(Where(src) + ": " + what); }
+
+// A field as it appears in a message: quoted, non-printable bytes escaped, long ones cut.
+std::string Quote(std::string_view s) {
+  constexpr size_t kMaxShown = 40;
+  std::string out = "'";
+  for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  out += '\'';
+  if (s.size() > kMaxShown) out += "...";
+  return out;
+}
+
+size_t CountFields(std::string_view line) { return static_cast<size_t>(std::count(line.begin(), line.end(), ',')) + 1; }
+
+std::string FieldsFound(size_t n) { return "found " + std::to_string(n) + (n == 1 ? " field" : " fields"); }
+
+// Splits on ','; only used on error paths.
+std::vector<std::string_view> SplitFields(std::string_view line) {
+  std::vector<std::string_view> fields;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = line.find(',', start);
+    if (comma == std::string_view::npos) {
+      fields.push_back(line.substr(start));
+      return fields;
+    }
+    fields.push_back(line.substr(start, comma - start));
+    start = comma + 1;
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Number parsing (std::from_chars: no locale, no allocation)
+
+// Parses a whole field as a decimal unsigned integer. On failure returns why, in the
+// form "expected WHAT, found ...".
+std::optional<std::string> ParseUintField(std::string_view field, std::string_view what, uint64_t* value) {
+  const char* begin = field.data();
+  const char* end = begin + field.size();
+  auto [ptr, ec] = std::from_chars(begin, end, *value);
+  if (ec == std::errc() && ptr == end) return std::nullopt;
+  std::string expected = "expected " + std::string(what);
+  if (field.empty()) return expected + ", found an empty field";
+  if (field[0] == '-') {
+    uint64_t magnitude = 0;
+    auto [p2, ec2] = std::from_chars(begin + 1, end, magnitude);
+    if (ec2 != std::errc::invalid_argument && p2 == end) {
+      return expected + " (non-negative), found negative " + Quote(field);
+    }
+  }
+  if (ec == std::errc::result_out_of_range) return expected + ", found " + Quote(field) + ", which is too large";
+  if (ec == std::errc()) return expected + ", found trailing characters in " + Quote(field);
+  return expected + ", found " + Quote(field);
+}
+
+// Parses a whole field as a finite float. Values too small for a float become the
+// nearest float (possibly 0), as strtof would; too large ones, NaN and inf are errors.
+std::optional<std::string> ParseFloatField(std::string_view field, float* value) {
+  const char* begin = field.data();
+  const char* end = begin + field.size();
+  auto [ptr, ec] = std::from_chars(begin, end, *value);
+  if (ec == std::errc::result_out_of_range && ptr == end) {
+    double wide = 0;
+    auto [p2, ec2] = std::from_chars(begin, end, wide);
+    if (ec2 == std::errc() && p2 == end && std::fabs(wide) <= FLT_MAX) {
+      *value = static_cast<float>(wide);
+      return std::nullopt;
+    }
+    return "expected a number that fits a 32-bit float, found " + Quote(field);
+  }
+  if (ec == std::errc() && ptr == end) {
+    if (std::isfinite(*value)) return std::nullopt;
+    return "expected a finite number, found " + Quote(field);
+  }
+  if (field.empty()) return std::string("expected a number, found an empty field");
+  if (ec == std::errc()) return "expected a number, found trailing characters in " + Quote(field);
+  return "expected a number, found " + Quote(field);
+}
+
+// The fast path for feature values: bag-of-words files are mostly short integers,
+// which are exact in a float, so they skip from_chars. Returns the end of the parsed
+// number, or nullptr if the field must take the general path.
+inline const char* ParseSmallInt(const char* p, const char* end, float* value) {
+  uint32_t v = 0;
+  const char* start = p;
+  while (p != end && static_cast<unsigned>(*p - '0') < 10 && p - start < 7) {
+    v = v * 10 + static_cast<uint32_t>(*p - '0');
+    ++p;
+  }
+  if (p == start || (p != end && *p != ',')) return nullptr;
+  *value = static_cast<float>(v);
+  return p;
+}
+
+// ---------------------------------------------------------------------------------
+// Files
+
+struct InputFile {
+  std::string path;      // as opened
+  std::string relative;  // relative to DIR, the name that goes into the fingerprint
+};
+
+Result<InputFile> Resolve(const std::string& dir, const std::string& relative_base) {
+  CGCN_ASSIGN_OR_RETURN(std::string path, ResolveCsvPath(dir + "/" + relative_base));
+  return InputFile{path, path.substr(dir.size() + 1)};
+}
+
+// Reads files in a fixed order and hashes (relative path, size, stored bytes) of each:
+// the fingerprint is XXH3-64 over the concatenation, per file, of its path relative to
+// DIR as found ("raw/edge.csv.gz", "split/public/train.csv"), a NUL byte, its stored
+// size as 8 little-endian bytes, and its bytes as stored (compressed if gzipped).
+// Order: num-node-list, num-edge-list (if present), edge, node-feat, node-label,
+// split/NAME/train, valid, test.
+class InputReader {
+ public:
+  Result<TextSource> Open(const InputFile& file) {
+    TextSource::Options options;
+    options.stored_bytes_hash = &fingerprint_;
+    CGCN_ASSIGN_OR_RETURN(TextSource src, TextSource::Open(file.path, options));
+    // Path bytes, a NUL, the size as 8 little-endian bytes; the file's bytes follow as
+    // the source reads them.
+    fingerprint_.Update(file.relative.data(), file.relative.size());
+    const char nul = '\0';
+    fingerprint_.Update(&nul, 1);
+    unsigned char size_le[8];
+    for (int i = 0; i < 8; ++i) size_le[i] = static_cast<unsigned char>(src.stored_size() >> (8 * i));
+    fingerprint_.Update(size_le, sizeof size_le);
+    input_bytes_ += src.stored_size();
+    return src;
+  }
+  uint64_t fingerprint() const { return fingerprint_.Digest(); }
+  uint64_t input_bytes() const { return input_bytes_; }
+
+ private:
+  StreamingChecksum fingerprint_;
+  uint64_t input_bytes_ = 0;
+};
+
+// Large arrays are filled once, front to back; on a kernel with transparent huge pages
+// in "madvise" mode this turns ~250k page faults per GiB into ~500. Only a hint.
+void AdviseHugePages(void* data, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)data;
+  (void)bytes;
+#endif
+}
+
+// Upper bound on the decompressed size of a file, for reservations.
+uint64_t MaxTextBytes(const TextSource& src) {
+  return src.gzipped() ? src.stored_size() * kMaxDeflateRatio : src.stored_size();
+}
+
+class Progress {
+ public:
+  Progress(const ProgressFn& fn, std::string_view phase, uint64_t total) : fn_(fn), phase_(phase), total_(total) {}
+  void Line(uint64_t done) {
+    if (fn_ && done % kProgressEvery == 0) fn_(phase_, done, total_);
+  }
+  void Done(uint64_t done) {
+    if (fn_) fn_(phase_, done, total_);
+  }
+
+ private:
+  const ProgressFn& fn_;
+  std::string_view phase_;
+  uint64_t total_;
+};
+
+// Next line that is not empty; false at the end of the file (check src.status()).
+// An empty line is an error, except that TextSource already treats one terminator at
+// the very end of the file as the end of the last line.
+bool NextNonEmpty(TextSource& src, std::string_view* line, std::string_view expected, Status* error) {
+  if (!src.Next(line)) {
+    *error = src.status();
+    return false;
+  }
+  if (line->empty()) {
+    *error = Bad(src, "empty line, expected " + std::string(expected));
+    return false;
+  }
+  return true;
+}
+
+// For files that must not be empty: the error for "no lines at all".
+Status EmptyFile(const TextSource& src, std::string_view expected) {
+  return Status::InvalidInput(src.path() + ":1: empty file, expected " + std::string(expected));
+}
+
+// A file of exactly one line holding one unsigned integer (the num-*-list files).
+Result<uint64_t> ReadSingleCount(InputReader& reader, const InputFile& file, std::string_view what) {
+  CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
+  std::string expected = "one line holding " + std::string(what);
+  std::string_view line;
+  Status error;
+  if (!NextNonEmpty(src, &line, expected, &error)) {
+    if (!error.ok()) return error;
+    return EmptyFile(src, expected);
+  }
+  if (size_t n = CountFields(line); n != 1) return Bad(src, "expected 1 field (" + std::string(what) + "), " + FieldsFound(n));
+  uint64_t value = 0;
+  if (auto why = ParseUintField(line, what, &value)) return Bad(src, *why);
+  if (src.Next(&line)) return Bad(src, "expected " + expected + ", found a second line");
+  CGCN_RETURN_IF_ERROR(src.status());
+  return value;
+}
+
+// ---------------------------------------------------------------------------------
+// The stages
+
+Status ReadEdges(InputReader& reader, const InputFile& file, uint64_t num_nodes,
+                 std::optional<uint64_t> declared_edges, const std::string& num_edge_path,
+                 const ProgressFn& progress, RawGraph* graph) {
+  CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
+  const std::string expected = "2 comma-separated node ids";
+  uint64_t reserve = std::min<uint64_t>(declared_edges.value_or(0), MaxTextBytes(src) / 4);
+  graph->edge_src.reserve(reserve);
+  graph->edge_dst.reserve(reserve);
+  AdviseHugePages(graph->edge_src.data(), graph->edge_src.capacity() * sizeof(uint32_t));
+  AdviseHugePages(graph->edge_dst.data(), graph->edge_dst.capacity() * sizeof(uint32_t));
+  Progress ticker(progress, "read edges", declared_edges.value_or(0));
+  const std::string range = " (num-node-list says " + std::to_string(num_nodes) + " nodes)";
+
+  std::string_view line;
+  Status error;
+  uint64_t count = 0;
+  while (NextNonEmpty(src, &line, expected, &error)) {
+    if (declared_edges && count == *declared_edges) {
+      return Bad(src, "expected " + std::to_string(*declared_edges) + " edge lines as " + num_edge_path +
+                          ":1 says, found more");
+    }
+    const char* begin = line.data();
+    const char* end = begin + line.size();
+    uint64_t a = 0, b = 0;
+    auto r1 = std::from_chars(begin, end, a);
+    bool ok = r1.ec == std::errc() && r1.ptr != end && *r1.ptr == ',';
+    if (ok) {
+      auto r2 = std::from_chars(r1.ptr + 1, end, b);
+      ok = r2.ec == std::errc() && r2.ptr == end;
+    }
+    if (!ok) {
+      std::vector<std::string_view> fields = SplitFields(line);
+      if (fields.size() != 2) return Bad(src, "expected " + expected + ", " + FieldsFound(fields.size()));
+      if (auto why = ParseUintField(fields[0], "a source node id", &a)) return Bad(src, *why);
+      if (auto why = ParseUintField(fields[1], "a destination node id", &b)) return Bad(src, *why);
+    }
+    if (a >= num_nodes || b >= num_nodes) {
+      return Bad(src, "expected node ids < " + std::to_string(num_nodes) + range + ", found " +
+                          std::to_string(a >= num_nodes ? a : b));
+    }
+    graph->edge_src.push_back(static_cast<uint32_t>(a));
+    graph->edge_dst.push_back(static_cast<uint32_t>(b));
+    ticker.Line(++count);
+  }
+  CGCN_RETURN_IF_ERROR(error);
+  if (count == 0) return EmptyFile(src, expected + " per line");
+  if (declared_edges && count != *declared_edges) {
+    return Status::InvalidInput(src.path() + ":" + std::to_string(count + 1) + ": expected " +
+                                std::to_string(*declared_edges) + " edge lines as " + num_edge_path +
+                                ":1 says, found only " + std::to_string(count));
+  }
+  ticker.Done(count);
+  return Status::Ok();
+}
+
+// Diagnoses a feature row the fast path rejected. `feat_dim` is 0 for the first row.
+Status BadFeatureRow(const TextSource& src, std::string_view line, uint64_t feat_dim) {
+  std::vector<std::string_view> fields = SplitFields(line);
+  if (feat_dim != 0 && fields.size() != feat_dim) {
+    return Bad(src, "expected " + std::to_string(feat_dim) + " comma-separated features (as on line 1), " +
+                        FieldsFound(fields.size()));
+  }
+  for (size_t j = 0; j < fields.size(); ++j) {
+    float v = 0;
+    if (auto why = ParseFloatField(fields[j], &v)) {
+      return Bad(src, "feature " + std::to_string(j + 1) + ": " + *why);
+    }
+  }
+  return Status::Internal(Where(src) + ": feature row rejected without a reason");
+}
+
+// Parses one row of exactly `feat_dim` features into `out`; false if anything is off.
+inline bool ParseFeatureRow(std::string_view line, uint64_t feat_dim, float* out) {
+  const char* p = line.data();
+  const char* end = p + line.size();
+  for (uint64_t j = 0; j < feat_dim; ++j) {
+    const char* q = ParseSmallInt(p, end, &out[j]);
+    if (q == nullptr) {
+      auto [r, ec] = std::from_chars(p, end, out[j]);
+      if (ec != std::errc() || !std::isfinite(out[j])) {
+        // Underflow and the rest are rare; let the careful parser decide.
+        const char* field_end = static_cast<const char*>(std::memchr(p, ',', static_cast<size_t>(end - p)));
+        if (field_end == nullptr) field_end = end;
+        if (ParseFloatField(std::string_view(p, static_cast<size_t>(field_end - p)), &out[j])) return false;
+        r = field_end;
+      }
+      q = r;
+    }
+    if (j + 1 < feat_dim) {
+      if (q == end || *q != ',') return false;
+      p = q + 1;
+    } else if (q != end) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Status ReadFeatures(InputReader& reader, const InputFile& file, uint64_t num_nodes, const ProgressFn& progress,
+                    RawGraph* graph) {
+  CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
+  const std::string expected = std::to_string(num_nodes) + " rows of comma-separated features";
+  Progress ticker(progress, "read features", num_nodes);
+  std::vector<float>& features = graph->features;
+
+  std::string_view line;
+  Status error;
+  uint64_t rows = 0;
+  uint64_t feat_dim = 0;
+  while (NextNonEmpty(src, &line, expected, &error)) {
+    if (rows == num_nodes) {
+      return Bad(src, "expected " + std::to_string(num_nodes) + " feature rows (num-node-list), found more");
+    }
+    if (rows == 0) {
+      feat_dim = CountFields(line);
+      if (feat_dim > UINT32_MAX) return Bad(src, "expected at most 2^32-1 features per row, " + FieldsFound(feat_dim));
+      uint64_t bound = MaxTextBytes(src) / 2;  // every value takes at least 2 bytes ("0,")
+      features.reserve(std::min(num_nodes * feat_dim, bound));
+      AdviseHugePages(features.data(), features.capacity() * sizeof(float));
+    }
+    size_t base = features.size();
+    features.resize(base + feat_dim);
+    if (!ParseFeatureRow(line, feat_dim, features.data() + base)) return BadFeatureRow(src, line, rows == 0 ? 0 : feat_dim);
+    ticker.Line(++rows);
+  }
+  CGCN_RETURN_IF_ERROR(error);
+  if (rows == 0) return EmptyFile(src, expected);
+  if (rows != num_nodes) {
+    return Status::InvalidInput(src.path() + ":" + std::to_string(rows + 1) + ": expected " +
+                                std::to_string(num_nodes) + " feature rows (num-node-list), found only " +
+                                std::to_string(rows));
+  }
+  graph->feat_dim = static_cast<uint32_t>(feat_dim);
+  ticker.Done(rows);
+  return Status::Ok();
+}
+
+// One unsigned integer per line; diagnoses a wrong field count before the number.
+std::optional<std::string> ParseSingleField(std::string_view line, std::string_view what, uint64_t* value) {
+  auto [ptr, ec] = std::from_chars(line.data(), line.data() + line.size(), *value);
+  if (ec == std::errc() && ptr == line.data() + line.size()) return std::nullopt;
+  if (size_t n = CountFields(line); n != 1) return "expected 1 field (" + std::string(what) + "), " + FieldsFound(n);
+  return ParseUintField(line, what, value);
+}
+
+Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes, const ProgressFn& progress,
+                  RawGraph* graph) {
+  CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
+  const std::string expected = std::to_string(num_nodes) + " lines of one class id each";
+  Progress ticker(progress, "read labels", num_nodes);
+  graph->labels.reserve(std::min(num_nodes, MaxTextBytes(src) / 2));
+
+  std::string_view line;
+  Status error;
+  uint64_t rows = 0;
+  uint64_t max_label = 0;
+  while (NextNonEmpty(src, &line, expected, &error)) {
+    if (rows == num_nodes) {
+      return Bad(src, "expected " + std::to_string(num_nodes) + " labels (num-node-list), found more");
+    }
+    uint64_t label = 0;
+    if (auto why = ParseSingleField(line, "a class id", &label)) return Bad(src, *why);
+    if (label > kMaxLabel) {
+      return Bad(src, "expected a class id in [0, " + std::to_string(kMaxLabel) + "], found " + std::to_string(label));
+    }
+    max_label = std::max(max_label, label);
+    graph->labels.push_back(static_cast<uint32_t>(label));
+    ticker.Line(++rows);
+  }
+  CGCN_RETURN_IF_ERROR(error);
+  if (rows == 0) return EmptyFile(src, expected);
+  if (rows != num_nodes) {
+    return Status::InvalidInput(src.path() + ":" + std::to_string(rows + 1) + ": expected " +
+                                std::to_string(num_nodes) + " labels (num-node-list), found only " +
+                                std::to_string(rows));
+  }
+  graph->num_classes = static_cast<uint32_t>(max_label + 1);
+  ticker.Done(rows);
+  return Status::Ok();
+}
+
+const char* SplitPart(uint8_t bit) {
+  switch (bit) {
+    case kSplitTrain: return "train";
+    case kSplitValid: return "valid";
+    default: return "test";
+  }
+}
+
+Status ReadSplitFile(InputReader& reader, const InputFile& file, uint8_t bit, uint64_t num_nodes,
+                     const ProgressFn& progress, RawGraph* graph, uint64_t* count) {
+  CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
+  const std::string expected = "one node id per line";
+  Progress ticker(progress, "read split", 0);
+  std::string_view line;
+  Status error;
+  uint64_t rows = 0;
+  while (NextNonEmpty(src, &line, expected, &error)) {
+    uint64_t id = 0;
+    if (auto why = ParseSingleField(line, "a node id", &id)) return Bad(src, *why);
+    if (id >= num_nodes) {
+      return Bad(src, "expected a node id < " + std::to_string(num_nodes) + " (num-node-list), found " +
+                          std::to_string(id));
+    }
+    uint8_t& member = graph->split[id];
+    if (member == bit) {
+      return Bad(src, "node id " + std::to_string(id) + " is repeated (expected each node at most once per split)");
+    }
+    if (member != 0) {
+      return Bad(src, "node id " + std::to_string(id) + " is already in the " + SplitPart(member) +
+                          " split (expected each node in at most one split)");
+    }
+    member = bit;
+    ticker.Line(++rows);
+  }
+  CGCN_RETURN_IF_ERROR(error);
+  if (rows == 0) return EmptyFile(src, expected);
+  *count = rows;
+  ticker.Done(rows);
+  return Status::Ok();
+}
+
+// The split to use: options.split_name, or the only subdirectory of DIR/split.
+Result<std::string> ChooseSplit(const std::string& dir, const std::string& requested) {
+  const std::string split_dir = dir + "/split";
+  std::error_code ec;
+  if (!fs::is_directory(split_dir, ec)) return Status::IoError(split_dir + ": no such directory");
+  std::vector<std::string> names;
+  for (fs::directory_iterator it(split_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code ec2;
+    if (it->is_directory(ec2)) names.push_back(it->path().filename().string());
+  }
+  if (ec) return Status::IoError(split_dir + ": cannot list: " + ec.message());
+  std::sort(names.begin(), names.end());
+  std::string listed;
+  for (const std::string& name : names) listed += (listed.empty() ? "" : ", ") + name;
+
+  if (!requested.empty()) {
+    if (std::find(names.begin(), names.end(), requested) != names.end()) return requested;
+    return Status::InvalidArgument(split_dir + "/" + requested + ": no such split (available: " +
+                                   (names.empty() ? std::string("none") : listed) + ")");
+  }
+  if (names.empty()) return Status::InvalidInput(split_dir + ": expected a split subdirectory, found none");
+  if (names.size() > 1) {
+    return Status::InvalidArgument(split_dir + ": expected one split subdirectory or a split name, found " +
+                                   std::to_string(names.size()) + ": " + listed);
+  }
+  return names[0];
+}
+
+}  // namespace
+
+Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& progress) {
+  std::string dir = options.dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  {
+    std::error_code ec;
+    if (dir.empty() || !fs::is_directory(dir, ec)) return Status::IoError((dir.empty() ? "''" : dir) + ": no such directory");
+  }
+  RawGraph graph;
+  CGCN_ASSIGN_OR_RETURN(graph.split_name, ChooseSplit(dir, options.split_name));
+
+  // Resolve every file before reading any, so a missing one fails fast.
+  CGCN_ASSIGN_OR_RETURN(InputFile num_node_file, Resolve(dir, "raw/num-node-list"));
+  std::optional<InputFile> num_edge_file;
+  if (auto r = Resolve(dir, "raw/num-edge-list"); r.ok()) num_edge_file = std::move(r).value();
+  CGCN_ASSIGN_OR_RETURN(InputFile edge_file, Resolve(dir, "raw/edge"));
+  CGCN_ASSIGN_OR_RETURN(InputFile feat_file, Resolve(dir, "raw/node-feat"));
+  CGCN_ASSIGN_OR_RETURN(InputFile label_file, Resolve(dir, "raw/node-label"));
+  const std::string split_base = "split/" + graph.split_name + "/";
+  CGCN_ASSIGN_OR_RETURN(InputFile train_file, Resolve(dir, split_base + "train"));
+  CGCN_ASSIGN_OR_RETURN(InputFile valid_file, Resolve(dir, split_base + "valid"));
+  CGCN_ASSIGN_OR_RETURN(InputFile test_file, Resolve(dir, split_base + "test"));
+
+  // The files are read (and fingerprinted) in exactly this order.
+  InputReader reader;
+  CGCN_ASSIGN_OR_RETURN(uint64_t num_nodes, ReadSingleCount(reader, num_node_file, "a node count"));
+  if (num_nodes == 0) return Status::InvalidInput(num_node_file.path + ":1: expected a node count >= 1, found 0");
+  if (num_nodes > kMaxNodes) {
+    return Status::Unsupported(num_node_file.path + ":1: expected a node count <= " + std::to_string(kMaxNodes) +
+                               " (METIS's 32-bit ids), found " + std::to_string(num_nodes));
+  }
+  graph.num_nodes = static_cast<uint32_t>(num_nodes);
+
+  std::optional<uint64_t> declared_edges;
+  if (num_edge_file) {
+    CGCN_ASSIGN_OR_RETURN(declared_edges, ReadSingleCount(reader, *num_edge_file, "an edge count"));
+  }
+  CGCN_RETURN_IF_ERROR(ReadEdges(reader, edge_file, num_nodes, declared_edges,
+                                 num_edge_file ? num_edge_file->path : std::string(), progress, &graph));
+  CGCN_RETURN_IF_ERROR(ReadFeatures(reader, feat_file, num_nodes, progress, &graph));
+  CGCN_RETURN_IF_ERROR(ReadLabels(reader, label_file, num_nodes, progress, &graph));
+
+  graph.split.assign(num_nodes, 0);
+  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, train_file, kSplitTrain, num_nodes, progress, &graph, &graph.num_train));
+  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, valid_file, kSplitValid, num_nodes, progress, &graph, &graph.num_valid));
+  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, test_file, kSplitTest, num_nodes, progress, &graph, &graph.num_test));
+
+  graph.fingerprint = reader.fingerprint();
+  graph.input_bytes = reader.input_bytes();
+  return graph;
+}
+
+}  // namespace cgcn
