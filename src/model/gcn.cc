@@ -1,1 +1,265 @@
-// placeholder: being written
+// The GCN model (PyG GCNConv stack), its backward pass and the softmax cross-entropy loss.
+#include "cgcn/gcn.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_reduce.h>
+#include <tbb/partitioner.h>
+
+namespace cgcn {
+namespace {
+
+constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+
+// SplitMix64's output function: a bijective 64-bit mixer.
+inline uint64_t Mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Uniform in [0, 1) from the top 24 bits (every value exactly representable as a float).
+inline float UnitFloat(uint64_t r) { return static_cast<float>(r >> 40) * 0x1.0p-24f; }
+
+// Rows per task for the elementwise passes over [n x d] activations.
+constexpr Eigen::Index kRowGrain = 64;
+// Rows per partial sum in ColumnSums (fixed: the reduction order must not depend on threads).
+constexpr Eigen::Index kSumRows = 2048;
+
+// Eigen has no implicit MatrixMap -> ConstMatrixMap conversion.
+ConstMatrixMap AsConst(MatrixMap m) { return ConstMatrixMap(m.data(), m.rows(), m.cols()); }
+
+// Calls fn(begin, end) over [0, rows) in parallel; fn must treat rows independently.
+template <typename Fn>
+void ParallelRows(Eigen::Index rows, const Fn& fn) {
+  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, rows, kRowGrain),
+                    [&](const tbb::blocked_range<Eigen::Index>& r) { fn(r.begin(), r.end()); });
+}
+
+// acc[d] += sum of the rows of m [n x d], summed per fixed chunk of kSumRows rows and the chunk
+// partials added in order. scratch holds the partials.
+void AddColumnSums(ConstMatrixMap m, Eigen::Map<Eigen::RowVectorXf> acc, Workspace& scratch) {
+  const Eigen::Index n = m.rows(), d = m.cols();
+  const Eigen::Index chunks = (n + kSumRows - 1) / kSumRows;
+  if (chunks == 0) return;
+  MatrixMap partials = scratch.Get(chunks, d);  // [chunks x d]
+  tbb::parallel_for(
+      tbb::blocked_range<Eigen::Index>(0, chunks, 1),
+      [&](const tbb::blocked_range<Eigen::Index>& r) {
+        for (Eigen::Index c = r.begin(); c != r.end(); ++c) {
+          const Eigen::Index begin = c * kSumRows, end = std::min(n, begin + kSumRows);
+          auto p = partials.row(c);
+          p = m.row(begin);
+          for (Eigen::Index i = begin + 1; i < end; ++i) p += m.row(i);
+        }
+      },
+      tbb::simple_partitioner());
+  for (Eigen::Index c = 0; c < chunks; ++c) acc += partials.row(c);
+}
+
+}  // namespace
+
+std::vector<uint32_t> GcnConfig::Dims() const {
+  assert(layers >= 1);
+  std::vector<uint32_t> dims(layers + 1, hidden);
+  dims.front() = in_dim;
+  dims.back() = out_dim;
+  return dims;
+}
+
+Gcn::Gcn(const GcnConfig& config, uint64_t seed) : config_(config), dims_(config.Dims()) {
+  const uint32_t layers = config_.layers;
+  size_t total = 0;
+  for (uint32_t l = 0; l < layers; ++l) {
+    w_offset_.push_back(total);
+    total += static_cast<size_t>(dims_[l]) * dims_[l + 1];
+    b_offset_.push_back(total);
+    total += dims_[l + 1];
+  }
+  params_.assign(total, 0.0f);
+  grads_.assign(total, 0.0f);
+  z_.resize(layers);
+  h_.resize(layers);
+  mask_.resize(layers);
+
+  // PyG glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); W row-major in layer order.
+  // The uniform draw is spelled out (not std::uniform_real_distribution) so the weights are
+  // the same with every standard library.
+  std::mt19937_64 rng(seed);
+  for (uint32_t l = 0; l < layers; ++l) {
+    const float a = std::sqrt(6.0f / static_cast<float>(dims_[l] + dims_[l + 1]));
+    float* w = params_.data() + w_offset_[l];
+    const size_t count = static_cast<size_t>(dims_[l]) * dims_[l + 1];
+    for (size_t i = 0; i < count; ++i) w[i] = a * (2.0f * UnitFloat(rng()) - 1.0f);
+  }
+}
+
+MatrixMap Gcn::weight(uint32_t l) {
+  assert(l < config_.layers);
+  return MatrixMap(params_.data() + w_offset_[l], dims_[l], dims_[l + 1]);
+}
+
+ConstMatrixMap Gcn::weight(uint32_t l) const {
+  assert(l < config_.layers);
+  return ConstMatrixMap(params_.data() + w_offset_[l], dims_[l], dims_[l + 1]);
+}
+
+Eigen::Map<Eigen::RowVectorXf> Gcn::bias(uint32_t l) {
+  assert(l < config_.layers);
+  return Eigen::Map<Eigen::RowVectorXf>(params_.data() + b_offset_[l], dims_[l + 1]);
+}
+
+Eigen::Map<const Eigen::RowVectorXf> Gcn::bias(uint32_t l) const {
+  assert(l < config_.layers);
+  return Eigen::Map<const Eigen::RowVectorXf>(params_.data() + b_offset_[l], dims_[l + 1]);
+}
+
+MatrixMap Gcn::weight_grad(uint32_t l) {
+  assert(l < config_.layers);
+  return MatrixMap(grads_.data() + w_offset_[l], dims_[l], dims_[l + 1]);
+}
+
+Eigen::Map<Eigen::RowVectorXf> Gcn::bias_grad(uint32_t l) {
+  assert(l < config_.layers);
+  return Eigen::Map<Eigen::RowVectorXf>(grads_.data() + b_offset_[l], dims_[l + 1]);
+}
+
+void Gcn::ZeroGrad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed) {
+  const uint32_t layers = config_.layers;
+  const Eigen::Index n = adj.num_rows();
+  // The batch's adjacency is square over the batch's own rows (the backward pass uses A^T = A).
+  assert(adj.self_base == 0 && x.rows() == n && x.cols() == dims_[0]);
+  n_ = n;
+  const float p = config_.dropout;
+  const bool drop = training && p > 0.0f;
+  // Factor for a kept positive activation; p >= 1 drops everything.
+  const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+  const uint64_t seed_key = Mix64(dropout_seed + kGolden);
+
+  for (uint32_t l = 0; l < layers; ++l) {
+    const Eigen::Index d_out = dims_[l + 1];
+    ConstMatrixMap in = l == 0 ? x : ConstMatrixMap(h_[l - 1].data(), n, dims_[l]);  // [n x dims[l]]
+    MatrixMap z = z_[l].Get(n, d_out);                                                // [n x d_out]
+    MatMul(in, AsConst(weight(l)), z);
+    MatrixMap y = h_[l].Get(n, d_out);  // [n x d_out] becomes the layer output in place
+    Propagate(adj, AsConst(z), y);
+    const float* b = params_.data() + b_offset_[l];
+    if (l + 1 == layers) {
+      ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
+        for (Eigen::Index i = begin; i < end; ++i) {
+          float* yi = y.data() + i * d_out;
+          for (Eigen::Index j = 0; j < d_out; ++j) yi[j] += b[j];
+        }
+      });
+      break;
+    }
+    // h = relu(y + b) * dropout; mask = d h / d y: 0 where y + b <= 0 or dropped, else the scale.
+    MatrixMap mask = mask_[l].Get(n, d_out);
+    const uint64_t layer_key = Mix64(seed_key + (l + 1) * kGolden);
+    ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
+      for (Eigen::Index i = begin; i < end; ++i) {
+        float* yi = y.data() + i * d_out;
+        float* mi = mask.data() + i * d_out;
+        if (!drop) {
+          for (Eigen::Index j = 0; j < d_out; ++j) {
+            const float v = yi[j] + b[j];
+            mi[j] = v > 0.0f ? 1.0f : 0.0f;
+            yi[j] = v > 0.0f ? v : 0.0f;
+          }
+          continue;
+        }
+        const uint64_t row_base = static_cast<uint64_t>(i) * static_cast<uint64_t>(d_out);
+        for (Eigen::Index j = 0; j < d_out; ++j) {
+          const float v = yi[j] + b[j];
+          const uint64_t r = Mix64(layer_key + (row_base + static_cast<uint64_t>(j) + 1) * kGolden);
+          const float f = (v > 0.0f && UnitFloat(r) >= p) ? keep_scale : 0.0f;
+          mi[j] = f;
+          yi[j] = f != 0.0f ? v * f : 0.0f;
+        }
+      }
+    });
+  }
+  return ConstMatrixMap(h_[layers - 1].data(), n, dims_[layers]);
+}
+
+void Gcn::Backward(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_logits) {
+  const uint32_t layers = config_.layers;
+  const Eigen::Index n = n_;
+  assert(adj.num_rows() == n && adj.self_base == 0 && x.rows() == n && x.cols() == dims_[0]);
+  assert(grad_logits.rows() == n && grad_logits.cols() == dims_[layers]);
+
+  for (uint32_t l = layers; l-- > 0;) {
+    const Eigen::Index d_in = dims_[l], d_out = dims_[l + 1];
+    // dY [n x d_out]: the logits' gradient, or the previous iteration's dX times the mask.
+    ConstMatrixMap dy = l + 1 == layers ? grad_logits : ConstMatrixMap(grad_a_.data(), n, d_out);
+    AddColumnSums(dy, bias_grad(l), scratch_);
+    MatrixMap dz = grad_b_.Get(n, d_out);  // [n x d_out] = A_hat^T dY = A_hat dY
+    Propagate(adj, dy, dz);
+    ConstMatrixMap in = l == 0 ? x : ConstMatrixMap(h_[l - 1].data(), n, d_in);  // [n x d_in]
+    // dY is dead now (it lived in grad_a_ or was the caller's), so grad_a_ takes dW, then dX.
+    MatrixMap dw = grad_a_.Get(d_in, d_out);  // [d_in x d_out]
+    MatMulTransposeA(in, AsConst(dz), dw, scratch_);
+    weight_grad(l) += dw;
+    if (l == 0) break;
+    MatrixMap dx = grad_a_.Get(n, d_in);
+    MatMulTransposeB(AsConst(dz), AsConst(weight(l)), dx);
+    const float* mask = mask_[l - 1].data();  // [n x d_in]
+    ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
+      float* dxd = dx.data();
+      for (Eigen::Index k = begin * d_in; k < end * d_in; ++k) dxd[k] *= mask[k];
+    });
+  }
+}
+
+float SoftmaxCrossEntropy(ConstMatrixMap logits, std::span<const uint32_t> labels, std::span<const uint8_t> mask,
+                          MatrixMap grad, uint32_t* count) {
+  const Eigen::Index n = logits.rows(), c = logits.cols();
+  assert(labels.size() == static_cast<size_t>(n) && mask.size() == static_cast<size_t>(n));
+  assert(grad.rows() == n && grad.cols() == c);
+  uint32_t k = 0;
+  for (uint8_t m : mask) k += m != 0;
+  if (count != nullptr) *count = k;
+  if (k == 0) {
+    grad.setZero();
+    return 0.0f;
+  }
+  const float inv_k = 1.0f / static_cast<float>(k);
+  // Fixed-grain deterministic reduction: the sum's order does not depend on the thread count.
+  const double total = tbb::parallel_deterministic_reduce(
+      tbb::blocked_range<Eigen::Index>(0, n, 256), 0.0,
+      [&](const tbb::blocked_range<Eigen::Index>& r, double sum) {
+        for (Eigen::Index i = r.begin(); i != r.end(); ++i) {
+          float* gi = grad.data() + i * c;
+          if (mask[i] == 0) {
+            std::fill(gi, gi + c, 0.0f);
+            continue;
+          }
+          const float* li = logits.data() + i * c;
+          assert(labels[i] < static_cast<uint32_t>(c));
+          const float mx = *std::max_element(li, li + c);
+          float z = 0.0f;
+          for (Eigen::Index j = 0; j < c; ++j) {
+            gi[j] = std::exp(li[j] - mx);
+            z += gi[j];
+          }
+          // loss_i = log(sum exp) - logit[label]; d loss_i / d logit = softmax - onehot.
+          sum += static_cast<double>(std::log(z) + mx - li[labels[i]]);
+          const float inv_z = inv_k / z;
+          for (Eigen::Index j = 0; j < c; ++j) gi[j] *= inv_z;
+          gi[labels[i]] -= inv_k;
+        }
+        return sum;
+      },
+      [](double a, double b) { return a + b; }, tbb::simple_partitioner());
+  return static_cast<float>(total / static_cast<double>(k));
+}
+
+}  // namespace cgcn
