@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <map>
 #include <set>
@@ -136,6 +139,47 @@ TEST(ShardWriter, DumpShowsOneShardAndJson) {
   EXPECT_NE(js.str().find("\"verified\": true"), std::string::npos) << js.str();
   std::ostringstream bad;
   EXPECT_EQ(Dump(DumpOptions{out, 9u, false, false, 20}, bad).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cgcn
+
+namespace cgcn {
+namespace {
+
+// A pid that belonged to a process which has exited (reaped), so it is not alive.
+long DeadPid() {
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return child;
+}
+
+TEST(ShardWriter, NextRunCleansTemporariesOfKilledRunsAndRestoresInterruptedOverwrite) {
+  TempDir tmp;
+  const std::string out = tmp.Join("shards");
+  const auto built = BuildShards(testutil::TinyRawDataset(), tmp.path(), out, 2);
+  const long dead = DeadPid();
+  // A killed run's half-written temporary, and an --overwrite killed between its renames.
+  fs::create_directories(out + ".tmp-" + std::to_string(dead) + "/junk");
+  fs::rename(out, out + ".old-" + std::to_string(dead));
+  ASSERT_FALSE(fs::exists(out));
+  ShardWriteOptions wo;
+  wo.out_dir = out;
+  Result<ShardWriteReport> r = WriteShardDirectory(built.raw, built.graph, built.partition, wo);
+  // The interrupted overwrite's complete directory is put back, so this run must refuse to clobber it.
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("already exists"), std::string::npos);
+  EXPECT_TRUE(ShardDirectory::Open(out).ok());
+  EXPECT_FALSE(fs::exists(out + ".tmp-" + std::to_string(dead)));
+  EXPECT_FALSE(fs::exists(out + ".old-" + std::to_string(dead)));
+  // A temporary of a live process (ours) is left alone.
+  const std::string live = out + ".tmp-" + std::to_string(getppid());
+  fs::create_directories(live);
+  wo.overwrite = true;
+  ASSERT_TRUE(WriteShardDirectory(built.raw, built.graph, built.partition, wo).ok());
+  EXPECT_TRUE(fs::exists(live));
 }
 
 }  // namespace
