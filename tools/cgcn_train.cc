@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   std::string dir, metrics_out, save_model, predict_out, feature_norm = "row";
   TrainOptions o;
   int threads = 0;
-  bool quiet = false;
+  bool quiet = false, log_steps = false;
   app.add_option("--shards", dir, "shard directory written by cgcn-preprocess")->required();
   app.add_option("--clusters-per-batch,-q", o.clusters_per_batch, "clusters per batch q")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--epochs", o.epochs, "training epochs")->check(CLI::PositiveNumber)->capture_default_str();
@@ -70,6 +70,10 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-out", metrics_out, "write one JSON record per epoch to this file (JSON Lines)");
   app.add_option("--save-model", save_model, "write the trained model here (docs/FORMAT.md)");
   app.add_option("--predict-out", predict_out, "write 'node_id,label' predictions for every node here");
+  app.add_option("--checkpoint", o.checkpoint_dir, "directory for checkpoints (checkpoint.cgcn, written atomically)");
+  app.add_option("--checkpoint-every", o.checkpoint_every, "write a checkpoint every N training steps (and after every epoch)");
+  app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint DIR (same options and shards required)");
+  app.add_flag("--log-steps", log_steps, "also write one record per training step (step, epoch, batch, loss) to --metrics-out");
   app.add_flag("--quiet", quiet, "no progress lines");
   CLI11_PARSE(app, argc, argv);
   o.row_normalize = feature_norm == "row";
@@ -87,7 +91,7 @@ int main(int argc, char** argv) {
                                                       " exceeds the " + std::to_string(m.num_parts) + " clusters in " + dir));
   std::ofstream metrics;
   if (!metrics_out.empty()) {
-    metrics.open(metrics_out, std::ios::trunc);
+    metrics.open(metrics_out, o.resume ? std::ios::app : std::ios::trunc);
     if (!metrics) return tools::Fail(kTool, Status::IoError(metrics_out + ": cannot open for writing"));
   }
   std::printf("cgcn-train: %llu nodes, %llu edges, %u features, %u classes, %u clusters; q=%u, %u x %u GCN, %u epochs, %d threads\n",
@@ -114,7 +118,12 @@ int main(int argc, char** argv) {
                   r.loss, r.epoch_s, r.stats.input_wait_s, r.stats.decode_s, r.stats.assemble_s, r.stats.consume_s);
     std::fflush(stdout);
   };
-  Result<TrainReport> rep = Train(*shards, o, model, on_epoch, printer.Fn());
+  auto on_step = [&](uint64_t step, uint32_t epoch, uint64_t batch, double loss) {
+    if (log_steps && metrics.is_open())
+      metrics << nlohmann::json{{"step", step}, {"epoch", epoch}, {"batch", batch}, {"loss", loss}}.dump() << std::endl;
+  };
+  if (o.resume) std::printf("resuming from %s/%s\n", o.checkpoint_dir.c_str(), kCheckpointFileName);
+  Result<TrainReport> rep = Train(*shards, o, model, on_epoch, printer.Fn(), on_step);
   printer.Finish();
   if (!rep.ok()) return tools::Fail(kTool, rep.status());
   if (metrics.is_open() && !metrics) return tools::Fail(kTool, Status::IoError(metrics_out + ": write failed"));

@@ -45,9 +45,11 @@ class BatchStream {
   BatchStream(const BatchStream&) = delete;
   BatchStream& operator=(const BatchStream&) = delete;
 
-  // Runs one epoch. `consume` is called serially, in batch order; a non-ok Status from it
-  // or from decoding cancels the pipeline and is returned.
-  Status RunEpoch(uint32_t epoch, const std::function<Status(const Batch&)>& consume, EpochStats* stats);
+  // Runs one epoch from batch `first_batch` on (earlier batches are skipped, not read: used
+  // when resuming from a checkpoint). `consume` is called serially, in batch order; a non-ok
+  // Status from it or from decoding cancels the pipeline and is returned.
+  Status RunEpoch(uint32_t epoch, const std::function<Status(const Batch&)>& consume, EpochStats* stats,
+                  uint64_t first_batch = 0);
 
  private:
   struct Slot;

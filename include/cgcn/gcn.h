@@ -75,6 +75,14 @@ class Adam {
   uint64_t steps() const { return t_; }
   std::span<const float> m() const { return m_; }
   std::span<const float> v() const { return v_; }
+  // Restores state saved from steps()/m()/v() (checkpoints); false if the sizes differ.
+  bool Restore(uint64_t steps, std::span<const float> m, std::span<const float> v) {
+    if (m.size() != m_.size() || v.size() != v_.size()) return false;
+    t_ = steps;
+    m_.assign(m.begin(), m.end());
+    v_.assign(v.begin(), v.end());
+    return true;
+  }
 
  private:
   float lr_, wd_, b1_, b2_, eps_;

@@ -61,11 +61,12 @@ BatchStream::BatchStream(const ShardDirectory& shards, const StreamOptions& opti
 
 BatchStream::~BatchStream() = default;
 
-Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Batch&)>& consume, EpochStats* stats) {
+Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Batch&)>& consume, EpochStats* stats,
+                             uint64_t first_batch) {
   const auto groups = EpochBatches(shards_.num_clusters(), options_.clusters_per_batch, options_.seed, epoch);
   tbb::enumerable_thread_specific<ShardDecoder> decoders;
   EpochStats st;
-  size_t next = 0;
+  size_t next = std::min<uint64_t>(first_batch, groups.size());
   const Clock::time_point start = Clock::now();
   Clock::time_point idle_since = start;
   const size_t K = slots_.size();

@@ -1,9 +1,6 @@
 #include "cgcn/shard_writer.h"
 
-#include <signal.h>
 #include <unistd.h>
-
-#include <cerrno>
 
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
@@ -74,30 +71,18 @@ void BuildCluster(const RawGraph& raw, const CsrGraph& g, const Partition& p, co
   }
 }
 
-bool ProcessAlive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
-
 // Cleans up after runs that were killed: "<out>.tmp-<pid>" directories of dead processes are
 // removed; an "<out>.old-<pid>" (an --overwrite interrupted between its two renames) is moved
 // back to <out> if <out> is missing, so no complete directory is ever lost.
 void RecoverInterruptedRuns(const std::string& out) {
-  const fs::path parent = fs::path(out).parent_path().empty() ? fs::path(".") : fs::path(out).parent_path();
-  const std::string base = fs::path(out).filename().string();
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(parent, ec)) {
-    const std::string name = entry.path().filename().string();
-    for (const char* tag : {".tmp-", ".old-"}) {
-      const std::string prefix = base + tag;
-      if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-      const std::string digits = name.substr(prefix.size());
-      if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
-      if (ProcessAlive(std::stol(digits))) continue;
-      std::error_code e2;
-      if (tag[1] == 'o' && !fs::exists(out, e2) && fs::exists(entry.path() / kManifestFileName, e2))
-        fs::rename(entry.path(), out, e2);
-      else
-        fs::remove_all(entry.path(), e2);
-    }
+  for (const std::string& old : DeadSiblings(out, ".old-")) {
+    if (!fs::exists(out, ec) && fs::exists(fs::path(old) / kManifestFileName, ec))
+      fs::rename(old, out, ec);
+    else
+      fs::remove_all(old, ec);
   }
+  for (const std::string& tmp : DeadSiblings(out, ".tmp-")) fs::remove_all(tmp, ec);
 }
 
 }  // namespace

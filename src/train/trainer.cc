@@ -3,17 +3,42 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 
+#include "util/bytes.h"
 #include "util/random.h"
 
 namespace cgcn {
+namespace {
+
+// What ties a checkpoint to the data it was trained on.
+std::string ShardIdentity(const ShardDirectory& shards) {
+  const Manifest& m = shards.manifest();
+  uint64_t h = SplitMix64(m.input_fingerprint) ^ SplitMix64(m.num_parts) ^ SplitMix64(static_cast<uint64_t>(m.seed));
+  for (const ShardInfo& s : m.shards) h = SplitMix64(h ^ s.header_checksum);
+  return " shards=" + Hex64(h);
+}
+
+}  // namespace
+
+std::string TrainOptions::Signature() const {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "q=%u layers=%u hidden=%u lr=%.9g wd=%.9g dropout=%.9g seed=%llu feature_norm=%s",
+                clusters_per_batch, layers, hidden, static_cast<double>(lr), static_cast<double>(weight_decay),
+                static_cast<double>(dropout), static_cast<unsigned long long>(seed), row_normalize ? "row" : "none");
+  return buf;
+}
 
 Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& options, Gcn& model,
-                          const std::function<void(const EpochRecord&)>& on_epoch, const ProgressFn& progress) {
+                          const std::function<void(const EpochRecord&)>& on_epoch, const ProgressFn& progress,
+                          const StepFn& on_step) {
   const Manifest& m = shards.manifest();
   if (model.config().in_dim != m.feat_dim || model.config().out_dim != m.num_classes)
     return Status::InvalidArgument("model dimensions do not match the shard directory");
   if (options.epochs == 0) return Status::InvalidArgument("--epochs must be >= 1");
+  if ((options.checkpoint_every > 0 || options.resume) && options.checkpoint_dir.empty())
+    return Status::InvalidArgument("checkpointing needs a checkpoint directory (--checkpoint DIR)");
   StreamOptions so;
   so.clusters_per_batch = options.clusters_per_batch;
   so.prefetch = options.prefetch;
@@ -24,13 +49,52 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
   Workspace grad_ws;
   const uint32_t q = std::max<uint32_t>(1, std::min(options.clusters_per_batch, shards.num_clusters()));
   const uint64_t batches_per_epoch = (shards.num_clusters() + q - 1) / q;
+  const std::string signature = options.Signature() + ShardIdentity(shards);
+
+  uint64_t step = 0;
+  uint32_t first_epoch = 1;
+  uint64_t first_batch = 0;
+  double loss_sum = 0;
+  uint64_t loss_count = 0;
+  if (options.resume) {
+    CGCN_ASSIGN_OR_RETURN(Checkpoint c, LoadCheckpoint(options.checkpoint_dir));
+    if (c.signature != signature)
+      return Status::InvalidArgument(options.checkpoint_dir + "/" + kCheckpointFileName +
+                                     ": written for different options or shards:\n  checkpoint: " + c.signature +
+                                     "\n  this run:   " + signature);
+    if (c.params.size() != model.params().size() || !adam.Restore(c.step, c.adam_m, c.adam_v))
+      return Status::InvalidArgument(options.checkpoint_dir + ": checkpoint parameter count does not match the model");
+    if (c.next_batch > batches_per_epoch || c.epoch == 0)
+      return Status::Corruption(options.checkpoint_dir + ": checkpoint position out of range");
+    std::copy(c.params.begin(), c.params.end(), model.params().begin());
+    step = c.step;
+    first_epoch = c.epoch;
+    first_batch = c.next_batch;
+    loss_sum = c.loss_sum;
+    loss_count = c.loss_count;
+  }
+  auto checkpoint = [&](uint32_t epoch, uint64_t next_batch) -> Status {
+    Checkpoint c;
+    c.signature = signature;
+    c.epoch = epoch;
+    c.next_batch = next_batch;
+    c.step = step;
+    c.loss_sum = loss_sum;
+    c.loss_count = loss_count;
+    c.params.assign(model.params().begin(), model.params().end());
+    c.adam_m.assign(adam.m().begin(), adam.m().end());
+    c.adam_v.assign(adam.v().begin(), adam.v().end());
+    return SaveCheckpoint(options.checkpoint_dir, c);
+  };
+  if (options.checkpoint_every > 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.checkpoint_dir, ec);
+    if (ec) return Status::IoError(options.checkpoint_dir + ": cannot create checkpoint directory: " + ec.message());
+  }
 
   TrainReport report;
-  uint64_t step = 0;
   double best_valid = -1;
-  for (uint32_t epoch = 1; epoch <= options.epochs; ++epoch) {
-    double loss_sum = 0;
-    uint64_t loss_count = 0;
+  for (uint32_t epoch = first_epoch; epoch <= options.epochs; ++epoch) {
     auto consume = [&](const Batch& b) -> Status {
       if (b.num_train > 0) {
         const SparseRows adj = b.Adjacency();
@@ -48,15 +112,20 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
         loss_sum += static_cast<double>(loss) * count;
         loss_count += count;
         ++step;
+        if (on_step) on_step(step, epoch, b.index, loss);
+        if (options.checkpoint_every > 0 && step % options.checkpoint_every == 0)
+          CGCN_RETURN_IF_ERROR(checkpoint(epoch, b.index + 1));
       }
       if (progress) progress("train epoch " + std::to_string(epoch), b.index + 1, batches_per_epoch);
       return Status::Ok();
     };
     EpochRecord rec;
     rec.epoch = epoch;
-    CGCN_RETURN_IF_ERROR(stream.RunEpoch(epoch, consume, &rec.stats));
+    CGCN_RETURN_IF_ERROR(stream.RunEpoch(epoch, consume, &rec.stats, epoch == first_epoch ? first_batch : 0));
     rec.epoch_s = rec.stats.wall_s;
     rec.loss = loss_count ? loss_sum / static_cast<double>(loss_count) : 0.0;
+    loss_sum = 0;
+    loss_count = 0;
     const bool eval = (options.eval_every > 0 && epoch % options.eval_every == 0) || epoch == options.epochs;
     if (eval) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -70,11 +139,12 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
         report.best_acc = rec.acc;
       }
     }
+    if (options.checkpoint_every > 0) CGCN_RETURN_IF_ERROR(checkpoint(epoch + 1, 0));
     report.mean_epoch_s += rec.epoch_s;
     report.epochs.push_back(rec);
     if (on_epoch) on_epoch(rec);
   }
-  report.mean_epoch_s /= options.epochs;
+  if (!report.epochs.empty()) report.mean_epoch_s /= static_cast<double>(report.epochs.size());
   return report;
 }
 

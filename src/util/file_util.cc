@@ -1,6 +1,7 @@
 #include "util/file_util.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -44,7 +45,26 @@ Status FsyncDirectory(const std::string& dir) {
   return Status::Ok();
 }
 
+std::vector<std::string> DeadSiblings(const std::string& path, const std::string& tag) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> dead;
+  const fs::path parent = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  const std::string prefix = fs::path(path).filename().string() + tag;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    const bool alive = pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
+    if (!alive) dead.push_back(entry.path().string());
+  }
+  return dead;
+}
+
 Status WriteFileAtomic(const std::string& path, std::span<const std::byte> bytes) {
+  for (const std::string& stale : DeadSiblings(path, ".tmp-")) ::unlink(stale.c_str());
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   Status s = WriteWholeFile(tmp, bytes);
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)

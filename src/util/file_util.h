@@ -16,6 +16,9 @@ Status WriteWholeFile(const std::string& path, std::span<const std::byte> bytes)
 // Nothing is left behind on failure.
 Status WriteFileAtomic(const std::string& path, std::span<const std::byte> bytes);
 Status FsyncDirectory(const std::string& dir);
+// Siblings of `path` named "<name of path><tag><pid>" (e.g. ".tmp-1234") whose process has
+// exited: the leftovers of killed runs.
+std::vector<std::string> DeadSiblings(const std::string& path, const std::string& tag);
 Result<std::vector<std::byte>> ReadWholeFile(const std::string& path);
 
 }  // namespace cgcn
