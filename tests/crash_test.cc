@@ -1,0 +1,346 @@
+// cgcn-preprocess under hostile conditions, run as the real binary:
+//  - SIGKILL at seeded random moments spread over a run: the output path must be either
+//    absent or a complete shard directory that verifies, never a partial one; a rerun
+//    must succeed and clean up what the killed run left behind.
+//  - a full disk (a tiny tmpfs): a clear error naming the file, and nothing left behind.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cgcn/dump.h"
+#include "cgcn/manifest.h"
+#include "cgcn/shard_directory.h"
+#include "testutil/shards.h"
+#include "testutil/testutil.h"
+
+namespace fs = std::filesystem;
+
+namespace cgcn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using testutil::Compression;
+using testutil::TempDir;
+
+// ---------------------------------------------------------------------------------
+// Running cgcn-preprocess as a child process
+
+// A started tool; stdout and stderr go to files.
+class Child {
+ public:
+  // fork/exec of CGCN_BIN_DIR/`tool` (no shell); false if it could not be started.
+  bool Start(const std::string& tool, const std::vector<std::string>& args, const std::string& out_path,
+             const std::string& err_path) {
+    std::vector<std::string> all = {std::string(CGCN_BIN_DIR) + "/" + tool};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out_fd < 0 || err_fd < 0) return false;
+    pid_ = ::fork();
+    if (pid_ == 0) {  // only async-signal-safe calls until exec
+      ::dup2(out_fd, STDOUT_FILENO);
+      ::dup2(err_fd, STDERR_FILENO);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(out_fd);
+    ::close(err_fd);
+    return pid_ > 0;
+  }
+  void Kill() const { ::kill(pid_, SIGKILL); }
+  // True (and the wait status in *status) if the child has exited; does not block.
+  bool TryWait(int* status) {
+    if (::waitpid(pid_, status, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    return true;
+  }
+  // Reaps the child; the raw wait status, or -1.
+  int Wait() {
+    if (pid_ < 0) return -1;
+    int status = 0;
+    pid_t r;
+    do r = ::waitpid(pid_, &status, 0);
+    while (r < 0 && errno == EINTR);
+    pid_ = -1;
+    return r < 0 ? -1 : status;
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      Kill();
+      Wait();
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+struct ToolRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+ToolRun RunTool(const std::string& tool, const std::vector<std::string>& args, const std::string& scratch) {
+  ToolRun run;
+  Child child;
+  const std::string out_path = scratch + "/tool.stdout", err_path = scratch + "/tool.stderr";
+  if (!child.Start(tool, args, out_path, err_path)) {
+    run.err = "cannot start " + tool + ": " + std::strerror(errno);
+    return run;
+  }
+  const int status = child.Wait();
+  run.exit_code = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.out = testutil::ReadFile(out_path);
+  run.err = testutil::ReadFile(err_path);
+  return run;
+}
+
+// Names in `parent` that are `base` or start with `base` + ".": the output and its
+// ".tmp-<pid>" / ".old-<pid>" siblings.
+std::vector<std::string> OutputAndSiblings(const std::string& parent, const std::string& base) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(parent)) {
+    const std::string name = e.path().filename().string();
+    if (name == base || name.rfind(base + ".", 0) == 0) found.push_back(name);
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+// Ok if `dir` opens as a shard directory and passes cgcn-dump --verify.
+Status VerifyShardDirectory(const std::string& dir) {
+  Result<ShardDirectory> d = ShardDirectory::Open(dir);
+  if (!d.ok()) return d.status();
+  std::ostringstream report;
+  return Dump(DumpOptions{dir, std::nullopt, true, false, 20}, report);
+}
+
+// ---------------------------------------------------------------------------------
+// SIGKILL at random moments
+
+// cgcn-preprocess prints this line, flushed, just before it starts writing shards.
+constexpr char kWritePhase[] = "[4/4] writing shards";
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Polls (every millisecond) until `child`'s stdout, captured in `stdout_path`, shows the
+// write phase; false (and the wait status in *status) if the child exits first.
+bool WaitForWritePhase(Child& child, const std::string& stdout_path, int* status) {
+  for (;;) {
+    if (testutil::ReadFile(stdout_path).find(kWritePhase) != std::string::npos) return true;
+    if (child.TryWait(status)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+TEST(CrashTest, SigkillNeverLeavesAPartialOutput) {
+  // Moments: kBeforeWrite spread over reading/symmetrizing/partitioning (timed from the
+  // start), kDuringWrite spread over writing the shards and exiting (timed from the moment
+  // the tool announces that phase, so machine load does not push them out of it).
+  constexpr int kBeforeWrite = 7, kDuringWrite = 8, kTrials = kBeforeWrite + kDuringWrite;
+  uint64_t seed = 20240611;
+  if (const char* s = std::getenv("CGCN_CRASH_SEED")) seed = std::strtoull(s, nullptr, 10);
+  std::mt19937_64 rng(seed);
+  std::cout << "[          ] seed " << seed << " (set CGCN_CRASH_SEED to replay)\n";
+
+  TempDir tmp("cgcn-crash");
+  const std::string raw = tmp.Join("raw"), scratch = tmp.Join("scratch"), work = tmp.Join("work");
+  fs::create_directories(scratch);
+  fs::create_directories(work);
+  testutil::WriteRawDataset(raw, testutil::RandomRawDataset(20000, 100000, 32, 4, 7), Compression::kPlain);
+  const std::string out = work + "/shards";
+  const std::string child_out = scratch + "/child.stdout", child_err = scratch + "/child.stderr";
+  const std::vector<std::string> base_args = {"--input", raw, "--out", out, "--parts", "16", "--threads", "2", "--quiet"};
+
+  // Two uninterrupted runs. The faster one times the phases; the MANIFEST is what every
+  // published directory must hold (a run is deterministic for a seed and thread count).
+  double before_write_s = 1e9, write_s = 1e9;
+  std::string ref_manifest;
+  for (int i = 0; i < 2; ++i) {
+    Child child;
+    const auto t0 = Clock::now();
+    ASSERT_TRUE(child.Start("cgcn-preprocess", base_args, child_out, child_err));
+    int status = 0;
+    ASSERT_TRUE(WaitForWritePhase(child, child_out, &status)) << testutil::ReadFile(child_err);
+    const auto t_write = Clock::now();
+    status = child.Wait();
+    const auto t_end = Clock::now();
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testutil::ReadFile(child_err);
+    before_write_s = std::min(before_write_s, Seconds(t_write - t0));
+    write_s = std::min(write_s, Seconds(t_end - t_write));
+    ASSERT_TRUE(VerifyShardDirectory(out).ok());
+    const std::string manifest = testutil::ReadFile(out + "/" + kManifestFileName);
+    if (i > 0) {
+      ASSERT_EQ(manifest, ref_manifest) << "two uninterrupted runs differ";
+    }
+    ref_manifest = manifest;
+    fs::remove_all(out);
+  }
+  std::cout << "[          ] uninterrupted run: " << before_write_s << " s before the write phase, " << write_s
+            << " s writing\n";
+
+  int before_publish = 0, after_publish = 0, finished = 0, partial = 0, with_temporary = 0;
+  for (int trial = 0; trial < kTrials; ++trial) {
+    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+    const bool in_write = trial >= kBeforeWrite;
+    const double delay_s = in_write ? write_s * (trial - kBeforeWrite + u) / kDuringWrite
+                                    : before_write_s * (trial + u) / kBeforeWrite;
+    SCOPED_TRACE("trial " + std::to_string(trial) + ": kill " + std::to_string(delay_s) + " s after " +
+                 (in_write ? "the write phase began" : "the start"));
+
+    Child child;
+    ASSERT_TRUE(child.Start("cgcn-preprocess", base_args, child_out, child_err));
+    int status = 0;
+    bool exited = in_write && !WaitForWritePhase(child, child_out, &status);
+    if (!exited) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(delay_s));
+      child.Kill();
+      status = child.Wait();
+    }
+    const bool killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    if (!killed) {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "status " << status << ": " << testutil::ReadFile(child_err);
+      ++finished;
+    }
+
+    // The output is absent or complete; only a temporary may remain beside it.
+    for (const std::string& name : OutputAndSiblings(work, "shards")) {
+      if (name.rfind("shards.tmp-", 0) == 0) ++with_temporary;
+      EXPECT_EQ(name.rfind("shards.old-", 0), std::string::npos) << "no --overwrite, yet " << name;
+    }
+    const bool published = fs::exists(out);
+    if (published) {
+      if (killed) ++after_publish;
+      Status s = VerifyShardDirectory(out);
+      if (!s.ok() || testutil::ReadFile(out + "/" + kManifestFileName) != ref_manifest) {
+        ++partial;
+        ADD_FAILURE() << "partial output after the kill: " << s.ToString();
+      }
+    } else {
+      EXPECT_TRUE(killed);
+      ++before_publish;
+    }
+
+    // Rerun: plain if nothing was published, --overwrite otherwise.
+    std::vector<std::string> args = base_args;
+    if (published) args.push_back("--overwrite");
+    ToolRun again = RunTool("cgcn-preprocess", args, scratch);
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    Status s = VerifyShardDirectory(out);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(testutil::ReadFile(out + "/" + kManifestFileName), ref_manifest);
+    // The rerun removed the killed run's temporary (its pid is dead).
+    EXPECT_EQ(OutputAndSiblings(work, "shards"), std::vector<std::string>{"shards"});
+    fs::remove_all(out);
+  }
+  std::cout << "[          ] " << kTrials << " kills: " << before_publish << " before publish (" << with_temporary
+            << " of them left a temporary), " << after_publish << " after publish, " << finished
+            << " found the run finished; partial outputs: " << partial << "\n";
+  RecordProperty("kills_before_publish", before_publish);
+  RecordProperty("kills_after_publish", after_publish);
+  RecordProperty("runs_finished_before_kill", finished);
+  RecordProperty("kills_leaving_temporary", with_temporary);
+  RecordProperty("partial_outputs", partial);
+  EXPECT_EQ(partial, 0);
+  EXPECT_EQ(before_publish + after_publish + finished, kTrials);
+  // Not an assertion: exactly where a kill lands depends on the machine's load.
+  if (with_temporary == 0) std::cout << "[          ] note: no kill landed while shards were written\n";
+}
+
+// ---------------------------------------------------------------------------------
+// A full disk
+
+// A tmpfs mounted on a fresh directory, unmounted (lazily if busy) on destruction.
+class TmpfsMount {
+ public:
+  // Mounts; on failure error() says why.
+  TmpfsMount(const std::string& dir, const std::string& size) : dir_(dir) {
+    fs::create_directories(dir);
+    const std::string opts = "size=" + size + ",mode=0755";
+    if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) == 0) {
+      mounted_ = true;
+    } else {
+      error_ = errno;
+    }
+  }
+  ~TmpfsMount() {
+    if (mounted_ && ::umount2(dir_.c_str(), 0) != 0) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
+  bool mounted() const { return mounted_; }
+  int error() const { return error_; }
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+  int error_ = 0;
+};
+
+uint64_t TreeBytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) total += e.file_size();
+  return total;
+}
+
+TEST(CrashTest, FullDiskFailsCleanly) {
+  TempDir tmp("cgcn-diskfull");
+  const std::string raw = tmp.Join("raw"), mnt = tmp.Join("small");
+  // Noisy float features hardly compress: the shards exceed 256 KiB (checked below).
+  testutil::WriteRawDataset(raw, testutil::RandomRawDataset(3000, 12000, 64, 4, 5), Compression::kPlain);
+
+  {
+    TmpfsMount small(mnt, "256k");
+    if (!small.mounted()) {
+      GTEST_SKIP() << "cannot mount a tmpfs on " << mnt << " (" << std::strerror(small.error())
+                   << "); this test needs root";
+    }
+    const std::string out = mnt + "/shards";
+    ToolRun run = RunTool("cgcn-preprocess", {"--input", raw, "--out", out, "--parts", "4", "--quiet"}, tmp.path());
+    EXPECT_EQ(run.exit_code, 3) << run.out << run.err;
+    const std::regex expected("cgcn-preprocess: error: I/O error: " + mnt +
+                              "/shards\\.tmp-[0-9]+/(shard-[0-9]{6}\\.cgs|MANIFEST): "
+                              "(write failed at byte [0-9]+|fsync failed|close failed): No space left on device\n");
+    EXPECT_TRUE(std::regex_match(run.err, expected)) << run.err;
+    std::cout << "[          ] " << run.err;
+    std::vector<std::string> left;
+    for (const auto& e : fs::directory_iterator(mnt)) left.push_back(e.path().filename().string());
+    EXPECT_EQ(left, std::vector<std::string>{}) << "left in the full file system";
+  }  // unmounted here, whatever happened above
+
+  // The same run with room to spare succeeds, and its shards do exceed the small mount.
+  const std::string big = tmp.Join("big");
+  TmpfsMount roomy(big, "64m");
+  ASSERT_TRUE(roomy.mounted()) << std::strerror(roomy.error());
+  ToolRun ok = RunTool("cgcn-preprocess", {"--input", raw, "--out", big + "/shards", "--parts", "4", "--quiet"},
+                       tmp.path());
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_GT(TreeBytes(big + "/shards"), uint64_t{256} << 10);
+  EXPECT_TRUE(VerifyShardDirectory(big + "/shards").ok());
+}
+
+}  // namespace
+}  // namespace cgcn
