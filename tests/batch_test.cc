@@ -48,12 +48,12 @@ void CheckAgainstNaiveInducedSubgraph(const testutil::RawDatasetSpec& spec, cons
     for (uint32_t e = b.offsets[i]; e < b.offsets[i + 1]; ++e) {
       const uint32_t u = b.node_ids[b.columns[e]];
       got.insert(u);
-      const double want = 1.0 / std::sqrt((nbrs[v].size() + 1.0) * (nbrs[u].size() + 1.0));
+      const double want = 1.0 / std::sqrt((static_cast<double>(nbrs[v].size()) + 1.0) * (static_cast<double>(nbrs[u].size()) + 1.0));
       EXPECT_NEAR(b.weights[e], want, 1e-6);
     }
     EXPECT_EQ(got, nbrs[v]) << "node " << v;
     EXPECT_EQ(b.offsets[i + 1] - b.offsets[i], nbrs[v].size()) << "duplicate entries in row of node " << v;
-    EXPECT_NEAR(b.self_weights[i], 1.0 / (nbrs[v].size() + 1.0), 1e-6);
+    EXPECT_NEAR(b.self_weights[i], 1.0 / (static_cast<double>(nbrs[v].size()) + 1.0), 1e-6);
     double sum = 0;
     for (float f : spec.features[v]) sum += f;
     for (size_t f = 0; f < spec.features[v].size(); ++f)

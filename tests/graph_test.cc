@@ -38,8 +38,8 @@ TEST(Graph, MatchesNaiveReferenceOnRandomGraph) {
   const uint32_t n = 400;
   std::vector<uint32_t> s, d;
   for (int e = 0; e < 3000; ++e) {
-    s.push_back(rng() % n);
-    d.push_back(rng() % n);
+    s.push_back(static_cast<uint32_t>(rng() % n));
+    d.push_back(static_cast<uint32_t>(rng() % n));
   }
   Result<CsrGraph> g = BuildSymmetricCsr(n, s, d);
   ASSERT_TRUE(g.ok());

@@ -11,9 +11,9 @@ CsrGraph RandomGraph(uint32_t n, int edges, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<uint32_t> s, d;
   for (int e = 0; e < edges; ++e) {
-    const uint32_t a = rng() % n;
+    const auto a = static_cast<uint32_t>(rng() % n);
     s.push_back(a);
-    d.push_back((rng() % 4 == 0) ? rng() % n : (a + 1 + rng() % 5) % n);  // mostly local: clusters exist
+    d.push_back(static_cast<uint32_t>((rng() % 4 == 0) ? rng() % n : (a + 1 + rng() % 5) % n));  // mostly local: clusters exist
   }
   return std::move(BuildSymmetricCsr(n, s, d)).value();
 }
@@ -45,7 +45,9 @@ TEST(Partition, EveryNodeInExactlyOnePartAndCutIsExact) {
       ++seen[v];
       EXPECT_EQ(static_cast<uint32_t>(p->part[v]), c);
       EXPECT_EQ(layout.local_index[v], k - layout.offsets[c]);
-      if (k > layout.offsets[c]) EXPECT_LT(layout.nodes[k - 1], v);
+      if (k > layout.offsets[c]) {
+        EXPECT_LT(layout.nodes[k - 1], v);
+      }
     }
   for (int s : seen) EXPECT_EQ(s, 1);
 }
