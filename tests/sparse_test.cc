@@ -103,8 +103,9 @@ void ExpectMatches(const RowMatrix& y, const Eigen::MatrixXd& ref) {
 TEST(SparsePropagate, MatchesDenseOnTinyGraph) {
   const Csr g = FromEdges(kTinyN, kTinyEdges);
   const Eigen::MatrixXd ahat = DenseAHat(kTinyN, kTinyEdges);
-  // Widths below one register tile, exactly one, and with a ragged tail.
-  for (Eigen::Index d : {1, 3, 64, 70, 130}) {
+  // Every width up to 2 register tiles (64 floats each): every count of leftover 8-float
+  // vectors and of leftover single floats, alone and after full tiles.
+  for (Eigen::Index d = 1; d <= 136; ++d) {
     const RowMatrix x = RandomMatrix(kTinyN, d, static_cast<uint32_t>(d));
     RowMatrix y = RowMatrix::Constant(kTinyN, d, std::nanf(""));
     Propagate(g.Rows(), ConstMatrixMap(x.data(), kTinyN, d), MatrixMap(y.data(), kTinyN, d));

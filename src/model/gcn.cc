@@ -2,9 +2,9 @@
 #include "cgcn/gcn.h"
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cmath>
-#include <limits>
 #include <random>
 
 #include <tbb/blocked_range.h>
@@ -27,9 +27,38 @@ inline uint64_t Mix64(uint64_t z) {
 // Uniform in [0, 1) from the top 24 bits (every value exactly representable as a float).
 inline float UnitFloat(uint64_t r) { return static_cast<float>(r >> 40) * 0x1.0p-24f; }
 
+// One row of h = relu(y + b) * dropout, in place in y [d], and mask [d] = d h / d y (0 where
+// y + b <= 0 or the unit is dropped, else keep_scale). Element e is kept when the top 24 bits of
+// Mix64(layer_key + (row_base + e + 1) * golden), read as a fraction of 2^24, are >= p, i.e.
+// when they are >= threshold = ceil(p * 2^24); this does not depend on which thread runs the row.
+// Branch-free (a branch on the coin flip mispredicts half the time; GCC turns a float compare
+// into one), with parameters by value so stores to y cannot alias them.
+void ReluDropoutRow(float* __restrict y, float* __restrict mask, const float* __restrict b, Eigen::Index d,
+                    uint64_t layer_key, uint64_t row_base, uint64_t threshold, float keep_scale) {
+  const uint32_t scale_bits = std::bit_cast<uint32_t>(keep_scale);
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const float v = y[j] + b[j];
+    const uint64_t r = Mix64(layer_key + (row_base + static_cast<uint64_t>(j) + 1) * kGolden) >> 40;
+    // All ones when r < threshold (dropped): the sign of r - threshold, r and threshold <= 2^24.
+    const auto dropped = static_cast<uint32_t>(static_cast<int64_t>(r - threshold) >> 63);
+    const float kept = std::bit_cast<float>(scale_bits & ~dropped);
+    mask[j] = v > 0.0f ? kept : 0.0f;
+    y[j] = std::max(v, 0.0f) * kept;
+  }
+}
+
+// The same without dropout: h = relu(y + b), mask = 1 where y + b > 0.
+void ReluRow(float* __restrict y, float* __restrict mask, const float* __restrict b, Eigen::Index d) {
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const float v = y[j] + b[j];
+    mask[j] = static_cast<float>(v > 0.0f);
+    y[j] = std::max(v, 0.0f);
+  }
+}
+
 // Rows per task for the elementwise passes over [n x d] activations.
 constexpr Eigen::Index kRowGrain = 64;
-// Rows per partial sum in ColumnSums (fixed: the reduction order must not depend on threads).
+// Rows per partial sum in AddColumnSums (fixed: the reduction order must not depend on threads).
 constexpr Eigen::Index kSumRows = 2048;
 
 // Eigen has no implicit MatrixMap -> ConstMatrixMap conversion.
@@ -142,6 +171,8 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
   const bool drop = training && p > 0.0f;
   // Factor for a kept positive activation; p >= 1 drops everything.
   const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+  // Keep a unit when its 24-bit draw u satisfies u / 2^24 >= p, i.e. u >= ceil(p 2^24) (exact).
+  const auto threshold = static_cast<uint64_t>(std::ceil(std::clamp(static_cast<double>(p), 0.0, 1.0) * 0x1.0p24));
   const uint64_t seed_key = Mix64(dropout_seed + kGolden);
 
   for (uint32_t l = 0; l < layers; ++l) {
@@ -152,7 +183,7 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
     MatrixMap y = h_[l].Get(n, d_out);  // [n x d_out] becomes the layer output in place
     Propagate(adj, AsConst(z), y);
     const float* b = params_.data() + b_offset_[l];
-    if (l + 1 == layers) {
+    if (l + 1 == layers) {  // the logits: y + b, no ReLU or dropout
       ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
         for (Eigen::Index i = begin; i < end; ++i) {
           float* yi = y.data() + i * d_out;
@@ -161,28 +192,17 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
       });
       break;
     }
-    // h = relu(y + b) * dropout; mask = d h / d y: 0 where y + b <= 0 or dropped, else the scale.
-    MatrixMap mask = mask_[l].Get(n, d_out);
+    MatrixMap mask = mask_[l].Get(n, d_out);  // [n x d_out]
     const uint64_t layer_key = Mix64(seed_key + (l + 1) * kGolden);
     ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
       for (Eigen::Index i = begin; i < end; ++i) {
         float* yi = y.data() + i * d_out;
         float* mi = mask.data() + i * d_out;
-        if (!drop) {
-          for (Eigen::Index j = 0; j < d_out; ++j) {
-            const float v = yi[j] + b[j];
-            mi[j] = v > 0.0f ? 1.0f : 0.0f;
-            yi[j] = v > 0.0f ? v : 0.0f;
-          }
-          continue;
-        }
-        const uint64_t row_base = static_cast<uint64_t>(i) * static_cast<uint64_t>(d_out);
-        for (Eigen::Index j = 0; j < d_out; ++j) {
-          const float v = yi[j] + b[j];
-          const uint64_t r = Mix64(layer_key + (row_base + static_cast<uint64_t>(j) + 1) * kGolden);
-          const float f = (v > 0.0f && UnitFloat(r) >= p) ? keep_scale : 0.0f;
-          mi[j] = f;
-          yi[j] = f != 0.0f ? v * f : 0.0f;
+        if (drop) {
+          ReluDropoutRow(yi, mi, b, d_out, layer_key, static_cast<uint64_t>(i) * static_cast<uint64_t>(d_out),
+                         threshold, keep_scale);
+        } else {
+          ReluRow(yi, mi, b, d_out);
         }
       }
     });
