@@ -133,7 +133,7 @@ Status VerifyShardDirectory(const std::string& dir) {
   Result<ShardDirectory> d = ShardDirectory::Open(dir);
   if (!d.ok()) return d.status();
   std::ostringstream report;
-  return Dump(DumpOptions{dir, std::nullopt, true, false, 20}, report);
+  return Dump(DumpOptions{dir, std::nullopt, true, false, 20, ""}, report);
 }
 
 // ---------------------------------------------------------------------------------

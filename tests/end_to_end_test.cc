@@ -224,3 +224,38 @@ TEST(Tools, DumpVerifyNamesTheCorruptFile) {
 
 }  // namespace
 }  // namespace cgcn
+
+namespace cgcn {
+namespace {
+
+TEST(Tools, UsageErrorsExitTwoAndExistingOutputIsRefusedBeforeReading) {
+  TempDir tmp;
+  ShellResult bad_flag = Shell(Bin("cgcn-train") + " --shards x --no-such-flag");
+  EXPECT_EQ(bad_flag.exit_code, 2) << bad_flag.out;
+  ShellResult bad_value = Shell(Bin("cgcn-preprocess") + " --input a --out b --parts abc");
+  EXPECT_EQ(bad_value.exit_code, 2) << bad_value.out;
+  EXPECT_EQ(Shell(Bin("cgcn-dump") + " --help").exit_code, 0);
+  fs::create_directories(tmp.Join("exists"));
+  ShellResult pre = Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("nothing-here") + " --out " + tmp.Join("exists") + " --parts 2");
+  EXPECT_EQ(pre.exit_code, 2) << pre.out;
+  EXPECT_NE(pre.out.find("already exists"), std::string::npos) << pre.out;
+  EXPECT_EQ(pre.out.find("[1/4]"), std::string::npos) << "read before refusing: " << pre.out;
+}
+
+TEST(Tools, CheckInputRefusesStaleShards) {
+  TempDir tmp;
+  testutil::WriteTinyRawDataset(tmp.Join("raw"));
+  const std::string shards = tmp.Join("shards");
+  ASSERT_EQ(Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet").exit_code, 0);
+  ShellResult ok = Shell(Bin("cgcn-dump") + " " + shards + " --check-input " + tmp.Join("raw"));
+  EXPECT_EQ(ok.exit_code, 0) << ok.out;
+  EXPECT_NE(ok.out.find("matches the manifest's record of 8 files"), std::string::npos) << ok.out;
+  testutil::WriteGzFile(tmp.Join("raw/split/s/test.csv.gz"), "4\n");
+  ShellResult stale = Shell(Bin("cgcn-train") + " --shards " + shards + " --check-input " + tmp.Join("raw") + " --epochs 1");
+  EXPECT_EQ(stale.exit_code, 1) << stale.out;
+  EXPECT_NE(stale.out.find("is stale"), std::string::npos) << stale.out;
+  EXPECT_NE(stale.out.find("split/s/test.csv.gz"), std::string::npos) << stale.out;
+}
+
+}  // namespace
+}  // namespace cgcn

@@ -424,7 +424,7 @@ TEST_P(OddButValidInput, Accepted) {
   EXPECT_EQ(d->manifest().feat_dim, 3u);
   EXPECT_EQ(d->manifest().num_train + d->manifest().num_valid + d->manifest().num_test, 5u);
   std::ostringstream report;
-  Status verified = Dump(DumpOptions{out, std::nullopt, true, false, 20}, report);
+  Status verified = Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report);
   EXPECT_TRUE(verified.ok()) << verified.ToString();
   EXPECT_EQ(OutputAndSiblings(tmp.path(), "shards"), std::vector<std::string>{"shards"});
 }

@@ -67,7 +67,7 @@ TEST(ShardWriter, ShardsTogetherHoldExactlyTheInputGraph) {
   }
   EXPECT_EQ(edges, want);
   std::ostringstream report;
-  EXPECT_TRUE(Dump(DumpOptions{out, std::nullopt, true, false, 20}, report).ok()) << report.str();
+  EXPECT_TRUE(Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report).ok()) << report.str();
 }
 
 TEST(ShardWriter, RefusesExistingOutputUnlessOverwriteAndLeavesNoTemporaries) {
@@ -110,7 +110,7 @@ TEST(ShardWriter, CorruptShardIsReportedByVerifyAndOpenChecksSizes) {
   const std::string victim = out + "/" + ShardFileName(2);
   testutil::FlipByte(victim, testutil::FileSize(victim) - 3);
   std::ostringstream report;
-  Status s = Dump(DumpOptions{out, std::nullopt, true, false, 20}, report);
+  Status s = Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_NE(s.message().find("shard-000002.cgs"), std::string::npos) << s.message();
@@ -132,13 +132,13 @@ TEST(ShardWriter, DumpShowsOneShardAndJson) {
   const std::string out = tmp.Join("shards");
   BuildShards(testutil::TinyRawDataset(), tmp.path(), out, 2);
   std::ostringstream one, js;
-  ASSERT_TRUE(Dump(DumpOptions{out, 1u, false, false, 20}, one).ok());
+  ASSERT_TRUE(Dump(DumpOptions{out, 1u, false, false, 20, ""}, one).ok());
   EXPECT_NE(one.str().find("section"), std::string::npos);
   EXPECT_NE(one.str().find("features"), std::string::npos);
-  ASSERT_TRUE(Dump(DumpOptions{out, std::nullopt, true, true, 20}, js).ok());
+  ASSERT_TRUE(Dump(DumpOptions{out, std::nullopt, true, true, 20, ""}, js).ok());
   EXPECT_NE(js.str().find("\"verified\": true"), std::string::npos) << js.str();
   std::ostringstream bad;
-  EXPECT_EQ(Dump(DumpOptions{out, 9u, false, false, 20}, bad).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Dump(DumpOptions{out, 9u, false, false, 20, ""}, bad).code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

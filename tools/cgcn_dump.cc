@@ -16,8 +16,9 @@ int main(int argc, char** argv) {
   auto* shard_opt = app.add_option("--shard", shard, "print the contents of shard K");
   app.add_flag("--verify", o.verify, "verify every checksum and invariant");
   app.add_flag("--json", o.json, "machine-readable JSON output");
+  app.add_option("--check-input", o.check_input, "also check that RAW_DIR is, file for file, the input the shards were built from");
   app.add_option("--rows", o.max_rows, "rows to show per shard with --shard")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  CGCN_PARSE_FLAGS(app, argc, argv);
   if (*shard_opt) o.shard = shard;
   const cgcn::Status s = cgcn::Dump(o, std::cout);
   std::cout.flush();

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 
 #include "cgcn/graph.h"
@@ -41,8 +42,10 @@ int main(int argc, char** argv) {
   app.add_option("--zstd-level", write.zstd_level, "zstd compression level")->check(CLI::Range(1, 19))->capture_default_str();
   app.add_flag("--overwrite", write.overwrite, "replace OUT if it exists (only after the new directory is complete)");
   app.add_flag("--quiet", quiet, "no progress lines");
-  CLI11_PARSE(app, argc, argv);
+  CGCN_PARSE_FLAGS(app, argc, argv);
   write.seed = seed;
+  if (!write.overwrite && std::filesystem::exists(write.out_dir))
+    return tools::Fail("cgcn-preprocess", Status::InvalidArgument(write.out_dir + ": already exists (pass --overwrite to replace it once the new one is complete)"));
 
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
@@ -54,6 +57,9 @@ int main(int argc, char** argv) {
   std::printf("[1/4] reading %s\n", read.dir.c_str());
   std::fflush(stdout);
   auto t = Clock::now();
+  Result<std::vector<InputFileDigest>> digests = DigestRawInput(read);
+  if (!digests.ok()) return tools::Fail(kTool, digests.status());
+  write.input_files = std::move(digests).value();
   Result<RawGraph> raw = ReadRawGraph(read, progress);
   printer.Finish();
   if (!raw.ok()) return tools::Fail(kTool, raw.status());

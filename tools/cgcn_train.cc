@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
       "decodes the next batches while the current one trains. Accuracy is measured by exact full-graph "
       "inference over the shards. The last line on stdout is a JSON summary.",
       "cgcn-train"};
-  std::string dir, metrics_out, save_model, predict_out, feature_norm = "row";
+  std::string dir, check_input, metrics_out, save_model, predict_out, feature_norm = "row";
   TrainOptions o;
   int threads = 0;
   bool quiet = false, log_steps = false;
@@ -74,8 +74,9 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", o.checkpoint_every, "write a checkpoint every N training steps (and after every epoch)");
   app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint DIR (same options and shards required)");
   app.add_flag("--log-steps", log_steps, "also write one record per training step (step, epoch, batch, loss) to --metrics-out");
+  app.add_option("--check-input", check_input, "refuse to train unless RAW_DIR is, file for file, the input the shards were built from");
   app.add_flag("--quiet", quiet, "no progress lines");
-  CLI11_PARSE(app, argc, argv);
+  CGCN_PARSE_FLAGS(app, argc, argv);
   o.row_normalize = feature_norm == "row";
   const char* kTool = "cgcn-train";
 
@@ -85,6 +86,10 @@ int main(int argc, char** argv) {
 
   Result<ShardDirectory> shards = ShardDirectory::Open(dir);
   if (!shards.ok()) return tools::Fail(kTool, shards.status());
+  if (!check_input.empty()) {
+    Status s = shards->CheckInput(check_input);
+    if (!s.ok()) return tools::Fail(kTool, s);
+  }
   const Manifest& m = shards->manifest();
   if (o.clusters_per_batch > m.num_parts)
     return tools::Fail(kTool, Status::InvalidArgument("--clusters-per-batch " + std::to_string(o.clusters_per_batch) +

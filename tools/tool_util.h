@@ -13,6 +13,15 @@
 #include "cgcn/progress.h"
 #include "cgcn/status.h"
 
+// Parses flags like CLI11_PARSE, but every usage error exits with 2 (--help exits 0).
+// Needs <CLI/CLI.hpp> included before use.
+#define CGCN_PARSE_FLAGS(app, argc, argv)      \
+  try {                                        \
+    (app).parse((argc), (argv));               \
+  } catch (const CLI::ParseError& e) {         \
+    return (app).exit(e) == 0 ? 0 : 2;         \
+  }
+
 namespace cgcn::tools {
 
 // Exit codes: 0 ok, 1 bad input or corrupt data, 2 usage error, 3 I/O or internal failure.

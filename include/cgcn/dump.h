@@ -16,6 +16,7 @@ struct DumpOptions {
   bool verify = false;            // check every checksum and invariant
   bool json = false;              // machine-readable output
   uint32_t max_rows = 20;         // rows shown per section with `shard`
+  std::string check_input;        // raw input directory to compare with the manifest's record
 };
 
 // Writes the report to `out`; returns the first problem found (verify) or I/O error.

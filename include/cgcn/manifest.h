@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cgcn/raw_reader.h"
 #include "cgcn/status.h"
 
 namespace cgcn {
@@ -39,7 +40,8 @@ struct Manifest {
   uint64_t input_fingerprint = 0;
   uint64_t input_bytes = 0;
   std::string split_name;
-  std::vector<ShardInfo> shards;  // [num_parts]
+  std::vector<InputFileDigest> input_files;  // in reading order
+  std::vector<ShardInfo> shards;             // [num_parts]
 
   // Prefix sums of shard node counts: [num_parts + 1]; cluster c's nodes occupy
   // [offsets[c], offsets[c+1]) in "cluster order".

@@ -50,4 +50,21 @@ struct RawReadOptions {
 // Reads and validates everything. Node ids must be < 2^31 - 1 (METIS's idx_t).
 Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& progress = {});
 
+// One input file as stored: recorded in the manifest so that a shard directory can be checked
+// against the raw input it claims to stand for, file by file.
+struct InputFileDigest {
+  std::string relative;   // path relative to DIR, e.g. "raw/edge.csv.gz"
+  uint64_t size = 0;      // bytes as stored
+  uint64_t checksum = 0;  // XXH3-64 of the stored bytes
+  bool operator==(const InputFileDigest&) const = default;
+};
+
+// Digests of the files ReadRawGraph reads, in the same order (without parsing them).
+Result<std::vector<InputFileDigest>> DigestRawInput(const RawReadOptions& options);
+
+// Describes how `actual` differs from `recorded` ("raw/edge.csv.gz: 18127 -> 18200 bytes,
+// content differs; split/public/test.csv.gz: missing"); empty when they are equal.
+std::string DescribeInputDifferences(const std::vector<InputFileDigest>& recorded,
+                                     const std::vector<InputFileDigest>& actual);
+
 }  // namespace cgcn

@@ -29,6 +29,11 @@ class ShardDirectory {
   Result<MappedFile> Map(uint32_t cluster) const;
   ShardExpectation Expectation(uint32_t cluster) const;
 
+  // Checks that the raw input in `raw_dir` is, file for file, the input these shards were
+  // built from (sizes and XXH3-64 of every file recorded in the manifest). A stale directory
+  // gets kCorruption with a message naming each file that differs.
+  Status CheckInput(const std::string& raw_dir) const;
+
   // Maps, verifies and decodes `mask` sections of shard `cluster` into `out`.
   Status Load(uint32_t cluster, SectionMask mask, ShardDecoder& decoder, ClusterData& out) const;
 

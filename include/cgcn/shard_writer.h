@@ -18,6 +18,7 @@ struct ShardWriteOptions {
   int zstd_level = 3;
   bool overwrite = false;  // replace an existing out_dir (only once the new one is complete)
   int64_t seed = 0;        // recorded in the manifest
+  std::vector<InputFileDigest> input_files;  // recorded in the manifest (DigestRawInput)
 };
 
 struct ShardWriteReport {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cgcn/checksum.h"
+#include "cgcn/mapped_file.h"
 #include "util/text_source.h"
 
 namespace cgcn {
@@ -511,29 +512,76 @@ Result<std::string> ChooseSplit(const std::string& dir, const std::string& reque
   return names[0];
 }
 
+
+// The input files of a dataset, resolved (gz or plain) in reading order.
+struct InputFiles {
+  std::string dir;
+  std::string split_name;
+  InputFile num_nodes;
+  std::optional<InputFile> num_edges;
+  InputFile edges, features, labels, train, valid, test;
+  std::vector<const InputFile*> InOrder() const {
+    std::vector<const InputFile*> v = {&num_nodes};
+    if (num_edges) v.push_back(&*num_edges);
+    for (const InputFile* f : {&edges, &features, &labels, &train, &valid, &test}) v.push_back(f);
+    return v;
+  }
+};
+
+// Resolves every file before any is read, so a missing one fails fast.
+Result<InputFiles> ResolveInputFiles(const RawReadOptions& options) {
+  InputFiles f;
+  f.dir = options.dir;
+  while (f.dir.size() > 1 && f.dir.back() == '/') f.dir.pop_back();
+  std::error_code ec;
+  if (f.dir.empty() || !fs::is_directory(f.dir, ec)) return Status::IoError((f.dir.empty() ? "''" : f.dir) + ": no such directory");
+  CGCN_ASSIGN_OR_RETURN(f.split_name, ChooseSplit(f.dir, options.split_name));
+  CGCN_ASSIGN_OR_RETURN(f.num_nodes, Resolve(f.dir, "raw/num-node-list"));
+  if (auto r = Resolve(f.dir, "raw/num-edge-list"); r.ok()) f.num_edges = std::move(r).value();
+  CGCN_ASSIGN_OR_RETURN(f.edges, Resolve(f.dir, "raw/edge"));
+  CGCN_ASSIGN_OR_RETURN(f.features, Resolve(f.dir, "raw/node-feat"));
+  CGCN_ASSIGN_OR_RETURN(f.labels, Resolve(f.dir, "raw/node-label"));
+  const std::string split_base = "split/" + f.split_name + "/";
+  CGCN_ASSIGN_OR_RETURN(f.train, Resolve(f.dir, split_base + "train"));
+  CGCN_ASSIGN_OR_RETURN(f.valid, Resolve(f.dir, split_base + "valid"));
+  CGCN_ASSIGN_OR_RETURN(f.test, Resolve(f.dir, split_base + "test"));
+  return f;
+}
+
 }  // namespace
 
-Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& progress) {
-  std::string dir = options.dir;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  {
-    std::error_code ec;
-    if (dir.empty() || !fs::is_directory(dir, ec)) return Status::IoError((dir.empty() ? "''" : dir) + ": no such directory");
+Result<std::vector<InputFileDigest>> DigestRawInput(const RawReadOptions& options) {
+  CGCN_ASSIGN_OR_RETURN(InputFiles files, ResolveInputFiles(options));
+  std::vector<InputFileDigest> out;
+  for (const InputFile* f : files.InOrder()) {
+    CGCN_ASSIGN_OR_RETURN(MappedFile m, MappedFile::Open(f->path));
+    out.push_back({f->relative, m.bytes().size(), Checksum64(m.bytes())});
   }
-  RawGraph graph;
-  CGCN_ASSIGN_OR_RETURN(graph.split_name, ChooseSplit(dir, options.split_name));
+  return out;
+}
 
-  // Resolve every file before reading any, so a missing one fails fast.
-  CGCN_ASSIGN_OR_RETURN(InputFile num_node_file, Resolve(dir, "raw/num-node-list"));
-  std::optional<InputFile> num_edge_file;
-  if (auto r = Resolve(dir, "raw/num-edge-list"); r.ok()) num_edge_file = std::move(r).value();
-  CGCN_ASSIGN_OR_RETURN(InputFile edge_file, Resolve(dir, "raw/edge"));
-  CGCN_ASSIGN_OR_RETURN(InputFile feat_file, Resolve(dir, "raw/node-feat"));
-  CGCN_ASSIGN_OR_RETURN(InputFile label_file, Resolve(dir, "raw/node-label"));
-  const std::string split_base = "split/" + graph.split_name + "/";
-  CGCN_ASSIGN_OR_RETURN(InputFile train_file, Resolve(dir, split_base + "train"));
-  CGCN_ASSIGN_OR_RETURN(InputFile valid_file, Resolve(dir, split_base + "valid"));
-  CGCN_ASSIGN_OR_RETURN(InputFile test_file, Resolve(dir, split_base + "test"));
+std::string DescribeInputDifferences(const std::vector<InputFileDigest>& recorded,
+                                     const std::vector<InputFileDigest>& actual) {
+  std::string d;
+  auto add = [&](const std::string& s) { d += (d.empty() ? "" : "; ") + s; };
+  for (const InputFileDigest& r : recorded) {
+    auto it = std::find_if(actual.begin(), actual.end(), [&](const InputFileDigest& a) { return a.relative == r.relative; });
+    if (it == actual.end()) add(r.relative + ": missing now");
+    else if (it->size != r.size) add(r.relative + ": " + std::to_string(r.size) + " -> " + std::to_string(it->size) + " bytes");
+    else if (it->checksum != r.checksum) add(r.relative + ": same size, content differs");
+  }
+  for (const InputFileDigest& a : actual)
+    if (std::none_of(recorded.begin(), recorded.end(), [&](const InputFileDigest& r) { return r.relative == a.relative; }))
+      add(a.relative + ": not part of the recorded input");
+  return d;
+}
+
+Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& progress) {
+  CGCN_ASSIGN_OR_RETURN(InputFiles files, ResolveInputFiles(options));
+  RawGraph graph;
+  graph.split_name = files.split_name;
+  const InputFile& num_node_file = files.num_nodes;
+  const std::optional<InputFile>& num_edge_file = files.num_edges;
 
   // The files are read (and fingerprinted) in exactly this order.
   InputReader reader;
@@ -549,15 +597,15 @@ Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& p
   if (num_edge_file) {
     CGCN_ASSIGN_OR_RETURN(declared_edges, ReadSingleCount(reader, *num_edge_file, "an edge count"));
   }
-  CGCN_RETURN_IF_ERROR(ReadEdges(reader, edge_file, num_nodes, declared_edges,
+  CGCN_RETURN_IF_ERROR(ReadEdges(reader, files.edges, num_nodes, declared_edges,
                                  num_edge_file ? num_edge_file->path : std::string(), progress, &graph));
-  CGCN_RETURN_IF_ERROR(ReadFeatures(reader, feat_file, num_nodes, progress, &graph));
-  CGCN_RETURN_IF_ERROR(ReadLabels(reader, label_file, num_nodes, progress, &graph));
+  CGCN_RETURN_IF_ERROR(ReadFeatures(reader, files.features, num_nodes, progress, &graph));
+  CGCN_RETURN_IF_ERROR(ReadLabels(reader, files.labels, num_nodes, progress, &graph));
 
   graph.split.assign(num_nodes, 0);
-  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, train_file, kSplitTrain, num_nodes, progress, &graph, &graph.num_train));
-  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, valid_file, kSplitValid, num_nodes, progress, &graph, &graph.num_valid));
-  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, test_file, kSplitTest, num_nodes, progress, &graph, &graph.num_test));
+  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.train, kSplitTrain, num_nodes, progress, &graph, &graph.num_train));
+  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.valid, kSplitValid, num_nodes, progress, &graph, &graph.num_valid));
+  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.test, kSplitTest, num_nodes, progress, &graph, &graph.num_test));
 
   graph.fingerprint = reader.fingerprint();
   graph.input_bytes = reader.input_bytes();

@@ -28,7 +28,13 @@ nlohmann::json ManifestJson(const Manifest& m) {
           {"edge_cut", m.edge_cut},      {"split", m.split_name},
           {"num_train", m.num_train},    {"num_valid", m.num_valid},
           {"num_test", m.num_test},      {"input_fingerprint", Hex64(m.input_fingerprint)},
-          {"input_bytes", m.input_bytes}};
+          {"input_bytes", m.input_bytes},
+          {"input_files", [&] {
+             nlohmann::json a = nlohmann::json::array();
+             for (const InputFileDigest& f : m.input_files)
+               a.push_back({{"file", f.relative}, {"bytes", f.size}, {"checksum", Hex64(f.checksum)}});
+             return a;
+           }()}};
 }
 
 // Every checksum and structural invariant, across shards too: node ids form a permutation
@@ -136,6 +142,10 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
 
 Status Dump(const DumpOptions& o, std::ostream& out) {
   CGCN_ASSIGN_OR_RETURN(ShardDirectory d, ShardDirectory::Open(o.dir));
+  if (!o.check_input.empty()) {
+    CGCN_RETURN_IF_ERROR(d.CheckInput(o.check_input));
+    if (!o.json) out << "input " << o.check_input << " matches the manifest's record of " << d.manifest().input_files.size() << " files\n";
+  }
   if (o.shard) return DumpShard(d, *o.shard, o, out);
   const Manifest& m = d.manifest();
   uint64_t raw = 0, stored = 0;
@@ -170,7 +180,8 @@ Status Dump(const DumpOptions& o, std::ostream& out) {
              m.zstd_level);
   out << Fmt("  split '%s': %" PRIu64 " train, %" PRIu64 " valid, %" PRIu64 " test\n", m.split_name.c_str(), m.num_train,
              m.num_valid, m.num_test);
-  out << "  input fingerprint " << Hex64(m.input_fingerprint) << " over " << m.input_bytes << " bytes\n\n";
+  out << "  input fingerprint " << Hex64(m.input_fingerprint) << " over " << m.input_bytes << " bytes in "
+      << m.input_files.size() << " files\n\n";
   out << Fmt("  %-18s %9s %11s %11s %12s %12s %6s\n", "shard", "nodes", "intra", "inter", "raw bytes", "file bytes", "ratio");
   for (uint32_t k = 0; k < m.num_parts; ++k) {
     const ShardInfo& s = m.shards[k];

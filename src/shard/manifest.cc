@@ -13,6 +13,8 @@ constexpr size_t kFixedBytes = 108;  // through the split name length
 constexpr size_t kShardEntryBytes = 48;
 constexpr uint32_t kMaxParts = 1u << 24;
 constexpr uint32_t kMaxSplitName = 255;
+constexpr uint32_t kMaxInputFiles = 64;
+constexpr uint32_t kMaxInputName = 4096;
 }  // namespace
 
 std::vector<uint64_t> Manifest::ClusterOffsets() const {
@@ -48,6 +50,13 @@ std::vector<std::byte> EncodeManifest(const Manifest& m) {
   w.U64(m.input_bytes);
   w.U32(static_cast<uint32_t>(m.split_name.size()));
   w.Raw(m.split_name.data(), m.split_name.size());
+  w.U32(static_cast<uint32_t>(m.input_files.size()));
+  for (const InputFileDigest& f : m.input_files) {
+    w.U32(static_cast<uint32_t>(f.relative.size()));
+    w.Raw(f.relative.data(), f.relative.size());
+    w.U64(f.size);
+    w.U64(f.checksum);
+  }
   for (const ShardInfo& s : m.shards) {
     w.U32(s.num_nodes);
     w.U32(0);  // reserved
@@ -107,14 +116,31 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
   if (m.num_classes == 0 || m.num_classes > (1u << 16)) return corrupt("byte 36: class count " + std::to_string(m.num_classes) + " outside [1, 65536]");
   if (reserved != 0) return corrupt("byte 52: reserved field is not zero");
   if (m.edge_cut > m.num_edges) return corrupt("byte 56: edge cut exceeds the edge count");
-  if (m.num_train + m.num_valid + m.num_test > m.num_nodes) return corrupt("bytes 64-87: split sizes exceed the node count");
+  // Compared one at a time: the sum of three untrusted u64 can wrap around to a small value.
+  if (m.num_train > m.num_nodes || m.num_valid > m.num_nodes - m.num_train ||
+      m.num_test > m.num_nodes - m.num_train - m.num_valid)
+    return corrupt("bytes 64-87: split sizes exceed the node count");
   if (name_len > kMaxSplitName) return corrupt("byte 104: split name length " + std::to_string(name_len) + " exceeds 255");
-  const uint64_t want = kFixedBytes + name_len + uint64_t{m.num_parts} * kShardEntryBytes + 8;
+  if (r.remaining() < name_len + 4) return corrupt("truncated in the split name");
+  m.split_name.resize(name_len);
+  (void)r.Raw(m.split_name.data(), name_len);
+  uint32_t num_files = 0;
+  (void)r.U32(&num_files);
+  if (num_files > kMaxInputFiles) return corrupt("byte " + std::to_string(r.pos() - 4) + ": input file count " + std::to_string(num_files) + " exceeds 64");
+  m.input_files.resize(num_files);
+  for (InputFileDigest& f : m.input_files) {
+    uint32_t len = 0;
+    if (!r.U32(&len) || len > kMaxInputName || r.remaining() < len + 16)
+      return corrupt("byte " + std::to_string(r.pos()) + ": input file entry truncated or name too long");
+    f.relative.resize(len);
+    (void)r.Raw(f.relative.data(), len);
+    (void)r.U64(&f.size);
+    (void)r.U64(&f.checksum);
+  }
+  const uint64_t want = r.pos() + uint64_t{m.num_parts} * kShardEntryBytes + 8;
   if (bytes.size() != want)
     return corrupt("size " + std::to_string(bytes.size()) + " bytes, expected " + std::to_string(want) + " for " +
                    std::to_string(m.num_parts) + " shards");
-  m.split_name.resize(name_len);
-  (void)r.Raw(m.split_name.data(), name_len);
   m.shards.resize(m.num_parts);
   uint64_t nodes = 0, intra = 0, inter = 0;
   for (uint32_t k = 0; k < m.num_parts; ++k) {

@@ -33,6 +33,18 @@ Result<ShardDirectory> ShardDirectory::Open(const std::string& dir) {
   return d;
 }
 
+Status ShardDirectory::CheckInput(const std::string& raw_dir) const {
+  if (manifest_.input_files.empty())
+    return Status::Corruption(dir_ + "/MANIFEST: records no input files to check against");
+  CGCN_ASSIGN_OR_RETURN(std::vector<InputFileDigest> actual,
+                        DigestRawInput(RawReadOptions{raw_dir, manifest_.split_name}));
+  const std::string diff = DescribeInputDifferences(manifest_.input_files, actual);
+  if (!diff.empty())
+    return Status::Corruption(dir_ + " is stale: it was built from a different input than " + raw_dir + " (" + diff +
+                              "); rerun cgcn-preprocess");
+  return Status::Ok();
+}
+
 std::string ShardDirectory::ShardPath(uint32_t cluster) const {
   return (fs::path(dir_) / ShardFileName(cluster)).string();
 }

@@ -132,6 +132,7 @@ Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrGraph
   m.input_fingerprint = raw.fingerprint;
   m.input_bytes = raw.input_bytes;
   m.split_name = raw.split_name;
+  m.input_files = options.input_files;
   m.shards.resize(P);
 
   struct Local {
