@@ -187,21 +187,8 @@ Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrGraph
   CGCN_RETURN_IF_ERROR(FsyncDirectory(tmp));
 
   // Publish: the new directory appears complete or not at all.
-  std::string old;
-  if (fs::exists(out_str, ec)) {
-    old = out_str + ".old-" + std::to_string(::getpid());
-    fs::rename(out_str, old, ec);
-    if (ec) return Status::IoError(out_str + ": cannot move the existing directory aside: " + ec.message());
-  }
-  fs::rename(tmp, out_str, ec);
-  if (ec) {
-    std::error_code e2;
-    if (!old.empty()) fs::rename(old, out_str, e2);
-    return Status::IoError(out_str + ": cannot rename " + tmp + " into place: " + ec.message());
-  }
+  CGCN_RETURN_IF_ERROR(PublishDirectory(tmp, out_str));
   cleanup.armed = false;
-  CGCN_RETURN_IF_ERROR(FsyncDirectory(parent.string()));
-  if (!old.empty()) fs::remove_all(old, ec);
   report.manifest = std::move(m);
   return report;
 }

@@ -77,6 +77,28 @@ Status WriteFileAtomic(const std::string& path, std::span<const std::byte> bytes
   return FsyncDirectory(dir.empty() ? "." : dir);
 }
 
+Status PublishDirectory(const std::string& tmp, const std::string& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string old;
+  if (fs::exists(out, ec)) {
+    old = out + ".old-" + std::to_string(::getpid());
+    fs::remove_all(old, ec);
+    fs::rename(out, old, ec);
+    if (ec) return Status::IoError(out + ": cannot move the existing directory aside: " + ec.message());
+  }
+  fs::rename(tmp, out, ec);
+  if (ec) {
+    std::error_code e2;
+    if (!old.empty()) fs::rename(old, out, e2);
+    return Status::IoError(out + ": cannot rename " + tmp + " into place: " + ec.message());
+  }
+  const fs::path parent = fs::absolute(out, ec).parent_path();
+  CGCN_RETURN_IF_ERROR(FsyncDirectory(parent.string()));
+  if (!old.empty()) fs::remove_all(old, ec);
+  return Status::Ok();
+}
+
 Result<std::vector<std::byte>> ReadWholeFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::IoError(path + ": cannot open: " + Errno());

@@ -19,6 +19,10 @@ Status FsyncDirectory(const std::string& dir);
 // Siblings of `path` named "<name of path><tag><pid>" (e.g. ".tmp-1234") whose process has
 // exited: the leftovers of killed runs.
 std::vector<std::string> DeadSiblings(const std::string& path, const std::string& tag);
+// Atomically publishes the complete directory `tmp` as `out`: an existing `out` is first moved
+// to "<out>.old-<pid>" (put back if the second rename fails) and removed only after `tmp` took
+// its place; the parent directory is fsynced. (DeadSiblings finds the ".old-" of a killed run.)
+Status PublishDirectory(const std::string& tmp, const std::string& out);
 Result<std::vector<std::byte>> ReadWholeFile(const std::string& path);
 
 }  // namespace cgcn
