@@ -34,6 +34,7 @@
 #include <boost/iostreams/filtering_stream.hpp>
 
 #include "cgcn/raw_reader.h"
+#include "util/file_util.h"
 #include "util/random.h"
 
 namespace fs = std::filesystem;
@@ -378,15 +379,6 @@ Status WriteChunkedFile(const std::string& path, size_t num_chunks, const FillFn
   totals->text_bytes += text_bytes;
   totals->stored_bytes += sink.offset();
   return sink.Close();
-}
-
-Status FsyncDirectory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(dir + ": cannot open directory: " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Status::IoError(dir + ": fsync failed: " + std::strerror(errno));
-  return Status::Ok();
 }
 
 // Calls a ProgressFn from parallel code: serialized, at most once per finished unit.
@@ -900,22 +892,8 @@ Result<SynthReport> GenerateSynthGraph(const SynthOptions& options, const Progre
   for (const std::string& d : {tmp + "/raw", split_dir, tmp + "/split", tmp}) CGCN_RETURN_IF_ERROR(FsyncDirectory(d));
 
   // Publish: the new directory appears complete or not at all.
-  std::string old;
-  if (fs::exists(out_str, ec)) {
-    old = out_str + ".old-" + std::to_string(::getpid());
-    fs::remove_all(old, ec);
-    fs::rename(out_str, old, ec);
-    if (ec) return Status::IoError(out_str + ": cannot move the existing directory aside: " + ec.message());
-  }
-  fs::rename(tmp, out_str, ec);
-  if (ec) {
-    std::error_code e2;
-    if (!old.empty()) fs::rename(old, out_str, e2);
-    return Status::IoError(out_str + ": cannot rename " + tmp + " into place: " + ec.message());
-  }
+  CGCN_RETURN_IF_ERROR(PublishDirectory(tmp, out_str));
   cleanup.armed = false;
-  CGCN_RETURN_IF_ERROR(FsyncDirectory(parent.string()));
-  if (!old.empty()) fs::remove_all(old, ec);
 
   SynthReport report = gen.TakeReport();
   report.seconds_setup = setup_s;
