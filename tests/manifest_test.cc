@@ -65,5 +65,20 @@ TEST(Manifest, RejectsInconsistentCountsEvenWithValidChecksum) {
   EXPECT_FALSE(DecodeManifest(EncodeManifest(m), "m").ok());
 }
 
+// Found by fuzz_manifest: the three split counts were summed in u64, so counts whose sum wraps
+// past 2^64 to a small number passed the "split sizes exceed the node count" check.
+TEST(Manifest, RejectsSplitCountsWhoseSumWrapsAround) {
+  Manifest m = Sample();
+  m.num_train = 2;
+  m.num_valid = ~uint64_t{0} - 254;  // 2^64 - 255
+  m.num_test = 255;                  // train + valid + test = 2^64 + 2, i.e. 2 in u64
+  Result<Manifest> r = DecodeManifest(EncodeManifest(m), "m");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("split sizes exceed the node count"), std::string::npos) << r.status().message();
+  m = Sample();
+  m.num_test = m.num_nodes - m.num_train - m.num_valid;  // exactly N: still fine
+  EXPECT_TRUE(DecodeManifest(EncodeManifest(m), "m").ok());
+}
+
 }  // namespace
 }  // namespace cgcn
