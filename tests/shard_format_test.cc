@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "cgcn/checksum.h"
 #include "cgcn/raw_reader.h"
 
 namespace cgcn {
@@ -164,6 +165,88 @@ TEST(ShardFormat, RejectsNonFiniteFeaturesEvenWithValidChecksums) {
   const Status s = dec.Decode(bytes, "f", Expect(c, bytes.size()), kAllSections, out);
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_NE(s.message().find("row 1 column 1"), std::string::npos) << s.message();
+}
+
+// Found by fuzz_shard under UBSan: a cluster whose nodes have no intra edges made Decode pass
+// the empty neighbour vector's null data() to memcpy (undefined behaviour, reported by
+// scripts/sanitize.sh; harmless-looking in a plain build).
+TEST(ShardFormat, NodesWithoutIntraEdgesDecode) {
+  ClusterData c;
+  c.cluster_id = 0;
+  c.num_clusters = 2;
+  c.num_nodes = 2;
+  c.feat_dim = 1;
+  c.num_classes = 2;
+  c.node_ids = {1, 4};
+  c.adj_offsets = {0, 0, 0};
+  c.features = {0.5f, 2.0f};
+  c.labels = {1, 0};
+  c.split = {kSplitValid, 0};
+  const auto bytes = *EncodeShard(c, 3);
+  ShardDecoder dec;
+  ClusterData out;
+  const Status s = dec.Decode(bytes, "s", Expect(c, bytes.size()), kAllSections, out);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(out.adj_offsets, (std::vector<uint32_t>{0, 0, 0}));
+  EXPECT_TRUE(out.adj_neighbors.empty());
+  EXPECT_EQ(out.node_ids, c.node_ids);
+  EXPECT_EQ(out.features, c.features);
+}
+
+// Sets a u64 header field and re-seals the header checksum, as a crafted file would.
+void PatchHeader(std::vector<std::byte>& b, size_t offset, uint64_t value) {
+  std::memcpy(b.data() + offset, &value, 8);
+  const uint64_t sum = Checksum64(b.data(), kShardHeaderBytes - 8);
+  std::memcpy(b.data() + kShardHeaderBytes - 8, &sum, 8);
+}
+constexpr size_t kIntraField = 40, kInterField = 48;
+size_t RawSizeField(SectionKind k) { return kShardFixedHeaderBytes + (static_cast<size_t>(k) - 1) * kSectionEntryBytes + 24; }
+
+// Found with fuzz_shard: the intra and inter counts come from the header alone (the manifest's
+// expectation does not carry them), and Decode allocated for them before reading the section, so
+// a 3-node shard claiming 2^31-1 intra entries made it allocate 2 x 8 GiB. Counts no valid section
+// can hold are now refused first: at most n(n-1) intra entries, at most n x (N - n) inter entries.
+TEST(ShardFormat, RejectsImpossibleEntryCountsBeforeAllocating) {
+  const ClusterData c = SampleCluster();  // n = 3 of N = 10, 4 intra and 3 inter entries
+  const auto good = *EncodeShard(c, 3);
+  for (const uint64_t intra : {uint64_t{7}, uint64_t{0x7fffffff}}) {
+    auto bad = good;
+    PatchHeader(bad, kIntraField, intra);
+    PatchHeader(bad, RawSizeField(SectionKind::kAdjacency), 4 * (3 + 1 + intra));
+    Result<ShardHeader> h = ParseShardHeader(bad, "f");
+    ASSERT_FALSE(h.ok()) << "intra " << intra;
+    EXPECT_NE(h.status().message().find("exceeds n(n-1) = 6 for 3 nodes"), std::string::npos) << h.status().message();
+  }
+  auto bad = good;
+  PatchHeader(bad, kInterField, 22);  // n x (N - n) = 21
+  PatchHeader(bad, RawSizeField(SectionKind::kInter), 8 * (2 + 22));
+  ASSERT_TRUE(ParseShardHeader(bad, "f").ok());  // the header alone cannot know N
+  ShardDecoder dec;
+  ClusterData out;
+  const Status s = dec.Decode(bad, "f", Expect(c, bad.size()), kAllSections, out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("more than n x (N - n) = 21"), std::string::npos) << s.message();
+}
+
+// Pairs within an inter group are distinct and sorted by (src, dst), as the writer makes them; a
+// repeated or unordered pair is refused (and distinctness is what bounds the count above).
+TEST(ShardFormat, RejectsRepeatedOrUnorderedInterEdges) {
+  ShardDecoder dec;
+  ClusterData out;
+  ClusterData c = SampleCluster();
+  c.inter_src = {0, 0, 1};  // group for cluster 0: (0, 2) twice
+  c.inter_dst = {2, 2, 1};
+  auto bytes = *EncodeShard(c, 3);
+  Status s = dec.Decode(bytes, "f", Expect(c, bytes.size()), kAllSections, out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("not strictly ascending"), std::string::npos) << s.message();
+  c = SampleCluster();
+  c.inter_src = {2, 0, 1};  // (2, 0) before (0, 2)
+  c.inter_dst = {0, 2, 1};
+  bytes = *EncodeShard(c, 3);
+  s = dec.Decode(bytes, "f", Expect(c, bytes.size()), kAllSections, out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("section 'inter'"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -181,6 +181,12 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
   if (h.num_classes == 0 || h.num_classes > kMaxClasses) return bad(32, "class count " + std::to_string(h.num_classes) + " outside [1, 65536]");
   if (h.intra_entries > kMaxEntries) return bad(40, "intra entry count exceeds 2^31-1");
   if (h.inter_entries > kMaxEntries) return bad(48, "inter entry count exceeds 2^31-1");
+  // No self loops and no repeated neighbour: a cluster of n nodes has at most n(n-1) intra entries.
+  // Refused here, before Decode allocates for a count that no valid section can hold.
+  const uint64_t max_intra = uint64_t{h.num_nodes} * (h.num_nodes == 0 ? 0 : h.num_nodes - 1);
+  if (h.intra_entries > max_intra)
+    return bad(40, "intra entry count " + std::to_string(h.intra_entries) + " exceeds n(n-1) = " + std::to_string(max_intra) +
+                       " for " + std::to_string(h.num_nodes) + " nodes");
   if (h.num_inter_groups >= h.num_clusters || h.num_inter_groups > h.inter_entries)
     return bad(56, "inter group count " + std::to_string(h.num_inter_groups) + " inconsistent with " +
                        std::to_string(h.num_clusters) + " clusters and " + std::to_string(h.inter_entries) + " entries");
@@ -305,7 +311,8 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
     scratch_.resize(e.raw_size);
     CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data()));
     std::memcpy(out.adj_offsets.data(), scratch_.data(), 4 * (uint64_t{n} + 1));
-    std::memcpy(out.adj_neighbors.data(), scratch_.data() + 4 * (uint64_t{n} + 1), 4 * h.intra_entries);
+    if (h.intra_entries != 0)  // an empty vector's data() may be null, which memcpy must not get
+      std::memcpy(out.adj_neighbors.data(), scratch_.data() + 4 * (uint64_t{n} + 1), 4 * h.intra_entries);
     if (out.adj_offsets[0] != 0) return invalid(SectionKind::kAdjacency, "offsets[0] is not 0");
     if (out.adj_offsets[n] != h.intra_entries)
       return invalid(SectionKind::kAdjacency, "offsets[n] = " + std::to_string(out.adj_offsets[n]) + ", header says " +
@@ -323,6 +330,13 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
   }
   if (mask & SectionBit(SectionKind::kInter)) {
     const SectionEntry& e = section(SectionKind::kInter);
+    // The (src, dst) pairs of a group are distinct (checked below), src < n and dst a node of
+    // another cluster, so there are at most n x (N - n) of them: a larger count is refused before
+    // anything is allocated for it.
+    const uint64_t max_inter = uint64_t{n} * (expect.total_nodes > n ? expect.total_nodes - n : 0);
+    if (h.inter_entries > max_inter)
+      return invalid(SectionKind::kInter, "header claims " + std::to_string(h.inter_entries) + " entries, more than n x (N - n) = " +
+                                              std::to_string(max_inter) + " distinct edges to other clusters");
     scratch_.resize(e.raw_size);
     CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data()));
     const uint32_t groups = h.num_inter_groups;
@@ -357,6 +371,10 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
       for (uint64_t k = ig.begin; k < ig.begin + ig.count; ++k) {
         if (out.inter_src[k] >= n)
           return invalid(SectionKind::kInter, "edge " + std::to_string(k) + ": source " + std::to_string(out.inter_src[k]) + " not below " + std::to_string(n));
+        if (k > ig.begin && (out.inter_src[k] < out.inter_src[k - 1] ||
+                             (out.inter_src[k] == out.inter_src[k - 1] && out.inter_dst[k] <= out.inter_dst[k - 1])))
+          return invalid(SectionKind::kInter, "edge " + std::to_string(k) + ": (source, target) pairs of cluster " +
+                                                  std::to_string(ig.cluster) + "'s group not strictly ascending");
         if (out.inter_dst[k] >= bound)
           return invalid(SectionKind::kInter, "edge " + std::to_string(k) + ": target " + std::to_string(out.inter_dst[k]) +
                                                   " not below cluster " + std::to_string(ig.cluster) + "'s " + std::to_string(bound) + " nodes");
