@@ -3,9 +3,11 @@
 //   tsan_canary clean   hands data to TBB tasks and back the way cgcn does (main fills a buffer,
 //                       a parallel_for writes disjoint rows, main reads and frees it): TSan must
 //                       stay silent, which shows that TBB's hand-offs are visible to it;
-//   tsan_canary race    lets parallel_for bodies increment one plain counter: TSan must report it,
-//                       which shows that races between TBB tasks are still caught (and that no
-//                       suppression hides cgcn-shaped code running in a parallel_for).
+//   tsan_canary race    lets parallel_for bodies on two threads write one plain counter at the
+//                       same time: TSan must report it, which shows that races between TBB tasks
+//                       are still caught (and that no suppression, and no edge added by
+//                       tests/tsan_itt.cc or tests/tsan_tbb_pool.cc, hides code running in a
+//                       parallel_for).
 // Exit status: 0 when the run did what it should before TSan's verdict (TSan itself makes a
 // reporting process exit with 66); sanitize.sh requires 0 for "clean" and 66 for "race".
 #include <tbb/blocked_range.h>
@@ -13,6 +15,7 @@
 #include <tbb/parallel_for.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -52,15 +55,39 @@ int Clean() {
   return spread ? 0 : 1;
 }
 
+// The planted race is made certain rather than likely: the first body each thread runs writes the
+// plain counter, then waits (bounded) until the other thread has written it too, and writes it
+// once more. The wait uses relaxed atomics only, which order nothing for TSan, so both pairs of
+// writes are unordered and each second write happens, in real time, after the other thread's
+// first: TSan must report it. (Plain increments from every body used to be enough, but the real
+// synchronization of TBB's task pool, which tests/tsan_tbb_pool.cc shows TSan, can order all of
+// them in a run: that check missed 2 runs in 20.)
 int Race() {
   long counter = 0;  // deliberately not atomic
-  const bool spread = RunOnTwoThreads([&](size_t i) {
-    volatile long work = 0;
-    for (int k = 0; k < 200; ++k) work = work + k;
-    counter += static_cast<long>(i % 3);
-  });
-  std::printf("tsan_canary race: %s, counter %ld\n", spread ? "ran on 2 threads" : "ran on 1 thread", counter);
-  return spread ? 0 : 1;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    std::atomic<uint64_t> first_seen{0};
+    std::atomic<int> arrived{0};
+    std::atomic<bool> met{false};
+    const auto main_id = std::this_thread::get_id();
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, kRows, 1), [&](const tbb::blocked_range<size_t>&) {
+      const uint64_t me = std::this_thread::get_id() == main_id ? 1 : 2;
+      if (first_seen.fetch_or(me, std::memory_order_relaxed) & me) return;  // not this thread's first body
+      counter += 1;
+      arrived.fetch_add(1, std::memory_order_relaxed);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (arrived.load(std::memory_order_relaxed) < 2 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
+      if (arrived.load(std::memory_order_relaxed) < 2) return;  // the other thread never came
+      counter += 1;
+      met.store(true, std::memory_order_relaxed);
+    }, tbb::simple_partitioner());
+    if (met.load()) {
+      std::printf("tsan_canary race: 2 threads wrote the counter concurrently, counter %ld\n", counter);
+      return 0;
+    }
+  }
+  std::printf("tsan_canary race: the 2 threads never ran bodies at the same time, counter %ld\n", counter);
+  return 1;
 }
 
 }  // namespace
