@@ -312,8 +312,11 @@ TEST(CrashTest, FullDiskFailsCleanly) {
   // Noisy float features hardly compress: the shards exceed 256 KiB (checked below).
   testutil::WriteRawDataset(raw, testutil::RandomRawDataset(3000, 12000, 64, 4, 5), Compression::kPlain);
 
-  {
-    TmpfsMount small(mnt, "256k");
+  // 256k fills up while the input is streamed into the scratch files; 1200k holds the scratch
+  // files (~0.9 MiB) but not them and the shards together.
+  std::vector<std::string> failed_on;
+  for (const char* size : {"256k", "1200k"}) {
+    TmpfsMount small(mnt, size);
     if (!small.mounted()) {
       GTEST_SKIP() << "cannot mount a tmpfs on " << mnt << " (" << std::strerror(small.error())
                    << "); this test needs root";
@@ -322,14 +325,16 @@ TEST(CrashTest, FullDiskFailsCleanly) {
     ToolRun run = RunTool("cgcn-preprocess", {"--input", raw, "--out", out, "--parts", "4", "--quiet"}, tmp.path());
     EXPECT_EQ(run.exit_code, 3) << run.out << run.err;
     const std::regex expected("cgcn-preprocess: error: I/O error: " + mnt +
-                              "/shards\\.tmp-[0-9]+/(shard-[0-9]{6}\\.cgs|MANIFEST): "
+                              "/shards\\.tmp-[0-9]+/(shard-[0-9]{6}\\.cgs|MANIFEST|scratch/[a-z]+\\.(u32|f32)): "
                               "(write failed at byte [0-9]+|fsync failed|close failed): No space left on device\n");
     EXPECT_TRUE(std::regex_match(run.err, expected)) << run.err;
-    std::cout << "[          ] " << run.err;
+    failed_on.push_back(run.err.find("/scratch/") != std::string::npos ? "scratch" : "shards");
+    std::cout << "[          ] " << size << ": " << run.err;
     std::vector<std::string> left;
     for (const auto& e : fs::directory_iterator(mnt)) left.push_back(e.path().filename().string());
     EXPECT_EQ(left, std::vector<std::string>{}) << "left in the full file system";
   }  // unmounted here, whatever happened above
+  EXPECT_EQ(failed_on, (std::vector<std::string>{"scratch", "shards"}));
 
   // The same run with room to spare succeeds, and its shards do exceed the small mount.
   const std::string big = tmp.Join("big");

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -675,6 +677,89 @@ std::string FindCora() {
     if (std::filesystem::is_directory(std::string(dir) + "/raw", ec)) return dir;
   }
   return "";
+}
+
+// ---------------------------------------------------------------------------------
+// ReadRawInput: the streamed form, as cgcn-preprocess uses it
+
+std::vector<std::string> ScratchNames(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(RawInputTest, StreamsTinyDatasetIntoScratchFiles) {
+  TempDir tmp;
+  testutil::WriteTinyRawDataset(tmp.Join("data"), Compression::kGzip);
+  std::filesystem::create_directory(tmp.Join("scratch"));
+  Result<RawInput> in = ReadRawInput(RawReadOptions{tmp.Join("data"), ""}, tmp.Join("scratch"));
+  ASSERT_TRUE(in.ok()) << in.status().ToString();
+  EXPECT_EQ(ScratchNames(tmp.Join("scratch")), (std::vector<std::string>{"edges.u32", "features.f32", "labels.u32"}));
+  EXPECT_EQ(in->num_nodes, 6u);
+  EXPECT_EQ(in->feat_dim, 3u);
+  EXPECT_EQ(in->num_classes, 2u);
+  EXPECT_EQ(in->num_edge_lines, 7u);
+  EXPECT_EQ(testutil::FileSize(in->edges_path), 7u * 8);
+  EXPECT_EQ(testutil::FileSize(in->features_path), 6u * 3 * 4);
+  EXPECT_EQ(testutil::FileSize(in->labels_path), 6u * 4);
+  // Edges in pieces of 3 come back in file order.
+  std::vector<uint32_t> src, dst;
+  std::vector<size_t> pieces;
+  ASSERT_TRUE(in->ForEachEdgeChunk([&](std::span<const uint32_t> s, std::span<const uint32_t> d) {
+                   src.insert(src.end(), s.begin(), s.end());
+                   dst.insert(dst.end(), d.begin(), d.end());
+                   pieces.push_back(s.size());
+                 }, 3).ok());
+  EXPECT_EQ(src, (std::vector<uint32_t>{0, 1, 0, 1, 3, 2, 4}));
+  EXPECT_EQ(dst, (std::vector<uint32_t>{1, 2, 3, 3, 4, 5, 5}));
+  EXPECT_EQ(pieces, (std::vector<size_t>{3, 3, 1}));
+  // Rows by id (runs and gaps), as the shard writer gathers a cluster.
+  Result<RawNodeRows> rows = RawNodeRows::Open(*in);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  const std::vector<uint32_t> ids = {1, 2, 5};
+  std::vector<float> f(9);
+  std::vector<uint32_t> l(3);
+  ASSERT_TRUE(rows->Gather(ids, f.data(), l.data()).ok());
+  EXPECT_EQ(f, (std::vector<float>{1, -0.5f, 0.25f, 2, -1.5f, 1, 5, -4.5f, 6.25f}));
+  EXPECT_EQ(l, (std::vector<uint32_t>{1, 0, 0}));
+  // Phase statistics: one per parse phase, text bytes as parsed (the tiny files are gzipped).
+  ASSERT_EQ(in->phases.size(), 4u);
+  EXPECT_EQ(in->phases[0].name, "edges");
+  for (const auto& [rel, text] : testutil::RawDatasetFiles(testutil::TinyRawDataset()))
+    if (rel == "raw/edge") {
+      EXPECT_EQ(in->phases[0].text_bytes, text.size());
+    }
+  EXPECT_EQ(in->phases[1].name, "features");
+  EXPECT_EQ(in->phases[1].stored_bytes, testutil::FileSize(tmp.Join("data/raw/node-feat.csv.gz")));
+}
+
+TEST(RawInputTest, MalformedInputLeavesNoScratchFiles) {
+  TempDir tmp;
+  testutil::WriteTinyRawDataset(tmp.Join("data"), Compression::kPlain);
+  // Labels are read after edges and features have been streamed out.
+  testutil::WriteFile(tmp.Join("data/raw/node-label.csv"), "0\n1\nx\n1\n1\n0\n");
+  std::filesystem::create_directory(tmp.Join("scratch"));
+  Result<RawInput> in = ReadRawInput(RawReadOptions{tmp.Join("data"), ""}, tmp.Join("scratch"));
+  ASSERT_FALSE(in.ok());
+  EXPECT_EQ(in.status().message(), tmp.Join("data/raw/node-label.csv") + ":3: expected a class id, found 'x'");
+  EXPECT_EQ(ScratchNames(tmp.Join("scratch")), std::vector<std::string>{});
+}
+
+TEST(RawInputTest, ReadRawGraphLeavesNothingInTheTempDirectory) {
+  TempDir tmp;
+  testutil::WriteTinyRawDataset(tmp.Join("data"), Compression::kPlain);
+  auto ours = [] {
+    std::vector<std::string> v;
+    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::temp_directory_path()))
+      if (e.path().filename().string().rfind("cgcn-raw-", 0) == 0) v.push_back(e.path().string());
+    return v;
+  };
+  const std::vector<std::string> before = ours();
+  ASSERT_TRUE(ReadRawGraph(RawReadOptions{tmp.Join("data"), ""}).ok());
+  testutil::WriteFile(tmp.Join("data/raw/edge.csv"), "0,1\n1,99\n");
+  ASSERT_FALSE(ReadRawGraph(RawReadOptions{tmp.Join("data"), ""}).ok());
+  EXPECT_EQ(ours(), before);
 }
 
 TEST(RawReaderRealDataTest, Cora) {

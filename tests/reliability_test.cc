@@ -22,6 +22,7 @@
 
 #include "cgcn/dump.h"
 #include "cgcn/shard_directory.h"
+#include "testutil/shards.h"
 #include "testutil/testutil.h"
 
 namespace fs = std::filesystem;
@@ -431,6 +432,54 @@ TEST_P(OddButValidInput, Accepted) {
 
 INSTANTIATE_TEST_SUITE_P(Reliability, OddButValidInput, ::testing::ValuesIn(GoodCases()),
                          [](const ::testing::TestParamInfo<GoodCase>& p) { return std::string(p.param.name); });
+
+
+// --mem-budget through the real binary: bad values are usage errors; a budget below the
+// graph-sized arrays stops with the numbers and writes nothing; any budget that fits gives
+// the same bytes as no budget.
+TEST(Reliability, MemBudgetFlag) {
+  TempDir tmp("cgcn-reliability");
+  const std::string dir = tmp.Join("raw");
+  testutil::WriteRawDataset(dir, testutil::RandomRawDataset(1500, 6000, 12, 4, 3), Compression::kGzip);
+  auto run = [&](const std::string& out, const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"--input", dir, "--out", tmp.Join(out), "--parts", "6", "--quiet"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunTool("cgcn-preprocess", args, tmp.path());
+  };
+  for (const char* bad : {"12Q", "5 M", "M", "0", "1.5.2G"}) {
+    const ToolRun r = run("x", {"--mem-budget", bad});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("cgcn-preprocess: error: invalid argument: --mem-budget: expected a size"), std::string::npos)
+        << bad << ": " << r.err;
+  }
+  // 1 KiB cannot hold METIS's CSR (checked before it is built).
+  const ToolRun tiny = run("x", {"--mem-budget", "1K"});
+  EXPECT_EQ(tiny.exit_code, 2) << tiny.err;
+  EXPECT_NE(tiny.err.find("--mem-budget 1.0 KiB is too small: building METIS's 32-bit CSR for 1500 nodes and "),
+            std::string::npos)
+      << tiny.err;
+  EXPECT_EQ(OutputAndSiblings(tmp.path(), "x"), std::vector<std::string>{});
+
+  const ToolRun none = run("none", {});
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_NE(none.out.find("memory budget    none"), std::string::npos) << none.out;
+  EXPECT_NE(none.out.find("of which METIS"), std::string::npos) << none.out;
+  EXPECT_NE(none.out.find("MB/s             parse edges "), std::string::npos) << none.out;
+  // 5M fits one cluster at a time (each is bounded with 4 MiB for zstd's context).
+  for (const char* budget : {"1.5GiB", "5M", "64mib"}) {
+    const ToolRun r = run(budget, {"--mem-budget", budget});
+    ASSERT_EQ(r.exit_code, 0) << budget << ": " << r.err;
+    if (std::string(budget) == "5M") {
+      EXPECT_NE(r.out.find(", 1 cluster in flight"), std::string::npos) << r.out;
+    }
+    for (const auto& e : fs::directory_iterator(tmp.Join("none"))) {
+      const std::string name = e.path().filename().string();
+      EXPECT_EQ(testutil::ReadFile(e.path().string()), testutil::ReadFile(tmp.Join(std::string(budget) + "/" + name)))
+          << name << " differs with --mem-budget " << budget;
+    }
+    EXPECT_EQ(OutputAndSiblings(tmp.path(), budget), std::vector<std::string>{budget});
+  }
+}
 
 }  // namespace
 }  // namespace cgcn

@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include <tbb/task_arena.h>
+
 #include "cgcn/dump.h"
 #include "cgcn/shard_directory.h"
 #include "testutil/shards.h"
@@ -87,6 +89,100 @@ TEST(ShardWriter, RefusesExistingOutputUnlessOverwriteAndLeavesNoTemporaries) {
   for (const auto& e : fs::directory_iterator(tmp.path())) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"raw-data", "shards"}));
+}
+
+// The streamed path as cgcn-preprocess runs it: read into the writer's scratch directory, CSR
+// from the scratch edge file, METIS, write.
+Result<ShardWriteReport> StreamedBuild(const std::string& raw_dir, const std::string& out, int32_t parts,
+                                       uint64_t budget, ShardMemoryPlan* plan = nullptr) {
+  ShardWriteOptions wo;
+  wo.out_dir = out;
+  wo.mem_budget = budget;
+  CGCN_ASSIGN_OR_RETURN(ShardDirectoryWriter writer, ShardDirectoryWriter::Create(wo));
+  CGCN_ASSIGN_OR_RETURN(RawInput raw, ReadRawInput(RawReadOptions{raw_dir, ""}, writer.scratch_dir()));
+  CGCN_ASSIGN_OR_RETURN(CsrGraph g, BuildSymmetricCsrFromScan(raw.num_nodes, [&](const EdgeChunkSink& sink) {
+                          return raw.ForEachEdgeChunk(sink, 97);  // many small chunks
+                        }));
+  CGCN_ASSIGN_OR_RETURN(Partition p, PartitionGraph(g, PartitionOptions{parts, 0}));
+  Result<ShardWriteReport> r = writer.Write(raw, g, p);
+  if (r.ok() && plan != nullptr) *plan = r->memory;
+  return r;
+}
+
+std::map<std::string, std::string> FilesIn(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) files[e.path().filename().string()] = testutil::ReadFile(e.path().string());
+  return files;
+}
+
+std::vector<std::string> NamesIn(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(ShardWriterBudget, SameBytesWhateverTheBudgetAndTheSameAsTheInMemoryPath) {
+  TempDir tmp;
+  testutil::WriteRawDataset(tmp.Join("raw-data"), testutil::RandomRawDataset(2000, 9000, 16, 5, 21), testutil::Compression::kGzip);
+  ShardMemoryPlan unlimited, tight;
+  ASSERT_TRUE(StreamedBuild(tmp.Join("raw-data"), tmp.Join("a"), 12, 0, &unlimited).ok());
+  EXPECT_EQ(unlimited.clusters_in_flight, static_cast<uint32_t>(std::max(1, tbb::this_task_arena::max_concurrency())));
+  // The smallest budget that works: one cluster at a time.
+  const uint64_t least = unlimited.graph_bytes + unlimited.largest_cluster;
+  Result<ShardWriteReport> r = StreamedBuild(tmp.Join("raw-data"), tmp.Join("b"), 12, least, &tight);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(tight.clusters_in_flight, 1u);
+  EXPECT_EQ(tight.graph_bytes, unlimited.graph_bytes);
+  const auto a = FilesIn(tmp.Join("a")), b = FilesIn(tmp.Join("b"));
+  ASSERT_EQ(a.size(), 13u);  // 12 shards + MANIFEST: no scratch files published
+  EXPECT_TRUE(a == b) << "shard bytes depend on --mem-budget";
+  // The in-memory convenience path writes the same bytes too.
+  Result<RawGraph> raw = ReadRawGraph(RawReadOptions{tmp.Join("raw-data"), ""});
+  ASSERT_TRUE(raw.ok());
+  Result<CsrGraph> g = BuildSymmetricCsr(raw->num_nodes, raw->edge_src, raw->edge_dst);
+  Result<Partition> p = PartitionGraph(*g, PartitionOptions{12, 0});
+  ShardWriteOptions wo;
+  wo.out_dir = tmp.Join("c");
+  ASSERT_TRUE(WriteShardDirectory(*raw, *g, *p, wo).ok());
+  EXPECT_TRUE(FilesIn(tmp.Join("c")) == a);
+  // No temporaries next to the outputs.
+  EXPECT_EQ(NamesIn(tmp.path()), (std::vector<std::string>{"a", "b", "c", "raw-data"}));
+}
+
+TEST(ShardWriterBudget, TooSmallBudgetIsAClearErrorAndLeavesNothing) {
+  TempDir tmp;
+  testutil::WriteRawDataset(tmp.Join("raw-data"), testutil::RandomRawDataset(500, 2000, 8, 3, 4), testutil::Compression::kPlain);
+  ShardMemoryPlan plan;
+  ASSERT_TRUE(StreamedBuild(tmp.Join("raw-data"), tmp.Join("ok"), 4, 0, &plan).ok());
+  Result<ShardWriteReport> r = StreamedBuild(tmp.Join("raw-data"), tmp.Join("small"), 4, plan.graph_bytes + plan.largest_cluster - 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  const std::string& msg = r.status().message();
+  EXPECT_NE(msg.find("--mem-budget"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("is too small: the graph-sized arrays need"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("CSR for METIS"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("the largest cluster up to"), std::string::npos) << msg;
+  // Neither the output nor its temporary (with the scratch files) is left behind.
+  EXPECT_EQ(NamesIn(tmp.path()), (std::vector<std::string>{"ok", "raw-data"}));
+}
+
+TEST(ShardWriterBudget, ScratchFilesExistWhileWritingAndAreGoneAfterwards) {
+  TempDir tmp;
+  testutil::WriteRawDataset(tmp.Join("raw-data"), testutil::RandomRawDataset(300, 900, 4, 3, 8), testutil::Compression::kPlain);
+  ShardWriteOptions wo;
+  wo.out_dir = tmp.Join("out");
+  {
+    Result<ShardDirectoryWriter> w = ShardDirectoryWriter::Create(wo);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    Result<RawInput> raw = ReadRawInput(RawReadOptions{tmp.Join("raw-data"), ""}, w->scratch_dir());
+    ASSERT_TRUE(raw.ok()) << raw.status().ToString();
+    EXPECT_EQ(NamesIn(w->scratch_dir()), (std::vector<std::string>{"edges.u32", "features.f32", "labels.u32"}));
+    EXPECT_EQ(testutil::FileSize(raw->features_path), uint64_t{300} * 4 * 4);
+    EXPECT_EQ(w->temp_dir().rfind(tmp.Join("out.tmp-"), 0), 0u) << w->temp_dir();
+    // Abandoned without Write (a later stage failed): everything goes.
+  }
+  EXPECT_EQ(NamesIn(tmp.path()), (std::vector<std::string>{"raw-data"}));
 }
 
 TEST(ShardWriter, FailureLeavesNothingBehind) {

@@ -6,7 +6,15 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <cctype>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <string_view>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <atomic>
 
 #include "cgcn/graph.h"
 #include "cgcn/partition.h"
@@ -17,6 +25,74 @@
 namespace {
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Current resident set size in bytes (/proc/self/statm), 0 if unavailable.
+uint64_t CurrentRssBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long pages = 0, resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &pages, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// Samples the RSS every 2 ms on a thread while alive; max() is the highest sample.
+class RssSampler {
+ public:
+  RssSampler() : max_(CurrentRssBytes()), thread_([this] {
+      while (!stop_.load()) {
+        const uint64_t r = CurrentRssBytes();
+        if (r > max_.load()) max_.store(r);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }) {}
+  ~RssSampler() { Stop(); }
+  uint64_t Stop() {
+    if (thread_.joinable()) {
+      stop_ = true;
+      thread_.join();
+      const uint64_t r = CurrentRssBytes();
+      if (r > max_.load()) max_.store(r);
+    }
+    return max_.load();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> max_;
+  std::thread thread_;
+};
+
+// --mem-budget: a number (decimal point allowed) and an optional unit: B, or K/M/G/T with an
+// optional "i" and/or "B", all powers of 1024 ("512M", "2G", "1.5GiB", "1048576"); any case.
+cgcn::Result<uint64_t> ParseMemBudget(std::string_view text) {
+  using cgcn::Status;
+  std::string message = "expected a size such as 512M, 2G, 1.5GiB or 1048576, found '";
+  message.append(text);
+  message.push_back('\'');
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  double value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + i, value);
+  if (i == 0 || ec != std::errc() || ptr != text.data() + i) return Status::InvalidArgument(message);
+  std::string unit;
+  for (char ch : text.substr(i)) unit.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+  // Accepted spellings: "", "B", and X, XB, XI, XIB for X in K, M, G, T (all powers of 1024).
+  double scale = unit.empty() || unit == "B" ? 1 : 0;
+  const std::string_view prefixes = "KMGT";
+  if (!unit.empty()) {
+    const size_t k = prefixes.find(unit[0]);
+    const std::string_view rest = std::string_view(unit).substr(1);
+    if (k != std::string_view::npos && (rest.empty() || rest == "B" || rest == "I" || rest == "IB"))
+      scale = std::ldexp(1.0, 10 * static_cast<int>(k + 1));
+  }
+  if (scale == 0) return Status::InvalidArgument(message.append(" (unknown unit)"));
+  const double bytes = std::floor(value * scale);
+  if (!(bytes < 0x1p63)) return Status::InvalidArgument(message.append(" (too large)"));
+  return static_cast<uint64_t>(bytes);
+}
+
+double MBps(uint64_t bytes, double seconds) { return seconds > 0 ? static_cast<double>(bytes) / 1e6 / seconds : 0.0; }
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -25,7 +101,9 @@ int main(int argc, char** argv) {
       "Reads a graph in the OGB node-property-prediction raw layout (DIR/raw/*.csv[.gz], "
       "DIR/split/NAME/*.csv[.gz]), validates it, partitions it with METIS into P clusters and writes a "
       "shard directory: one zstd-compressed, checksummed file per cluster plus a MANIFEST "
-      "(docs/FORMAT.md). The directory is built beside OUT and renamed into place only when complete.",
+      "(docs/FORMAT.md). The directory is built beside OUT and renamed into place only when complete. "
+      "Edges, features and labels are streamed through scratch files inside that temporary directory: "
+      "only the 32-bit CSR adjacency METIS needs and a few bytes per node stay in memory.",
       "cgcn-preprocess"};
   RawReadOptions read;
   ShardWriteOptions write;
@@ -33,6 +111,7 @@ int main(int argc, char** argv) {
   int64_t seed = 0;
   int threads = 0;
   bool quiet = false;
+  std::string mem_budget;
   app.add_option("--input", read.dir, "raw graph directory (holds raw/ and split/)")->required();
   app.add_option("--out", write.out_dir, "shard directory to create")->required();
   app.add_option("--parts", parts, "number of METIS clusters P")->required()->check(CLI::Range(1, 1 << 24));
@@ -40,18 +119,30 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "METIS seed (recorded in the manifest)")->capture_default_str();
   app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_option("--zstd-level", write.zstd_level, "zstd compression level")->check(CLI::Range(1, 19))->capture_default_str();
+  app.add_option("--mem-budget", mem_budget,
+                 "memory for cgcn's own arrays and buffers, e.g. 512M, 2G, 1.5GiB (default: no limit). The "
+                 "graph-sized arrays (METIS's CSR: 4 bytes per node + 8 per edge; partition, layout, split: 13 "
+                 "bytes per node) must fit, else it stops with the numbers; the rest bounds how many clusters "
+                 "are gathered and encoded at once. METIS's own workspace is measured, not bounded. Output "
+                 "bytes do not depend on it.");
   app.add_flag("--overwrite", write.overwrite, "replace OUT if it exists (only after the new directory is complete)");
   app.add_flag("--quiet", quiet, "no progress lines");
   CGCN_PARSE_FLAGS(app, argc, argv);
   write.seed = seed;
+  const char* kTool = "cgcn-preprocess";
+  if (!mem_budget.empty()) {
+    Result<uint64_t> b = ParseMemBudget(mem_budget);
+    if (!b.ok()) return tools::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
+    if (*b == 0) return tools::Fail(kTool, Status::InvalidArgument("--mem-budget: expected a size > 0, found '" + mem_budget + "'"));
+    write.mem_budget = *b;
+  }
   if (!write.overwrite && std::filesystem::exists(write.out_dir))
-    return tools::Fail("cgcn-preprocess", Status::InvalidArgument(write.out_dir + ": already exists (pass --overwrite to replace it once the new one is complete)"));
+    return tools::Fail(kTool, Status::InvalidArgument(write.out_dir + ": already exists (pass --overwrite to replace it once the new one is complete)"));
 
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
   tools::ProgressPrinter printer(quiet);
   const ProgressFn progress = printer.Fn();
-  const char* kTool = "cgcn-preprocess";
   const auto t_all = Clock::now();
 
   std::printf("[1/4] reading %s\n", read.dir.c_str());
@@ -60,23 +151,47 @@ int main(int argc, char** argv) {
   Result<std::vector<InputFileDigest>> digests = DigestRawInput(read);
   if (!digests.ok()) return tools::Fail(kTool, digests.status());
   write.input_files = std::move(digests).value();
-  Result<RawGraph> raw = ReadRawGraph(read, progress);
+  // The temporary output directory exists from here on; every failure below removes it.
+  Result<ShardDirectoryWriter> writer = ShardDirectoryWriter::Create(write);
+  if (!writer.ok()) return tools::Fail(kTool, writer.status());
+  Result<RawInput> raw = ReadRawInput(read, writer->scratch_dir(), progress);
   printer.Finish();
   if (!raw.ok()) return tools::Fail(kTool, raw.status());
   const double read_s = Since(t);
-  std::printf("      %u nodes, %zu edge lines, %u features, %u classes, split '%s' (%llu/%llu/%llu), %s in %.2f s\n",
-              raw->num_nodes, raw->edge_src.size(), raw->feat_dim, raw->num_classes, raw->split_name.c_str(),
-              static_cast<unsigned long long>(raw->num_train), static_cast<unsigned long long>(raw->num_valid),
-              static_cast<unsigned long long>(raw->num_test), tools::HumanBytes(raw->input_bytes).c_str(), read_s);
+  const uint64_t N = raw->num_nodes;
+  std::printf("      %u nodes, %llu edge lines, %u features, %u classes, split '%s' (%llu/%llu/%llu), %s in %.2f s\n",
+              raw->num_nodes, static_cast<unsigned long long>(raw->num_edge_lines), raw->feat_dim, raw->num_classes,
+              raw->split_name.c_str(), static_cast<unsigned long long>(raw->num_train),
+              static_cast<unsigned long long>(raw->num_valid), static_cast<unsigned long long>(raw->num_test),
+              tools::HumanBytes(raw->input_bytes).c_str(), read_s);
+  std::string parse_rates;
+  for (const RawPhaseStats& ph : raw->phases) {
+    std::printf("      parse %-9s %s in %.2f s, %.0f MB/s\n", ph.name.c_str(), tools::HumanBytes(ph.text_bytes).c_str(),
+                ph.seconds, MBps(ph.text_bytes, ph.seconds));
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s%s %.0f", parse_rates.empty() ? "" : ", ", ph.name.c_str(),
+                  MBps(ph.text_bytes, ph.seconds));
+    parse_rates += buf;
+  }
 
   std::printf("[2/4] symmetrizing edges\n");
   std::fflush(stdout);
   t = Clock::now();
+  if (write.mem_budget != 0) {
+    const uint64_t need = CsrBuildPeakBytes(raw->num_nodes, raw->num_edge_lines) + N;
+    if (need > write.mem_budget)
+      return tools::Fail(kTool, Status::InvalidArgument(
+                                    "--mem-budget " + tools::HumanBytes(write.mem_budget) + " is too small: building " +
+                                    "METIS's 32-bit CSR for " + std::to_string(N) + " nodes and " +
+                                    std::to_string(raw->num_edge_lines) + " edge lines needs up to " +
+                                    tools::HumanBytes(need) + " (adjacency " +
+                                    tools::HumanBytes(8 * raw->num_edge_lines) + ", offsets and counters " +
+                                    tools::HumanBytes(need - 8 * raw->num_edge_lines) + ")"));
+  }
   CsrBuildStats cs;
-  Result<CsrGraph> graph = BuildSymmetricCsr(raw->num_nodes, raw->edge_src, raw->edge_dst, &cs);
+  Result<CsrGraph> graph = BuildSymmetricCsrFromScan(
+      raw->num_nodes, [&](const EdgeChunkSink& sink) { return raw->ForEachEdgeChunk(sink); }, &cs);
   if (!graph.ok()) return tools::Fail(kTool, graph.status());
-  std::vector<uint32_t>().swap(raw->edge_src);
-  std::vector<uint32_t>().swap(raw->edge_dst);
   const double csr_s = Since(t);
   std::printf("      %llu undirected edges (%llu self loops, %llu duplicates removed) in %.2f s\n",
               static_cast<unsigned long long>(graph->num_undirected_edges()),
@@ -86,33 +201,42 @@ int main(int argc, char** argv) {
   std::printf("[3/4] partitioning into %d clusters with METIS (seed %lld)\n", parts, static_cast<long long>(seed));
   std::fflush(stdout);
   t = Clock::now();
+  const uint64_t rss_before_metis = CurrentRssBytes();
+  RssSampler sampler;
   Result<Partition> part = PartitionGraph(*graph, PartitionOptions{parts, seed});
+  const uint64_t rss_during_metis = sampler.Stop();
   if (!part.ok()) return tools::Fail(kTool, part.status());
   const double part_s = Since(t);
-  std::printf("      edge cut %llu (%.1f%% of edges) in %.2f s\n", static_cast<unsigned long long>(part->edge_cut),
+  // What METIS is handed (xadj, adjncy) and fills (part), and what it allocated beyond that.
+  const uint64_t metis_arrays = 4 * (graph->offsets.size() + graph->neighbors.size() + N);
+  const uint64_t metis_workspace = rss_during_metis > rss_before_metis ? rss_during_metis - rss_before_metis : 0;
+  std::printf("      edge cut %llu (%.1f%% of edges) in %.2f s; METIS arrays %s, workspace ~%s (sampled RSS)\n",
+              static_cast<unsigned long long>(part->edge_cut),
               graph->num_undirected_edges() ? 100.0 * static_cast<double>(part->edge_cut) /
                                                   static_cast<double>(graph->num_undirected_edges())
                                             : 0.0,
-              part_s);
+              part_s, tools::HumanBytes(metis_arrays).c_str(), tools::HumanBytes(metis_workspace).c_str());
 
   std::printf("[4/4] writing shards to %s\n", write.out_dir.c_str());
   std::fflush(stdout);
   t = Clock::now();
-  Result<ShardWriteReport> rep = WriteShardDirectory(*raw, *graph, *part, write, progress);
+  Result<ShardWriteReport> rep = writer->Write(*raw, *graph, *part, progress);
   printer.Finish();
   if (!rep.ok()) return tools::Fail(kTool, rep.status());
   const double write_s = Since(t);
   const Manifest& m = rep->manifest;
+  const ShardMemoryPlan& plan = rep->memory;
   uint32_t mn = UINT32_MAX, mx = 0, empty = 0;
   for (const ShardInfo& s : m.shards) {
     mn = std::min(mn, s.num_nodes);
     mx = std::max(mx, s.num_nodes);
     empty += s.num_nodes == 0;
   }
-  std::printf("      %s raw -> %s on disk (ratio %.2f) in %.2f s\n", tools::HumanBytes(rep->raw_bytes).c_str(),
-              tools::HumanBytes(rep->stored_bytes).c_str(),
+  std::printf("      %s raw -> %s on disk (ratio %.2f) in %.2f s, %.0f MB/s raw, %u cluster%s in flight\n",
+              tools::HumanBytes(rep->raw_bytes).c_str(), tools::HumanBytes(rep->stored_bytes).c_str(),
               static_cast<double>(rep->raw_bytes) / static_cast<double>(std::max<uint64_t>(1, rep->stored_bytes)),
-              write_s);
+              write_s, MBps(rep->raw_bytes, write_s), plan.clusters_in_flight, plan.clusters_in_flight == 1 ? "" : "s");
+  const double peak = tools::PeakRssMb();
   std::printf("\nshard directory %s\n", write.out_dir.c_str());
   std::printf("  nodes            %llu\n", static_cast<unsigned long long>(m.num_nodes));
   std::printf("  edges            %llu undirected\n", static_cast<unsigned long long>(m.num_edges));
@@ -125,6 +249,15 @@ int main(int argc, char** argv) {
               tools::HumanBytes(rep->raw_bytes).c_str(), tools::HumanBytes(rep->stored_bytes).c_str());
   std::printf("  seconds          read %.2f, symmetrize %.2f, partition %.2f, write %.2f, total %.2f\n", read_s, csr_s,
               part_s, write_s, Since(t_all));
-  std::printf("  peak RSS         %.0f MiB\n", tools::PeakRssMb());
+  std::printf("  MB/s             parse %s; write %.0f (raw shard bytes)\n", parse_rates.c_str(),
+              MBps(rep->raw_bytes, write_s));
+  std::printf("  memory budget    %s; graph-sized arrays %s, largest cluster <= %s\n",
+              plan.budget ? tools::HumanBytes(plan.budget).c_str() : "none",
+              tools::HumanBytes(plan.graph_bytes).c_str(), tools::HumanBytes(plan.largest_cluster).c_str());
+  const double metis_mb = static_cast<double>(metis_arrays + metis_workspace) / (1 << 20);
+  std::printf("  peak RSS         %.0f MiB, of which METIS %.0f MiB (%.0f%%: arrays %s + workspace ~%s); features %s\n",
+              peak, metis_mb, peak > 0 ? 100.0 * metis_mb / peak : 0.0, tools::HumanBytes(metis_arrays).c_str(),
+              tools::HumanBytes(metis_workspace).c_str(),
+              tools::HumanBytes(uint64_t{m.num_nodes} * m.feat_dim * sizeof(float)).c_str());
   return 0;
 }

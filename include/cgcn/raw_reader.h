@@ -1,4 +1,4 @@
-// Stage 1: the OGB node-property-prediction raw layout -> an in-memory graph.
+// Stage 1: the OGB node-property-prediction raw layout -> binary scratch files (or an in-memory graph).
 //
 //   DIR/raw/num-node-list.csv[.gz]   one line: N
 //   DIR/raw/num-edge-list.csv[.gz]   one line: number of lines in edge.csv (optional)
@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,7 +49,69 @@ struct RawReadOptions {
   std::string split_name;
 };
 
-// Reads and validates everything. Node ids must be < 2^31 - 1 (METIS's idx_t).
+// Throughput of one parse phase (one input file, or the three split files together).
+struct RawPhaseStats {
+  std::string name;           // "edges", "features", "labels", "split"
+  uint64_t text_bytes = 0;    // bytes of CSV text parsed (after gunzip)
+  uint64_t stored_bytes = 0;  // bytes of the file(s) as stored
+  double seconds = 0;
+};
+
+// The streamed form of the input, the way cgcn-preprocess reads it: everything except the
+// split is written to binary files in a scratch directory while it is parsed, so memory does
+// not grow with the features. The files are not part of any format and live only as long as
+// the scratch directory (cgcn-preprocess puts it inside "<out>.tmp-<pid>/").
+//   edges.u32     u32 pairs (src, dst) in edge.csv line order, host byte order   [num_edge_lines x 2]
+//   features.f32  f32 rows in node order, host byte order                        [num_nodes x feat_dim]
+//   labels.u32    u32 class ids in node order                                    [num_nodes]
+struct RawInput {
+  uint32_t num_nodes = 0;
+  uint32_t feat_dim = 0;
+  uint32_t num_classes = 0;          // max label + 1
+  uint64_t num_edge_lines = 0;       // lines in edge.csv
+  std::string edges_path, features_path, labels_path;
+  std::vector<uint8_t> split;        // [num_nodes], kSplit* bits (1 byte per node: kept in memory)
+  std::string split_name;
+  uint64_t num_train = 0, num_valid = 0, num_test = 0;
+  uint64_t fingerprint = 0;          // as in RawGraph
+  uint64_t input_bytes = 0;
+  std::vector<RawPhaseStats> phases;  // in reading order
+
+  // Calls `fn` with consecutive pieces of the edge list (edge.csv order), at most
+  // `chunk_edges` edges at a time, reading edges.u32; the same pieces on every call.
+  Status ForEachEdgeChunk(const std::function<void(std::span<const uint32_t> src, std::span<const uint32_t> dst)>& fn,
+                          uint64_t chunk_edges = uint64_t{1} << 20) const;
+};
+
+// Random access to a RawInput's features.f32 and labels.u32 by node id, with pread: the data
+// stays in the page cache, not in this process. Thread-safe; move-only.
+class RawNodeRows {
+ public:
+  static Result<RawNodeRows> Open(const RawInput& input);
+  RawNodeRows(RawNodeRows&& o) noexcept;
+  RawNodeRows& operator=(RawNodeRows&&) = delete;
+  RawNodeRows(const RawNodeRows&) = delete;
+  ~RawNodeRows();
+  // Copies the rows of `ids` (ascending; each run of consecutive ids is one read) to
+  // features[ids.size() x feat_dim] and labels[ids.size()].
+  Status Gather(std::span<const uint32_t> ids, float* features, uint32_t* labels) const;
+
+ private:
+  RawNodeRows() = default;
+  int features_fd_ = -1, labels_fd_ = -1;
+  std::string features_path_, labels_path_;
+  uint32_t num_nodes_ = 0, feat_dim_ = 0;
+};
+
+// Reads and validates everything, writing edges.u32, features.f32 and labels.u32 into
+// `scratch_dir` (which must exist). Node ids must be < 2^31 - 1 (METIS's idx_t). Memory used:
+// the split (1 byte per node) plus fixed-size read and write buffers (a few MiB).
+// On failure the files written so far are removed.
+Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& scratch_dir,
+                              const ProgressFn& progress = {});
+
+// ReadRawInput into a private temporary directory, then loaded into memory (for tests and
+// small graphs; the same parser and the same checks).
 Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& progress = {});
 
 // One input file as stored: recorded in the manifest so that a shard directory can be checked

@@ -1,9 +1,14 @@
 #include "cgcn/raw_reader.h"
 
-#include <sys/mman.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cfloat>
+#include <chrono>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -16,7 +21,6 @@
 #include <vector>
 
 #include "cgcn/checksum.h"
-#include "cgcn/mapped_file.h"
 #include "util/text_source.h"
 
 namespace cgcn {
@@ -29,9 +33,6 @@ namespace fs = std::filesystem;
 constexpr uint64_t kMaxNodes = (uint64_t{1} << 31) - 2;
 constexpr uint64_t kMaxLabel = 65535;
 constexpr uint64_t kProgressEvery = uint64_t{1} << 16;
-// Deflate cannot expand data by more than ~1032:1; bounds reservations made from
-// untrusted counts so a lying header cannot make us allocate more than the data holds.
-constexpr uint64_t kMaxDeflateRatio = 1032;
 
 // ---------------------------------------------------------------------------------
 // Messages
@@ -186,23 +187,83 @@ class InputReader {
   uint64_t input_bytes_ = 0;
 };
 
-// Large arrays are filled once, front to back; on a kernel with transparent huge pages
-// in "madvise" mode this turns ~250k page faults per GiB into ~500. Only a hint.
-void AdviseHugePages(void* data, size_t bytes) {
-#ifdef MADV_HUGEPAGE
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
-  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)data;
-  (void)bytes;
-#endif
-}
+std::string Errno() { return std::strerror(errno); }
 
-// Upper bound on the decompressed size of a file, for reservations.
-uint64_t MaxTextBytes(const TextSource& src) {
-  return src.gzipped() ? src.stored_size() * kMaxDeflateRatio : src.stored_size();
+// Appends to a new binary scratch file through a fixed buffer. Errors (ENOSPC...) name the file.
+class BinaryWriter {
+ public:
+  static constexpr size_t kBufferBytes = size_t{4} << 20;
+  BinaryWriter() = default;
+  BinaryWriter(const BinaryWriter&) = delete;
+  BinaryWriter& operator=(const BinaryWriter&) = delete;
+  ~BinaryWriter() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status Create(const std::string& path) {
+    path_ = path;
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) return Status::IoError(path + ": cannot create: " + Errno());
+    buf_ = std::make_unique_for_overwrite<char[]>(kBufferBytes);
+    return Status::Ok();
+  }
+  Status Append(const void* data, size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      if (used_ == kBufferBytes) CGCN_RETURN_IF_ERROR(Flush());
+      const size_t take = std::min(n, kBufferBytes - used_);
+      std::memcpy(buf_.get() + used_, p, take);
+      used_ += take;
+      p += take;
+      n -= take;
+    }
+    return Status::Ok();
+  }
+  // Flushes and closes; the file is scratch, so it is not fsynced.
+  Status Finish() {
+    CGCN_RETURN_IF_ERROR(Flush());
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) return Status::IoError(path_ + ": close failed: " + Errno());
+    return Status::Ok();
+  }
+
+ private:
+  Status Flush() {
+    size_t done = 0;
+    while (done < used_) {
+      const ssize_t w = ::write(fd_, buf_.get() + done, used_ - done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return Status::IoError(path_ + ": write failed at byte " + std::to_string(written_ + done) + ": " + Errno());
+      }
+      done += static_cast<size_t>(w);
+    }
+    written_ += used_;
+    used_ = 0;
+    return Status::Ok();
+  }
+  std::string path_;
+  int fd_ = -1;
+  std::unique_ptr<char[]> buf_;
+  size_t used_ = 0;
+  uint64_t written_ = 0;
+};
+
+// Reads exactly `n` bytes at `offset`; a short file is an internal error (we wrote it).
+Status PreadExact(int fd, const std::string& path, void* data, size_t n, uint64_t offset) {
+  char* p = static_cast<char*>(data);
+  while (n > 0) {
+    const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(offset));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Status::IoError(path + ": read failed at byte " + std::to_string(offset) + ": " + Errno());
+    }
+    if (r == 0) return Status::Internal(path + ": scratch file ends early at byte " + std::to_string(offset));
+    p += r;
+    n -= static_cast<size_t>(r);
+    offset += static_cast<uint64_t>(r);
+  }
+  return Status::Ok();
 }
 
 class Progress {
@@ -224,11 +285,13 @@ class Progress {
 // Next line that is not empty; false at the end of the file (check src.status()).
 // An empty line is an error, except that TextSource already treats one terminator at
 // the very end of the file as the end of the last line.
-bool NextNonEmpty(TextSource& src, std::string_view* line, std::string_view expected, Status* error) {
+bool NextNonEmpty(TextSource& src, std::string_view* line, std::string_view expected, Status* error,
+                  uint64_t* text_bytes = nullptr) {
   if (!src.Next(line)) {
     *error = src.status();
     return false;
   }
+  if (text_bytes != nullptr) *text_bytes += line->size() + 1;  // + its terminator
   if (line->empty()) {
     *error = Bad(src, "empty line, expected " + std::string(expected));
     return false;
@@ -264,21 +327,16 @@ Result<uint64_t> ReadSingleCount(InputReader& reader, const InputFile& file, std
 
 Status ReadEdges(InputReader& reader, const InputFile& file, uint64_t num_nodes,
                  std::optional<uint64_t> declared_edges, const std::string& num_edge_path,
-                 const ProgressFn& progress, RawGraph* graph) {
+                 const ProgressFn& progress, BinaryWriter& out, uint64_t* num_lines, uint64_t* text_bytes) {
   CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
   const std::string expected = "2 comma-separated node ids";
-  uint64_t reserve = std::min<uint64_t>(declared_edges.value_or(0), MaxTextBytes(src) / 4);
-  graph->edge_src.reserve(reserve);
-  graph->edge_dst.reserve(reserve);
-  AdviseHugePages(graph->edge_src.data(), graph->edge_src.capacity() * sizeof(uint32_t));
-  AdviseHugePages(graph->edge_dst.data(), graph->edge_dst.capacity() * sizeof(uint32_t));
   Progress ticker(progress, "read edges", declared_edges.value_or(0));
   const std::string range = " (num-node-list says " + std::to_string(num_nodes) + " nodes)";
 
   std::string_view line;
   Status error;
   uint64_t count = 0;
-  while (NextNonEmpty(src, &line, expected, &error)) {
+  while (NextNonEmpty(src, &line, expected, &error, text_bytes)) {
     if (declared_edges && count == *declared_edges) {
       return Bad(src, "expected " + std::to_string(*declared_edges) + " edge lines as " + num_edge_path +
                           ":1 says, found more");
@@ -302,8 +360,8 @@ Status ReadEdges(InputReader& reader, const InputFile& file, uint64_t num_nodes,
       return Bad(src, "expected node ids < " + std::to_string(num_nodes) + range + ", found " +
                           std::to_string(a >= num_nodes ? a : b));
     }
-    graph->edge_src.push_back(static_cast<uint32_t>(a));
-    graph->edge_dst.push_back(static_cast<uint32_t>(b));
+    const uint32_t pair[2] = {static_cast<uint32_t>(a), static_cast<uint32_t>(b)};
+    CGCN_RETURN_IF_ERROR(out.Append(pair, sizeof pair));
     ticker.Line(++count);
   }
   CGCN_RETURN_IF_ERROR(error);
@@ -313,6 +371,7 @@ Status ReadEdges(InputReader& reader, const InputFile& file, uint64_t num_nodes,
                                 std::to_string(*declared_edges) + " edge lines as " + num_edge_path +
                                 ":1 says, found only " + std::to_string(count));
   }
+  *num_lines = count;
   ticker.Done(count);
   return Status::Ok();
 }
@@ -361,30 +420,27 @@ inline bool ParseFeatureRow(std::string_view line, uint64_t feat_dim, float* out
 }
 
 Status ReadFeatures(InputReader& reader, const InputFile& file, uint64_t num_nodes, const ProgressFn& progress,
-                    RawGraph* graph) {
+                    BinaryWriter& out, uint32_t* feat_dim_out, uint64_t* text_bytes) {
   CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
   const std::string expected = std::to_string(num_nodes) + " rows of comma-separated features";
   Progress ticker(progress, "read features", num_nodes);
-  std::vector<float>& features = graph->features;
+  std::vector<float> row;
 
   std::string_view line;
   Status error;
   uint64_t rows = 0;
   uint64_t feat_dim = 0;
-  while (NextNonEmpty(src, &line, expected, &error)) {
+  while (NextNonEmpty(src, &line, expected, &error, text_bytes)) {
     if (rows == num_nodes) {
       return Bad(src, "expected " + std::to_string(num_nodes) + " feature rows (num-node-list), found more");
     }
     if (rows == 0) {
       feat_dim = CountFields(line);
       if (feat_dim > UINT32_MAX) return Bad(src, "expected at most 2^32-1 features per row, " + FieldsFound(feat_dim));
-      uint64_t bound = MaxTextBytes(src) / 2;  // every value takes at least 2 bytes ("0,")
-      features.reserve(std::min(num_nodes * feat_dim, bound));
-      AdviseHugePages(features.data(), features.capacity() * sizeof(float));
+      row.resize(feat_dim);  // the line holds feat_dim fields, so this is bounded by the line length
     }
-    size_t base = features.size();
-    features.resize(base + feat_dim);
-    if (!ParseFeatureRow(line, feat_dim, features.data() + base)) return BadFeatureRow(src, line, rows == 0 ? 0 : feat_dim);
+    if (!ParseFeatureRow(line, feat_dim, row.data())) return BadFeatureRow(src, line, rows == 0 ? 0 : feat_dim);
+    CGCN_RETURN_IF_ERROR(out.Append(row.data(), row.size() * sizeof(float)));
     ticker.Line(++rows);
   }
   CGCN_RETURN_IF_ERROR(error);
@@ -394,7 +450,7 @@ Status ReadFeatures(InputReader& reader, const InputFile& file, uint64_t num_nod
                                 std::to_string(num_nodes) + " feature rows (num-node-list), found only " +
                                 std::to_string(rows));
   }
-  graph->feat_dim = static_cast<uint32_t>(feat_dim);
+  *feat_dim_out = static_cast<uint32_t>(feat_dim);
   ticker.Done(rows);
   return Status::Ok();
 }
@@ -408,17 +464,16 @@ std::optional<std::string> ParseSingleField(std::string_view line, std::string_v
 }
 
 Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes, const ProgressFn& progress,
-                  RawGraph* graph) {
+                  BinaryWriter& out, uint32_t* num_classes, uint64_t* text_bytes) {
   CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
   const std::string expected = std::to_string(num_nodes) + " lines of one class id each";
   Progress ticker(progress, "read labels", num_nodes);
-  graph->labels.reserve(std::min(num_nodes, MaxTextBytes(src) / 2));
 
   std::string_view line;
   Status error;
   uint64_t rows = 0;
   uint64_t max_label = 0;
-  while (NextNonEmpty(src, &line, expected, &error)) {
+  while (NextNonEmpty(src, &line, expected, &error, text_bytes)) {
     if (rows == num_nodes) {
       return Bad(src, "expected " + std::to_string(num_nodes) + " labels (num-node-list), found more");
     }
@@ -428,7 +483,8 @@ Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes
       return Bad(src, "expected a class id in [0, " + std::to_string(kMaxLabel) + "], found " + std::to_string(label));
     }
     max_label = std::max(max_label, label);
-    graph->labels.push_back(static_cast<uint32_t>(label));
+    const auto value = static_cast<uint32_t>(label);
+    CGCN_RETURN_IF_ERROR(out.Append(&value, sizeof value));
     ticker.Line(++rows);
   }
   CGCN_RETURN_IF_ERROR(error);
@@ -438,7 +494,7 @@ Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes
                                 std::to_string(num_nodes) + " labels (num-node-list), found only " +
                                 std::to_string(rows));
   }
-  graph->num_classes = static_cast<uint32_t>(max_label + 1);
+  *num_classes = static_cast<uint32_t>(max_label + 1);
   ticker.Done(rows);
   return Status::Ok();
 }
@@ -452,21 +508,21 @@ const char* SplitPart(uint8_t bit) {
 }
 
 Status ReadSplitFile(InputReader& reader, const InputFile& file, uint8_t bit, uint64_t num_nodes,
-                     const ProgressFn& progress, RawGraph* graph, uint64_t* count) {
+                     const ProgressFn& progress, std::vector<uint8_t>& split, uint64_t* count, uint64_t* text_bytes) {
   CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
   const std::string expected = "one node id per line";
   Progress ticker(progress, "read split", 0);
   std::string_view line;
   Status error;
   uint64_t rows = 0;
-  while (NextNonEmpty(src, &line, expected, &error)) {
+  while (NextNonEmpty(src, &line, expected, &error, text_bytes)) {
     uint64_t id = 0;
     if (auto why = ParseSingleField(line, "a node id", &id)) return Bad(src, *why);
     if (id >= num_nodes) {
       return Bad(src, "expected a node id < " + std::to_string(num_nodes) + " (num-node-list), found " +
                           std::to_string(id));
     }
-    uint8_t& member = graph->split[id];
+    uint8_t& member = split[id];
     if (member == bit) {
       return Bad(src, "node id " + std::to_string(id) + " is repeated (expected each node at most once per split)");
     }
@@ -553,9 +609,33 @@ Result<InputFiles> ResolveInputFiles(const RawReadOptions& options) {
 Result<std::vector<InputFileDigest>> DigestRawInput(const RawReadOptions& options) {
   CGCN_ASSIGN_OR_RETURN(InputFiles files, ResolveInputFiles(options));
   std::vector<InputFileDigest> out;
+  // Read with a fixed buffer rather than mapped: mapped pages would count in the resident
+  // set, and the features file can be far larger than the memory budget.
+  std::vector<char> buf(size_t{1} << 20);
   for (const InputFile* f : files.InOrder()) {
-    CGCN_ASSIGN_OR_RETURN(MappedFile m, MappedFile::Open(f->path));
-    out.push_back({f->relative, m.bytes().size(), Checksum64(m.bytes())});
+    const int fd = ::open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::IoError(f->path + ": cannot open: " + Errno());
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      return Status::IoError(f->path + ": not a regular file");
+    }
+    StreamingChecksum sum;
+    uint64_t size = 0;
+    for (;;) {
+      const ssize_t r = ::read(fd, buf.data(), buf.size());
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        const std::string err = Errno();
+        ::close(fd);
+        return Status::IoError(f->path + ": read failed at byte " + std::to_string(size) + ": " + err);
+      }
+      if (r == 0) break;
+      sum.Update(buf.data(), static_cast<size_t>(r));
+      size += static_cast<uint64_t>(r);
+    }
+    ::close(fd);
+    out.push_back({f->relative, size, sum.Digest()});
   }
   return out;
 }
@@ -576,10 +656,24 @@ std::string DescribeInputDifferences(const std::vector<InputFileDigest>& recorde
   return d;
 }
 
-Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& progress) {
+Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& scratch_dir,
+                              const ProgressFn& progress) {
+  using Clock = std::chrono::steady_clock;
   CGCN_ASSIGN_OR_RETURN(InputFiles files, ResolveInputFiles(options));
-  RawGraph graph;
-  graph.split_name = files.split_name;
+  RawInput input;
+  input.split_name = files.split_name;
+  input.edges_path = scratch_dir + "/edges.u32";
+  input.features_path = scratch_dir + "/features.f32";
+  input.labels_path = scratch_dir + "/labels.u32";
+  // The scratch files go away on every failure path.
+  struct Cleanup {
+    const RawInput& input;
+    bool armed = true;
+    ~Cleanup() {
+      if (!armed) return;
+      for (const std::string* p : {&input.edges_path, &input.features_path, &input.labels_path}) ::unlink(p->c_str());
+    }
+  } cleanup{input};
   const InputFile& num_node_file = files.num_nodes;
   const std::optional<InputFile>& num_edge_file = files.num_edges;
 
@@ -591,24 +685,162 @@ Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& p
     return Status::Unsupported(num_node_file.path + ":1: expected a node count <= " + std::to_string(kMaxNodes) +
                                " (METIS's 32-bit ids), found " + std::to_string(num_nodes));
   }
-  graph.num_nodes = static_cast<uint32_t>(num_nodes);
+  input.num_nodes = static_cast<uint32_t>(num_nodes);
 
   std::optional<uint64_t> declared_edges;
   if (num_edge_file) {
     CGCN_ASSIGN_OR_RETURN(declared_edges, ReadSingleCount(reader, *num_edge_file, "an edge count"));
   }
-  CGCN_RETURN_IF_ERROR(ReadEdges(reader, files.edges, num_nodes, declared_edges,
-                                 num_edge_file ? num_edge_file->path : std::string(), progress, &graph));
-  CGCN_RETURN_IF_ERROR(ReadFeatures(reader, files.features, num_nodes, progress, &graph));
-  CGCN_RETURN_IF_ERROR(ReadLabels(reader, files.labels, num_nodes, progress, &graph));
+  // Runs one parse phase, recording its text bytes, stored bytes and time.
+  auto phase = [&](const char* name, const std::function<Status(uint64_t*)>& body) -> Status {
+    RawPhaseStats st;
+    st.name = name;
+    const uint64_t stored_before = reader.input_bytes();
+    const auto t0 = Clock::now();
+    CGCN_RETURN_IF_ERROR(body(&st.text_bytes));
+    st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    st.stored_bytes = reader.input_bytes() - stored_before;
+    input.phases.push_back(std::move(st));
+    return Status::Ok();
+  };
+  CGCN_RETURN_IF_ERROR(phase("edges", [&](uint64_t* text) {
+    BinaryWriter out;
+    CGCN_RETURN_IF_ERROR(out.Create(input.edges_path));
+    CGCN_RETURN_IF_ERROR(ReadEdges(reader, files.edges, num_nodes, declared_edges,
+                                   num_edge_file ? num_edge_file->path : std::string(), progress, out,
+                                   &input.num_edge_lines, text));
+    return out.Finish();
+  }));
+  CGCN_RETURN_IF_ERROR(phase("features", [&](uint64_t* text) {
+    BinaryWriter out;
+    CGCN_RETURN_IF_ERROR(out.Create(input.features_path));
+    CGCN_RETURN_IF_ERROR(ReadFeatures(reader, files.features, num_nodes, progress, out, &input.feat_dim, text));
+    return out.Finish();
+  }));
+  CGCN_RETURN_IF_ERROR(phase("labels", [&](uint64_t* text) {
+    BinaryWriter out;
+    CGCN_RETURN_IF_ERROR(out.Create(input.labels_path));
+    CGCN_RETURN_IF_ERROR(ReadLabels(reader, files.labels, num_nodes, progress, out, &input.num_classes, text));
+    return out.Finish();
+  }));
+  input.split.assign(num_nodes, 0);
+  CGCN_RETURN_IF_ERROR(phase("split", [&](uint64_t* text) {
+    CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.train, kSplitTrain, num_nodes, progress, input.split,
+                                       &input.num_train, text));
+    CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.valid, kSplitValid, num_nodes, progress, input.split,
+                                       &input.num_valid, text));
+    return ReadSplitFile(reader, files.test, kSplitTest, num_nodes, progress, input.split, &input.num_test, text);
+  }));
 
-  graph.split.assign(num_nodes, 0);
-  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.train, kSplitTrain, num_nodes, progress, &graph, &graph.num_train));
-  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.valid, kSplitValid, num_nodes, progress, &graph, &graph.num_valid));
-  CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.test, kSplitTest, num_nodes, progress, &graph, &graph.num_test));
+  input.fingerprint = reader.fingerprint();
+  input.input_bytes = reader.input_bytes();
+  cleanup.armed = false;
+  return input;
+}
 
-  graph.fingerprint = reader.fingerprint();
-  graph.input_bytes = reader.input_bytes();
+Status RawInput::ForEachEdgeChunk(
+    const std::function<void(std::span<const uint32_t> src, std::span<const uint32_t> dst)>& fn,
+    uint64_t chunk_edges) const {
+  const int fd = ::open(edges_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError(edges_path + ": cannot open: " + Errno());
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  chunk_edges = std::max<uint64_t>(1, std::min(chunk_edges, num_edge_lines));
+  std::vector<uint32_t> pairs(2 * chunk_edges), src(chunk_edges), dst(chunk_edges);
+  for (uint64_t done = 0; done < num_edge_lines;) {
+    const uint64_t n = std::min(chunk_edges, num_edge_lines - done);
+    CGCN_RETURN_IF_ERROR(PreadExact(fd, edges_path, pairs.data(), n * 8, done * 8));
+    for (uint64_t i = 0; i < n; ++i) {
+      src[i] = pairs[2 * i];
+      dst[i] = pairs[2 * i + 1];
+    }
+    fn(std::span<const uint32_t>(src.data(), n), std::span<const uint32_t>(dst.data(), n));
+    done += n;
+  }
+  return Status::Ok();
+}
+
+Result<RawNodeRows> RawNodeRows::Open(const RawInput& input) {
+  RawNodeRows rows;
+  rows.features_path_ = input.features_path;
+  rows.labels_path_ = input.labels_path;
+  rows.num_nodes_ = input.num_nodes;
+  rows.feat_dim_ = input.feat_dim;
+  rows.features_fd_ = ::open(input.features_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (rows.features_fd_ < 0) return Status::IoError(input.features_path + ": cannot open: " + Errno());
+  rows.labels_fd_ = ::open(input.labels_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (rows.labels_fd_ < 0) return Status::IoError(input.labels_path + ": cannot open: " + Errno());
+  return rows;
+}
+
+RawNodeRows::RawNodeRows(RawNodeRows&& o) noexcept
+    : features_fd_(std::exchange(o.features_fd_, -1)),
+      labels_fd_(std::exchange(o.labels_fd_, -1)),
+      features_path_(std::move(o.features_path_)),
+      labels_path_(std::move(o.labels_path_)),
+      num_nodes_(o.num_nodes_),
+      feat_dim_(o.feat_dim_) {}
+
+RawNodeRows::~RawNodeRows() {
+  if (features_fd_ >= 0) ::close(features_fd_);
+  if (labels_fd_ >= 0) ::close(labels_fd_);
+}
+
+Status RawNodeRows::Gather(std::span<const uint32_t> ids, float* features, uint32_t* labels) const {
+  const uint64_t row_bytes = uint64_t{feat_dim_} * sizeof(float);
+  for (size_t i = 0; i < ids.size();) {
+    size_t j = i + 1;  // [i, j) is a run of consecutive ids
+    while (j < ids.size() && ids[j] == ids[j - 1] + 1) ++j;
+    if (ids[j - 1] >= num_nodes_) return Status::Internal("node id " + std::to_string(ids[j - 1]) + " out of range");
+    CGCN_RETURN_IF_ERROR(PreadExact(features_fd_, features_path_, features + i * feat_dim_, (j - i) * row_bytes,
+                                    ids[i] * row_bytes));
+    CGCN_RETURN_IF_ERROR(PreadExact(labels_fd_, labels_path_, labels + i, (j - i) * sizeof(uint32_t),
+                                    uint64_t{ids[i]} * sizeof(uint32_t)));
+    i = j;
+  }
+  return Status::Ok();
+}
+
+Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& progress) {
+  std::error_code ec;
+  std::string pattern = (fs::temp_directory_path(ec) / "cgcn-raw-XXXXXX").string();
+  if (ec || ::mkdtemp(pattern.data()) == nullptr)
+    return Status::IoError(pattern + ": cannot create a temporary directory: " + (ec ? ec.message() : Errno()));
+  struct RemoveDir {
+    std::string path;
+    ~RemoveDir() {
+      std::error_code e;
+      fs::remove_all(path, e);
+    }
+  } remove_dir{pattern};
+  CGCN_ASSIGN_OR_RETURN(RawInput input, ReadRawInput(options, pattern, progress));
+  RawGraph graph;
+  graph.num_nodes = input.num_nodes;
+  graph.feat_dim = input.feat_dim;
+  graph.num_classes = input.num_classes;
+  graph.edge_src.reserve(input.num_edge_lines);
+  graph.edge_dst.reserve(input.num_edge_lines);
+  CGCN_RETURN_IF_ERROR(input.ForEachEdgeChunk([&](std::span<const uint32_t> s, std::span<const uint32_t> d) {
+    graph.edge_src.insert(graph.edge_src.end(), s.begin(), s.end());
+    graph.edge_dst.insert(graph.edge_dst.end(), d.begin(), d.end());
+  }));
+  graph.features.resize(uint64_t{input.num_nodes} * input.feat_dim);
+  graph.labels.resize(input.num_nodes);
+  {
+    CGCN_ASSIGN_OR_RETURN(RawNodeRows rows, RawNodeRows::Open(input));
+    std::vector<uint32_t> all(input.num_nodes);
+    for (uint32_t v = 0; v < input.num_nodes; ++v) all[v] = v;
+    CGCN_RETURN_IF_ERROR(rows.Gather(all, graph.features.data(), graph.labels.data()));
+  }
+  graph.split = std::move(input.split);
+  graph.split_name = std::move(input.split_name);
+  graph.num_train = input.num_train;
+  graph.num_valid = input.num_valid;
+  graph.num_test = input.num_test;
+  graph.fingerprint = input.fingerprint;
+  graph.input_bytes = input.input_bytes;
   return graph;
 }
 

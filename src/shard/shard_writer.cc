@@ -4,13 +4,16 @@
 
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <tuple>
+#include <utility>
 
 #include "cgcn/shard_format.h"
 #include "util/file_util.h"
@@ -25,9 +28,10 @@ struct InterEdge {
   bool operator<(const InterEdge& o) const { return std::tie(cluster, src, dst) < std::tie(o.cluster, o.src, o.dst); }
 };
 
-// Gathers cluster `c`'s contents from the whole graph. Buffers in `out`/`inter` are reused.
-void BuildCluster(const RawGraph& raw, const CsrGraph& g, const Partition& p, const ClusterLayout& layout, uint32_t c,
-                  ClusterData& out, std::vector<InterEdge>& inter) {
+// Gathers cluster `c`'s contents: adjacency from the CSR, feature rows and labels from the
+// scratch files. Buffers in `out`/`inter` are reused.
+Status BuildCluster(const RawInput& raw, const RawNodeRows& rows, const CsrGraph& g, const Partition& p,
+                    const ClusterLayout& layout, uint32_t c, ClusterData& out, std::vector<InterEdge>& inter) {
   const uint32_t begin = layout.offsets[c], n = layout.cluster_size(c);
   const uint32_t F = raw.feat_dim;
   out.cluster_id = c;
@@ -54,10 +58,9 @@ void BuildCluster(const RawGraph& raw, const CsrGraph& g, const Partition& p, co
       }
     }
     out.adj_offsets[i + 1] = static_cast<uint32_t>(out.adj_neighbors.size());
-    std::memcpy(out.features.data() + uint64_t{i} * F, raw.features.data() + uint64_t{v} * F, sizeof(float) * F);
-    out.labels[i] = raw.labels[v];
     out.split[i] = raw.split[v];
   }
+  CGCN_RETURN_IF_ERROR(rows.Gather(out.node_ids, out.features.data(), out.labels.data()));
   std::sort(inter.begin(), inter.end());
   out.inter_groups.clear();
   out.inter_src.resize(inter.size());
@@ -69,6 +72,23 @@ void BuildCluster(const RawGraph& raw, const CsrGraph& g, const Partition& p, co
     out.inter_src[k] = inter[k].src;
     out.inter_dst[k] = inter[k].dst;
   }
+  return Status::Ok();
+}
+
+// Upper bound on the bytes one cluster needs while it is gathered and encoded: the
+// ClusterData, EncodeShard's raw and compressed section copies and its output (4 x the raw
+// section bytes), the inter-edge sort buffer, and zstd's context.
+uint64_t ClusterWorkingBytes(uint64_t n, uint64_t degree_sum, uint64_t feat_dim, uint64_t parts) {
+  constexpr uint64_t kZstdContext = uint64_t{4} << 20;
+  const uint64_t raw = 4 * n + 4 * (n + 1) + 8 * degree_sum + 8 * std::min(parts, degree_sum) + 4 * n * feat_dim +
+                       4 * n + n;
+  return 4 * raw + 12 * degree_sum + kZstdContext;
+}
+
+std::string Mib(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return buf;
 }
 
 // Cleans up after runs that were killed: "<out>.tmp-<pid>" directories of dead processes are
@@ -87,36 +107,86 @@ void RecoverInterruptedRuns(const std::string& out) {
 
 }  // namespace
 
-Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrGraph& graph, const Partition& partition,
-                                             const ShardWriteOptions& options, const ProgressFn& progress) {
+Result<ShardDirectoryWriter> ShardDirectoryWriter::Create(const ShardWriteOptions& options) {
   if (options.out_dir.empty()) return Status::InvalidArgument("no output directory given");
   const fs::path out = fs::path(options.out_dir).lexically_normal();
-  const std::string out_str = (out.filename().empty() ? out.parent_path() : out).string();
+  ShardDirectoryWriter w;
+  w.options_ = options;
+  w.out_ = (out.filename().empty() ? out.parent_path() : out).string();
   std::error_code ec;
-  RecoverInterruptedRuns(out_str);
-  if (fs::exists(out_str, ec) && !options.overwrite)
-    return Status::InvalidArgument(out_str + ": already exists (pass --overwrite to replace it once the new one is complete)");
-  const fs::path parent = fs::absolute(out_str, ec).parent_path();
+  RecoverInterruptedRuns(w.out_);
+  if (fs::exists(w.out_, ec) && !options.overwrite)
+    return Status::InvalidArgument(w.out_ + ": already exists (pass --overwrite to replace it once the new one is complete)");
+  const fs::path parent = fs::absolute(w.out_, ec).parent_path();
   fs::create_directories(parent, ec);
   if (ec) return Status::IoError(parent.string() + ": cannot create directory: " + ec.message());
-  const std::string tmp = out_str + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(tmp, ec);
-  if (!fs::create_directory(tmp, ec) || ec)
-    return Status::IoError(tmp + ": cannot create temporary directory: " + (ec ? ec.message() : "exists"));
-  // Remove the temporary on every failure path.
-  struct Cleanup {
-    std::string path;
-    bool armed = true;
-    ~Cleanup() {
-      if (armed) {
-        std::error_code e;
-        fs::remove_all(path, e);
-      }
-    }
-  } cleanup{tmp};
+  w.tmp_ = w.out_ + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(w.tmp_, ec);
+  if (!fs::create_directory(w.tmp_, ec) || ec)
+    return Status::IoError(w.tmp_ + ": cannot create temporary directory: " + (ec ? ec.message() : "exists"));
+  w.armed_ = true;  // from here on the destructor removes tmp_
+  w.scratch_ = w.tmp_ + "/scratch";
+  if (!fs::create_directory(w.scratch_, ec) || ec)
+    return Status::IoError(w.scratch_ + ": cannot create directory: " + (ec ? ec.message() : "exists"));
+  return w;
+}
 
+ShardDirectoryWriter::ShardDirectoryWriter(ShardDirectoryWriter&& o) noexcept
+    : options_(std::move(o.options_)),
+      out_(std::move(o.out_)),
+      tmp_(std::move(o.tmp_)),
+      scratch_(std::move(o.scratch_)),
+      armed_(std::exchange(o.armed_, false)) {}
+
+ShardDirectoryWriter::~ShardDirectoryWriter() {
+  if (armed_) {
+    std::error_code e;
+    fs::remove_all(tmp_, e);
+  }
+}
+
+Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const CsrGraph& graph,
+                                                     const Partition& partition, const ProgressFn& progress) {
+  if (!armed_) return Status::Internal("ShardDirectoryWriter::Write called twice or after a move");
+  const ShardWriteOptions& options = options_;
+  const std::string& tmp = tmp_;
   const ClusterLayout layout = BuildClusterLayout(partition);
   const auto P = static_cast<uint32_t>(partition.num_parts);
+  if (partition.part.size() != raw.num_nodes || static_cast<uint64_t>(graph.num_nodes) != raw.num_nodes ||
+      raw.split.size() != raw.num_nodes)
+    return Status::Internal("shard writer: raw input, CSR and partition disagree on the number of nodes");
+
+  // Memory plan: the graph-sized arrays are held throughout; the rest of the budget bounds how
+  // many clusters are in flight.
+  ShardMemoryPlan plan;
+  plan.budget = options.mem_budget;
+  const uint64_t N = raw.num_nodes;
+  const uint64_t csr_bytes = 4 * graph.offsets.size() + 4 * graph.neighbors.size();
+  plan.graph_bytes = csr_bytes + 4 * N /*part*/ + N /*split*/ + 8 * N + 4 * (uint64_t{P} + 1) /*layout*/;
+  for (uint32_t c = 0; c < P; ++c) {
+    uint64_t degree_sum = 0;
+    for (uint32_t k = layout.offsets[c]; k < layout.offsets[c + 1]; ++k) {
+      const uint32_t v = layout.nodes[k];
+      degree_sum += static_cast<uint64_t>(graph.offsets[v + 1] - graph.offsets[v]);
+    }
+    plan.largest_cluster =
+        std::max(plan.largest_cluster, ClusterWorkingBytes(layout.cluster_size(c), degree_sum, raw.feat_dim, P));
+  }
+  const auto threads = static_cast<uint64_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
+  uint64_t in_flight = threads;
+  if (plan.budget != 0) {
+    if (plan.graph_bytes + plan.largest_cluster > plan.budget) {
+      return Status::InvalidArgument(
+          "--mem-budget " + Mib(plan.budget) + " is too small: the graph-sized arrays need " + Mib(plan.graph_bytes) +
+          " (CSR for METIS " + Mib(csr_bytes) + ", partition " + Mib(4 * N) + ", cluster layout " +
+          Mib(8 * N + 4 * (uint64_t{P} + 1)) + ", split " + Mib(N) + ") and the largest cluster up to " +
+          Mib(plan.largest_cluster) + " while it is gathered and encoded; at least " +
+          Mib(plan.graph_bytes + plan.largest_cluster) + " is needed (or use more --parts)");
+    }
+    in_flight = std::clamp<uint64_t>((plan.budget - plan.graph_bytes) / plan.largest_cluster, 1, threads);
+  }
+  plan.clusters_in_flight = static_cast<uint32_t>(in_flight);
+
   Manifest m;
   m.num_nodes = raw.num_nodes;
   m.num_edges = graph.num_undirected_edges();
@@ -135,6 +205,7 @@ Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrGraph
   m.input_files = options.input_files;
   m.shards.resize(P);
 
+  CGCN_ASSIGN_OR_RETURN(RawNodeRows rows, RawNodeRows::Open(raw));
   struct Local {
     ClusterData data;
     std::vector<InterEdge> inter;
@@ -144,42 +215,53 @@ Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrGraph
   Status first_error;
   std::atomic<bool> failed{false};
   std::atomic<uint32_t> done{0};
-  tbb::parallel_for(tbb::blocked_range<uint32_t>(0, P, 1), [&](const tbb::blocked_range<uint32_t>& r) {
-    for (uint32_t c = r.begin(); c != r.end() && !failed.load(); ++c) {
-      Local& l = locals.local();
-      BuildCluster(raw, graph, partition, layout, c, l.data, l.inter);
-      Result<std::vector<std::byte>> bytes = EncodeShard(l.data, options.zstd_level);
-      Status s = bytes.status();
-      if (s.ok()) s = WriteWholeFile(tmp + "/" + ShardFileName(c), *bytes);
-      if (s.ok()) {
-        ShardInfo& info = m.shards[c];
-        info.num_nodes = l.data.num_nodes;
-        info.intra_entries = l.data.intra_entries();
-        info.inter_entries = l.data.inter_entries();
-        info.file_size = bytes->size();
-        Result<ShardHeader> h = ParseShardHeader(*bytes, ShardFileName(c));
-        s = h.status();
+  // At most `in_flight` clusters at once: an arena of that concurrency, one cluster per task.
+  tbb::task_arena arena(static_cast<int>(in_flight));
+  arena.execute([&] {
+    tbb::parallel_for(tbb::blocked_range<uint32_t>(0, P, 1), [&](const tbb::blocked_range<uint32_t>& r) {
+      for (uint32_t c = r.begin(); c != r.end() && !failed.load(); ++c) {
+        Local& l = locals.local();
+        Status s = BuildCluster(raw, rows, graph, partition, layout, c, l.data, l.inter);
+        Result<std::vector<std::byte>> bytes = s.ok() ? EncodeShard(l.data, options.zstd_level) : Result<std::vector<std::byte>>(s);
+        s = bytes.status();
+        if (s.ok()) s = WriteWholeFile(tmp + "/" + ShardFileName(c), *bytes);
         if (s.ok()) {
-          info.header_checksum = h->header_checksum;
-          info.raw_bytes = h->raw_bytes();
+          ShardInfo& info = m.shards[c];
+          info.num_nodes = l.data.num_nodes;
+          info.intra_entries = l.data.intra_entries();
+          info.inter_entries = l.data.inter_entries();
+          info.file_size = bytes->size();
+          Result<ShardHeader> h = ParseShardHeader(*bytes, ShardFileName(c));
+          s = h.status();
+          if (s.ok()) {
+            info.header_checksum = h->header_checksum;
+            info.raw_bytes = h->raw_bytes();
+          }
         }
+        std::lock_guard<std::mutex> lock(mu);
+        if (!s.ok()) {
+          if (first_error.ok()) first_error = s;
+          failed = true;
+          return;
+        }
+        const uint32_t d = ++done;
+        if (progress) progress("write shards", d, P);
       }
-      std::lock_guard<std::mutex> lock(mu);
-      if (!s.ok()) {
-        if (first_error.ok()) first_error = s;
-        failed = true;
-        return;
-      }
-      const uint32_t d = ++done;
-      if (progress) progress("write shards", d, P);
-    }
+    });
   });
   if (!first_error.ok()) return first_error;
 
   ShardWriteReport report;
+  report.memory = plan;
   for (const ShardInfo& s : m.shards) {
     report.raw_bytes += s.raw_bytes;
     report.stored_bytes += s.file_size;
+  }
+  // The scratch files are not part of the directory.
+  {
+    std::error_code ec;
+    fs::remove_all(scratch_, ec);
+    if (ec) return Status::IoError(scratch_ + ": cannot remove: " + ec.message());
   }
   const std::vector<std::byte> manifest_bytes = EncodeManifest(m);
   CGCN_RETURN_IF_ERROR(WriteWholeFile(tmp + "/" + kManifestFileName, manifest_bytes));
@@ -187,10 +269,38 @@ Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrGraph
   CGCN_RETURN_IF_ERROR(FsyncDirectory(tmp));
 
   // Publish: the new directory appears complete or not at all.
-  CGCN_RETURN_IF_ERROR(PublishDirectory(tmp, out_str));
-  cleanup.armed = false;
+  CGCN_RETURN_IF_ERROR(PublishDirectory(tmp, out_));
+  armed_ = false;
   report.manifest = std::move(m);
   return report;
+}
+
+namespace {
+Status WriteVector(const std::string& path, const void* data, size_t bytes) {
+  return WriteWholeFile(path, std::span<const std::byte>(static_cast<const std::byte*>(data), bytes));
+}
+}  // namespace
+
+Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrGraph& graph, const Partition& partition,
+                                             const ShardWriteOptions& options, const ProgressFn& progress) {
+  CGCN_ASSIGN_OR_RETURN(ShardDirectoryWriter writer, ShardDirectoryWriter::Create(options));
+  RawInput input;
+  input.num_nodes = raw.num_nodes;
+  input.feat_dim = raw.feat_dim;
+  input.num_classes = raw.num_classes;
+  input.num_edge_lines = raw.edge_src.size();
+  input.features_path = writer.scratch_dir() + "/features.f32";
+  input.labels_path = writer.scratch_dir() + "/labels.u32";
+  CGCN_RETURN_IF_ERROR(WriteVector(input.features_path, raw.features.data(), raw.features.size() * sizeof(float)));
+  CGCN_RETURN_IF_ERROR(WriteVector(input.labels_path, raw.labels.data(), raw.labels.size() * sizeof(uint32_t)));
+  input.split = raw.split;
+  input.split_name = raw.split_name;
+  input.num_train = raw.num_train;
+  input.num_valid = raw.num_valid;
+  input.num_test = raw.num_test;
+  input.fingerprint = raw.fingerprint;
+  input.input_bytes = raw.input_bytes;
+  return writer.Write(input, graph, partition, progress);
 }
 
 }  // namespace cgcn
