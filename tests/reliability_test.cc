@@ -466,6 +466,10 @@ TEST(Reliability, MemBudgetFlag) {
   EXPECT_NE(none.out.find("of which METIS"), std::string::npos) << none.out;
   EXPECT_NE(none.out.find("MB/s             parse edges "), std::string::npos) << none.out;
   // 5M fits one cluster at a time (each is bounded with 4 MiB for zstd's context).
+  // --threads 1 caps the clusters in flight too.
+  const ToolRun one = run("one-thread", {"--threads", "1", "--mem-budget", "1G"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_NE(one.out.find(", 1 cluster in flight"), std::string::npos) << one.out;
   for (const char* budget : {"1.5GiB", "5M", "64mib"}) {
     const ToolRun r = run(budget, {"--mem-budget", budget});
     ASSERT_EQ(r.exit_code, 0) << budget << ": " << r.err;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <tbb/enumerable_thread_specific.h>
+#include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
@@ -172,7 +173,10 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
     plan.largest_cluster =
         std::max(plan.largest_cluster, ClusterWorkingBytes(layout.cluster_size(c), degree_sum, raw.feat_dim, P));
   }
-  const auto threads = static_cast<uint64_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
+  // Threads that can run: the arena's, capped by a global_control limit (cgcn-preprocess --threads).
+  const auto threads = std::min<uint64_t>(
+      static_cast<uint64_t>(std::max(1, tbb::this_task_arena::max_concurrency())),
+      std::max<size_t>(1, tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism)));
   uint64_t in_flight = threads;
   if (plan.budget != 0) {
     if (plan.graph_bytes + plan.largest_cluster > plan.budget) {
