@@ -24,7 +24,7 @@ void CheckAgainstNaiveInducedSubgraph(const testutil::RawDatasetSpec& spec, cons
     ptrs.push_back(&cs[k]);
   }
   Batch b;
-  AssembleBatch(ptrs, /*row_normalize=*/true, b);
+  AssembleBatch(ptrs, /*row_normalize=*/true, b, /*propagate_features=*/true);
 
   // Naive reference.
   const std::set<uint32_t> cset(chosen.begin(), chosen.end());
@@ -64,6 +64,25 @@ void CheckAgainstNaiveInducedSubgraph(const testutil::RawDatasetSpec& spec, cons
     train += is_train;
   }
   EXPECT_EQ(b.num_train, train);
+
+  // propagated = A_hat X on the batch subgraph, from the naive neighbour sets in double.
+  ASSERT_TRUE(b.has_propagated);
+  ASSERT_EQ(b.propagated.size(), size_t{b.num_nodes} * b.feat_dim);
+  std::map<uint32_t, std::vector<double>> normalized;
+  for (uint32_t v : nodes) {
+    double sum = 0;
+    for (float f : spec.features[v]) sum += f;
+    for (float f : spec.features[v]) normalized[v].push_back(f / std::max(sum, 1.0));
+  }
+  for (uint32_t i = 0; i < b.num_nodes; ++i) {
+    const uint32_t v = nodes[i];
+    const double dv = static_cast<double>(nbrs[v].size()) + 1.0;
+    for (uint32_t f = 0; f < b.feat_dim; ++f) {
+      double want = normalized[v][f] / dv;
+      for (uint32_t u : nbrs[v]) want += normalized[u][f] / std::sqrt(dv * (static_cast<double>(nbrs[u].size()) + 1.0));
+      EXPECT_NEAR(b.propagated[size_t{i} * b.feat_dim + f], want, 1e-5) << "node " << v << " feature " << f;
+    }
+  }
 }
 
 TEST(Batch, EqualsNaiveInducedSubgraph) {

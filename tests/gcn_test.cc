@@ -78,9 +78,14 @@ MatrixMap MView(RowMatrix& m) { return MatrixMap(m.data(), m.rows(), m.cols()); 
 const Edges kSmallEdges = {{0, 1}, {1, 2}, {0, 3}, {1, 4}, {3, 4}, {5, 6}};
 constexpr uint32_t kSmallN = 7;
 
-GcnConfig SmallConfig(uint32_t layers, float dropout) {
+// in_dim 5 <= 2 x hidden: layer 0 aggregates the input first ((A_hat X) W_0); with
+// kWideInput > 2 x hidden it transforms first (A_hat (X W_0)). Tests cover both. (With 11 inputs
+// one hidden unit sits within the finite-difference step of the ReLU kink; 13 avoids that.)
+constexpr uint32_t kWideInput = 13;
+
+GcnConfig SmallConfig(uint32_t layers, float dropout, uint32_t in_dim = 5) {
   GcnConfig c;
-  c.in_dim = 5;
+  c.in_dim = in_dim;
   c.hidden = 4;
   c.out_dim = 3;
   c.layers = layers;
@@ -144,12 +149,14 @@ void RandomizeBiases(Gcn& model, uint32_t seed) {
 }
 
 TEST(GcnForward, MatchesDenseReferenceWithoutDropout) {
+  for (uint32_t in_dim : {5u, kWideInput})
   for (uint32_t layers : {1u, 2u, 3u}) {
-    SCOPED_TRACE(layers);
-    Gcn model(SmallConfig(layers, 0.5f), 7);
+    SCOPED_TRACE(testing::Message() << "layers " << layers << ", in_dim " << in_dim);
+    Gcn model(SmallConfig(layers, 0.5f, in_dim), 7);
+    EXPECT_EQ(model.AggregatesInputFirst(), in_dim <= 2 * model.config().Dims()[1]);
     RandomizeBiases(model, 8);
     const Csr g = FromEdges(kSmallN, kSmallEdges);
-    const RowMatrix x = RandomMatrix(kSmallN, 5, 9);
+    const RowMatrix x = RandomMatrix(kSmallN, in_dim, 9);
     const Eigen::MatrixXd ahat = DenseAHat(kSmallN, kSmallEdges);
     Eigen::MatrixXd h = x.cast<double>();
     for (uint32_t l = 0; l < layers; ++l) {
@@ -168,8 +175,9 @@ TEST(GcnForward, MatchesDenseReferenceWithoutDropout) {
 
 // Loss of the model's current parameters on the small batch (labels/mask fixed).
 struct SmallBatch {
+  explicit SmallBatch(uint32_t in_dim = 5) : x(RandomMatrix(kSmallN, in_dim, 21)) {}
   Csr graph = FromEdges(kSmallN, kSmallEdges);
-  RowMatrix x = RandomMatrix(kSmallN, 5, 21);
+  RowMatrix x;
   std::vector<uint32_t> labels = {0, 2, 1, 1, 0, 2, 1};
   std::vector<uint8_t> mask = {1, 1, 1, 0, 1, 1, 1};  // node 3 is not a training node
   RowMatrix grad = RowMatrix(kSmallN, 3);
@@ -182,10 +190,10 @@ struct SmallBatch {
 };
 
 // Checks every parameter's gradient against a central difference of the float loss.
-void CheckGradients(uint32_t layers, float dropout, bool training) {
-  Gcn model(SmallConfig(layers, dropout), 100 + layers);
+void CheckGradients(uint32_t layers, float dropout, bool training, uint32_t in_dim = 5) {
+  Gcn model(SmallConfig(layers, dropout, in_dim), 100 + layers);
   RandomizeBiases(model, 5);
-  SmallBatch batch;
+  SmallBatch batch(in_dim);
   const uint64_t dropout_seed = 77;
   model.ZeroGrad();
   batch.Loss(model, training, dropout_seed);
@@ -220,6 +228,10 @@ TEST(GcnGradient, ThreeLayersMatchFiniteDifferences) { CheckGradients(3, 0.0f, t
 TEST(GcnGradient, TwoLayersEvalModeMatchFiniteDifferences) { CheckGradients(2, 0.5f, false); }
 TEST(GcnGradient, TwoLayersWithDropoutMatchFiniteDifferences) { CheckGradients(2, 0.3f, true); }
 TEST(GcnGradient, ThreeLayersWithDropoutMatchFiniteDifferences) { CheckGradients(3, 0.3f, true); }
+TEST(GcnGradient, TransformFirstTwoLayersMatchFiniteDifferences) { CheckGradients(2, 0.0f, true, kWideInput); }
+TEST(GcnGradient, TransformFirstThreeLayersWithDropoutMatchFiniteDifferences) { CheckGradients(3, 0.3f, true, kWideInput); }
+TEST(GcnGradient, TransformFirstOneLayerMatchesFiniteDifferences) { CheckGradients(1, 0.0f, true, kWideInput); }
+TEST(GcnGradient, AggregateFirstOneLayerMatchesFiniteDifferences) { CheckGradients(1, 0.0f, true, 2); }
 
 TEST(GcnGradient, BackwardAccumulatesUntilZeroGrad) {
   Gcn model(SmallConfig(2, 0.0f), 3);

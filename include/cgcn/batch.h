@@ -29,6 +29,10 @@ struct Batch {
   std::vector<uint32_t> labels;     // [n]
   std::vector<uint8_t> train_mask;  // [n] 1 for training nodes
   std::vector<uint32_t> node_ids;   // [n] original ids
+  // A_hat features [n x feat_dim] when assembled with propagate_features (the GCN's first
+  // aggregation, which does not depend on the parameters: see Gcn::AggregatesInputFirst).
+  bool has_propagated = false;
+  std::vector<float> propagated;
 
   SparseRows Adjacency() const;
   ConstMatrixMap Features() const;
@@ -36,7 +40,9 @@ struct Batch {
 
 // `clusters` must hold distinct clusters, sorted by cluster_id, each decoded with all sections.
 // With row_normalize, feature rows are divided by max(row sum, 1) (PyG NormalizeFeatures).
-void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normalize, Batch& out);
+// With propagate_features, also computes out.propagated = A_hat features.
+void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normalize, Batch& out,
+                   bool propagate_features = false);
 
 // PyG NormalizeFeatures on a [rows x cols] row-major block, in place.
 void RowNormalize(float* data, uint64_t rows, uint32_t cols);

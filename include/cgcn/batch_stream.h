@@ -19,6 +19,7 @@ struct StreamOptions {
   uint32_t prefetch = 2;            // batches in flight (live pipeline tokens), >= 1
   uint64_t seed = 0;
   bool row_normalize = true;
+  bool propagate_features = false;  // also compute Batch::propagated (Gcn::AggregatesInputFirst)
 };
 
 // Wall-clock seconds per pipeline stage, summed over an epoch.

@@ -38,10 +38,20 @@ class Gcn {
   MatrixMap weight_grad(uint32_t l);
   Eigen::Map<Eigen::RowVectorXf> bias_grad(uint32_t l);
 
+  // Whether layer 0 is computed as (A_hat X) W_0 rather than A_hat (X W_0): the same function,
+  // cheaper when in_dim <= 2 * dims[1] (propagating X costs in_dim per edge once, while
+  // propagating X W_0 costs dims[1] per edge in the forward pass and again in the backward
+  // pass). A_hat X does not depend on the parameters, so the pipeline can compute it while the
+  // previous batch trains (Batch::propagated).
+  bool AggregatesInputFirst() const { return aggregate_first_; }
+
   // Forward pass over a batch: x [n x in_dim], returns logits [n x out_dim] (valid until the
   // next call). With training, dropout masks are drawn from (dropout_seed, layer, element index),
   // so the result does not depend on the thread count. Keeps what Backward needs.
-  ConstMatrixMap Forward(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed);
+  // propagated_x: A_hat x [n x in_dim] when AggregatesInputFirst() and the caller has it
+  // (otherwise computed here); it must stay valid until Backward.
+  ConstMatrixMap Forward(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed,
+                         const float* propagated_x = nullptr);
   // Accumulates into grads() (call ZeroGrad first) the gradient of the loss whose gradient
   // with respect to the logits of the last Forward is grad_logits [n x out_dim].
   void Backward(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_logits);
@@ -52,6 +62,9 @@ class Gcn {
   std::vector<uint32_t> dims_;
   std::vector<size_t> w_offset_, b_offset_;
   std::vector<float> params_, grads_;
+  bool aggregate_first_ = false;
+  Workspace ax_ws_;             // [n x in_dim] A_hat x when Forward computed it itself
+  const float* ax_ = nullptr;   // A_hat x of the last Forward (aggregate-first only)
   // Per-layer work buffers, reused across steps.
   std::vector<Workspace> z_;     // [n x dims[l+1]]  x_l W_l
   std::vector<Workspace> h_;     // [n x dims[l+1]]  layer output after ReLU/dropout (input of layer l+1)

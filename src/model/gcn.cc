@@ -27,21 +27,34 @@ inline uint64_t Mix64(uint64_t z) {
 // Uniform in [0, 1) from the top 24 bits (every value exactly representable as a float).
 inline float UnitFloat(uint64_t r) { return static_cast<float>(r >> 40) * 0x1.0p-24f; }
 
+// A bijective 32-bit mixer (Wellons' "lowbias32"): two multiplies, so a row's draws vectorize
+// (AVX2 has 32-bit but no 64-bit lane multiplies).
+inline uint32_t Mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+// The dropout key of row `row` of a layer: both halves of the 64-bit layer key and the row.
+inline uint32_t RowKey(uint64_t layer_key, uint64_t row) {
+  return Mix32(Mix32(static_cast<uint32_t>(row) ^ static_cast<uint32_t>(layer_key)) ^
+               static_cast<uint32_t>(layer_key >> 32) ^ static_cast<uint32_t>(row >> 32));
+}
+
 // One row of h = relu(y + b) * dropout, in place in y [d], and mask [d] = d h / d y (0 where
-// y + b <= 0 or the unit is dropped, else keep_scale). Element e is kept when the top 24 bits of
-// Mix64(layer_key + (row_base + e + 1) * golden), read as a fraction of 2^24, are >= p, i.e.
-// when they are >= threshold = ceil(p * 2^24); this does not depend on which thread runs the row.
-// Branch-free (a branch on the coin flip mispredicts half the time; GCC turns a float compare
-// into one), with parameters by value so stores to y cannot alias them.
+// y + b <= 0 or the unit is dropped, else keep_scale). Element j is kept when the top 24 bits of
+// Mix32(row_key ^ (j + 1) * golden32), read as a fraction of 2^24, are >= p, i.e. when they are
+// >= threshold = ceil(p * 2^24); this depends only on (layer key, row, j), never on which thread
+// runs the row. Branch-free, 32-bit integer lanes, so GCC vectorizes it eight elements at a time.
 void ReluDropoutRow(float* __restrict y, float* __restrict mask, const float* __restrict b, Eigen::Index d,
-                    uint64_t layer_key, uint64_t row_base, uint64_t threshold, float keep_scale) {
-  const uint32_t scale_bits = std::bit_cast<uint32_t>(keep_scale);
+                    uint32_t row_key, uint32_t threshold, float keep_scale) {
   for (Eigen::Index j = 0; j < d; ++j) {
     const float v = y[j] + b[j];
-    const uint64_t r = Mix64(layer_key + (row_base + static_cast<uint64_t>(j) + 1) * kGolden) >> 40;
-    // All ones when r < threshold (dropped): the sign of r - threshold, r and threshold <= 2^24.
-    const auto dropped = static_cast<uint32_t>(static_cast<int64_t>(r - threshold) >> 63);
-    const float kept = std::bit_cast<float>(scale_bits & ~dropped);
+    const uint32_t r = Mix32(row_key ^ (static_cast<uint32_t>(j) + 1u) * 0x9E3779B9u) >> 8;
+    const float kept = r >= threshold ? keep_scale : 0.0f;
     mask[j] = v > 0.0f ? kept : 0.0f;
     y[j] = std::max(v, 0.0f) * kept;
   }
@@ -113,6 +126,7 @@ Gcn::Gcn(const GcnConfig& config, uint64_t seed) : config_(config), dims_(config
   }
   params_.assign(total, 0.0f);
   grads_.assign(total, 0.0f);
+  aggregate_first_ = dims_[0] <= 2 * dims_[1];
   z_.resize(layers);
   h_.resize(layers);
   mask_.resize(layers);
@@ -161,7 +175,8 @@ Eigen::Map<Eigen::RowVectorXf> Gcn::bias_grad(uint32_t l) {
 
 void Gcn::ZeroGrad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
 
-ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed) {
+ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed,
+                            const float* propagated_x) {
   const uint32_t layers = config_.layers;
   const Eigen::Index n = adj.num_rows();
   // The batch's adjacency is square over the batch's own rows (the backward pass uses A^T = A).
@@ -172,16 +187,29 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
   // Factor for a kept positive activation; p >= 1 drops everything.
   const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
   // Keep a unit when its 24-bit draw u satisfies u / 2^24 >= p, i.e. u >= ceil(p 2^24) (exact).
-  const auto threshold = static_cast<uint64_t>(std::ceil(std::clamp(static_cast<double>(p), 0.0, 1.0) * 0x1.0p24));
+  const auto threshold = static_cast<uint32_t>(std::ceil(std::clamp(static_cast<double>(p), 0.0, 1.0) * 0x1.0p24));
   const uint64_t seed_key = Mix64(dropout_seed + kGolden);
 
+  ax_ = nullptr;
+  if (aggregate_first_) {
+    if (propagated_x == nullptr) {
+      MatrixMap ax = ax_ws_.Get(n, dims_[0]);
+      Propagate(adj, x, ax);
+      propagated_x = ax.data();
+    }
+    ax_ = propagated_x;
+  }
   for (uint32_t l = 0; l < layers; ++l) {
     const Eigen::Index d_out = dims_[l + 1];
-    ConstMatrixMap in = l == 0 ? x : ConstMatrixMap(h_[l - 1].data(), n, dims_[l]);  // [n x dims[l]]
-    MatrixMap z = z_[l].Get(n, d_out);                                                // [n x d_out]
-    MatMul(in, AsConst(weight(l)), z);
     MatrixMap y = h_[l].Get(n, d_out);  // [n x d_out] becomes the layer output in place
-    Propagate(adj, AsConst(z), y);
+    if (l == 0 && aggregate_first_) {
+      MatMul(ConstMatrixMap(ax_, n, dims_[0]), AsConst(weight(0)), y);  // (A_hat X) W_0
+    } else {
+      ConstMatrixMap in = l == 0 ? x : ConstMatrixMap(h_[l - 1].data(), n, dims_[l]);  // [n x dims[l]]
+      MatrixMap z = z_[l].Get(n, d_out);                                                // [n x d_out]
+      MatMul(in, AsConst(weight(l)), z);
+      Propagate(adj, AsConst(z), y);                                                    // A_hat (H W_l)
+    }
     const float* b = params_.data() + b_offset_[l];
     if (l + 1 == layers) {  // the logits: y + b, no ReLU or dropout
       ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
@@ -199,8 +227,7 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
         float* yi = y.data() + i * d_out;
         float* mi = mask.data() + i * d_out;
         if (drop) {
-          ReluDropoutRow(yi, mi, b, d_out, layer_key, static_cast<uint64_t>(i) * static_cast<uint64_t>(d_out),
-                         threshold, keep_scale);
+          ReluDropoutRow(yi, mi, b, d_out, RowKey(layer_key, static_cast<uint64_t>(i)), threshold, keep_scale);
         } else {
           ReluRow(yi, mi, b, d_out);
         }
@@ -221,6 +248,12 @@ void Gcn::Backward(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_
     // dY [n x d_out]: the logits' gradient, or the previous iteration's dX times the mask.
     ConstMatrixMap dy = l + 1 == layers ? grad_logits : ConstMatrixMap(grad_a_.data(), n, d_out);
     AddColumnSums(dy, bias_grad(l), scratch_);
+    if (l == 0 && aggregate_first_) {  // Y = (A_hat X) W_0 + b: dW_0 = (A_hat X)^T dY
+      MatrixMap dw = grad_b_.Get(d_in, d_out);
+      MatMulTransposeA(ConstMatrixMap(ax_, n, d_in), dy, dw, scratch_);
+      weight_grad(0) += dw;
+      break;
+    }
     MatrixMap dz = grad_b_.Get(n, d_out);  // [n x d_out] = A_hat^T dY = A_hat dY
     Propagate(adj, dy, dz);
     ConstMatrixMap in = l == 0 ? x : ConstMatrixMap(h_[l - 1].data(), n, d_in);  // [n x d_in]

@@ -28,7 +28,8 @@ void RowNormalize(float* data, uint64_t rows, uint32_t cols) {
   }
 }
 
-void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normalize, Batch& out) {
+void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normalize, Batch& out,
+                   bool propagate_features) {
   const size_t q = clusters.size();
   out.clusters.resize(q);
   uint64_t n = 0;
@@ -108,6 +109,11 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normal
   }
   out.num_train = train;
   if (row_normalize) RowNormalize(out.features.data(), n, F);
+  out.has_propagated = propagate_features;
+  if (propagate_features) {
+    out.propagated.resize(n * F);
+    Propagate(out.Adjacency(), out.Features(), MatrixMap(out.propagated.data(), static_cast<Eigen::Index>(n), F));
+  }
 }
 
 }  // namespace cgcn

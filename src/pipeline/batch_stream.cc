@@ -106,7 +106,7 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
                     s->ordered.push_back(&s->decoded[k]);
                     s->raw_bytes += shards_.manifest().shards[ids[k]].raw_bytes;
                   }
-                  AssembleBatch(s->ordered, options_.row_normalize, s->batch);
+                  AssembleBatch(s->ordered, options_.row_normalize, s->batch, options_.propagate_features);
                   s->assemble_s = Seconds(t1, Clock::now());
                   return s;
                 }) &

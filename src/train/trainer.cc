@@ -44,6 +44,7 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
   so.prefetch = options.prefetch;
   so.seed = options.seed;
   so.row_normalize = options.row_normalize;
+  so.propagate_features = model.AggregatesInputFirst();
   BatchStream stream(shards, so);
   Adam adam(model.params().size(), options.lr, options.weight_decay);
   Workspace grad_ws;
@@ -99,7 +100,8 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
       if (b.num_train > 0) {
         const SparseRows adj = b.Adjacency();
         const ConstMatrixMap x = b.Features();
-        const ConstMatrixMap logits = model.Forward(adj, x, true, SplitMix64(options.seed ^ SplitMix64(step)));
+        const ConstMatrixMap logits = model.Forward(adj, x, true, SplitMix64(options.seed ^ SplitMix64(step)),
+                                                    b.has_propagated ? b.propagated.data() : nullptr);
         MatrixMap grad = grad_ws.Get(b.num_nodes, model.config().out_dim);
         uint32_t count = 0;
         const float loss = SoftmaxCrossEntropy(logits, b.labels, b.train_mask, grad, &count);
