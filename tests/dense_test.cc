@@ -137,6 +137,22 @@ TEST_P(DenseShapes, MatMulTransposeBMatchesNaive) {
   ExpectClose(y, NaiveProduct(g, wt));
 }
 
+TEST_P(DenseShapes, MatMulTransposeBWithMaskMatchesNaive) {
+  const Shape s = GetParam();
+  const RowMatrix g = RandomMatrix(s.n, s.m, 7), w = RandomMatrix(s.k, s.m, 8);
+  RowMatrix mask = RandomMatrix(s.n, s.k, 9);
+  for (Eigen::Index i = 0; i < mask.size(); ++i) mask.data()[i] = mask.data()[i] > 0 ? 2.0f : 0.0f;  // dropout-like
+  RowMatrix y = Filled(s.n, s.k);
+  MatMulTransposeB(ConstMatrixMap(g.data(), s.n, s.m), ConstMatrixMap(w.data(), s.k, s.m),
+                   MatrixMap(y.data(), s.n, s.k), mask.data());
+  const RowMatrix wt = w.transpose();
+  Reference want = NaiveProduct(g, wt);
+  const Eigen::MatrixXd m = mask.cast<double>();
+  want.value = want.value.cwiseProduct(m);
+  want.abs_sum = want.abs_sum.cwiseProduct(m);
+  ExpectClose(y, want);
+}
+
 // The three products with a given TBB parallelism.
 struct Products {
   RowMatrix y, out, yt;

@@ -31,7 +31,8 @@ void MatMul(ConstMatrixMap x, ConstMatrixMap w, MatrixMap y);
 // out[k x m] = x[n x k]^T * g[n x m]; partial sums per fixed-size row chunk, added in order.
 // `scratch` holds the per-chunk partials.
 void MatMulTransposeA(ConstMatrixMap x, ConstMatrixMap g, MatrixMap out, Workspace& scratch);
-// y[n x k] = g[n x m] * w[k x m]^T
-void MatMulTransposeB(ConstMatrixMap g, ConstMatrixMap w, MatrixMap y);
+// y[n x k] = g[n x m] * w[k x m]^T, then, with mask [n x k], y *= mask elementwise (while each
+// row block is still in cache: the backward pass through ReLU and dropout).
+void MatMulTransposeB(ConstMatrixMap g, ConstMatrixMap w, MatrixMap y, const float* mask = nullptr);
 
 }  // namespace cgcn

@@ -30,8 +30,8 @@ constexpr Eigen::Index kRowChunk = 256;
 
 // MatMulTransposeA reduces over rows, so each chunk costs a [k x m] partial plus its share of
 // the final sum: use at most kMaxReduceChunks chunks of at least kMinReduceRows rows.
-constexpr Eigen::Index kMinReduceRows = 1024;
-constexpr Eigen::Index kMaxReduceChunks = 32;
+constexpr Eigen::Index kMinReduceRows = 4096;
+constexpr Eigen::Index kMaxReduceChunks = 8;
 
 Eigen::Index NumChunks(Eigen::Index rows, Eigen::Index chunk) { return (rows + chunk - 1) / chunk; }
 
@@ -108,11 +108,17 @@ void MatMulTransposeA(ConstMatrixMap x, ConstMatrixMap g, MatrixMap out, Workspa
                });
 }
 
-void MatMulTransposeB(ConstMatrixMap g, ConstMatrixMap w, MatrixMap y) {
+void MatMulTransposeB(ConstMatrixMap g, ConstMatrixMap w, MatrixMap y, const float* mask) {
   assert(g.cols() == w.cols() && y.rows() == g.rows() && y.cols() == w.rows());
+  const Eigen::Index k = y.cols();
   ForEachChunk(g.rows(), kRowChunk, [&](Eigen::Index begin, Eigen::Index end) {
     const Eigen::Index len = end - begin;
     y.middleRows(begin, len).noalias() = g.middleRows(begin, len) * w.transpose();
+    if (mask != nullptr) {
+      float* yd = y.data() + begin * k;
+      const float* md = mask + begin * k;
+      for (Eigen::Index e = 0; e < len * k; ++e) yd[e] *= md[e];
+    }
   });
 }
 

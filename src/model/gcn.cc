@@ -262,13 +262,9 @@ void Gcn::Backward(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_
     MatMulTransposeA(in, AsConst(dz), dw, scratch_);
     weight_grad(l) += dw;
     if (l == 0) break;
+    // dX = (dZ W_l^T) * mask: the gradient through layer l - 1's ReLU and dropout.
     MatrixMap dx = grad_a_.Get(n, d_in);
-    MatMulTransposeB(AsConst(dz), AsConst(weight(l)), dx);
-    const float* mask = mask_[l - 1].data();  // [n x d_in]
-    ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
-      float* dxd = dx.data();
-      for (Eigen::Index k = begin * d_in; k < end * d_in; ++k) dxd[k] *= mask[k];
-    });
+    MatMulTransposeB(AsConst(dz), AsConst(weight(l)), dx, mask_[l - 1].data());
   }
 }
 
