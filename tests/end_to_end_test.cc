@@ -2,8 +2,10 @@
 // checked against a dense reference and on real data (Cora).
 #include <gtest/gtest.h>
 #include <tbb/global_control.h>
+#include <tbb/task_arena.h>
 
 #include <Eigen/Dense>
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -255,6 +257,176 @@ TEST(Tools, CheckInputRefusesStaleShards) {
   EXPECT_EQ(stale.exit_code, 1) << stale.out;
   EXPECT_NE(stale.out.find("is stale"), std::string::npos) << stale.out;
   EXPECT_NE(stale.out.find("split/s/test.csv.gz"), std::string::npos) << stale.out;
+}
+
+}  // namespace
+}  // namespace cgcn
+
+// ---- Bounded memory: spilled evaluation, the budget, its parse and its errors.
+
+namespace cgcn {
+namespace {
+
+TEST(BoundedMemory, ParseByteSize) {
+  EXPECT_EQ(*ParseByteSize("512M"), 512ull << 20);
+  EXPECT_EQ(*ParseByteSize("2G"), 2ull << 30);
+  EXPECT_EQ(*ParseByteSize("1.5GiB"), 3ull << 29);
+  EXPECT_EQ(*ParseByteSize("800MB"), 800ull << 20);
+  EXPECT_EQ(*ParseByteSize("64k"), 64ull << 10);
+  EXPECT_EQ(*ParseByteSize("1T"), 1ull << 40);
+  EXPECT_EQ(*ParseByteSize("1048576"), 1048576u);
+  EXPECT_EQ(*ParseByteSize("4096B"), 4096u);
+  for (const char* bad : {"", "G", "abc", "12X", "-1G", "0", "1.5 G", "2GG", "nanM", "1e30T"}) {
+    Result<uint64_t> r = ParseByteSize(bad);
+    EXPECT_FALSE(r.ok()) << "'" << bad << "' parsed as " << (r.ok() ? *r : 0);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    }
+  }
+}
+
+class SpillTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testutil::BuildShards(testutil::RandomRawDataset(3000, 15000, 12, 5, 21), tmp_.path(), tmp_.Join("shards"), 12);
+    auto d = ShardDirectory::Open(tmp_.Join("shards"));
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    dir_ = std::make_unique<ShardDirectory>(std::move(d).value());
+    fs::create_directories(spill_dir());
+  }
+  std::string spill_dir() const { return tmp_.Join("spill"); }
+  static bool Empty(const std::string& dir) { return fs::is_empty(dir); }
+  TempDir tmp_;
+  std::unique_ptr<ShardDirectory> dir_;
+};
+
+TEST_F(SpillTest, SpilledEvaluationGivesBitwiseTheSamePredictions) {
+  for (uint32_t layers : {1u, 3u}) {
+    Gcn model(GcnConfig{12, 16, 5, layers, 0.5f}, 7 + layers);
+    for (uint32_t l = 0; l < layers; ++l) model.bias(l).setLinSpaced(-0.2f, 0.2f);
+    std::vector<Prediction> mem_pred, spill_pred;
+    EvalStats mem_stats, spill_stats;
+    Result<Accuracy> mem = EvaluateFullGraph(*dir_, model, true, &mem_pred, {}, EvalOptions{}, &mem_stats);
+    ASSERT_TRUE(mem.ok()) << mem.status().ToString();
+    EXPECT_FALSE(mem_stats.plan.spill);
+    EXPECT_EQ(mem_stats.spill_read_bytes, 0u);
+
+    // The least memory that works: one cluster per block and the smallest chunk, so the
+    // activations are read back in several chunks for every block.
+    const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
+    Result<EvalPlan> least = PlanEvaluation(dir_->manifest(), model.config(), EvalOptions{1, ""}, true, threads);
+    ASSERT_FALSE(least.ok());
+    EXPECT_NE(least.status().message().find("evaluation cannot fit"), std::string::npos) << least.status().message();
+    Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), model.config(), EvalOptions{}, true, threads);
+    ASSERT_TRUE(probe.ok());
+    const EvalOptions tight{probe->min_bytes, spill_dir()};
+    bool saw_empty_dir_during = true;
+    auto progress = [&](std::string_view, uint64_t, uint64_t) { saw_empty_dir_during &= Empty(spill_dir()); };
+    Result<Accuracy> spilled = EvaluateFullGraph(*dir_, model, true, &spill_pred, progress, tight, &spill_stats);
+    ASSERT_TRUE(spilled.ok()) << spilled.status().ToString();
+    EXPECT_TRUE(spill_stats.plan.spill);
+    EXPECT_GT(spill_stats.plan.blocks.size(), 4u) << "one block: the chunked sums were not exercised across blocks";
+    const uint64_t one_pass = uint64_t{3000} * 16 * sizeof(float);
+    EXPECT_GT(spill_stats.plan.chunk_bytes, 0u);
+    EXPECT_LT(spill_stats.plan.chunk_bytes, one_pass) << "one chunk: the chunked sums were not exercised";
+    EXPECT_GE(spill_stats.spill_read_bytes, (spill_stats.plan.blocks.size() - 1) * (layers > 1 ? one_pass : 0));
+
+    EXPECT_EQ(spilled->train, mem->train);
+    EXPECT_EQ(spilled->valid, mem->valid);
+    EXPECT_EQ(spilled->test, mem->test);
+    ASSERT_EQ(spill_pred.size(), mem_pred.size());
+    for (size_t i = 0; i < mem_pred.size(); ++i) {
+      EXPECT_EQ(spill_pred[i].node_id, mem_pred[i].node_id) << i;
+      EXPECT_EQ(spill_pred[i].label, mem_pred[i].label) << "node " << mem_pred[i].node_id << " layers " << layers;
+    }
+    EXPECT_TRUE(saw_empty_dir_during) << "spill files must be unlinked as soon as they are created";
+    EXPECT_TRUE(Empty(spill_dir())) << "spill files left behind";
+  }
+}
+
+TEST_F(SpillTest, UnusableSpillDirectoryIsAClearError) {
+  Gcn model(GcnConfig{12, 16, 5, 2, 0.5f}, 1);
+  const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
+  Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), model.config(), EvalOptions{}, false, threads);
+  ASSERT_TRUE(probe.ok());
+  Result<Accuracy> r =
+      EvaluateFullGraph(*dir_, model, true, nullptr, {}, EvalOptions{probe->min_bytes, tmp_.Join("no/such/dir")});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kIoError);
+  EXPECT_NE(r.status().message().find("no/such/dir: cannot create a temporary file"), std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(SpillTest, MemoryPlanFitsLowersPrefetchOrFailsWithNumbers) {
+  TrainOptions o;
+  o.clusters_per_batch = 3;
+  o.hidden = 16;
+  o.prefetch = 4;
+  Result<MemoryPlan> roomy = PlanMemory(dir_->manifest(), o, 1ull << 30, 2, "", false);
+  ASSERT_TRUE(roomy.ok()) << roomy.status().ToString();
+  EXPECT_EQ(roomy->prefetch, 4u);
+  EXPECT_FALSE(roomy->eval.spill);
+  EXPECT_LE(roomy->train_bytes, roomy->budget);
+  EXPECT_NE(roomy->Describe().find("memory plan: budget 1024 MiB"), std::string::npos) << roomy->Describe();
+
+  const uint64_t one = roomy->train_bytes - 3 * roomy->batch_bytes;  // room for exactly one batch
+  Result<MemoryPlan> tight = PlanMemory(dir_->manifest(), o, one + roomy->batch_bytes / 2, 2, "", false);
+  if (tight.ok()) {  // (the evaluation may not fit in so little; then the error says so)
+    EXPECT_EQ(tight->prefetch, 1u);
+    EXPECT_NE(tight->Describe().find("prefetch lowered from 4 to 1"), std::string::npos) << tight->Describe();
+  } else {
+    EXPECT_NE(tight.status().message().find("evaluation cannot fit"), std::string::npos) << tight.status().message();
+  }
+  Result<MemoryPlan> tiny = PlanMemory(dir_->manifest(), o, one - 1, 2, "", false);
+  ASSERT_FALSE(tiny.ok());
+  EXPECT_EQ(tiny.status().code(), StatusCode::kInvalidArgument);
+  const std::string msg = tiny.status().message();
+  EXPECT_NE(msg.find("--mem-budget"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("is too small: one batch of the 3 largest clusters needs"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("at least"), std::string::npos) << msg;
+}
+
+TEST(Tools, TrainWithinAMemoryBudget) {
+  TempDir tmp;
+  testutil::BuildShards(testutil::RandomRawDataset(2000, 10000, 8, 4, 5), tmp.path(), tmp.Join("shards"), 8);
+  fs::create_directories(tmp.Join("spill"));
+  const std::string base =
+      Bin("cgcn-train") + " --shards " + tmp.Join("shards") + " --epochs 2 --hidden 256 -q 2 --threads 2";
+  ShellResult bad = Shell(base + " --mem-budget 12Q");
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--mem-budget: '12Q' is not a memory size"), std::string::npos) << bad.out;
+  ShellResult small = Shell(base + " --mem-budget 1M");
+  EXPECT_EQ(small.exit_code, 2) << small.out;
+  EXPECT_NE(small.out.find("--mem-budget 1 MiB is too small"), std::string::npos) << small.out;
+
+  // A budget where training fits and the evaluation's activations do not.
+  auto d = ShardDirectory::Open(tmp.Join("shards"));
+  ASSERT_TRUE(d.ok());
+  TrainOptions o;
+  o.clusters_per_batch = 2;
+  o.hidden = 256;
+  Result<MemoryPlan> roomy = PlanMemory(d->manifest(), o, 1ull << 30, 2, "", true);
+  ASSERT_TRUE(roomy.ok()) << roomy.status().ToString();
+  const uint64_t budget = std::max(roomy->train_bytes, roomy->runtime_bytes + roomy->compute_bytes + roomy->eval.min_bytes);
+  Result<MemoryPlan> plan = PlanMemory(d->manifest(), o, budget, 2, "", true);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_TRUE(plan->eval.spill);
+
+  const std::string pred_mem = tmp.Join("mem.csv"), pred_spill = tmp.Join("spill.csv");
+  ShellResult mem = Shell(base + " --quiet --predict-out " + pred_mem);
+  ASSERT_EQ(mem.exit_code, 0) << mem.out;
+  ShellResult ok = Shell(base + " --mem-budget " + std::to_string(budget) + " --tmp-dir " + tmp.Join("spill") +
+                         " --predict-out " + pred_spill);
+  ASSERT_EQ(ok.exit_code, 0) << ok.out;
+  EXPECT_NE(ok.out.find("memory plan: budget"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("(spilled)"), std::string::npos) << ok.out;
+  const auto j = nlohmann::json::parse(ok.out.substr(ok.out.rfind('\n', ok.out.size() - 2) + 1));
+  for (const char* key : {"mem_budget_mb", "planned_train_mb", "planned_eval_mb", "prefetch", "decode_gb_per_core_s", "decode_cpu_s"})
+    EXPECT_TRUE(j.contains(key)) << key << " missing from " << j.dump();
+  EXPECT_TRUE(j["eval_spilled"].get<bool>());
+  EXPECT_GT(j["decode_cpu_s"].get<double>(), 0.0);
+  EXPECT_EQ(testutil::ReadFile(pred_spill), testutil::ReadFile(pred_mem));
+  EXPECT_TRUE(fs::is_empty(tmp.Join("spill")));
 }
 
 }  // namespace

@@ -26,15 +26,21 @@ nlohmann::json EpochJson(const cgcn::EpochRecord& r) {
                       {"batches", r.stats.batches},
                       {"input_wait_s", r.stats.input_wait_s},
                       {"decode_s", r.stats.decode_s},
+                      {"decode_cpu_s", r.stats.decode_cpu_s},
+                      {"decode_gb_per_core_s", r.stats.DecodeGBPerCoreSecond()},
                       {"assemble_s", r.stats.assemble_s},
                       {"compute_s", r.stats.consume_s},
                       {"mean_batch_nodes", r.stats.batches ? static_cast<double>(r.stats.batch_nodes) / static_cast<double>(r.stats.batches) : 0.0},
-                      {"decompressed_bytes", r.stats.decompressed_bytes}};
+                      {"decompressed_bytes", r.stats.decompressed_bytes},
+                      {"train_peak_rss_mb", r.train_peak_rss_mb},
+                      {"peak_rss_mb", cgcn::tools::PeakRssMb()}};
   if (r.evaluated) {
     j["train_acc"] = AccJson(r.acc.train);
     j["valid_acc"] = AccJson(r.acc.valid);
     j["test_acc"] = AccJson(r.acc.test);
     j["eval_s"] = r.eval_s;
+    j["eval_spilled"] = r.eval_stats.plan.spill;
+    j["eval_spill_read_bytes"] = r.eval_stats.spill_read_bytes;
   }
   return j;
 }
@@ -49,7 +55,7 @@ int main(int argc, char** argv) {
       "decodes the next batches while the current one trains. Accuracy is measured by exact full-graph "
       "inference over the shards. The last line on stdout is a JSON summary.",
       "cgcn-train"};
-  std::string dir, check_input, metrics_out, save_model, predict_out, feature_norm = "row";
+  std::string dir, check_input, metrics_out, save_model, predict_out, feature_norm = "row", mem_budget, tmp_dir;
   TrainOptions o;
   int threads = 0;
   bool quiet = false, log_steps = false;
@@ -64,6 +70,12 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "seed for initialization, batch order and dropout")->capture_default_str();
   app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_option("--prefetch", o.prefetch, "batches in flight in the pipeline (bounds memory)")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--mem-budget", mem_budget,
+                 "bound memory to SIZE (512M, 2G, 1.5GiB; K/M/G/T are powers of 1024): batches in flight, decoding, "
+                 "the training step and evaluation stay within it (prefetch is lowered to fit; evaluation spills "
+                 "activations to --tmp-dir when they do not fit; decoded shards leave the page cache); the model and "
+                 "Adam state come on top. Prints the plan; fails with the numbers when one batch cannot fit");
+  app.add_option("--tmp-dir", tmp_dir, "directory for evaluation's spilled activations (default: $TMPDIR, else the system temporary directory); the files are unlinked at creation");
   app.add_option("--eval-every", o.eval_every, "full-graph evaluation every N epochs (0: only at the end)")->capture_default_str();
   app.add_option("--feature-norm", feature_norm, "input feature normalization: row (divide by row sum, as PyG NormalizeFeatures) or none")
       ->check(CLI::IsMember({"row", "none"}))->capture_default_str();
@@ -94,6 +106,22 @@ int main(int argc, char** argv) {
   if (o.clusters_per_batch > m.num_parts)
     return tools::Fail(kTool, Status::InvalidArgument("--clusters-per-batch " + std::to_string(o.clusters_per_batch) +
                                                       " exceeds the " + std::to_string(m.num_parts) + " clusters in " + dir));
+  uint64_t budget = 0;
+  if (!mem_budget.empty()) {
+    Result<uint64_t> b = ParseByteSize(mem_budget);
+    if (!b.ok()) return tools::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
+    budget = *b;
+  }
+  MemoryPlan plan;
+  o.eval.tmp_dir = tmp_dir;
+  if (budget > 0) {
+    Result<MemoryPlan> p = PlanMemory(m, o, budget, static_cast<uint32_t>(nthreads), tmp_dir, !predict_out.empty());
+    if (!p.ok()) return tools::Fail(kTool, p.status());
+    plan = std::move(p).value();
+    o.prefetch = plan.prefetch;
+    o.eval = plan.eval_options;
+    shards->set_drop_page_cache(true);
+  }
   std::ofstream metrics;
   if (!metrics_out.empty()) {
     metrics.open(metrics_out, o.resume ? std::ios::app : std::ios::trunc);
@@ -102,6 +130,7 @@ int main(int argc, char** argv) {
   std::printf("cgcn-train: %llu nodes, %llu edges, %u features, %u classes, %u clusters; q=%u, %u x %u GCN, %u epochs, %d threads\n",
               static_cast<unsigned long long>(m.num_nodes), static_cast<unsigned long long>(m.num_edges), m.feat_dim,
               m.num_classes, m.num_parts, o.clusters_per_batch, o.layers, o.hidden, o.epochs, nthreads);
+  if (budget > 0 && !quiet) std::printf("%s\n", plan.Describe().c_str());
   std::fflush(stdout);
 
   GcnConfig cfg;
@@ -114,13 +143,15 @@ int main(int argc, char** argv) {
   auto on_epoch = [&](const EpochRecord& r) {
     printer.Finish();
     if (metrics.is_open()) metrics << EpochJson(r).dump() << '\n' << std::flush;
+    char times[160];
+    std::snprintf(times, sizeof times, "(wait %.3f, decode %.3f, assemble %.3f, compute %.3f)", r.stats.input_wait_s,
+                  r.stats.decode_s, r.stats.assemble_s, r.stats.consume_s);
     if (r.evaluated)
-      std::printf("epoch %4u  loss %.4f  %.3f s  (wait %.3f, decode %.3f, assemble %.3f, compute %.3f)  eval %.2f s  train %.4f  valid %.4f  test %.4f\n",
-                  r.epoch, r.loss, r.epoch_s, r.stats.input_wait_s, r.stats.decode_s, r.stats.assemble_s,
-                  r.stats.consume_s, r.eval_s, r.acc.train, r.acc.valid, r.acc.test);
+      std::printf("epoch %4u  loss %.4f  %.3f s  %s  eval %.2f s%s  train %.4f  valid %.4f  test %.4f\n", r.epoch, r.loss,
+                  r.epoch_s, times, r.eval_s, r.eval_stats.plan.spill ? " (spilled)" : "", r.acc.train, r.acc.valid,
+                  r.acc.test);
     else if (r.epoch % std::max<uint32_t>(1, o.epochs / 20) == 0)
-      std::printf("epoch %4u  loss %.4f  %.3f s  (wait %.3f, decode %.3f, assemble %.3f, compute %.3f)\n", r.epoch,
-                  r.loss, r.epoch_s, r.stats.input_wait_s, r.stats.decode_s, r.stats.assemble_s, r.stats.consume_s);
+      std::printf("epoch %4u  loss %.4f  %.3f s  %s\n", r.epoch, r.loss, r.epoch_s, times);
     std::fflush(stdout);
   };
   auto on_step = [&](uint64_t step, uint32_t epoch, uint64_t batch, double loss) {
@@ -140,19 +171,21 @@ int main(int argc, char** argv) {
   }
   if (!predict_out.empty()) {
     std::vector<Prediction> preds;
-    Result<Accuracy> acc = EvaluateFullGraph(*shards, model, o.row_normalize, &preds);
+    Result<Accuracy> acc = EvaluateFullGraph(*shards, model, o.row_normalize, &preds, {}, o.eval);
     if (!acc.ok()) return tools::Fail(kTool, acc.status());
     Status s = WritePredictions(predict_out, std::move(preds));
     if (!s.ok()) return tools::Fail(kTool, s);
     std::printf("predictions for %llu nodes written to %s\n", static_cast<unsigned long long>(m.num_nodes),
                 predict_out.c_str());
   }
-  double decode_s = 0, wall_s = 0;
-  uint64_t bytes = 0;
+  EpochStats total;
   for (const EpochRecord& r : rep->epochs) {
-    decode_s += r.stats.decode_s;
-    wall_s += r.stats.wall_s;
-    bytes += r.stats.decompressed_bytes;
+    total.decode_s += r.stats.decode_s;
+    total.decode_cpu_s += r.stats.decode_cpu_s;
+    total.input_wait_s += r.stats.input_wait_s;
+    total.assemble_s += r.stats.assemble_s;
+    total.consume_s += r.stats.consume_s;
+    total.decompressed_bytes += r.stats.decompressed_bytes;
   }
   nlohmann::json summary = {{"train_acc", AccJson(rep->final_acc.train)},
                             {"valid_acc", AccJson(rep->final_acc.valid)},
@@ -162,9 +195,24 @@ int main(int argc, char** argv) {
                             {"best_epoch", rep->best_epoch},
                             {"best_valid_acc", AccJson(rep->best_acc.valid)},
                             {"test_acc_at_best_valid", AccJson(rep->best_acc.test)},
-                            {"decode_gb_per_s", decode_s > 0 ? static_cast<double>(bytes) / decode_s / 1e9 : 0.0},
+                            {"decode_gb_per_s", total.decode_s > 0 ? static_cast<double>(total.decompressed_bytes) / total.decode_s / 1e9 : 0.0},
+                            {"decode_gb_per_core_s", total.DecodeGBPerCoreSecond()},
+                            {"input_wait_s", total.input_wait_s},
+                            {"decode_s", total.decode_s},
+                            {"decode_cpu_s", total.decode_cpu_s},
+                            {"assemble_s", total.assemble_s},
+                            {"compute_s", total.consume_s},
                             {"peak_rss_mb", tools::PeakRssMb()},
                             {"threads", nthreads}};
+  if (budget > 0) {
+    auto mb = [](uint64_t b) { return static_cast<double>(b) / 1048576.0; };
+    summary["mem_budget_mb"] = mb(plan.budget);
+    summary["prefetch"] = plan.prefetch;
+    summary["planned_train_mb"] = mb(plan.train_bytes);
+    summary["planned_eval_mb"] = mb(plan.eval.peak_bytes);
+    summary["model_adam_mb"] = mb(plan.model_bytes);
+    summary["eval_spilled"] = plan.eval.spill;
+  }
   std::printf("%s\n", summary.dump().c_str());
   return 0;
 }

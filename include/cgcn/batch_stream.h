@@ -22,17 +22,20 @@ struct StreamOptions {
   bool propagate_features = false;  // also compute Batch::propagated (Gcn::AggregatesInputFirst)
 };
 
-// Wall-clock seconds per pipeline stage, summed over an epoch.
+// Seconds per pipeline stage, summed over an epoch.
 struct EpochStats {
   uint64_t batches = 0;
   uint64_t batch_nodes = 0;
   uint64_t batch_entries = 0;       // directed adjacency entries, no self loops
-  double input_wait_s = 0;          // consumer idle, waiting for the next batch
-  double decode_s = 0;              // map + verify + decompress (summed over workers)
-  double assemble_s = 0;            // batch assembly (summed over workers)
-  double consume_s = 0;             // the consumer (training step)
+  double input_wait_s = 0;          // consumer idle, waiting for the next batch (wall)
+  double decode_s = 0;              // map + verify + decompress, wall time of each batch's decode
+  double decode_cpu_s = 0;          // the same, CPU time of the decoding threads (summed over threads)
+  double assemble_s = 0;            // batch assembly (wall, summed over batches)
+  double consume_s = 0;             // the consumer (training step, wall)
   double wall_s = 0;
-  uint64_t decompressed_bytes = 0;
+  uint64_t decompressed_bytes = 0;  // section bytes after decompression
+  // Decompressed bytes per CPU-second of decoding: decode throughput per core.
+  double DecodeGBPerCoreSecond() const { return decode_cpu_s > 0 ? static_cast<double>(decompressed_bytes) / decode_cpu_s / 1e9 : 0; }
 };
 
 // The epoch's batches: a seeded shuffle of cluster ids (seed, epoch) split into groups
@@ -51,6 +54,10 @@ class BatchStream {
   // Status from it or from decoding cancels the pipeline and is returned.
   Status RunEpoch(uint32_t epoch, const std::function<Status(const Batch&)>& consume, EpochStats* stats,
                   uint64_t first_batch = 0);
+
+  // Frees the decoded clusters and batches kept for reuse (they are reallocated by the next
+  // RunEpoch); the trainer calls it before evaluation so the two never hold memory at once.
+  void ReleaseBuffers();
 
  private:
   struct Slot;

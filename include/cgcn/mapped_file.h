@@ -23,8 +23,11 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Hints the kernel to read the whole file ahead (posix_madvise WILLNEED).
   void WillNeed() const;
-  // Tells the kernel the pages are no longer needed (posix_madvise DONTNEED).
-  void DontNeed() const;
+  // Done with the bytes: drops the mapped pages from this process's resident set
+  // (madvise MADV_DONTNEED; the file is unchanged) and, with drop_page_cache, asks the kernel
+  // to evict the file from the page cache too (posix_fadvise POSIX_FADV_DONTNEED), so old
+  // shards are not charged to a memory cgroup. bytes() stays valid (pages fault back in).
+  void Release(bool drop_page_cache) const;
 
  private:
   MappedFile() = default;
@@ -33,5 +36,11 @@ class MappedFile {
   std::span<const std::byte> bytes_;
   std::string path_;
 };
+
+// Page-cache hints for a whole file by path; advisory, errors are ignored.
+// ReadAhead starts reading the file into the page cache in the background (POSIX_FADV_WILLNEED);
+// DropPageCache evicts its clean pages (POSIX_FADV_DONTNEED).
+void ReadAhead(const std::string& path);
+void DropPageCache(const std::string& path);
 
 }  // namespace cgcn

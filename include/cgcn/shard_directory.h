@@ -12,7 +12,7 @@
 
 namespace cgcn {
 
-// Thread-safe after Open: all members are const.
+// Thread-safe after Open and set_drop_page_cache: all other members are const.
 class ShardDirectory {
  public:
   // Reads and validates MANIFEST and checks that every shard file exists with the
@@ -34,14 +34,26 @@ class ShardDirectory {
   // gets kCorruption with a message naming each file that differs.
   Status CheckInput(const std::string& raw_dir) const;
 
-  // Maps, verifies and decodes `mask` sections of shard `cluster` into `out`.
+  // Maps, verifies and decodes `mask` sections of shard `cluster` into `out`, then releases
+  // the mapped pages (and, with drop_page_cache, the file's page cache).
   Status Load(uint32_t cluster, SectionMask mask, ShardDecoder& decoder, ClusterData& out) const;
+
+  // Starts reading shard `cluster` into the page cache in the background (POSIX_FADV_WILLNEED)
+  // so that a later Load does not wait for the disk.
+  void Prefetch(uint32_t cluster) const;
+
+  // Bounded-memory mode: evict each shard file from the page cache once it is decoded, so the
+  // page cache of old shards is not charged to the process's memory cgroup. Off by default.
+  // Set before sharing the directory across threads.
+  void set_drop_page_cache(bool drop) { drop_page_cache_ = drop; }
+  bool drop_page_cache() const { return drop_page_cache_; }
 
  private:
   std::string dir_;
   Manifest manifest_;
   std::vector<uint64_t> offsets_;
   std::vector<uint32_t> sizes_;
+  bool drop_page_cache_ = false;
 };
 
 }  // namespace cgcn

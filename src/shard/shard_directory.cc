@@ -68,8 +68,10 @@ ShardExpectation ShardDirectory::Expectation(uint32_t cluster) const {
 Status ShardDirectory::Load(uint32_t cluster, SectionMask mask, ShardDecoder& decoder, ClusterData& out) const {
   CGCN_ASSIGN_OR_RETURN(MappedFile file, Map(cluster));
   Status s = decoder.Decode(file.bytes(), file.path(), Expectation(cluster), mask, out);
-  file.DontNeed();  // decoded; the mapped pages are not needed again this pass
+  file.Release(drop_page_cache_);  // decoded; the mapped pages are not needed again this pass
   return s;
 }
+
+void ShardDirectory::Prefetch(uint32_t cluster) const { ReadAhead(ShardPath(cluster)); }
 
 }  // namespace cgcn

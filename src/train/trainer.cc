@@ -1,10 +1,14 @@
 #include "cgcn/trainer.h"
 
+#include <malloc.h>
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "util/bytes.h"
 #include "util/random.h"
@@ -20,7 +24,126 @@ std::string ShardIdentity(const ShardDirectory& shards) {
   return " shards=" + Hex64(h);
 }
 
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+// The process itself: code, allocator arenas, TBB and thread stacks (measured: about 20 MiB).
+constexpr uint64_t kRuntimeBytes = 32 * kMiB;
+// zstd decompression context and stream buffers per decoding thread.
+constexpr uint64_t kDecoderBytes = 2 * kMiB;
+
+double PeakRssMb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+std::string Mib(uint64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f MiB", static_cast<double>(b) / static_cast<double>(kMiB));
+  return buf;
+}
+
 }  // namespace
+
+Result<uint64_t> ParseByteSize(std::string_view text) {
+  const std::string t(text);
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(t, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = t.substr(used);
+  for (char& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  uint64_t scale = 0;
+  if (unit.empty() || unit == "B") scale = 1;
+  const char* prefixes = "KMGT";
+  for (int i = 0; i < 4; ++i) {
+    const std::string p(1, prefixes[i]);
+    if (unit == p || unit == p + "B" || unit == p + "IB") scale = uint64_t{1} << (10 * (i + 1));
+  }
+  if (used == 0 || scale == 0 || !std::isfinite(v) || v <= 0 || t.find_first_of(" \t") != std::string::npos)
+    return Status::InvalidArgument("'" + t + "' is not a memory size (examples: 512M, 2G, 1.5GiB, 1048576)");
+  const double bytes = v * static_cast<double>(scale);
+  if (bytes >= 1.8e19) return Status::InvalidArgument("'" + t + "' is too large");
+  return static_cast<uint64_t>(bytes);
+}
+
+std::string MemoryPlan::Describe() const {
+  std::string s = "memory plan: budget " + Mib(budget) + "; training " + Mib(train_bytes) + " = runtime " +
+                  Mib(runtime_bytes) + " + decoding " + Mib(decode_bytes) + " + training step " + Mib(compute_bytes) +
+                  " + " + std::to_string(prefetch) + " x " + Mib(batch_bytes) + " per batch in flight";
+  if (prefetch < requested_prefetch)
+    s += " (prefetch lowered from " + std::to_string(requested_prefetch) + " to " + std::to_string(prefetch) + " to fit)";
+  s += "; evaluation " + Mib(eval.peak_bytes) + ", activations (" + Mib(eval.activation_bytes) + ") ";
+  s += eval.spill ? "spill to " + (eval_options.tmp_dir.empty() ? std::string("$TMPDIR") : eval_options.tmp_dir) +
+                        " in chunks of " + Mib(eval.chunk_bytes)
+                  : std::string("in memory");
+  s += ", " + std::to_string(eval.blocks.size() - 1) + " blocks; model + Adam " + Mib(model_bytes) + " outside the budget";
+  return s;
+}
+
+Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint64_t budget, uint32_t threads,
+                              const std::string& tmp_dir, bool with_predictions) {
+  MemoryPlan p;
+  p.budget = budget;
+  p.requested_prefetch = std::max<uint32_t>(1, o.prefetch);
+  threads = std::max<uint32_t>(1, threads);
+  const uint32_t q = std::max<uint32_t>(1, std::min(o.clusters_per_batch, m.num_parts));
+  // The largest possible batch: the q shards with the most bytes, nodes and entries (each
+  // chosen separately, an upper bound).
+  auto top_q = [&](const std::function<uint64_t(const ShardInfo&)>& f) {
+    std::vector<uint64_t> v;
+    for (const ShardInfo& s : m.shards) v.push_back(f(s));
+    std::sort(v.begin(), v.end(), std::greater<>());
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < q && i < v.size(); ++i) sum += v[i];
+    return sum;
+  };
+  const uint64_t raw = top_q([](const ShardInfo& s) { return s.raw_bytes; });
+  const uint64_t nodes = top_q([](const ShardInfo& s) { return s.num_nodes; });
+  const uint64_t entries = top_q([](const ShardInfo& s) { return s.intra_entries + s.inter_entries; });
+  uint64_t max_file = 0;
+  for (const ShardInfo& s : m.shards) max_file = std::max(max_file, s.file_size);
+  // Decoded clusters (about their raw bytes) + the assembled batch: features, CSR with weights,
+  // self weights, labels, mask and ids.
+  p.batch_bytes = raw + nodes * m.feat_dim * 4 + entries * 8 + nodes * (4 + 4 + 4 + 4 + 1);
+  p.decode_bytes = threads * (max_file + kDecoderBytes);
+  GcnConfig cfg;
+  cfg.in_dim = m.feat_dim;
+  cfg.hidden = o.hidden;
+  cfg.out_dim = m.num_classes;
+  cfg.layers = o.layers;
+  const std::vector<uint32_t> dims = cfg.Dims();
+  uint64_t sum_out = 0, max_dim = 0;
+  for (size_t l = 1; l < dims.size(); ++l) sum_out += dims[l];
+  for (uint32_t d : dims) max_dim = std::max<uint64_t>(max_dim, d);
+  // Per layer: pre-activation, output and mask; plus A X, two gradient buffers and the logits' gradient.
+  p.compute_bytes = nodes * 4 * (3 * sum_out + m.feat_dim + 2 * max_dim + m.num_classes);
+  uint64_t params = 0;
+  for (size_t l = 0; l + 1 < dims.size(); ++l) params += uint64_t{dims[l]} * dims[l + 1] + dims[l + 1];
+  p.model_bytes = params * 4 * 4;  // parameters, gradients, Adam m and v
+  p.runtime_bytes = kRuntimeBytes;
+  const uint64_t fixed = p.runtime_bytes + p.decode_bytes + p.compute_bytes;
+  if (budget < fixed + p.batch_bytes)
+    return Status::InvalidArgument(
+        "--mem-budget " + Mib(budget) + " is too small: one batch of the " + std::to_string(q) +
+        " largest clusters needs " + Mib(p.batch_bytes) + " (" + std::to_string(nodes) + " nodes, " +
+        std::to_string(entries) + " edge entries, " + Mib(raw) + " decoded), its training step " +
+        Mib(p.compute_bytes) + ", decoding on " + std::to_string(threads) + " threads " + Mib(p.decode_bytes) +
+        " and the process " + Mib(p.runtime_bytes) + ": at least " + Mib(fixed + p.batch_bytes) +
+        " (lower -q or --hidden, or use fewer --threads)");
+  p.prefetch = static_cast<uint32_t>(std::min<uint64_t>(p.requested_prefetch, (budget - fixed) / p.batch_bytes));
+  p.train_bytes = fixed + p.prefetch * p.batch_bytes;
+  // Evaluation runs between epochs, after the batch buffers are freed; the training step's
+  // buffers stay allocated.
+  p.eval_options.memory_bytes = budget - p.runtime_bytes - p.compute_bytes;
+  p.eval_options.tmp_dir = tmp_dir;
+  Result<EvalPlan> e = PlanEvaluation(m, cfg, p.eval_options, with_predictions, threads);
+  if (!e.ok()) return Status::InvalidArgument("--mem-budget " + Mib(budget) + " is too small: " + e.status().message());
+  p.eval = std::move(e).value();
+  return p;
+}
 
 std::string TrainOptions::Signature() const {
   char buf[256];
@@ -129,9 +252,13 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
     loss_sum = 0;
     loss_count = 0;
     const bool eval = (options.eval_every > 0 && epoch % options.eval_every == 0) || epoch == options.epochs;
+    rec.train_peak_rss_mb = PeakRssMb();
     if (eval) {
       const auto t0 = std::chrono::steady_clock::now();
-      CGCN_ASSIGN_OR_RETURN(rec.acc, EvaluateFullGraph(shards, model, options.row_normalize, nullptr, progress));
+      stream.ReleaseBuffers();
+      malloc_trim(0);  // hand the freed batch buffers back to the system (glibc keeps them otherwise)
+      CGCN_ASSIGN_OR_RETURN(rec.acc, EvaluateFullGraph(shards, model, options.row_normalize, nullptr, progress,
+                                                       options.eval, &rec.eval_stats));
       rec.eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       rec.evaluated = true;
       report.final_acc = rec.acc;
