@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
     double gemm_flops = 0;
     for (uint32_t l = 0; l < layers; ++l) {
       const double mk = static_cast<double>(dims[l]) * dims[l + 1];
-      gemm_flops += 2.0 * n * mk * (l == 0 ? 2 : 3);  // forward, dW, dX (none for layer 0)
+      gemm_flops += 2.0 * static_cast<double>(n) * mk * (l == 0 ? 2 : 3);  // forward, dW, dX (none for layer 0)
     }
     const double fwd = BestSeconds(reps, [&] { model.Forward(adj, x, true, 7, ax); });
     uint32_t count = 0;
