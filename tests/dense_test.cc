@@ -86,10 +86,16 @@ TEST(DenseWorkspace, GrowsOnlyWhenNeededAndNeverShrinks) {
   EXPECT_EQ(c.data(), first);
   EXPECT_EQ(c(24, 3), 42.0f);  // View does not clear
 
-  ws.Get(30, 10);  // larger: grows
+  ws.Get(30, 10);  // larger: grows to exactly the need (> capacity + 25%)
   EXPECT_EQ(ws.capacity(), 300u);
   ws.Get(1, 1);
   EXPECT_EQ(ws.capacity(), 300u);
+  ws.Get(31, 10);  // slightly larger: grows by the 25% headroom
+  EXPECT_EQ(ws.capacity(), 375u);
+  const float* grown = ws.data();
+  ws.Get(37, 10);  // fits the headroom: same buffer
+  EXPECT_EQ(ws.data(), grown);
+  EXPECT_EQ(ws.capacity(), 375u);
 }
 
 struct Shape {

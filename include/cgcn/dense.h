@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include <Eigen/Core>
@@ -14,16 +15,20 @@ using MatrixMap = Eigen::Map<RowMatrix>;
 using ConstMatrixMap = Eigen::Map<const RowMatrix>;
 
 // A growable float buffer viewed as a matrix; capacity is kept across calls, so
-// steady-state training allocates nothing.
+// steady-state training allocates nothing. Get never clears: a call that fits the capacity
+// returns the same buffer with its contents; growing replaces the buffer by an uninitialized one
+// with 25% headroom (batches vary in size, and copying or zeroing a buffer about to be
+// overwritten costs as much as the first touch of its pages).
 class Workspace {
  public:
   MatrixMap Get(Eigen::Index rows, Eigen::Index cols);
   MatrixMap View(Eigen::Index rows, Eigen::Index cols);  // no resize; rows*cols <= capacity
-  float* data() { return buf_.data(); }
-  size_t capacity() const { return buf_.size(); }
+  float* data() { return buf_.get(); }
+  size_t capacity() const { return capacity_; }
 
  private:
-  std::vector<float> buf_;
+  std::unique_ptr<float[]> buf_;
+  size_t capacity_ = 0;
 };
 
 // y[n x m] = x[n x k] * w[k x m]

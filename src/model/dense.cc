@@ -60,14 +60,19 @@ void ForEachChunk(Eigen::Index rows, Eigen::Index chunk, const Fn& fn) {
 MatrixMap Workspace::Get(Eigen::Index rows, Eigen::Index cols) {
   assert(rows >= 0 && cols >= 0);
   const size_t need = static_cast<size_t>(rows) * static_cast<size_t>(cols);
-  if (need > buf_.size()) buf_.resize(need);
-  return MatrixMap(buf_.data(), rows, cols);
+  if (need > capacity_) {
+    const size_t grown = capacity_ == 0 ? need : std::max(need, capacity_ + capacity_ / 4);
+    buf_.reset();  // release before allocating: the old contents are not kept
+    buf_.reset(new float[grown]);
+    capacity_ = grown;
+  }
+  return MatrixMap(buf_.get(), rows, cols);
 }
 
 MatrixMap Workspace::View(Eigen::Index rows, Eigen::Index cols) {
   assert(rows >= 0 && cols >= 0);
-  assert(static_cast<size_t>(rows) * static_cast<size_t>(cols) <= buf_.size());
-  return MatrixMap(buf_.data(), rows, cols);
+  assert(static_cast<size_t>(rows) * static_cast<size_t>(cols) <= capacity_);
+  return MatrixMap(buf_.get(), rows, cols);
 }
 
 void MatMul(ConstMatrixMap x, ConstMatrixMap w, MatrixMap y) {
