@@ -22,7 +22,8 @@ mib() { echo "$(( $1 / 1048576 )) MiB"; }
 
 [ -d /sys/fs/cgroup/memory ] || { echo "no cgroup v1 memory controller at /sys/fs/cgroup/memory" >&2; exit 3; }
 if [ ! -e "$SHARDS/MANIFEST" ]; then
-  run "$BIN/cgcn-synth" --nodes "${SYNTH_NODES:-1000000}" --out "$SHARDS.raw" --plain
+  run "$BIN/cgcn-synth" --nodes "${SYNTH_NODES:-1000000}" --avg-degree 25 --features 100 --classes 47 \
+    --out "$SHARDS.raw" --plain
   run "$BIN/cgcn-preprocess" --input "$SHARDS.raw" --out "$SHARDS" --parts "${PARTS:-500}" --quiet
 fi
 limit_bytes=$(bytes "$LIMIT")

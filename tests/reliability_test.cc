@@ -449,7 +449,9 @@ TEST(Reliability, MemBudgetFlag) {
   for (const char* bad : {"12Q", "5 M", "M", "0", "1.5.2G"}) {
     const ToolRun r = run("x", {"--mem-budget", bad});
     EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
-    EXPECT_NE(r.err.find("cgcn-preprocess: error: invalid argument: --mem-budget: expected a size"), std::string::npos)
+    std::string want = "cgcn-preprocess: error: invalid argument: --mem-budget: '";
+    want.append(bad).append("' is not a memory size");
+    EXPECT_NE(r.err.find(want), std::string::npos)
         << bad << ": " << r.err;
   }
   // 1 KiB cannot hold METIS's CSR (checked before it is built).

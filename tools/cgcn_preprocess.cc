@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <atomic>
 
+#include "cgcn/byte_size.h"
 #include "cgcn/graph.h"
 #include "cgcn/partition.h"
 #include "cgcn/raw_reader.h"
@@ -65,35 +66,6 @@ class RssSampler {
   std::thread thread_;
 };
 
-// --mem-budget: a number (decimal point allowed) and an optional unit: B, or K/M/G/T with an
-// optional "i" and/or "B", all powers of 1024 ("512M", "2G", "1.5GiB", "1048576"); any case.
-cgcn::Result<uint64_t> ParseMemBudget(std::string_view text) {
-  using cgcn::Status;
-  std::string message = "expected a size such as 512M, 2G, 1.5GiB or 1048576, found '";
-  message.append(text);
-  message.push_back('\'');
-  size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-  double value = 0;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + i, value);
-  if (i == 0 || ec != std::errc() || ptr != text.data() + i) return Status::InvalidArgument(message);
-  std::string unit;
-  for (char ch : text.substr(i)) unit.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
-  // Accepted spellings: "", "B", and X, XB, XI, XIB for X in K, M, G, T (all powers of 1024).
-  double scale = unit.empty() || unit == "B" ? 1 : 0;
-  const std::string_view prefixes = "KMGT";
-  if (!unit.empty()) {
-    const size_t k = prefixes.find(unit[0]);
-    const std::string_view rest = std::string_view(unit).substr(1);
-    if (k != std::string_view::npos && (rest.empty() || rest == "B" || rest == "I" || rest == "IB"))
-      scale = std::ldexp(1.0, 10 * static_cast<int>(k + 1));
-  }
-  if (scale == 0) return Status::InvalidArgument(message.append(" (unknown unit)"));
-  const double bytes = std::floor(value * scale);
-  if (!(bytes < 0x1p63)) return Status::InvalidArgument(message.append(" (too large)"));
-  return static_cast<uint64_t>(bytes);
-}
-
 double MBps(uint64_t bytes, double seconds) { return seconds > 0 ? static_cast<double>(bytes) / 1e6 / seconds : 0.0; }
 }  // namespace
 
@@ -133,7 +105,7 @@ int main(int argc, char** argv) {
   write.seed = seed;
   const char* kTool = "cgcn-preprocess";
   if (!mem_budget.empty()) {
-    Result<uint64_t> b = ParseMemBudget(mem_budget);
+    Result<uint64_t> b = ParseByteSize(mem_budget);
     if (!b.ok()) return tools::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
     if (*b == 0) return tools::Fail(kTool, Status::InvalidArgument("--mem-budget: expected a size > 0, found '" + mem_budget + "'"));
     write.mem_budget = *b;

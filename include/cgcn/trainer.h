@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cgcn/batch_stream.h"
+#include "cgcn/byte_size.h"
 #include "cgcn/gcn.h"
 #include "cgcn/progress.h"
 #include "cgcn/shard_directory.h"
@@ -108,9 +109,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
 
 // ---- Bounded memory (cgcn-train --mem-budget).
 
-// "512M", "2G", "1.5GiB", "800MB", "4096": K, M, G, T are powers of 1024, with or without a
-// trailing "B" or "iB"; a bare number is bytes.
-Result<uint64_t> ParseByteSize(std::string_view text);
+// Budgets are parsed by ParseByteSize (cgcn/byte_size.h).
 
 // What training and evaluation need within a budget (bytes). The model's parameters,
 // gradients and Adam state are outside the budget (model_bytes reports them).

@@ -1,0 +1,17 @@
+// Memory sizes as users write them on the command line (--mem-budget of cgcn-preprocess and
+// cgcn-train): one parser, one syntax.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "cgcn/status.h"
+
+namespace cgcn {
+
+// "512M", "2G", "1.5GiB", "800MB", "4096": K, M, G, T are powers of 1024, with or without a
+// trailing "B" or "iB", in any case; a bare number is bytes. Zero, negative, malformed or
+// absurdly large sizes are InvalidArgument ("'12Q' is not a memory size (examples: ...)").
+Result<uint64_t> ParseByteSize(std::string_view text);
+
+}  // namespace cgcn
