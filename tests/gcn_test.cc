@@ -148,15 +148,24 @@ void RandomizeBiases(Gcn& model, uint32_t seed) {
     for (Eigen::Index j = 0; j < model.bias(l).size(); ++j) model.bias(l)(j) = u(rng);
 }
 
+// Keeps every 10th entry of x (row-major order) and zeroes the rest: at most 1/8 non-zero, so a
+// transform-first layer 0 takes the sparse-input path.
+RowMatrix Sparsified(RowMatrix x) {
+  for (Eigen::Index e = 0; e < x.size(); ++e)
+    if (e % 10 != 3) x.data()[e] = 0.0f;
+  return x;
+}
+
 TEST(GcnForward, MatchesDenseReferenceWithoutDropout) {
+  for (bool sparse : {false, true})
   for (uint32_t in_dim : {5u, kWideInput})
   for (uint32_t layers : {1u, 2u, 3u}) {
-    SCOPED_TRACE(testing::Message() << "layers " << layers << ", in_dim " << in_dim);
+    SCOPED_TRACE(testing::Message() << "layers " << layers << ", in_dim " << in_dim << ", sparse " << sparse);
     Gcn model(SmallConfig(layers, 0.5f, in_dim), 7);
     EXPECT_EQ(model.AggregatesInputFirst(), in_dim <= 2 * model.config().Dims()[1]);
     RandomizeBiases(model, 8);
     const Csr g = FromEdges(kSmallN, kSmallEdges);
-    const RowMatrix x = RandomMatrix(kSmallN, in_dim, 9);
+    const RowMatrix x = sparse ? Sparsified(RandomMatrix(kSmallN, in_dim, 9)) : RandomMatrix(kSmallN, in_dim, 9);
     const Eigen::MatrixXd ahat = DenseAHat(kSmallN, kSmallEdges);
     Eigen::MatrixXd h = x.cast<double>();
     for (uint32_t l = 0; l < layers; ++l) {
@@ -166,6 +175,7 @@ TEST(GcnForward, MatchesDenseReferenceWithoutDropout) {
     }
     // Evaluation mode: no dropout even though config.dropout = 0.5.
     const ConstMatrixMap logits = model.Forward(g.Rows(), CView(x), /*training=*/false, 1);
+    EXPECT_EQ(model.LastInputWasSparse(), sparse && !model.AggregatesInputFirst());
     ASSERT_EQ(logits.rows(), kSmallN);
     ASSERT_EQ(logits.cols(), 3);
     for (Eigen::Index i = 0; i < logits.rows(); ++i)
@@ -175,7 +185,8 @@ TEST(GcnForward, MatchesDenseReferenceWithoutDropout) {
 
 // Loss of the model's current parameters on the small batch (labels/mask fixed).
 struct SmallBatch {
-  explicit SmallBatch(uint32_t in_dim = 5) : x(RandomMatrix(kSmallN, in_dim, 21)) {}
+  explicit SmallBatch(uint32_t in_dim = 5, bool sparse = false)
+      : x(sparse ? Sparsified(RandomMatrix(kSmallN, in_dim, 21)) : RandomMatrix(kSmallN, in_dim, 21)) {}
   Csr graph = FromEdges(kSmallN, kSmallEdges);
   RowMatrix x;
   std::vector<uint32_t> labels = {0, 2, 1, 1, 0, 2, 1};
@@ -190,13 +201,14 @@ struct SmallBatch {
 };
 
 // Checks every parameter's gradient against a central difference of the float loss.
-void CheckGradients(uint32_t layers, float dropout, bool training, uint32_t in_dim = 5) {
+void CheckGradients(uint32_t layers, float dropout, bool training, uint32_t in_dim = 5, bool sparse = false) {
   Gcn model(SmallConfig(layers, dropout, in_dim), 100 + layers);
   RandomizeBiases(model, 5);
-  SmallBatch batch(in_dim);
+  SmallBatch batch(in_dim, sparse);
   const uint64_t dropout_seed = 77;
   model.ZeroGrad();
   batch.Loss(model, training, dropout_seed);
+  EXPECT_EQ(model.LastInputWasSparse(), sparse && !model.AggregatesInputFirst());
   model.Backward(batch.graph.Rows(), CView(batch.x), CView(batch.grad));
   const std::vector<float> analytic(model.grads().begin(), model.grads().end());
 
@@ -232,6 +244,12 @@ TEST(GcnGradient, TransformFirstTwoLayersMatchFiniteDifferences) { CheckGradient
 TEST(GcnGradient, TransformFirstThreeLayersWithDropoutMatchFiniteDifferences) { CheckGradients(3, 0.3f, true, kWideInput); }
 TEST(GcnGradient, TransformFirstOneLayerMatchesFiniteDifferences) { CheckGradients(1, 0.0f, true, kWideInput); }
 TEST(GcnGradient, AggregateFirstOneLayerMatchesFiniteDifferences) { CheckGradients(1, 0.0f, true, 2); }
+// Sparse inputs (bag-of-words): layer 0 runs over X's non-zeros in CSR and CSC form.
+TEST(GcnGradient, SparseInputTwoLayersMatchFiniteDifferences) { CheckGradients(2, 0.0f, true, kWideInput, true); }
+TEST(GcnGradient, SparseInputThreeLayersWithDropoutMatchFiniteDifferences) {
+  CheckGradients(3, 0.3f, true, kWideInput, true);
+}
+TEST(GcnGradient, SparseInputOneLayerMatchesFiniteDifferences) { CheckGradients(1, 0.0f, true, kWideInput, true); }
 
 TEST(GcnGradient, BackwardAccumulatesUntilZeroGrad) {
   Gcn model(SmallConfig(2, 0.0f), 3);

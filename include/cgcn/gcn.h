@@ -44,6 +44,9 @@ class Gcn {
   // pass). A_hat X does not depend on the parameters, so the pipeline can compute it while the
   // previous batch trains (Batch::propagated).
   bool AggregatesInputFirst() const { return aggregate_first_; }
+  // Whether the last Forward ran layer 0 over the input's non-zeros (transform first, at most
+  // 1/8 of the input non-zero, as with bag-of-words features).
+  bool LastInputWasSparse() const { return sparse_x_; }
 
   // Forward pass over a batch: x [n x in_dim], returns logits [n x out_dim] (valid until the
   // next call). With training, dropout masks are drawn from (dropout_seed, layer, element index),
@@ -63,6 +66,12 @@ class Gcn {
   std::vector<size_t> w_offset_, b_offset_;
   std::vector<float> params_, grads_;
   bool aggregate_first_ = false;
+  // Layer 0 with transform first and a sparse input (bag-of-words features): X in CSR and CSC,
+  // rebuilt per batch when at most 1/8 of X is non-zero (SparseInput in gcn.cc).
+  bool sparse_x_ = false;
+  std::vector<uint32_t> x_row_offsets_, x_cols_, x_col_offsets_, x_rows_;
+  std::vector<float> x_vals_, x_col_vals_;
+  std::vector<uint32_t> x_cols_cursor_;
   Workspace ax_ws_;             // [n x in_dim] A_hat x when Forward computed it itself
   const float* ax_ = nullptr;   // A_hat x of the last Forward (aggregate-first only)
   // Per-layer work buffers, reused across steps.

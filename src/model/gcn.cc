@@ -107,6 +107,28 @@ void AddColumnSums(ConstMatrixMap m, Eigen::Map<Eigen::RowVectorXf> acc, Workspa
 
 }  // namespace
 
+namespace {
+
+// z [n x m] = X w for X [n x k] in CSR (row_offsets, cols, vals) and w [k x m] row-major; rows in
+// parallel, each row summed over its non-zeros in ascending column order (deterministic).
+void SparseTimesDense(std::span<const uint32_t> row_offsets, std::span<const uint32_t> cols,
+                      std::span<const float> vals, ConstMatrixMap w, MatrixMap z) {
+  const Eigen::Index n = z.rows(), m = z.cols();
+  ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
+    for (Eigen::Index i = begin; i < end; ++i) {
+      float* zi = z.data() + i * m;
+      std::fill(zi, zi + m, 0.0f);
+      for (uint32_t e = row_offsets[i]; e < row_offsets[i + 1]; ++e) {
+        const float v = vals[e];
+        const float* wk = w.data() + static_cast<Eigen::Index>(cols[e]) * m;
+        for (Eigen::Index j = 0; j < m; ++j) zi[j] += v * wk[j];
+      }
+    }
+  });
+}
+
+}  // namespace
+
 std::vector<uint32_t> GcnConfig::Dims() const {
   assert(layers >= 1);
   std::vector<uint32_t> dims(layers + 1, hidden);
@@ -191,6 +213,48 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
   const uint64_t seed_key = Mix64(dropout_seed + kGolden);
 
   ax_ = nullptr;
+  sparse_x_ = false;
+  if (!aggregate_first_) {
+    // Bag-of-words inputs are mostly zeros: with at most 1/8 non-zero, X W_0 and X^T dZ_0 run
+    // over the non-zeros (CSR forward, CSC backward) instead of dense products.
+    const Eigen::Index k = x.cols();
+    const float* xd = x.data();
+    const auto total = static_cast<uint64_t>(n) * static_cast<uint64_t>(k);
+    uint64_t nnz = 0;
+    for (uint64_t e = 0; e < total; ++e) nnz += xd[e] != 0.0f;
+    if (total > 0 && nnz <= total / 8 && nnz < (uint64_t{1} << 32)) {
+      sparse_x_ = true;
+      x_row_offsets_.resize(static_cast<size_t>(n) + 1);
+      x_cols_.resize(nnz);
+      x_vals_.resize(nnz);
+      x_col_offsets_.assign(static_cast<size_t>(k) + 1, 0);
+      uint32_t e = 0;
+      for (Eigen::Index i = 0; i < n; ++i) {
+        x_row_offsets_[i] = e;
+        for (Eigen::Index j = 0; j < k; ++j) {
+          const float v = xd[i * k + j];
+          if (v == 0.0f) continue;
+          x_cols_[e] = static_cast<uint32_t>(j);
+          x_vals_[e] = v;
+          ++x_col_offsets_[j + 1];
+          ++e;
+        }
+      }
+      x_row_offsets_[n] = e;
+      for (Eigen::Index j = 0; j < k; ++j) x_col_offsets_[j + 1] += x_col_offsets_[j];
+      // CSC (rows ascending within each column) for the backward pass.
+      x_rows_.resize(nnz);
+      x_col_vals_.resize(nnz);
+      std::vector<uint32_t>& cursor = x_cols_cursor_;
+      cursor.assign(x_col_offsets_.begin(), x_col_offsets_.end() - 1);
+      for (Eigen::Index i = 0; i < n; ++i)
+        for (uint32_t q = x_row_offsets_[i]; q < x_row_offsets_[i + 1]; ++q) {
+          const uint32_t at = cursor[x_cols_[q]]++;
+          x_rows_[at] = static_cast<uint32_t>(i);
+          x_col_vals_[at] = x_vals_[q];
+        }
+    }
+  }
   if (aggregate_first_) {
     if (propagated_x == nullptr) {
       MatrixMap ax = ax_ws_.Get(n, dims_[0]);
@@ -207,7 +271,11 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
     } else {
       ConstMatrixMap in = l == 0 ? x : ConstMatrixMap(h_[l - 1].data(), n, dims_[l]);  // [n x dims[l]]
       MatrixMap z = z_[l].Get(n, d_out);                                                // [n x d_out]
-      MatMul(in, AsConst(weight(l)), z);
+      if (l == 0 && sparse_x_) {
+        SparseTimesDense(x_row_offsets_, x_cols_, x_vals_, AsConst(weight(0)), z);
+      } else {
+        MatMul(in, AsConst(weight(l)), z);
+      }
       Propagate(adj, AsConst(z), y);                                                    // A_hat (H W_l)
     }
     const float* b = params_.data() + b_offset_[l];
@@ -257,6 +325,20 @@ void Gcn::Backward(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_
     MatrixMap dz = grad_b_.Get(n, d_out);  // [n x d_out] = A_hat^T dY = A_hat dY
     Propagate(adj, dy, dz);
     ConstMatrixMap in = l == 0 ? x : ConstMatrixMap(h_[l - 1].data(), n, d_in);  // [n x d_in]
+    if (l == 0 && sparse_x_) {  // dW_0 row k += sum over the non-zeros x_ik of x_ik dZ_i (CSC)
+      MatrixMap gw = weight_grad(0);
+      ParallelRows(d_in, [&](Eigen::Index begin, Eigen::Index end) {
+        for (Eigen::Index k = begin; k < end; ++k) {
+          float* gk = gw.data() + k * d_out;
+          for (uint32_t e = x_col_offsets_[k]; e < x_col_offsets_[k + 1]; ++e) {
+            const float v = x_col_vals_[e];
+            const float* dzi = dz.data() + static_cast<Eigen::Index>(x_rows_[e]) * d_out;
+            for (Eigen::Index j = 0; j < d_out; ++j) gk[j] += v * dzi[j];
+          }
+        }
+      });
+      break;
+    }
     // dY is dead now (it lived in grad_a_ or was the caller's), so grad_a_ takes dW, then dX.
     MatrixMap dw = grad_a_.Get(d_in, d_out);  // [d_in x d_out]
     MatMulTransposeA(in, AsConst(dz), dw, scratch_);
