@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <initializer_list>
 #include <span>
@@ -749,17 +750,29 @@ TEST(RawInputTest, MalformedInputLeavesNoScratchFiles) {
 TEST(RawInputTest, ReadRawGraphLeavesNothingInTheTempDirectory) {
   TempDir tmp;
   testutil::WriteTinyRawDataset(tmp.Join("data"), Compression::kPlain);
-  auto ours = [] {
+  // A private temporary directory: ctest runs other tests in parallel, and their readers'
+  // scratch directories in the shared one would look like leftovers of this test.
+  const std::string private_tmp = tmp.Join("tmpdir");
+  std::filesystem::create_directories(private_tmp);
+  const char* old = std::getenv("TMPDIR");
+  const std::string saved = old ? old : "";
+  setenv("TMPDIR", private_tmp.c_str(), 1);
+  ASSERT_EQ(std::filesystem::temp_directory_path().string(), private_tmp);
+  auto ours = [&] {
     std::vector<std::string> v;
-    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::temp_directory_path()))
-      if (e.path().filename().string().rfind("cgcn-raw-", 0) == 0) v.push_back(e.path().string());
+    for (const auto& e : std::filesystem::directory_iterator(private_tmp)) v.push_back(e.path().string());
     return v;
   };
-  const std::vector<std::string> before = ours();
-  ASSERT_TRUE(ReadRawGraph(RawReadOptions{tmp.Join("data"), ""}).ok());
+  EXPECT_TRUE(ReadRawGraph(RawReadOptions{tmp.Join("data"), ""}).ok());
+  EXPECT_EQ(ours(), std::vector<std::string>{});
   testutil::WriteFile(tmp.Join("data/raw/edge.csv"), "0,1\n1,99\n");
-  ASSERT_FALSE(ReadRawGraph(RawReadOptions{tmp.Join("data"), ""}).ok());
-  EXPECT_EQ(ours(), before);
+  EXPECT_FALSE(ReadRawGraph(RawReadOptions{tmp.Join("data"), ""}).ok());
+  EXPECT_EQ(ours(), std::vector<std::string>{});
+  if (old) {
+    setenv("TMPDIR", saved.c_str(), 1);
+  } else {
+    unsetenv("TMPDIR");
+  }
 }
 
 TEST(RawReaderRealDataTest, Cora) {
