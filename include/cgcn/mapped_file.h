@@ -23,11 +23,6 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Hints the kernel to read the whole file ahead (posix_madvise WILLNEED).
   void WillNeed() const;
-  // Done with the bytes: drops the mapped pages from this process's resident set
-  // (madvise MADV_DONTNEED; the file is unchanged) and, with drop_page_cache, asks the kernel
-  // to evict the file from the page cache too (posix_fadvise POSIX_FADV_DONTNEED), so old
-  // shards are not charged to a memory cgroup. bytes() stays valid (pages fault back in).
-  void Release(bool drop_page_cache) const;
 
  private:
   MappedFile() = default;

@@ -2,7 +2,6 @@
 #include "cgcn/gcn.h"
 
 #include <algorithm>
-#include <bit>
 #include <cassert>
 #include <cmath>
 #include <random>

@@ -66,9 +66,14 @@ ShardExpectation ShardDirectory::Expectation(uint32_t cluster) const {
 }
 
 Status ShardDirectory::Load(uint32_t cluster, SectionMask mask, ShardDecoder& decoder, ClusterData& out) const {
-  CGCN_ASSIGN_OR_RETURN(MappedFile file, Map(cluster));
-  Status s = decoder.Decode(file.bytes(), file.path(), Expectation(cluster), mask, out);
-  file.Release(drop_page_cache_);  // decoded; the mapped pages are not needed again this pass
+  Status s;
+  {
+    CGCN_ASSIGN_OR_RETURN(MappedFile file, Map(cluster));
+    s = decoder.Decode(file.bytes(), file.path(), Expectation(cluster), mask, out);
+  }  // unmapped: the mapped pages leave the resident set
+  // Once unmapped, the file's clean pages can be evicted too, so old shards are not charged to
+  // a memory cgroup (only with a budget: otherwise the page cache keeps them for the next epoch).
+  if (drop_page_cache_) DropPageCache(ShardPath(cluster));
   return s;
 }
 

@@ -44,14 +44,6 @@ void MappedFile::WillNeed() const {
   if (!bytes_.empty()) posix_madvise(const_cast<std::byte*>(bytes_.data()), bytes_.size(), POSIX_MADV_WILLNEED);
 }
 
-void MappedFile::Release(bool drop_page_cache) const {
-  if (bytes_.empty()) return;
-  // glibc's posix_madvise(POSIX_MADV_DONTNEED) is a no-op; Linux madvise(MADV_DONTNEED) drops
-  // the pages of a shared file mapping from the resident set (they refault from the file).
-  madvise(const_cast<std::byte*>(bytes_.data()), bytes_.size(), MADV_DONTNEED);
-  if (drop_page_cache) DropPageCache(path_);
-}
-
 void DropPageCache(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;  // advisory: nothing to release
