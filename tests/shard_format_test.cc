@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "cgcn/checksum.h"
 #include "cgcn/raw_reader.h"
@@ -208,7 +209,7 @@ size_t RawSizeField(SectionKind k) { return kShardFixedHeaderBytes + (static_cas
 // can hold are now refused first: at most n(n-1) intra entries, at most n x (N - n) inter entries.
 TEST(ShardFormat, RejectsImpossibleEntryCountsBeforeAllocating) {
   const ClusterData c = SampleCluster();  // n = 3 of N = 10, 4 intra and 3 inter entries
-  const auto good = *EncodeShard(c, 3);
+  const auto good = *EncodeShard(c, 3, /*min_ratio=*/0);  // every section zstd: raw sizes can be patched alone
   for (const uint64_t intra : {uint64_t{7}, uint64_t{0x7fffffff}}) {
     auto bad = good;
     PatchHeader(bad, kIntraField, intra);
@@ -247,6 +248,136 @@ TEST(ShardFormat, RejectsRepeatedOrUnorderedInterEdges) {
   s = dec.Decode(bytes, "f", Expect(c, bytes.size()), kAllSections, out);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("section 'inter'"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace cgcn
+
+namespace cgcn {
+namespace {
+
+uint32_t CodecOf(const std::vector<std::byte>& b, SectionKind k) {
+  uint32_t v = 0;
+  std::memcpy(&v, b.data() + kShardFixedHeaderBytes + (static_cast<size_t>(k) - 1) * kSectionEntryBytes + 4, 4);
+  return v;
+}
+
+// A cluster of n nodes on a path, with `features` filling the feature section.
+ClusterData PathCluster(uint32_t n, uint32_t f, const std::function<float(uint64_t)>& feature) {
+  ClusterData c;
+  c.cluster_id = 0;
+  c.num_clusters = 1;
+  c.num_nodes = n;
+  c.feat_dim = f;
+  c.num_classes = 2;
+  c.adj_offsets.push_back(0);
+  for (uint32_t i = 0; i < n; ++i) {
+    c.node_ids.push_back(i);
+    if (i > 0) c.adj_neighbors.push_back(i - 1);
+    if (i + 1 < n) c.adj_neighbors.push_back(i + 1);
+    c.adj_offsets.push_back(static_cast<uint32_t>(c.adj_neighbors.size()));
+    c.labels.push_back(i % 2);
+    c.split.push_back(kSplitTrain);
+  }
+  for (uint64_t k = 0; k < uint64_t{n} * f; ++k) c.features.push_back(feature(k));
+  return c;
+}
+
+ShardExpectation ExpectAlone(const ClusterData& c, size_t file_size) {
+  ShardExpectation e = Expect(c, file_size);
+  e.total_nodes = c.num_nodes;
+  return e;
+}
+
+// The codec rule: zstd where it shrinks a section by at least min_ratio, raw (codec 0) otherwise;
+// either way the decoded cluster is the encoded one.
+TEST(ShardFormat, SectionsZstdShrinksLittleAreStoredRawAndDecodeTheSame) {
+  uint64_t state = 42;
+  auto noise = [&](uint64_t) {  // random mantissas: zstd gains almost nothing
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<float>(static_cast<int32_t>(state >> 33)) * 1e-9f;
+  };
+  const ClusterData random = PathCluster(500, 64, noise);
+  const ClusterData smooth = PathCluster(500, 64, [](uint64_t k) { return static_cast<float>(k % 7); });
+  for (const ClusterData* c : {&random, &smooth}) {
+    for (const double ratio : {0.0, kDefaultMinCompressionRatio, 1e9}) {
+      SCOPED_TRACE(testing::Message() << (c == &random ? "random" : "smooth") << " features, min ratio " << ratio);
+      const auto bytes = *EncodeShard(*c, 3, ratio);
+      const uint32_t codec = CodecOf(bytes, SectionKind::kFeatures);
+      const uint32_t want = ratio == 0.0 ? kCodecZstd : ratio == 1e9 ? kCodecRaw : c == &random ? kCodecRaw : kCodecZstd;
+      EXPECT_EQ(codec, want);
+      if (codec == kCodecRaw) {  // stored bytes are the raw floats, at the section's offset
+        const Result<ShardHeader> h = ParseShardHeader(bytes, "s");
+        ASSERT_TRUE(h.ok()) << h.status().ToString();
+        const SectionEntry& e = h->sections[static_cast<size_t>(SectionKind::kFeatures) - 1];
+        ASSERT_EQ(e.stored_size, 4 * c->features.size());
+        EXPECT_EQ(std::memcmp(bytes.data() + e.offset, c->features.data(), e.stored_size), 0);
+      }
+      ShardDecoder dec;
+      ClusterData out;
+      const Status s = dec.Decode(bytes, "s", ExpectAlone(*c, bytes.size()), kAllSections, out);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      EXPECT_EQ(out.node_ids, c->node_ids);
+      EXPECT_EQ(out.adj_offsets, c->adj_offsets);
+      EXPECT_EQ(out.adj_neighbors, c->adj_neighbors);
+      EXPECT_EQ(out.features, c->features);
+      EXPECT_EQ(out.labels, c->labels);
+      EXPECT_EQ(out.split, c->split);
+    }
+  }
+}
+
+TEST(ShardFormat, RejectsUnknownCodecAndRawSectionsOfTheWrongSize) {
+  const ClusterData c = SampleCluster();
+  const auto raw = *EncodeShard(c, 3, 1e9);  // every section raw
+  ASSERT_EQ(CodecOf(raw, SectionKind::kLabels), kCodecRaw);
+  const size_t codec_at = kShardFixedHeaderBytes + (static_cast<size_t>(SectionKind::kLabels) - 1) * kSectionEntryBytes + 4;
+  auto reseal = [](std::vector<std::byte>& b) {  // a header checksum that matches, so the field check is what fails
+    const uint64_t sum = Checksum64(b.data(), kShardHeaderBytes - 8);
+    std::memcpy(b.data() + kShardHeaderBytes - 8, &sum, 8);
+  };
+  auto unknown = raw;
+  const uint32_t two = 2;
+  std::memcpy(unknown.data() + codec_at, &two, 4);
+  reseal(unknown);
+  Result<ShardHeader> h = ParseShardHeader(unknown, "f");
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("header byte " + std::to_string(codec_at) + ": section 'labels': codec 2, expected 0 (raw) or 1 (zstd)"),
+            std::string::npos)
+      << h.status().message();
+  // A raw section's stored size must equal its raw size: here the labels claim one byte less.
+  auto resized = raw;
+  PatchHeader(resized, RawSizeField(SectionKind::kLabels) - 8, 11);
+  reseal(resized);
+  h = ParseShardHeader(resized, "f");
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.status().message().find("section 'labels': stored size 11 impossible for 12 raw bytes with codec 0"),
+            std::string::npos)
+      << h.status().message();
+}
+
+// Decode reuses the output's buffers without clearing them first: a smaller cluster decoded
+// into buffers of a larger one, and a partial decode after a full one, must show nothing stale.
+TEST(ShardFormat, ReusedOutputBuffersHoldOnlyTheNewCluster) {
+  const ClusterData big = PathCluster(300, 8, [](uint64_t k) { return static_cast<float>(k) * 0.5f; });
+  const ClusterData small = SampleCluster();
+  const auto big_bytes = *EncodeShard(big, 3);
+  const auto small_bytes = *EncodeShard(small, 3);
+  ShardDecoder dec;
+  ClusterData out;
+  ASSERT_TRUE(dec.Decode(big_bytes, "big", ExpectAlone(big, big_bytes.size()), kAllSections, out).ok());
+  ASSERT_TRUE(dec.Decode(small_bytes, "small", Expect(small, small_bytes.size()), kAllSections, out).ok());
+  EXPECT_EQ(out.node_ids, small.node_ids);
+  EXPECT_EQ(out.adj_offsets, small.adj_offsets);
+  EXPECT_EQ(out.adj_neighbors, small.adj_neighbors);
+  EXPECT_EQ(out.inter_src, small.inter_src);
+  EXPECT_EQ(out.features, small.features);
+  EXPECT_EQ(out.labels, small.labels);
+  ASSERT_TRUE(dec.Decode(big_bytes, "big", ExpectAlone(big, big_bytes.size()), kStructureSections, out).ok());
+  EXPECT_EQ(out.adj_neighbors, big.adj_neighbors);
+  EXPECT_TRUE(out.features.empty());
+  EXPECT_TRUE(out.labels.empty());
+  EXPECT_TRUE(out.split.empty());
 }
 
 }  // namespace

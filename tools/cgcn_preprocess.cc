@@ -93,6 +93,11 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "METIS seed (recorded in the manifest)")->capture_default_str();
   app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_option("--zstd-level", write.zstd_level, "zstd compression level")->check(CLI::Range(1, 19))->capture_default_str();
+  app.add_option("--min-compression-ratio", write.min_compression_ratio,
+                 "store a section uncompressed when zstd makes it less than this many times smaller: decoding it is "
+                 "then a checksum and a copy instead of a decompression every epoch (1 = compress whatever shrinks)")
+      ->check(CLI::Range(1.0, 1000.0))
+      ->capture_default_str();
   app.add_option("--mem-budget", mem_budget,
                  "memory for cgcn's own arrays and buffers, e.g. 512M, 2G, 1.5GiB (default: no limit). The "
                  "graph-sized arrays (METIS's CSR: 4 bytes per node + 8 per edge; partition, layout, split: 13 "

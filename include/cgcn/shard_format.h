@@ -112,8 +112,12 @@ struct ShardExpectation {
   std::span<const uint32_t> cluster_sizes;
 };
 
-// Serializes a cluster; zstd_level as in ZSTD_compress.
-Result<std::vector<std::byte>> EncodeShard(const ClusterData& cluster, int zstd_level);
+// Serializes a cluster; zstd_level as in ZSTD_compress. A section that zstd does not make at
+// least min_ratio times smaller is stored raw (codec 0): its decode is a checksum and a copy.
+// min_ratio 1 stores raw only what zstd would make larger; 0 compresses every section.
+inline constexpr double kDefaultMinCompressionRatio = 1.25;
+Result<std::vector<std::byte>> EncodeShard(const ClusterData& cluster, int zstd_level,
+                                           double min_ratio = kDefaultMinCompressionRatio);
 
 // Parses and checks the header alone (magic, version, checksum, section table bounds).
 // `name` is used in messages.

@@ -10,6 +10,7 @@
 #include "cgcn/partition.h"
 #include "cgcn/progress.h"
 #include "cgcn/raw_reader.h"
+#include "cgcn/shard_format.h"
 #include "cgcn/status.h"
 
 namespace cgcn {
@@ -17,6 +18,8 @@ namespace cgcn {
 struct ShardWriteOptions {
   std::string out_dir;
   int zstd_level = 3;
+  // Sections zstd shrinks by less than this factor are stored uncompressed (EncodeShard).
+  double min_compression_ratio = kDefaultMinCompressionRatio;
   bool overwrite = false;  // replace an existing out_dir (only once the new one is complete)
   int64_t seed = 0;        // recorded in the manifest
   std::vector<InputFileDigest> input_files;  // recorded in the manifest (DigestRawInput)

@@ -70,7 +70,7 @@ uint64_t ShardHeader::stored_bytes() const {
   return s;
 }
 
-Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level) {
+Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level, double min_ratio) {
   const uint64_t n = c.num_nodes;
   if (c.node_ids.size() != n || c.adj_offsets.size() != n + 1 || c.labels.size() != n || c.split.size() != n ||
       c.features.size() != n * c.feat_dim || c.inter_src.size() != c.inter_dst.size())
@@ -96,11 +96,22 @@ Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level)
   AppendRaw(raw[5], c.split);
 
   std::vector<std::byte> stored[kNumSections];
+  uint32_t codec[kNumSections];
+  uint64_t raw_size[kNumSections];
   for (uint32_t i = 0; i < kNumSections; ++i) {
     stored[i].resize(ZSTD_compressBound(raw[i].size()));
     const size_t r = ZSTD_compress(stored[i].data(), stored[i].size(), raw[i].data(), raw[i].size(), zstd_level);
     if (ZSTD_isError(r)) return Status::Internal(std::string("ZSTD_compress failed: ") + ZSTD_getErrorName(r));
     stored[i].resize(r);
+    codec[i] = kCodecZstd;
+    raw_size[i] = raw[i].size();
+    // A section zstd barely shrinks is stored as it is: decoding it is then a checksum and a
+    // copy instead of a decompression on every epoch (empty sections stay zstd frames, so no
+    // section is ever 0 bytes).
+    if (!raw[i].empty() && static_cast<double>(raw[i].size()) < min_ratio * static_cast<double>(r)) {
+      stored[i] = std::move(raw[i]);
+      codec[i] = kCodecRaw;
+    }
   }
 
   std::vector<std::byte> out;
@@ -124,10 +135,10 @@ Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level)
   uint64_t offset = kShardHeaderBytes;
   for (uint32_t i = 0; i < kNumSections; ++i) {
     w.U32(i + 1);  // SectionKind
-    w.U32(kCodecZstd);
+    w.U32(codec[i]);
     w.U64(offset);
     w.U64(stored[i].size());
-    w.U64(raw[i].size());
+    w.U64(raw_size[i]);
     w.U64(Checksum64(stored[i]));
     offset += stored[i].size();
   }
@@ -204,14 +215,17 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
     if (kind != i + 1) return bad(at, "section " + std::to_string(i) + " has kind " + std::to_string(kind) + ", expected " + std::to_string(i + 1));
     e.kind = static_cast<SectionKind>(kind);
     const std::string sec = std::string("section '") + SectionName(e.kind) + "': ";
-    if (e.codec != kCodecZstd) return bad(at + 4, sec + "codec " + std::to_string(e.codec) + ", expected 1 (zstd)");
+    if (e.codec != kCodecZstd && e.codec != kCodecRaw)
+      return bad(at + 4, sec + "codec " + std::to_string(e.codec) + ", expected 0 (raw) or 1 (zstd)");
     if (e.offset != expect_offset) return bad(at + 8, sec + "offset " + std::to_string(e.offset) + ", expected " + std::to_string(expect_offset));
     uint64_t want = 0;
     (void)ExpectedRawSize(h, e.kind, &want);
     if (e.raw_size != want || e.raw_size > kMaxSectionBytes)
       return bad(at + 24, sec + "raw size " + std::to_string(e.raw_size) + ", expected " + std::to_string(want) + " from the header counts");
-    if (e.stored_size == 0 || e.stored_size > ZSTD_compressBound(e.raw_size))
-      return bad(at + 16, sec + "stored size " + std::to_string(e.stored_size) + " impossible for " + std::to_string(e.raw_size) + " raw bytes");
+    if (e.codec == kCodecRaw ? e.stored_size != e.raw_size || e.raw_size == 0
+                             : e.stored_size == 0 || e.stored_size > ZSTD_compressBound(e.raw_size))
+      return bad(at + 16, sec + "stored size " + std::to_string(e.stored_size) + " impossible for " + std::to_string(e.raw_size) +
+                              " raw bytes with codec " + std::to_string(e.codec));
     if (e.stored_size > file.size() - std::min<uint64_t>(expect_offset, file.size()))
       return Status::Corruption(name + ": truncated: " + sec + "needs bytes [" + std::to_string(e.offset) + ", " +
                                 std::to_string(e.offset + e.stored_size) + ") but the file has " + std::to_string(file.size()));
@@ -228,7 +242,8 @@ ShardDecoder::~ShardDecoder() { ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_)); }
 
 namespace {
 
-// Verifies the stored bytes' checksum and decompresses exactly e.raw_size bytes into dst.
+// Verifies the stored bytes' checksum and decompresses (or, raw, copies) exactly e.raw_size
+// bytes into dst.
 Status Inflate(ZSTD_DCtx* dctx, std::span<const std::byte> file, const SectionEntry& e, const std::string& name,
                void* dst) {
   const std::byte* src = file.data() + e.offset;
@@ -237,6 +252,10 @@ Status Inflate(ZSTD_DCtx* dctx, std::span<const std::byte> file, const SectionEn
     return Status::Corruption(Where(name, e.kind) + ": checksum mismatch over bytes [" + std::to_string(e.offset) + ", " +
                               std::to_string(e.offset + e.stored_size) + "): stored " + Hex64(e.checksum) +
                               ", computed " + Hex64(sum));
+  if (e.codec == kCodecRaw) {  // ParseShardHeader checked stored_size == raw_size
+    std::memcpy(dst, src, e.raw_size);
+    return Status::Ok();
+  }
   const unsigned long long content = ZSTD_getFrameContentSize(src, e.stored_size);
   if (content != e.raw_size)
     return Status::Corruption(Where(name, e.kind) + ": zstd frame declares " +
@@ -281,15 +300,21 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
   out.num_nodes = n;
   out.feat_dim = h.feat_dim;
   out.num_classes = h.num_classes;
-  out.node_ids.clear();
-  out.adj_offsets.clear();
-  out.adj_neighbors.clear();
-  out.inter_groups.clear();
-  out.inter_src.clear();
-  out.inter_dst.clear();
-  out.features.clear();
-  out.labels.clear();
-  out.split.clear();
+  // Sections not decoded are left empty. Those decoded are resized below without clearing first:
+  // a buffer reused at the same size is then overwritten, not zero-filled and overwritten.
+  if (!(mask & SectionBit(SectionKind::kNodes))) out.node_ids.clear();
+  if (!(mask & SectionBit(SectionKind::kAdjacency))) {
+    out.adj_offsets.clear();
+    out.adj_neighbors.clear();
+  }
+  if (!(mask & SectionBit(SectionKind::kInter))) {
+    out.inter_groups.clear();
+    out.inter_src.clear();
+    out.inter_dst.clear();
+  }
+  if (!(mask & SectionBit(SectionKind::kFeatures))) out.features.clear();
+  if (!(mask & SectionBit(SectionKind::kLabels))) out.labels.clear();
+  if (!(mask & SectionBit(SectionKind::kSplit))) out.split.clear();
   auto section = [&](SectionKind k) -> const SectionEntry& { return h.sections[static_cast<uint32_t>(k) - 1]; };
   auto invalid = [&](SectionKind k, const std::string& what) { return Status::Corruption(Where(name, k) + ": " + what); };
 

@@ -226,7 +226,7 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
       for (uint32_t c = r.begin(); c != r.end() && !failed.load(); ++c) {
         Local& l = locals.local();
         Status s = BuildCluster(raw, rows, graph, partition, layout, c, l.data, l.inter);
-        Result<std::vector<std::byte>> bytes = s.ok() ? EncodeShard(l.data, options.zstd_level) : Result<std::vector<std::byte>>(s);
+        Result<std::vector<std::byte>> bytes = s.ok() ? EncodeShard(l.data, options.zstd_level, options.min_compression_ratio) : Result<std::vector<std::byte>>(s);
         s = bytes.status();
         if (s.ok()) s = WriteWholeFile(tmp + "/" + ShardFileName(c), *bytes);
         if (s.ok()) {
