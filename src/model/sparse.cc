@@ -9,6 +9,10 @@
 #include <cmath>
 #include <cstddef>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
@@ -52,14 +56,26 @@ inline void RowTile(const float* x, size_t stride, const uint32_t* cols, const f
   for (int v = 0; v < V; ++v) __builtin_memcpy(y + kVec * v, &acc[v], sizeof acc[v]);
 }
 
-// The same for the last len < 8 columns, one at a time.
+// The same for the last len < 8 columns. With AVX they are one masked vector: the lanes past
+// len are neither loaded nor stored, and each lane does the same multiply-adds in the same
+// order as the scalar loop (so widths 100, 20 or 47 no longer pay a scalar gather per column
+// and neighbour: on a 10k-node batch this tail took as long as the 96 vector columns before it).
 inline void RowTail(const float* x, size_t stride, const uint32_t* cols, const float* w, uint32_t nnz, float sw,
                     const float* self, float* y, size_t len) {
+#if defined(__AVX2__) && defined(__FMA__)
+  alignas(32) static constexpr int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - len));
+  __m256 acc = _mm256_mul_ps(_mm256_set1_ps(sw), _mm256_maskload_ps(self, mask));
+  for (uint32_t e = 0; e < nnz; ++e)
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(w[e]), _mm256_maskload_ps(x + static_cast<size_t>(cols[e]) * stride, mask), acc);
+  _mm256_maskstore_ps(y, mask, acc);
+#else
   for (size_t j = 0; j < len; ++j) {
     float acc = sw * self[j];
     for (uint32_t e = 0; e < nnz; ++e) acc += w[e] * x[static_cast<size_t>(cols[e]) * stride + j];
     y[j] = acc;
   }
+#endif
 }
 
 // Calls RowTile<V> for V = vecs (1 <= vecs < kMaxVecs).
