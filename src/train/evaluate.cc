@@ -306,11 +306,31 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     }
   }
 
+  BlockRows rows;
+  std::vector<float> sums;
   std::vector<uint64_t> correct(3, 0), count(3, 0);
   std::mutex acc_mu;
   if (predictions) predictions->assign(N, Prediction{0, 0});
-  BlockRows rows;
-  std::vector<float> sums;
+  // The block buffers get their largest size up front: grown block by block, a vector would
+  // copy itself into a new allocation (and libstdc++ doubles capacity), so for a moment the old
+  // and the new block's rows would both be resident, up to twice the planned block memory.
+  {
+    uint64_t max_rows = 0, max_entries = 0;
+    for (size_t b = 0; b + 1 < blocks.size(); ++b) {
+      uint64_t e = 0;
+      for (uint32_t c = blocks[b]; c < blocks[b + 1]; ++c)
+        e += m.shards[c].intra_entries + m.shards[c].inter_entries + m.shards[c].num_nodes;
+      max_rows = std::max(max_rows, off[blocks[b + 1]] - off[blocks[b]]);
+      max_entries = std::max(max_entries, e);
+    }
+    rows.offsets.reserve(max_rows + 1);
+    rows.cursor.reserve(max_rows);
+    rows.columns.reserve(max_entries);
+    rows.node_ids.reserve(max_rows);
+    rows.labels.reserve(max_rows);
+    rows.split.reserve(max_rows);
+    sums.reserve(max_rows * width);
+  }
   int cur = 0;
   for (uint32_t l = 0; l < L; ++l) {
     const bool last = l + 1 == L;
