@@ -27,14 +27,22 @@ for spec in 250k:250000:153 1m:1000000:612 products:2450000:1500; do
   [ -d "$shards" ] || run build/bin/cgcn-preprocess --input "$raw" --out "$shards" --parts "$parts" --quiet
   log=$BENCH_DIR/$name-rss.log
   run /usr/bin/time -v build/bin/cgcn-train --shards "$shards" -q 20 --layers 3 --hidden 256 --epochs 1 \
-    --feature-norm none --weight-decay 0 --mem-budget "$BUDGET" --tmp-dir "$BENCH_DIR" --quiet >"$log" 2>&1 ||
+    --feature-norm none --weight-decay 0 --mem-budget "$BUDGET" --tmp-dir "$BENCH_DIR" --quiet \
+    --metrics-out "$BENCH_DIR/$name-rss.jsonl" >"$log" 2>&1 ||
     { cat "$log"; exit 1; }
   rss_kb=$(sed -nE 's/^\s*Maximum resident set size \(kbytes\): ([0-9]+)/\1/p' "$log")
   shard_mb=$(du -sm "$shards" | cut -f1)
   json=$(grep '^{' "$log" | tail -n1)
-  acc=$(/usr/bin/python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print("%.4f %.2f" % (j["test_acc"], j["mean_epoch_s"]))' "$json")
-  line=$(printf '%-9s %9s nodes  shards %6s MB  peak RSS %6.0f MB  (test acc %s, epoch %s s)' "$name" "$nodes" \
-    "$shard_mb" "$(echo "$rss_kb / 1024" | bc -l)" ${acc% *} ${acc#* })
+  read -r acc epoch train_rss planned_train planned_eval spilled < <(/usr/bin/python3 -c '
+import json, sys
+j = json.loads(sys.argv[1])
+e = [json.loads(l) for l in open(sys.argv[2]) if "\"epoch_s\"" in l][-1]
+print("%.4f %.2f %.0f %.0f %.0f %s" % (j["test_acc"], j["mean_epoch_s"], e["train_peak_rss_mb"], j["planned_train_mb"],
+                                     j["planned_eval_mb"], "spilled" if j["eval_spilled"] else "in-memory"))' \
+    "$json" "$BENCH_DIR/$name-rss.jsonl")
+  line=$(printf '%-9s %9s nodes  shards %5s MiB  peak RSS: training %4s MiB (planned %s), whole run %4.0f MiB (evaluation %s, planned %s)  test acc %s, epoch %s s' \
+    "$name" "$nodes" "$shard_mb" "$train_rss" "$planned_train" "$(echo "$rss_kb / 1024" | bc -l)" "$spilled" "$planned_eval" \
+    "$acc" "$epoch")
   echo "$line"
   summary+=("$line")
 done
