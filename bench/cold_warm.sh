@@ -26,6 +26,7 @@ steal() { awk '/^cpu /{print $9}' /proc/stat; }
 
 one() {  # one NAME ROUND: a fresh one-epoch run, its metrics in $tmp/NAME-ROUND.jsonl
   local name=$1 r=$2 s0 s1
+  shift 2
   if [ "$name" = warm ]; then
     cat "$SHARDS"/* > /dev/null
   else
