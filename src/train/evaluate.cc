@@ -434,7 +434,9 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         MatrixMap h(sums.data() + lr * d, n, d);
         h.rowwise() += model.bias(l);
         if (!last) {
-          h = h.cwiseMax(0.0f);
+          // ReLU as a plain loop: Eigen's cwiseMax trips a false -Wmaybe-uninitialized in GCC 12's
+          // AVX-512 intrinsics (avx512fintrin.h) when built with -march=native on AVX-512 hosts.
+          for (float* v = h.data(), *e = v + n * d; v != e; ++v) *v = std::max(*v, 0.0f);
           const uint32_t d2 = dims[l + 2];
           MatMul(ConstMatrixMap(h.data(), n, d), model.weight(l + 1), MatrixMap(znext + off[c] * d2, n, d2));
           store[1 - cur].Written(off[c] * d2, off[c + 1] * d2);
