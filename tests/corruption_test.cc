@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <span>
 #include <sstream>
 
 #include "cgcn/dump.h"
 #include "cgcn/shard_directory.h"
+#include "cgcn/shard_format.h"
 #include "cgcn/trainer.h"
 #include "testutil/shards.h"
 
@@ -34,12 +36,33 @@ Status TrainOneEpoch(const std::string& dir) {
 }
 
 // Every byte of a shard flipped in turn, then the shard cut at many lengths.
-TEST(Corruption, EveryFlippedByteAndTruncationOfAShardIsRefusedByDumpAndTrain) {
+// Both codecs: every section zstd-compressed (min ratio 0), then every section raw (min ratio
+// 1e9), so a flipped byte is caught by the checksum before it reaches either decoder.
+class CorruptionByCodec : public testing::TestWithParam<double> {};
+
+TEST_P(CorruptionByCodec, EveryFlippedByteAndTruncationOfAShardIsRefusedByDumpAndTrain) {
   testutil::TempDir tmp;
   const std::string out = tmp.Join("shards");
-  testutil::BuildShards(testutil::TinyRawDataset(), tmp.path(), out, 2);
+  testutil::BuildShards(testutil::TinyRawDataset(), tmp.path(), out, 2, 0, GetParam());
   const std::string victim = out + "/" + ShardFileName(1);
   const std::string good = testutil::ReadFile(victim);
+  {  // the shard really uses the codec under test, and cgcn-dump --shard says which
+    const Result<ShardHeader> h = ParseShardHeader(
+        std::span<const std::byte>(reinterpret_cast<const std::byte*>(good.data()), good.size()), victim);
+    ASSERT_TRUE(h.ok()) << h.status().ToString();
+    DumpOptions o;
+    o.dir = out;
+    o.shard = 1;
+    std::ostringstream text;
+    ASSERT_TRUE(Dump(o, text).ok());
+    for (const SectionEntry& e : h->sections) {
+      if (e.raw_size == 0) continue;  // empty sections are zstd frames whatever the ratio
+      const uint32_t want = GetParam() == 0 ? kCodecZstd : kCodecRaw;
+      EXPECT_EQ(e.codec, want) << SectionName(e.kind);
+      EXPECT_NE(text.str().find(std::string("  ") + SectionName(e.kind)), std::string::npos);
+    }
+    EXPECT_NE(text.str().find(GetParam() == 0 ? " zstd " : " raw "), std::string::npos) << text.str();
+  }
   ASSERT_TRUE(VerifyDir(out).ok());
   ASSERT_TRUE(TrainOneEpoch(out).ok());
   uint64_t caught_dump = 0, caught_train = 0;
@@ -62,9 +85,13 @@ TEST(Corruption, EveryFlippedByteAndTruncationOfAShardIsRefusedByDumpAndTrain) {
     EXPECT_FALSE(VerifyDir(out).ok()) << "length " << len;
     EXPECT_FALSE(TrainOneEpoch(out).ok()) << "length " << len;
   }
-  std::cout << "[          ] " << good.size() << " bytes flipped one at a time: " << caught_dump
+  std::cout << "[          ] " << (GetParam() == 0 ? "zstd" : "raw") << " sections: " << good.size()
+            << " bytes flipped one at a time: " << caught_dump
             << " refused by verify, " << caught_train << " by training\n";
 }
+
+INSTANTIATE_TEST_SUITE_P(Corruption, CorruptionByCodec, testing::Values(0.0, 1e9),
+                         [](const testing::TestParamInfo<double>& i) { return i.param == 0 ? std::string("Zstd") : std::string("Raw"); });
 
 TEST(Corruption, ShardFromAnotherDirectoryIsStale) {
   testutil::TempDir tmp;

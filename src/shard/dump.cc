@@ -103,8 +103,9 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
                         {"intra_entries", c.intra_entries()}, {"inter_entries", c.inter_entries()},
                         {"header_checksum", Hex64(h.header_checksum)}};
     for (const SectionEntry& e : h.sections)
-      j["sections"].push_back({{"name", SectionName(e.kind)}, {"offset", e.offset}, {"stored", e.stored_size},
-                               {"raw", e.raw_size}, {"checksum", Hex64(e.checksum)}});
+      j["sections"].push_back({{"name", SectionName(e.kind)}, {"codec", e.codec == kCodecRaw ? "raw" : "zstd"},
+                               {"offset", e.offset}, {"stored", e.stored_size}, {"raw", e.raw_size},
+                               {"checksum", Hex64(e.checksum)}});
     for (const InterGroup& g : c.inter_groups) j["inter_groups"].push_back({{"cluster", g.cluster}, {"edges", g.count}});
     for (uint32_t i = 0; i < rows; ++i) {
       std::vector<uint32_t> nb(c.adj_neighbors.begin() + c.adj_offsets[i], c.adj_neighbors.begin() + c.adj_offsets[i + 1]);
@@ -117,10 +118,11 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
   out << Fmt("  %u nodes, %u features, %u classes, %" PRIu64 " intra entries, %" PRIu64 " inter entries in %zu groups\n",
              c.num_nodes, c.feat_dim, c.num_classes, c.intra_entries(), c.inter_entries(), c.inter_groups.size());
   out << "  header checksum " << Hex64(h.header_checksum) << "\n";
-  out << Fmt("  %-10s %10s %12s %12s %7s  %s\n", "section", "offset", "stored", "raw", "ratio", "checksum");
+  out << Fmt("  %-10s %-5s %10s %12s %12s %7s  %s\n", "section", "codec", "offset", "stored", "raw", "ratio", "checksum");
   for (const SectionEntry& e : h.sections)
-    out << Fmt("  %-10s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %7.2f  %s\n", SectionName(e.kind), e.offset, e.stored_size,
-               e.raw_size, e.stored_size ? static_cast<double>(e.raw_size) / static_cast<double>(e.stored_size) : 0.0,
+    out << Fmt("  %-10s %-5s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %7.2f  %s\n", SectionName(e.kind),
+               e.codec == kCodecRaw ? "raw" : "zstd", e.offset, e.stored_size, e.raw_size,
+               e.stored_size ? static_cast<double>(e.raw_size) / static_cast<double>(e.stored_size) : 0.0,
                Hex64(e.checksum).c_str());
   out << "  inter-cluster edges by cluster:";
   for (size_t g = 0; g < c.inter_groups.size() && g < o.max_rows; ++g)

@@ -60,9 +60,11 @@ struct BuiltShards {
   ShardWriteReport report;
 };
 
-// Writes `spec` under dir/raw-data and the shard directory at `out`.
+// Writes `spec` under dir/raw-data and the shard directory at `out` (min_compression_ratio as
+// ShardWriteOptions: 0 compresses every section with zstd, a huge value stores every one raw).
 inline BuiltShards BuildShards(const RawDatasetSpec& spec, const std::string& dir, const std::string& out,
-                               int32_t parts, int64_t seed = 0) {
+                               int32_t parts, int64_t seed = 0,
+                               double min_compression_ratio = kDefaultMinCompressionRatio) {
   BuiltShards b;
   WriteRawDataset(dir + "/raw-data", spec, Compression::kPlain);
   Result<RawGraph> raw = ReadRawGraph(RawReadOptions{dir + "/raw-data", ""});
@@ -77,6 +79,7 @@ inline BuiltShards BuildShards(const RawDatasetSpec& spec, const std::string& di
   ShardWriteOptions wo;
   wo.out_dir = out;
   wo.seed = seed;
+  wo.min_compression_ratio = min_compression_ratio;
   Result<ShardWriteReport> r = WriteShardDirectory(b.raw, b.graph, b.partition, wo);
   if (!r.ok()) throw std::runtime_error(r.status().ToString());
   b.report = std::move(r).value();
