@@ -20,17 +20,22 @@ void Adam::Step(std::span<float> params, std::span<const float> grads) {
   const float step_size = static_cast<float>(static_cast<double>(lr_) / bias_correction1);
   const float bc2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
   const float one_minus_b1 = 1.0f - b1_, one_minus_b2 = 1.0f - b2_;
-  float* p = params.data();
-  const float* g = grads.data();
-  float* m = m_.data();
-  float* v = v_.data();
+  // Distinct arrays (restrict) and no errno from sqrt (-fno-math-errno, CMakeLists.txt): the loop
+  // vectorizes. It did not before, and on Cora's 184k parameters Adam was a third of the run.
+  float* __restrict p = params.data();
+  const float* __restrict g = grads.data();
+  float* __restrict m = m_.data();
+  float* __restrict v = v_.data();
   const size_t count = m_.size();
+  const float wd = wd_, b1 = b1_, b2 = b2_, eps = eps_;  // locals: stores through p, m, v cannot change them
   for (size_t i = 0; i < count; ++i) {
-    const float gi = g[i] + wd_ * p[i];
-    m[i] = b1_ * m[i] + one_minus_b1 * gi;
-    v[i] = b2_ * v[i] + one_minus_b2 * gi * gi;
-    const float denom = std::sqrt(v[i]) / bc2_sqrt + eps_;
-    p[i] -= step_size * (m[i] / denom);
+    const float gi = g[i] + wd * p[i];
+    const float mi = b1 * m[i] + one_minus_b1 * gi;
+    const float vi = b2 * v[i] + one_minus_b2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = std::sqrt(vi) / bc2_sqrt + eps;
+    p[i] -= step_size * (mi / denom);
   }
 }
 
