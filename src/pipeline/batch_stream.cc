@@ -88,13 +88,17 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
   const Clock::time_point start = Clock::now();
   Clock::time_point idle_since = start;
   const size_t K = slots_.size();
-  // Read-ahead: while batch i is picked, the files of batch i + 1 start loading into the page
-  // cache, so a cold cache costs disk time in the background rather than in the decoders.
+  // Read-ahead: when batch i is picked, the files of batch i + K + 2 (K batches in flight) start loading
+  // into the page cache, so with a cold cache the disk works in the background rather than in
+  // the decoders. One batch ahead was not enough: batch i + 1 is often picked (and decoded) right
+  // after batch i, and a decoder that faults on a page still being read blocks its TBB worker,
+  // which the training step's parallel loops then lack (no input wait shows it; the step slows).
+  const size_t read_ahead_batches = K + 2;
   auto read_ahead = [&](size_t i) {
     if (i < groups.size())
       for (uint32_t c : groups[i]) shards_.Prefetch(c);
   };
-  read_ahead(next);
+  for (size_t i = next; i < next + read_ahead_batches; ++i) read_ahead(i);
   try {
     tbb::parallel_pipeline(
         K,
@@ -111,7 +115,7 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
                                         s->batch.index = next;
                                         s->batch.clusters = groups[next];
                                         ++next;
-                                        read_ahead(next);
+                                        read_ahead(next - 1 + read_ahead_batches);
                                         return s;
                                       }) &
             tbb::make_filter<Slot*, Slot*>(
