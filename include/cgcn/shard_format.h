@@ -35,6 +35,8 @@ inline constexpr uint32_t kCodecRaw = 0;
 inline constexpr uint32_t kCodecZstd = 1;
 
 const char* SectionName(SectionKind kind);
+// "raw" or "zstd" (ParseShardHeader refuses any other codec).
+const char* CodecName(uint32_t codec);
 
 // Which sections a decode should materialize (the header and every checksum of
 // the decoded sections are always verified).

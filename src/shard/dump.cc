@@ -103,7 +103,7 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
                         {"intra_entries", c.intra_entries()}, {"inter_entries", c.inter_entries()},
                         {"header_checksum", Hex64(h.header_checksum)}};
     for (const SectionEntry& e : h.sections)
-      j["sections"].push_back({{"name", SectionName(e.kind)}, {"codec", e.codec == kCodecRaw ? "raw" : "zstd"},
+      j["sections"].push_back({{"name", SectionName(e.kind)}, {"codec", CodecName(e.codec)},
                                {"offset", e.offset}, {"stored", e.stored_size}, {"raw", e.raw_size},
                                {"checksum", Hex64(e.checksum)}});
     for (const InterGroup& g : c.inter_groups) j["inter_groups"].push_back({{"cluster", g.cluster}, {"edges", g.count}});
@@ -121,7 +121,7 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
   out << Fmt("  %-10s %-5s %10s %12s %12s %7s  %s\n", "section", "codec", "offset", "stored", "raw", "ratio", "checksum");
   for (const SectionEntry& e : h.sections)
     out << Fmt("  %-10s %-5s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %7.2f  %s\n", SectionName(e.kind),
-               e.codec == kCodecRaw ? "raw" : "zstd", e.offset, e.stored_size, e.raw_size,
+               CodecName(e.codec), e.offset, e.stored_size, e.raw_size,
                e.stored_size ? static_cast<double>(e.raw_size) / static_cast<double>(e.stored_size) : 0.0,
                Hex64(e.checksum).c_str());
   out << "  inter-cluster edges by cluster:";

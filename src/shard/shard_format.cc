@@ -60,6 +60,14 @@ const char* SectionName(SectionKind kind) {
   return "unknown";
 }
 
+const char* CodecName(uint32_t codec) {
+  switch (codec) {
+    case kCodecRaw: return "raw";
+    case kCodecZstd: return "zstd";
+  }
+  return "unknown";
+}
+
 uint64_t ShardHeader::raw_bytes() const {
   uint64_t s = 0;
   for (const auto& e : sections) s += e.raw_size;

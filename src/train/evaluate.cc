@@ -314,12 +314,15 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   // The block buffers get their largest size up front: grown block by block, a vector would
   // copy itself into a new allocation (and libstdc++ doubles capacity), so for a moment the old
   // and the new block's rows would both be resident, up to twice the planned block memory.
+  // Column entries of cluster c's rows in a block: its neighbours (intra and inter) and itself.
+  auto columns_of = [&](uint32_t c) {
+    return m.shards[c].intra_entries + m.shards[c].inter_entries + m.shards[c].num_nodes;
+  };
   {
     uint64_t max_rows = 0, max_entries = 0;
     for (size_t b = 0; b + 1 < blocks.size(); ++b) {
       uint64_t e = 0;
-      for (uint32_t c = blocks[b]; c < blocks[b + 1]; ++c)
-        e += m.shards[c].intra_entries + m.shards[c].inter_entries + m.shards[c].num_nodes;
+      for (uint32_t c = blocks[b]; c < blocks[b + 1]; ++c) e += columns_of(c);
       max_rows = std::max(max_rows, off[blocks[b + 1]] - off[blocks[b]]);
       max_entries = std::max(max_entries, e);
     }
@@ -352,14 +355,11 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       rows.node_ids.resize(last ? R : 0);
       rows.labels.resize(last ? R : 0);
       rows.split.resize(last ? R : 0);
-      uint64_t entries = 0;
-      for (uint32_t c = c0; c < c1; ++c) entries += m.shards[c].intra_entries + m.shards[c].inter_entries + m.shards[c].num_nodes;
-      rows.columns.resize(entries);
       // Each cluster's columns start where the manifest's counts put them.
       std::vector<uint64_t> cluster_start(c1 - c0 + 1, 0);
-      for (uint32_t c = c0; c < c1; ++c)
-        cluster_start[c - c0 + 1] =
-            cluster_start[c - c0] + m.shards[c].intra_entries + m.shards[c].inter_entries + m.shards[c].num_nodes;
+      for (uint32_t c = c0; c < c1; ++c) cluster_start[c - c0 + 1] = cluster_start[c - c0] + columns_of(c);
+      const uint64_t entries = cluster_start.back();
+      rows.columns.resize(entries);
       CGCN_RETURN_IF_ERROR(ForClusters(c0, c1, [&](uint32_t c) -> Status {
         EvalLocal& t = locals.local();
         CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
