@@ -3,9 +3,14 @@
 #include <gtest/gtest.h>
 #include <tbb/global_control.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <set>
 
 #include "cgcn/checksum.h"
+#include "cgcn/mapped_file.h"
 #include "testutil/shards.h"
 
 namespace cgcn {
@@ -67,6 +72,37 @@ TEST_F(PipelineTest, EveryClusterOncePerEpochInOrder) {
   const auto groups = EpochBatches(10, 3, 42, 1);
   for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i].clusters, groups[i]);
   EXPECT_NE(EpochBatches(10, 3, 42, 2), groups);  // reshuffled every epoch
+}
+
+// Pages of `path` in the page cache (mincore on a fresh mapping, which does not fault them in).
+size_t ResidentPages(const std::string& path) {
+  auto f = MappedFile::Open(path);
+  if (!f.ok() || f->bytes().empty()) return 0;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in((f->bytes().size() + page - 1) / page);
+  if (mincore(const_cast<std::byte*>(f->bytes().data()), f->bytes().size(), in.data()) != 0) return in.size();
+  size_t n = 0;
+  for (unsigned char c : in) n += c & 1;
+  return n;
+}
+
+TEST_F(PipelineTest, EpochCountsWhatItReadFromDisk) {
+  ::sync();  // the shards were just written: only clean pages can be evicted
+  uint64_t bytes = 0;
+  size_t resident = 0;
+  for (uint32_t c = 0; c < dir_->num_clusters(); ++c) {
+    DropPageCache(dir_->ShardPath(c));
+    resident += ResidentPages(dir_->ShardPath(c));
+    bytes += std::filesystem::file_size(dir_->ShardPath(c));
+  }
+  if (resident > 0) GTEST_SKIP() << "this file system keeps evicted pages in memory (tmpfs?): nothing to read from disk";
+  EpochStats cold, warm;
+  RunOnce(*dir_, 3, 2, 1, &cold);
+  RunOnce(*dir_, 3, 2, 1, &warm);
+  EXPECT_EQ(warm.disk_read_bytes, 0u);  // every shard now in the page cache
+  EXPECT_EQ(warm.major_faults, 0u);
+  if (ReadDiskCounters().read_bytes == 0) GTEST_SKIP() << "no per-task I/O accounting (/proc/self/io) in this kernel";
+  EXPECT_GE(cold.disk_read_bytes, bytes);  // every shard file came from the disk
 }
 
 TEST_F(PipelineTest, SameBatchesWhateverPrefetchAndThreads) {

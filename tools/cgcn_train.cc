@@ -32,6 +32,8 @@ nlohmann::json EpochJson(const cgcn::EpochRecord& r) {
                       {"compute_s", r.stats.consume_s},
                       {"mean_batch_nodes", r.stats.batches ? static_cast<double>(r.stats.batch_nodes) / static_cast<double>(r.stats.batches) : 0.0},
                       {"decompressed_bytes", r.stats.decompressed_bytes},
+                      {"disk_read_mb", static_cast<double>(r.stats.disk_read_bytes) / 1048576.0},
+                      {"major_faults", r.stats.major_faults},
                       {"train_peak_rss_mb", r.train_peak_rss_mb},
                       {"peak_rss_mb", cgcn::tools::PeakRssMb()}};
   if (r.evaluated) {

@@ -34,6 +34,11 @@ struct EpochStats {
   double consume_s = 0;             // the consumer (training step, wall)
   double wall_s = 0;
   uint64_t decompressed_bytes = 0;  // section bytes after decompression
+  // Storage reads of the whole process during the epoch (ReadDiskCounters): zero with a warm
+  // page cache; with a cold one, read_bytes is what the read-ahead fetched and major_faults
+  // counts the times a thread still had to wait for the disk.
+  uint64_t major_faults = 0;
+  uint64_t disk_read_bytes = 0;
   // Decompressed bytes per CPU-second of decoding: decode throughput per core.
   double DecodeGBPerCoreSecond() const { return decode_cpu_s > 0 ? static_cast<double>(decompressed_bytes) / decode_cpu_s / 1e9 : 0; }
 };

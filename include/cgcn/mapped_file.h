@@ -38,4 +38,14 @@ class MappedFile {
 void ReadAhead(const std::string& path);
 void DropPageCache(const std::string& path);
 
+// What this process has read from storage so far: page faults that waited for the disk
+// (getrusage ru_majflt) and the bytes it caused to be read from the block layer, read-ahead
+// included (/proc/self/io read_bytes; 0 where the kernel keeps no per-task I/O accounting).
+// A warm page cache shows neither; the difference of two readings covers the time between.
+struct DiskReadCounters {
+  uint64_t major_faults = 0;
+  uint64_t read_bytes = 0;
+};
+DiskReadCounters ReadDiskCounters();
+
 }  // namespace cgcn

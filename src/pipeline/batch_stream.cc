@@ -10,6 +10,7 @@
 #include <chrono>
 #include <numeric>
 
+#include "cgcn/mapped_file.h"
 #include "util/random.h"
 
 namespace cgcn {
@@ -85,6 +86,7 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
   tbb::enumerable_thread_specific<ShardDecoder> decoders;
   EpochStats st;
   size_t next = std::min<uint64_t>(first_batch, groups.size());
+  const DiskReadCounters disk0 = ReadDiskCounters();
   const Clock::time_point start = Clock::now();
   Clock::time_point idle_since = start;
   const size_t K = slots_.size();
@@ -163,6 +165,9 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
     return Status::IoError("out of memory while streaming batches");
   }
   st.wall_s = Seconds(start, Clock::now());
+  const DiskReadCounters disk1 = ReadDiskCounters();
+  st.major_faults = disk1.major_faults - disk0.major_faults;
+  st.disk_read_bytes = disk1.read_bytes - disk0.read_bytes;
   if (stats) *stats = st;
   return Status::Ok();
 }

@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <boost/iostreams/device/mapped_file.hpp>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 
 namespace cgcn {
@@ -56,6 +58,18 @@ void ReadAhead(const std::string& path) {
   if (fd < 0) return;  // advisory: the real read reports the error
   posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
   close(fd);
+}
+
+DiskReadCounters ReadDiskCounters() {
+  DiskReadCounters c;
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) == 0) c.major_faults = static_cast<uint64_t>(ru.ru_majflt);
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  uint64_t value = 0;
+  while (io >> key >> value)
+    if (key == "read_bytes:") c.read_bytes = value;
+  return c;
 }
 
 }  // namespace cgcn
