@@ -12,7 +12,8 @@
 //
 // Per epoch it prints the pipeline's split (input wait, decode wall and CPU, assembly, compute),
 // what the process read from disk during the epoch (MB, and the page faults that had to wait for
-// it), and the CPU time the hypervisor took from this VM (steal, from /proc/stat). The figure
+// it), and where the machine's CPU time went meanwhile, from /proc/stat: kernel (system, irq and
+// softirq), idle (idle and iowait) and steal (taken by the hypervisor), in CPU-seconds. The figure
 // compared with the target (cold <= 1.05 x warm) is the ratio of the median cold epoch to the
 // median warm one. Needs root (drops the page cache). The usual full-graph evaluation follows
 // the last epoch and is not timed here.
@@ -44,13 +45,17 @@ Cache CacheOf(uint32_t epoch) {
   return (round % 2 == 1) == (second == 0) ? Cache::kWarm : Cache::kCold;
 }
 
-uint64_t StealTicks() {
+// System-wide CPU ticks from /proc/stat's "cpu" line, grouped.
+struct CpuTicks {
+  uint64_t user = 0, kernel = 0, idle = 0, steal = 0;  // user+nice, system+irq+softirq, idle+iowait
+};
+CpuTicks ReadCpuTicks() {
   std::ifstream stat("/proc/stat");
   std::string cpu;
-  uint64_t v[8] = {};
+  uint64_t v[8] = {};  // user nice system idle iowait irq softirq steal
   stat >> cpu;
   for (uint64_t& x : v) stat >> x;
-  return v[7];  // user nice system idle iowait irq softirq steal
+  return {v[0] + v[1], v[2] + v[5] + v[6], v[3] + v[4], v[7]};
 }
 
 bool DropCaches() {
@@ -87,6 +92,7 @@ int main(int argc, char** argv) {
   std::string dir, feature_norm = "none";
   uint32_t rounds = 5;
   int threads = 0;
+  bool evict = false;
   TrainOptions o;
   o.clusters_per_batch = 20;
   o.layers = 3;
@@ -100,6 +106,9 @@ int main(int argc, char** argv) {
   app.add_option("--prefetch", o.prefetch, "batches in flight")->capture_default_str();
   app.add_option("--feature-norm", feature_norm, "row or none")->capture_default_str()->check(CLI::IsMember({"row", "none"}));
   app.add_option("--threads", threads, "worker threads (default: all cores)");
+  app.add_flag("--evict", evict,
+               "drop each shard from the page cache once decoded, as cgcn-train --mem-budget does (the page cache "
+               "then never holds the graph: every epoch after a warm one reads from disk)");
   CLI11_PARSE(app, argc, argv);
   o.row_normalize = feature_norm == "row";
   o.epochs = 1 + 2 * rounds;
@@ -111,6 +120,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cgcn-cold-warm-bench: %s\n", shards.status().ToString().c_str());
     return 1;
   }
+  shards->set_drop_page_cache(evict);
   if (!DropCaches()) {
     std::fprintf(stderr, "cgcn-cold-warm-bench: cannot write /proc/sys/vm/drop_caches (run as root)\n");
     return 2;
@@ -128,26 +138,33 @@ int main(int argc, char** argv) {
   std::printf("%s: %llu nodes, %u clusters, %.1f MiB of shards; q=%u, %u x %u GCN, %d threads, %u rounds\n", dir.c_str(),
               static_cast<unsigned long long>(m.num_nodes), m.num_parts, static_cast<double>(shard_bytes) / 1048576.0,
               o.clusters_per_batch, o.layers, o.hidden, nthreads, rounds);
-  std::printf("%5s %6s %9s %8s %8s %10s %8s %9s %9s %8s %8s %8s\n", "epoch", "cache", "epoch_s", "wait_s", "decode_s",
-              "decode_cpu", "assem_s", "compute_s", "disk_MB", "majflt", "GB/s/c", "steal_s");
+  std::printf("%5s %6s %9s %8s %8s %10s %8s %9s %7s %9s %7s %7s %8s %7s %7s\n", "epoch", "cache", "epoch_s", "wait_s",
+              "decode_s", "decode_cpu", "assem_s", "compute_s", "ra_s", "disk_MB", "majflt", "GB/s/c", "kernel_s",
+              "idle_s", "steal_s");
   std::fflush(stdout);
 
   const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
   std::vector<double> warm, cold;
-  uint64_t steal0 = 0;
+  CpuTicks cpu0;
   bool prepared = true;
   auto prepare = [&](uint32_t epoch) {
     prepared = CacheOf(epoch) == Cache::kCold ? DropCaches() : (WarmCache(*shards), true);
-    steal0 = StealTicks();
+    cpu0 = ReadCpuTicks();
   };
   prepare(1);
   auto on_epoch = [&](const EpochRecord& r) {
-    const double steal = static_cast<double>(StealTicks() - steal0) / hz;
+    const CpuTicks cpu1 = ReadCpuTicks();
+    auto secs = [&](uint64_t a, uint64_t b) { return static_cast<double>(b - a) / hz; };
     const Cache c = CacheOf(r.epoch);
-    std::printf("%5u %6s %9.3f %8.3f %8.3f %10.3f %8.3f %9.3f %9.1f %8llu %8.3f %8.2f\n", r.epoch, CacheName(c),
+    std::printf("%5u %6s %9.3f %8.3f %8.3f %10.3f %8.3f %9.3f %7.3f %9.1f %7llu %7.3f", r.epoch, CacheName(c),
                 r.epoch_s, r.stats.input_wait_s, r.stats.decode_s, r.stats.decode_cpu_s, r.stats.assemble_s,
-                r.stats.consume_s, static_cast<double>(r.stats.disk_read_bytes) / 1048576.0,
-                static_cast<unsigned long long>(r.stats.major_faults), r.stats.DecodeGBPerCoreSecond(), steal);
+                r.stats.consume_s, r.stats.read_ahead_s, static_cast<double>(r.stats.disk_read_bytes) / 1048576.0,
+                static_cast<unsigned long long>(r.stats.major_faults), r.stats.DecodeGBPerCoreSecond());
+    if (r.evaluated)  // the CPU ticks would include the evaluation that follows the last epoch
+      std::printf(" %8s %7s %7s  (then evaluation, %.1f s)\n", "-", "-", "-", r.eval_s);
+    else
+      std::printf(" %8.2f %7.2f %7.2f\n", secs(cpu0.kernel, cpu1.kernel), secs(cpu0.idle, cpu1.idle),
+                  secs(cpu0.steal, cpu1.steal));
     std::fflush(stdout);
     if (c == Cache::kWarm) warm.push_back(r.epoch_s);
     if (c == Cache::kCold) cold.push_back(r.epoch_s);

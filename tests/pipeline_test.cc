@@ -101,6 +101,7 @@ TEST_F(PipelineTest, EpochCountsWhatItReadFromDisk) {
   RunOnce(*dir_, 3, 2, 1, &warm);
   EXPECT_EQ(warm.disk_read_bytes, 0u);  // every shard now in the page cache
   EXPECT_EQ(warm.major_faults, 0u);
+  EXPECT_GT(cold.read_ahead_s, 0.0);  // every batch's files were read ahead
   if (ReadDiskCounters().read_bytes == 0) GTEST_SKIP() << "no per-task I/O accounting (/proc/self/io) in this kernel";
   EXPECT_GE(cold.disk_read_bytes, bytes);  // every shard file came from the disk
 }

@@ -30,6 +30,7 @@ nlohmann::json EpochJson(const cgcn::EpochRecord& r) {
                       {"decode_gb_per_core_s", r.stats.DecodeGBPerCoreSecond()},
                       {"assemble_s", r.stats.assemble_s},
                       {"compute_s", r.stats.consume_s},
+                      {"read_ahead_s", r.stats.read_ahead_s},
                       {"mean_batch_nodes", r.stats.batches ? static_cast<double>(r.stats.batch_nodes) / static_cast<double>(r.stats.batches) : 0.0},
                       {"decompressed_bytes", r.stats.decompressed_bytes},
                       {"disk_read_mb", static_cast<double>(r.stats.disk_read_bytes) / 1048576.0},

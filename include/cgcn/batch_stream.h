@@ -32,6 +32,8 @@ struct EpochStats {
   double decode_cpu_s = 0;          // the same, CPU time of the decoding threads (summed over threads)
   double assemble_s = 0;            // batch assembly (wall, summed over batches)
   double consume_s = 0;             // the consumer (training step, wall)
+  double read_ahead_s = 0;          // issuing the read-ahead of later batches' shard files (wall; with a
+                                    // cold cache, mostly the kernel allocating pages and submitting reads)
   double wall_s = 0;
   uint64_t decompressed_bytes = 0;  // section bytes after decompression
   // Storage reads of the whole process during the epoch (ReadDiskCounters): zero with a warm

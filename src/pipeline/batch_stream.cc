@@ -96,9 +96,12 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
   // after batch i, and a decoder that faults on a page still being read blocks its TBB worker,
   // which the training step's parallel loops then lack (no input wait shows it; the step slows).
   const size_t read_ahead_batches = K + 2;
+  double read_ahead_s = 0;  // the input stage's own total (st belongs to the output stage)
   auto read_ahead = [&](size_t i) {
-    if (i < groups.size())
-      for (uint32_t c : groups[i]) shards_.Prefetch(c);
+    if (i >= groups.size()) return;
+    const Clock::time_point t0 = Clock::now();
+    for (uint32_t c : groups[i]) shards_.Prefetch(c);
+    read_ahead_s += Seconds(t0, Clock::now());
   };
   for (size_t i = next; i < next + read_ahead_batches; ++i) read_ahead(i);
   try {
@@ -165,6 +168,7 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
     return Status::IoError("out of memory while streaming batches");
   }
   st.wall_s = Seconds(start, Clock::now());
+  st.read_ahead_s = read_ahead_s;
   const DiskReadCounters disk1 = ReadDiskCounters();
   st.major_faults = disk1.major_faults - disk0.major_faults;
   st.disk_read_bytes = disk1.read_bytes - disk0.read_bytes;
