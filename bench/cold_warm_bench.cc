@@ -128,13 +128,7 @@ int main(int argc, char** argv) {
   const Manifest& m = shards->manifest();
   uint64_t shard_bytes = 0;
   for (const auto& s : m.shards) shard_bytes += s.file_size;
-  GcnConfig cfg;
-  cfg.in_dim = m.feat_dim;
-  cfg.hidden = o.hidden;
-  cfg.out_dim = m.num_classes;
-  cfg.layers = o.layers;
-  cfg.dropout = o.dropout;
-  Gcn model(cfg, o.seed);
+  Gcn model(ModelConfig(m, o), o.seed);
   std::printf("%s: %llu nodes, %u clusters, %.1f MiB of shards; q=%u, %u x %u GCN, %d threads, %u rounds\n", dir.c_str(),
               static_cast<unsigned long long>(m.num_nodes), m.num_parts, static_cast<double>(shard_bytes) / 1048576.0,
               o.clusters_per_batch, o.layers, o.hidden, nthreads, rounds);

@@ -136,13 +136,7 @@ int main(int argc, char** argv) {
   if (budget > 0 && !quiet) std::printf("%s\n", plan.Describe().c_str());
   std::fflush(stdout);
 
-  GcnConfig cfg;
-  cfg.in_dim = m.feat_dim;
-  cfg.hidden = o.hidden;
-  cfg.out_dim = m.num_classes;
-  cfg.layers = o.layers;
-  cfg.dropout = o.dropout;
-  Gcn model(cfg, o.seed);
+  Gcn model(ModelConfig(m, o), o.seed);
   auto on_epoch = [&](const EpochRecord& r) {
     printer.Finish();
     if (metrics.is_open()) metrics << EpochJson(r).dump() << '\n' << std::flush;

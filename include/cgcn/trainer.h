@@ -130,6 +130,10 @@ struct MemoryPlan {
 Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& options, uint64_t budget, uint32_t threads,
                               const std::string& tmp_dir, bool with_predictions);
 
+// The GCN a training run builds: the manifest's feature and class counts with the options'
+// layers, hidden width and dropout.
+GcnConfig ModelConfig(const Manifest& m, const TrainOptions& options);
+
 // Trains `model` (already initialized with matching dims) for options.epochs epochs.
 // on_epoch is called after every epoch (after evaluation when there is one); on_step after
 // every optimizer step with the global step number (from 1) and the batch's mean loss.

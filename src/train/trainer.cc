@@ -58,6 +58,16 @@ std::string MemoryPlan::Describe() const {
   return s;
 }
 
+GcnConfig ModelConfig(const Manifest& m, const TrainOptions& options) {
+  GcnConfig cfg;
+  cfg.in_dim = m.feat_dim;
+  cfg.hidden = options.hidden;
+  cfg.out_dim = m.num_classes;
+  cfg.layers = options.layers;
+  cfg.dropout = options.dropout;
+  return cfg;
+}
+
 Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint64_t budget, uint32_t threads,
                               const std::string& tmp_dir, bool with_predictions) {
   MemoryPlan p;
@@ -84,11 +94,7 @@ Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint64_t
   // self weights, labels, mask and ids.
   p.batch_bytes = raw + nodes * m.feat_dim * 4 + entries * 8 + nodes * (4 + 4 + 4 + 4 + 1);
   p.decode_bytes = threads * (max_file + kDecoderBytes);
-  GcnConfig cfg;
-  cfg.in_dim = m.feat_dim;
-  cfg.hidden = o.hidden;
-  cfg.out_dim = m.num_classes;
-  cfg.layers = o.layers;
+  const GcnConfig cfg = ModelConfig(m, o);
   const std::vector<uint32_t> dims = cfg.Dims();
   uint64_t sum_out = 0, max_dim = 0;
   for (size_t l = 1; l < dims.size(); ++l) sum_out += dims[l];
