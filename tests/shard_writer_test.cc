@@ -14,6 +14,8 @@
 
 #include "cgcn/dump.h"
 #include "cgcn/shard_directory.h"
+#include "cgcn/shard_format.h"
+#include "util/file_util.h"
 #include "testutil/shards.h"
 
 namespace fs = std::filesystem;
@@ -221,6 +223,92 @@ TEST(ShardWriter, CorruptShardIsReportedByVerifyAndOpenChecksSizes) {
   d = ShardDirectory::Open(out);
   ASSERT_FALSE(d.ok());
   EXPECT_NE(d.status().message().find("MANIFEST"), std::string::npos);
+}
+
+// Rewrites shard k of `dir` from `c` (valid checksums) and records it in the manifest, as a
+// buggy writer would: only the cross-shard checks can tell.
+void RewriteShard(const std::string& dir, uint32_t k, const ClusterData& c) {
+  Result<std::vector<std::byte>> bytes = EncodeShard(c, 3);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  const std::string path = dir + "/" + ShardFileName(k);
+  ASSERT_TRUE(WriteWholeFile(path, *bytes).ok());
+  Result<ShardHeader> h = ParseShardHeader(*bytes, path);
+  ASSERT_TRUE(h.ok());
+  Result<std::vector<std::byte>> mbytes = ReadWholeFile(dir + "/" + kManifestFileName);
+  ASSERT_TRUE(mbytes.ok());
+  Result<Manifest> m = DecodeManifest(*mbytes, "MANIFEST");
+  ASSERT_TRUE(m.ok());
+  m->shards[k].file_size = bytes->size();
+  m->shards[k].header_checksum = h->header_checksum;
+  ASSERT_TRUE(WriteWholeFile(dir + "/" + kManifestFileName, EncodeManifest(*m)).ok());
+}
+
+TEST(ShardWriter, VerifyFindsInterClusterEdgesThatAreNotMirrored) {
+  TempDir tmp;
+  const std::string out = tmp.Join("shards");
+  BuildShards(testutil::RandomRawDataset(300, 1500, 3, 2, 8), tmp.path(), out, 5);
+  {
+    std::ostringstream report;
+    ASSERT_TRUE(Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report).ok()) << report.str();
+  }
+  Result<ShardDirectory> d = ShardDirectory::Open(out);
+  ASSERT_TRUE(d.ok());
+  // Move one inter-cluster edge of shard 3 to the next node of its target cluster: every shard
+  // still decodes and is symmetric inside, the counts still match, but the mirror is wrong.
+  ShardDecoder decoder;
+  ClusterData c;
+  const uint32_t k = 3;
+  ASSERT_TRUE(d->Load(k, kAllSections, decoder, c).ok());
+  bool moved = false;
+  uint32_t target = 0;
+  for (const InterGroup& g : c.inter_groups) {
+    const uint32_t n = d->manifest().shards[g.cluster].num_nodes;
+    const uint64_t e = g.begin + g.count - 1;  // the group's last pair: nothing after it to collide with
+    if (c.inter_dst[e] + 1 < n) {
+      c.inter_dst[e] += 1;
+      target = g.cluster;
+      moved = true;
+      break;
+    }
+  }
+  ASSERT_TRUE(moved) << "shard 3 has no inter-cluster edge to move";
+  RewriteShard(out, k, c);
+  std::ostringstream report;
+  Status s = Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("section 'inter'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(ShardFileName(std::min(k, target))), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(ShardFileName(std::max(k, target))), std::string::npos) << s.message();
+
+  // Dropping a whole group (and its edges from the manifest's counts, which must stay
+  // consistent: inter entries are twice the edge cut) leaves its mirror without a partner.
+  d = ShardDirectory::Open(out);  // the manifest now records the rewritten shard
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(d->Load(k, kAllSections, decoder, c).ok());
+  auto even = std::find_if(c.inter_groups.begin(), c.inter_groups.end(), [](const InterGroup& g) { return g.count % 2 == 0; });
+  ASSERT_NE(even, c.inter_groups.end()) << "shard 3 has no group with an even edge count";
+  const InterGroup dropped = *even;
+  c.inter_groups.erase(even);
+  c.inter_src.erase(c.inter_src.begin() + dropped.begin, c.inter_src.begin() + dropped.begin + dropped.count);
+  c.inter_dst.erase(c.inter_dst.begin() + dropped.begin, c.inter_dst.begin() + dropped.begin + dropped.count);
+  for (InterGroup& g : c.inter_groups)
+    if (g.begin > dropped.begin) g.begin -= dropped.count;
+  RewriteShard(out, k, c);
+  {
+    Result<std::vector<std::byte>> mbytes = ReadWholeFile(out + "/" + kManifestFileName);
+    ASSERT_TRUE(mbytes.ok());
+    Result<Manifest> m = DecodeManifest(*mbytes, "MANIFEST");
+    ASSERT_TRUE(m.ok());
+    m->shards[k].inter_entries -= dropped.count;
+    m->edge_cut -= dropped.count / 2;
+    m->num_edges -= dropped.count / 2;
+    ASSERT_TRUE(WriteWholeFile(out + "/" + kManifestFileName, EncodeManifest(*m)).ok());
+  }
+  s = Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("are not mirrored in"), std::string::npos) << s.message() << "\n" << report.str();
+  EXPECT_NE(s.message().find(ShardFileName(std::max(k, dropped.cluster))), std::string::npos) << s.message();
 }
 
 TEST(ShardWriter, DumpShowsOneShardAndJson) {

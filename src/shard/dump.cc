@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
-#include <map>
 #include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_directory.h"
 #include "util/bytes.h"
+#include "util/random.h"
 
 namespace cgcn {
 namespace {
@@ -37,6 +37,71 @@ nlohmann::json ManifestJson(const Manifest& m) {
            }()}};
 }
 
+// Inter-cluster edges must come in mirrored pairs: shard k's edge from its node a to node b of
+// cluster g needs shard g's edge from b to a. VerifyAll checks this in memory of the order of the
+// cluster count, not the edge count: every edge adds a 128-bit hash of its undirected form to the
+// accumulator of the lower of its two clusters, positively from that cluster's side and
+// negatively from the other's, so each accumulator ends at zero exactly when the edges between
+// that cluster and higher-numbered ones are mirrored (up to a 2^-64 chance). Only when one does
+// not end at zero are the shards read again, to name the group that differs.
+struct MirrorSum {
+  uint64_t count = 0, h1 = 0, h2 = 0;
+  bool zero() const { return count == 0 && h1 == 0 && h2 == 0; }
+};
+
+void AddInterEdges(uint32_t k, const ClusterData& c, std::vector<MirrorSum>& sums) {
+  for (const InterGroup& g : c.inter_groups) {
+    const bool lower = k < g.cluster;
+    MirrorSum& sum = sums[lower ? k : g.cluster];
+    for (uint64_t e = g.begin; e < g.begin + g.count; ++e) {
+      const uint64_t x = lower ? uint64_t{k} << 32 | c.inter_src[e] : uint64_t{g.cluster} << 32 | c.inter_dst[e];
+      const uint64_t y = lower ? uint64_t{g.cluster} << 32 | c.inter_dst[e] : uint64_t{k} << 32 | c.inter_src[e];
+      const uint64_t h1 = SplitMix64(x ^ SplitMix64(y)), h2 = SplitMix64(y ^ SplitMix64(x ^ 0x6d6972726f72ULL));
+      if (lower) {
+        sum.count += 1, sum.h1 += h1, sum.h2 += h2;
+      } else {
+        sum.count -= 1, sum.h1 -= h1, sum.h2 -= h2;
+      }
+    }
+  }
+}
+
+// The group between cluster `lo` and a higher-numbered cluster that is not mirrored (called when
+// lo's MirrorSum is not zero).
+Status FindUnmirroredGroup(const ShardDirectory& d, uint32_t lo) {
+  ShardDecoder decoder;
+  ClusterData a, b;
+  CGCN_RETURN_IF_ERROR(d.Load(lo, kAllSections, decoder, a));
+  auto edges = [](const ClusterData& c, const InterGroup& g, bool reverse) {
+    std::vector<std::pair<uint32_t, uint32_t>> v;
+    v.reserve(g.count);
+    for (uint64_t e = g.begin; e < g.begin + g.count; ++e)
+      v.emplace_back(reverse ? c.inter_dst[e] : c.inter_src[e], reverse ? c.inter_src[e] : c.inter_dst[e]);
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  auto group_to = [](const ClusterData& c, uint32_t cluster) -> const InterGroup* {
+    for (const InterGroup& g : c.inter_groups)
+      if (g.cluster == cluster) return &g;
+    return nullptr;
+  };
+  for (uint32_t h = lo + 1; h < d.num_clusters(); ++h) {
+    const InterGroup* ga = group_to(a, h);
+    CGCN_RETURN_IF_ERROR(d.Load(h, kAllSections, decoder, b));
+    const InterGroup* gb = group_to(b, lo);
+    if (ga == nullptr && gb == nullptr) continue;
+    if (ga == nullptr || gb == nullptr || ga->count != gb->count) {
+      const uint32_t from = ga ? lo : h, to = ga ? h : lo;
+      return Status::Corruption(d.ShardPath(from) + ": section 'inter': edges to cluster " + std::to_string(to) +
+                                " are not mirrored in " + ShardFileName(to));
+    }
+    if (edges(a, *ga, false) != edges(b, *gb, true))
+      return Status::Corruption(d.ShardPath(lo) + ": section 'inter': edges to cluster " + std::to_string(h) +
+                                " differ from their mirror in " + ShardFileName(h));
+  }
+  return Status::Corruption(d.ShardPath(lo) + ": section 'inter': the edges to higher-numbered clusters are not all mirrored");
+}
+
 // Every checksum and structural invariant, across shards too: node ids form a permutation
 // of [0, N), adjacency is symmetric inside each shard, inter-cluster edges come in mirrored
 // pairs, split counts match the manifest.
@@ -45,7 +110,7 @@ Status VerifyAll(const ShardDirectory& d, std::ostream& out, bool json) {
   ShardDecoder decoder;
   ClusterData c;
   std::vector<uint8_t> seen(m.num_nodes, 0);
-  std::map<std::pair<uint32_t, uint32_t>, std::vector<std::pair<uint32_t, uint32_t>>> inter;  // (from,to) -> edges
+  std::vector<MirrorSum> mirror(d.num_clusters());
   uint64_t split_count[3] = {0, 0, 0};
   for (uint32_t k = 0; k < d.num_clusters(); ++k) {
     CGCN_RETURN_IF_ERROR(d.Load(k, kAllSections, decoder, c));
@@ -61,31 +126,15 @@ Status VerifyAll(const ShardDirectory& d, std::ostream& out, bool json) {
     }
     if (c.intra_entries() != m.shards[k].intra_entries || c.inter_entries() != m.shards[k].inter_entries)
       return Status::Corruption(name + ": edge counts differ from the manifest");
-    for (const InterGroup& g : c.inter_groups) {
-      auto& v = inter[{k, g.cluster}];
-      for (uint64_t e = g.begin; e < g.begin + g.count; ++e) v.emplace_back(c.inter_src[e], c.inter_dst[e]);
-    }
+    AddInterEdges(k, c, mirror);
     if (!json) out << "  verified " << name << "\n";
   }
   for (uint64_t v = 0; v < m.num_nodes; ++v)
     if (!seen[v]) return Status::Corruption(d.dir() + ": node " + std::to_string(v) + " is in no shard");
   if (split_count[0] != m.num_train || split_count[1] != m.num_valid || split_count[2] != m.num_test)
     return Status::Corruption(d.dir() + ": split sizes in the shards differ from the manifest");
-  for (auto& [key, edges] : inter) {
-    auto it = inter.find({key.second, key.first});
-    if (it == inter.end() || it->second.size() != edges.size())
-      return Status::Corruption(d.ShardPath(key.first) + ": section 'inter': edges to cluster " + std::to_string(key.second) +
-                                " are not mirrored in " + ShardFileName(key.second));
-    std::vector<std::pair<uint32_t, uint32_t>> rev;
-    rev.reserve(it->second.size());
-    for (auto [a, b] : it->second) rev.emplace_back(b, a);
-    std::sort(rev.begin(), rev.end());
-    std::vector<std::pair<uint32_t, uint32_t>> fwd = edges;
-    std::sort(fwd.begin(), fwd.end());
-    if (fwd != rev)
-      return Status::Corruption(d.ShardPath(key.first) + ": section 'inter': edges to cluster " + std::to_string(key.second) +
-                                " differ from their mirror in " + ShardFileName(key.second));
-  }
+  for (uint32_t k = 0; k < d.num_clusters(); ++k)
+    if (!mirror[k].zero()) return FindUnmirroredGroup(d, k);
   return Status::Ok();
 }
 

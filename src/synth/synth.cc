@@ -29,7 +29,9 @@
 // std::char_traits::copy into its header/footer string); it is not in our code. Popped after
 // GzipMember, the only user.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wrestrict (and warns about the unknown group)
 #pragma GCC diagnostic ignored "-Wrestrict"
+#endif
 #include <boost/iostreams/filter/gzip.hpp>
 #include <boost/iostreams/filtering_stream.hpp>
 

@@ -15,7 +15,9 @@
 // GCC 12 at -O2 reports a bogus -Wrestrict inside Boost's gzip_compressor (inlined
 // std::char_traits::copy in indirect_streambuf); it is not in our code.
 #pragma GCC diagnostic push
+#if !defined(__clang__)  // clang has no -Wrestrict (and warns about the unknown group)
 #pragma GCC diagnostic ignored "-Wrestrict"
+#endif
 #include <boost/iostreams/device/file.hpp>
 #include <boost/iostreams/filter/gzip.hpp>
 #include <boost/iostreams/filtering_stream.hpp>
