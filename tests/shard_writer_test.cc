@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -309,6 +310,78 @@ TEST(ShardWriter, VerifyFindsInterClusterEdgesThatAreNotMirrored) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("are not mirrored in"), std::string::npos) << s.message() << "\n" << report.str();
   EXPECT_NE(s.message().find(ShardFileName(std::max(k, dropped.cluster))), std::string::npos) << s.message();
+}
+
+// A shard directory in which shard 3 was rewritten by `edit` (valid checksums, manifest updated)
+// must fail verification with a message naming `file` and containing `what`.
+void ExpectVerifyFails(const std::function<bool(const ShardDirectory&, ClusterData&)>& edit, const std::string& file,
+                       const std::string& what) {
+  TempDir tmp;
+  const std::string out = tmp.Join("shards");
+  BuildShards(testutil::RandomRawDataset(300, 1500, 3, 2, 8), tmp.path(), out, 5);
+  Result<ShardDirectory> d = ShardDirectory::Open(out);
+  ASSERT_TRUE(d.ok());
+  ShardDecoder decoder;
+  ClusterData c;
+  ASSERT_TRUE(d->Load(3, kAllSections, decoder, c).ok());
+  ASSERT_TRUE(edit(*d, c)) << "no place to make this edit in shard 3";
+  RewriteShard(out, 3, c);
+  std::ostringstream report;
+  Status s = Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find(file), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(what), std::string::npos) << s.message();
+}
+
+TEST(ShardWriter, VerifyFindsANodeInTwoShards) {
+  // Shard 3 takes over a node of shard 1 (kept in ascending order): reported at shard 3, the later one.
+  ExpectVerifyFails(
+      [](const ShardDirectory& d, ClusterData& c) {
+        ShardDecoder decoder;
+        ClusterData other;
+        if (!d.Load(1, kAllSections, decoder, other).ok()) return false;
+        for (uint32_t v : other.node_ids)
+          for (size_t i = 1; i + 1 < c.node_ids.size(); ++i)
+            if (c.node_ids[i - 1] < v && v < c.node_ids[i + 1]) {
+              c.node_ids[i] = v;
+              return true;
+            }
+        return false;
+      },
+      "shard-000003.cgs: section 'nodes'", "also appears in an earlier shard");
+}
+
+TEST(ShardWriter, VerifyFindsAnAdjacencyEntryWithoutItsReverse) {
+  // One neighbour of a row replaced by another node not yet in the row (order kept).
+  ExpectVerifyFails(
+      [](const ShardDirectory&, ClusterData& c) {
+        for (uint32_t i = 0; i < c.num_nodes; ++i)
+          for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e) {
+            const uint32_t lo = e > c.adj_offsets[i] ? c.adj_neighbors[e - 1] + 1 : 0;
+            const uint32_t hi = e + 1 < c.adj_offsets[i + 1] ? c.adj_neighbors[e + 1] : c.num_nodes;
+            for (uint32_t j = lo; j < hi; ++j)
+              if (j != i && j != c.adj_neighbors[e]) {
+                c.adj_neighbors[e] = j;
+                return true;
+              }
+          }
+        return false;
+      },
+      "shard-000003.cgs: section 'adjacency'", "has no reverse entry");
+}
+
+TEST(ShardWriter, VerifyFindsSplitCountsThatDifferFromTheManifest) {
+  ExpectVerifyFails(
+      [](const ShardDirectory&, ClusterData& c) {
+        for (uint8_t& s : c.split)
+          if (s == kSplitTrain) {
+            s = kSplitTest;
+            return true;
+          }
+        return false;
+      },
+      "shards", "split sizes in the shards differ from the manifest");
 }
 
 TEST(ShardWriter, DumpShowsOneShardAndJson) {

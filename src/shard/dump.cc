@@ -1,10 +1,14 @@
 #include "cgcn/dump.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 #include <cstdio>
 #include <sstream>
 #include <nlohmann/json.hpp>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
 
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_directory.h"
@@ -104,31 +108,83 @@ Status FindUnmirroredGroup(const ShardDirectory& d, uint32_t lo) {
 
 // Every checksum and structural invariant, across shards too: node ids form a permutation
 // of [0, N), adjacency is symmetric inside each shard, inter-cluster edges come in mirrored
-// pairs, split counts match the manifest.
+// pairs, split counts match the manifest. Shards are decoded and checked on their own in
+// parallel (a oneTBB pipeline with a few shards in flight, so memory stays bounded); a serial
+// in-order stage then does the cross-shard bookkeeping, so the first problem reported is the
+// one of the lowest-numbered shard, whatever the thread count.
 Status VerifyAll(const ShardDirectory& d, std::ostream& out, bool json) {
+  struct Item {
+    uint32_t k = 0;
+    ClusterData c;
+    Status status;
+    uint64_t split_count[3] = {0, 0, 0};
+  };
   const Manifest& m = d.manifest();
-  ShardDecoder decoder;
-  ClusterData c;
+  const size_t in_flight = 2 * static_cast<size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
+  std::vector<Item> items(in_flight);
+  tbb::enumerable_thread_specific<ShardDecoder> decoders;
   std::vector<uint8_t> seen(m.num_nodes, 0);
   std::vector<MirrorSum> mirror(d.num_clusters());
   uint64_t split_count[3] = {0, 0, 0};
-  for (uint32_t k = 0; k < d.num_clusters(); ++k) {
-    CGCN_RETURN_IF_ERROR(d.Load(k, kAllSections, decoder, c));
-    const std::string name = d.ShardPath(k);
-    for (uint32_t i = 0; i < c.num_nodes; ++i) {
-      if (seen[c.node_ids[i]]++) return Status::Corruption(name + ": section 'nodes': node " + std::to_string(c.node_ids[i]) + " also appears in an earlier shard");
-      for (int s = 0; s < 3; ++s) split_count[s] += (c.split[i] >> s) & 1;
-      for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e) {
-        const uint32_t j = c.adj_neighbors[e];
-        if (!std::binary_search(c.adj_neighbors.begin() + c.adj_offsets[j], c.adj_neighbors.begin() + c.adj_offsets[j + 1], i))
-          return Status::Corruption(name + ": section 'adjacency': edge " + std::to_string(i) + " -> " + std::to_string(j) + " has no reverse entry");
-      }
-    }
-    if (c.intra_entries() != m.shards[k].intra_entries || c.inter_entries() != m.shards[k].inter_entries)
-      return Status::Corruption(name + ": edge counts differ from the manifest");
-    AddInterEdges(k, c, mirror);
-    if (!json) out << "  verified " << name << "\n";
-  }
+  uint32_t next = 0;
+  Status first_error;             // written by the output stage only
+  std::atomic<bool> failed{false};  // read by the input stage, which then stops
+  tbb::parallel_pipeline(
+      in_flight,
+      tbb::make_filter<void, Item*>(tbb::filter_mode::serial_in_order,
+                                    [&](tbb::flow_control& fc) -> Item* {
+                                      if (next == d.num_clusters() || failed.load(std::memory_order_relaxed)) {
+                                        fc.stop();
+                                        return nullptr;
+                                      }
+                                      Item* it = &items[next % in_flight];  // free: at most in_flight live tokens
+                                      it->k = next++;
+                                      return it;
+                                    }) &
+          tbb::make_filter<Item*, Item*>(
+              tbb::filter_mode::parallel,
+              [&](Item* it) -> Item* {
+                const uint32_t k = it->k;
+                ClusterData& c = it->c;
+                const std::string name = d.ShardPath(k);
+                std::fill(std::begin(it->split_count), std::end(it->split_count), 0);
+                it->status = d.Load(k, kAllSections, decoders.local(), c);
+                if (!it->status.ok()) return it;
+                for (uint32_t i = 0; i < c.num_nodes; ++i) {
+                  for (int s = 0; s < 3; ++s) it->split_count[s] += (c.split[i] >> s) & 1;
+                  for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e) {
+                    const uint32_t j = c.adj_neighbors[e];
+                    if (!std::binary_search(c.adj_neighbors.begin() + c.adj_offsets[j],
+                                            c.adj_neighbors.begin() + c.adj_offsets[j + 1], i)) {
+                      it->status = Status::Corruption(name + ": section 'adjacency': edge " + std::to_string(i) +
+                                                      " -> " + std::to_string(j) + " has no reverse entry");
+                      return it;
+                    }
+                  }
+                }
+                if (c.intra_entries() != m.shards[k].intra_entries || c.inter_entries() != m.shards[k].inter_entries)
+                  it->status = Status::Corruption(name + ": edge counts differ from the manifest");
+                return it;
+              }) &
+          tbb::make_filter<Item*, void>(tbb::filter_mode::serial_in_order, [&](Item* it) {
+            if (!first_error.ok()) return;
+            if (!it->status.ok()) {
+              first_error = it->status;
+              failed = true;
+              return;
+            }
+            for (uint32_t v : it->c.node_ids)
+              if (seen[v]++) {
+                first_error = Status::Corruption(d.ShardPath(it->k) + ": section 'nodes': node " + std::to_string(v) +
+                                                 " also appears in an earlier shard");
+                failed = true;
+                return;
+              }
+            for (int s = 0; s < 3; ++s) split_count[s] += it->split_count[s];
+            AddInterEdges(it->k, it->c, mirror);
+            if (!json) out << "  verified " << d.ShardPath(it->k) << "\n";
+          }));
+  CGCN_RETURN_IF_ERROR(first_error);
   for (uint64_t v = 0; v < m.num_nodes; ++v)
     if (!seen[v]) return Status::Corruption(d.dir() + ": node " + std::to_string(v) + " is in no shard");
   if (split_count[0] != m.num_train || split_count[1] != m.num_valid || split_count[2] != m.num_test)
