@@ -140,9 +140,12 @@ int main(int argc, char** argv) {
   const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
   std::vector<double> warm, cold;
   CpuTicks cpu0;
-  bool prepared = true;
+  bool prepared = true;  // every drop of the page cache succeeded (else a "cold" epoch was not cold)
   auto prepare = [&](uint32_t epoch) {
-    prepared = CacheOf(epoch) == Cache::kCold ? DropCaches() : (WarmCache(*shards), true);
+    if (CacheOf(epoch) == Cache::kCold)
+      prepared = DropCaches() && prepared;
+    else
+      WarmCache(*shards);
     cpu0 = ReadCpuTicks();
   };
   prepare(1);

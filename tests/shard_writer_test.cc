@@ -226,112 +226,104 @@ TEST(ShardWriter, CorruptShardIsReportedByVerifyAndOpenChecksSizes) {
   EXPECT_NE(d.status().message().find("MANIFEST"), std::string::npos);
 }
 
-// Rewrites shard k of `dir` from `c` (valid checksums) and records it in the manifest, as a
+// Rewrites shard k of `dir` from `c` (valid checksums) and records it in the manifest `m`, as a
 // buggy writer would: only the cross-shard checks can tell.
-void RewriteShard(const std::string& dir, uint32_t k, const ClusterData& c) {
+void RewriteShard(const std::string& dir, uint32_t k, const ClusterData& c, Manifest m) {
   Result<std::vector<std::byte>> bytes = EncodeShard(c, 3);
   ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
   const std::string path = dir + "/" + ShardFileName(k);
   ASSERT_TRUE(WriteWholeFile(path, *bytes).ok());
   Result<ShardHeader> h = ParseShardHeader(*bytes, path);
   ASSERT_TRUE(h.ok());
-  Result<std::vector<std::byte>> mbytes = ReadWholeFile(dir + "/" + kManifestFileName);
-  ASSERT_TRUE(mbytes.ok());
-  Result<Manifest> m = DecodeManifest(*mbytes, "MANIFEST");
-  ASSERT_TRUE(m.ok());
-  m->shards[k].file_size = bytes->size();
-  m->shards[k].header_checksum = h->header_checksum;
-  ASSERT_TRUE(WriteWholeFile(dir + "/" + kManifestFileName, EncodeManifest(*m)).ok());
+  m.shards[k].file_size = bytes->size();
+  m.shards[k].header_checksum = h->header_checksum;
+  ASSERT_TRUE(WriteWholeFile(dir + "/" + kManifestFileName, EncodeManifest(m)).ok());
 }
 
-TEST(ShardWriter, VerifyFindsInterClusterEdgesThatAreNotMirrored) {
+// Builds a 5-shard directory (which must verify), lets `edit` change shard 3's contents and the
+// manifest's counts, rewrites both, and sets *status to what cgcn-dump --verify then says.
+using ShardEdit = std::function<bool(const ShardDirectory&, ClusterData&, Manifest&)>;
+void VerifyAfterRewrite(const ShardEdit& edit, Status* status) {
   TempDir tmp;
   const std::string out = tmp.Join("shards");
   BuildShards(testutil::RandomRawDataset(300, 1500, 3, 2, 8), tmp.path(), out, 5);
-  {
-    std::ostringstream report;
-    ASSERT_TRUE(Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report).ok()) << report.str();
-  }
-  Result<ShardDirectory> d = ShardDirectory::Open(out);
-  ASSERT_TRUE(d.ok());
-  // Move one inter-cluster edge of shard 3 to the next node of its target cluster: every shard
-  // still decodes and is symmetric inside, the counts still match, but the mirror is wrong.
-  ShardDecoder decoder;
-  ClusterData c;
-  const uint32_t k = 3;
-  ASSERT_TRUE(d->Load(k, kAllSections, decoder, c).ok());
-  bool moved = false;
-  uint32_t target = 0;
-  for (const InterGroup& g : c.inter_groups) {
-    const uint32_t n = d->manifest().shards[g.cluster].num_nodes;
-    const uint64_t e = g.begin + g.count - 1;  // the group's last pair: nothing after it to collide with
-    if (c.inter_dst[e] + 1 < n) {
-      c.inter_dst[e] += 1;
-      target = g.cluster;
-      moved = true;
-      break;
-    }
-  }
-  ASSERT_TRUE(moved) << "shard 3 has no inter-cluster edge to move";
-  RewriteShard(out, k, c);
   std::ostringstream report;
-  Status s = Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report);
-  ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.code(), StatusCode::kCorruption);
-  EXPECT_NE(s.message().find("section 'inter'"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find(ShardFileName(std::min(k, target))), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find(ShardFileName(std::max(k, target))), std::string::npos) << s.message();
-
-  // Dropping a whole group (and its edges from the manifest's counts, which must stay
-  // consistent: inter entries are twice the edge cut) leaves its mirror without a partner.
-  d = ShardDirectory::Open(out);  // the manifest now records the rewritten shard
-  ASSERT_TRUE(d.ok());
-  ASSERT_TRUE(d->Load(k, kAllSections, decoder, c).ok());
-  auto even = std::find_if(c.inter_groups.begin(), c.inter_groups.end(), [](const InterGroup& g) { return g.count % 2 == 0; });
-  ASSERT_NE(even, c.inter_groups.end()) << "shard 3 has no group with an even edge count";
-  const InterGroup dropped = *even;
-  c.inter_groups.erase(even);
-  c.inter_src.erase(c.inter_src.begin() + dropped.begin, c.inter_src.begin() + dropped.begin + dropped.count);
-  c.inter_dst.erase(c.inter_dst.begin() + dropped.begin, c.inter_dst.begin() + dropped.begin + dropped.count);
-  for (InterGroup& g : c.inter_groups)
-    if (g.begin > dropped.begin) g.begin -= dropped.count;
-  RewriteShard(out, k, c);
-  {
-    Result<std::vector<std::byte>> mbytes = ReadWholeFile(out + "/" + kManifestFileName);
-    ASSERT_TRUE(mbytes.ok());
-    Result<Manifest> m = DecodeManifest(*mbytes, "MANIFEST");
-    ASSERT_TRUE(m.ok());
-    m->shards[k].inter_entries -= dropped.count;
-    m->edge_cut -= dropped.count / 2;
-    m->num_edges -= dropped.count / 2;
-    ASSERT_TRUE(WriteWholeFile(out + "/" + kManifestFileName, EncodeManifest(*m)).ok());
-  }
-  s = Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("are not mirrored in"), std::string::npos) << s.message() << "\n" << report.str();
-  EXPECT_NE(s.message().find(ShardFileName(std::max(k, dropped.cluster))), std::string::npos) << s.message();
-}
-
-// A shard directory in which shard 3 was rewritten by `edit` (valid checksums, manifest updated)
-// must fail verification with a message naming `file` and containing `what`.
-void ExpectVerifyFails(const std::function<bool(const ShardDirectory&, ClusterData&)>& edit, const std::string& file,
-                       const std::string& what) {
-  TempDir tmp;
-  const std::string out = tmp.Join("shards");
-  BuildShards(testutil::RandomRawDataset(300, 1500, 3, 2, 8), tmp.path(), out, 5);
+  ASSERT_TRUE(Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report).ok()) << report.str();
   Result<ShardDirectory> d = ShardDirectory::Open(out);
   ASSERT_TRUE(d.ok());
   ShardDecoder decoder;
   ClusterData c;
   ASSERT_TRUE(d->Load(3, kAllSections, decoder, c).ok());
-  ASSERT_TRUE(edit(*d, c)) << "no place to make this edit in shard 3";
-  RewriteShard(out, 3, c);
-  std::ostringstream report;
-  Status s = Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report);
+  Manifest m = d->manifest();
+  ASSERT_TRUE(edit(*d, c, m)) << "no place to make this edit in shard 3";
+  ASSERT_NO_FATAL_FAILURE(RewriteShard(out, 3, c, m));
+  *status = Dump(DumpOptions{out, std::nullopt, true, false, 20, ""}, report);
+}
+
+// The same, for edits that leave the manifest's counts alone: verification must fail with a
+// message naming `file` and containing `what`.
+void ExpectVerifyFails(const std::function<bool(const ShardDirectory&, ClusterData&)>& edit, const std::string& file,
+                       const std::string& what) {
+  Status s;
+  ASSERT_NO_FATAL_FAILURE(
+      VerifyAfterRewrite([&](const ShardDirectory& d, ClusterData& c, Manifest&) { return edit(d, c); }, &s));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_NE(s.message().find(file), std::string::npos) << s.message();
   EXPECT_NE(s.message().find(what), std::string::npos) << s.message();
+}
+
+TEST(ShardWriter, VerifyFindsAnInterClusterEdgeWithoutItsMirror) {
+  // One inter-cluster edge of shard 3 moved to the next node of its target cluster: every shard
+  // still decodes and is symmetric inside, the counts still match, but the mirror is wrong.
+  uint32_t target = 0;
+  Status s;
+  ASSERT_NO_FATAL_FAILURE(VerifyAfterRewrite(
+      [&](const ShardDirectory& d, ClusterData& c, Manifest&) {
+        for (const InterGroup& g : c.inter_groups) {
+          const uint64_t e = g.begin + g.count - 1;  // the group's last pair: nothing after it to collide with
+          if (c.inter_dst[e] + 1 < d.manifest().shards[g.cluster].num_nodes) {
+            c.inter_dst[e] += 1;
+            target = g.cluster;
+            return true;
+          }
+        }
+        return false;
+      },
+      &s));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("section 'inter'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(ShardFileName(std::min(3u, target))), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(ShardFileName(std::max(3u, target))), std::string::npos) << s.message();
+}
+
+TEST(ShardWriter, VerifyFindsAnInterClusterGroupWithoutItsMirror) {
+  // A whole group dropped, and its edges from the manifest's counts (which must stay consistent:
+  // inter entries are twice the edge cut), leaves its mirror without a partner.
+  InterGroup dropped;
+  Status s;
+  ASSERT_NO_FATAL_FAILURE(VerifyAfterRewrite(
+      [&](const ShardDirectory&, ClusterData& c, Manifest& m) {
+        auto even = std::find_if(c.inter_groups.begin(), c.inter_groups.end(),
+                                 [](const InterGroup& g) { return g.count % 2 == 0; });
+        if (even == c.inter_groups.end()) return false;
+        dropped = *even;
+        c.inter_groups.erase(even);
+        c.inter_src.erase(c.inter_src.begin() + dropped.begin, c.inter_src.begin() + dropped.begin + dropped.count);
+        c.inter_dst.erase(c.inter_dst.begin() + dropped.begin, c.inter_dst.begin() + dropped.begin + dropped.count);
+        for (InterGroup& g : c.inter_groups)
+          if (g.begin > dropped.begin) g.begin -= dropped.count;
+        m.shards[3].inter_entries -= dropped.count;
+        m.edge_cut -= dropped.count / 2;
+        m.num_edges -= dropped.count / 2;
+        return true;
+      },
+      &s));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("are not mirrored in"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(ShardFileName(std::max(3u, dropped.cluster))), std::string::npos) << s.message();
 }
 
 TEST(ShardWriter, VerifyFindsANodeInTwoShards) {
