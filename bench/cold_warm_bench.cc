@@ -86,9 +86,10 @@ double Median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   using namespace cgcn;
-  CLI::App app{"Times cgcn training epochs with a cold page cache against warm ones, alternating in one process "
-               "(a benchmark; needs root to drop the page cache).",
-               "cgcn-cold-warm-bench"};
+  CLI::App app{
+      "Times cgcn training epochs with a cold page cache against warm ones, alternating in one process "
+      "(a benchmark; needs root to drop the page cache).",
+      "cgcn-cold-warm-bench"};
   std::string dir, feature_norm = "none";
   uint32_t rounds = 5;
   int threads = 0;
@@ -99,12 +100,16 @@ int main(int argc, char** argv) {
   o.hidden = 256;
   o.weight_decay = 0;
   app.add_option("--shards", dir, "shard directory")->required();
-  app.add_option("--rounds", rounds, "pairs of epochs (one warm, one cold)")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--rounds", rounds, "pairs of epochs (one warm, one cold)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("-q,--clusters-per-batch", o.clusters_per_batch, "clusters per batch q")->capture_default_str();
   app.add_option("--layers", o.layers, "GCN layers")->capture_default_str();
   app.add_option("--hidden", o.hidden, "hidden units per layer")->capture_default_str();
   app.add_option("--prefetch", o.prefetch, "batches in flight")->capture_default_str();
-  app.add_option("--feature-norm", feature_norm, "row or none")->capture_default_str()->check(CLI::IsMember({"row", "none"}));
+  app.add_option("--feature-norm", feature_norm, "row or none")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"row", "none"}));
   app.add_option("--threads", threads, "worker threads (default: all cores)");
   app.add_flag("--evict", evict,
                "drop each shard from the page cache once decoded, as cgcn-train --mem-budget does (the page cache "
@@ -129,9 +134,9 @@ int main(int argc, char** argv) {
   uint64_t shard_bytes = 0;
   for (const auto& s : m.shards) shard_bytes += s.file_size;
   Gcn model(ModelConfig(m, o), o.seed);
-  std::printf("%s: %llu nodes, %u clusters, %.1f MiB of shards; q=%u, %u x %u GCN, %d threads, %u rounds\n", dir.c_str(),
-              static_cast<unsigned long long>(m.num_nodes), m.num_parts, static_cast<double>(shard_bytes) / 1048576.0,
-              o.clusters_per_batch, o.layers, o.hidden, nthreads, rounds);
+  std::printf("%s: %llu nodes, %u clusters, %.1f MiB of shards; q=%u, %u x %u GCN, %d threads, %u rounds\n",
+              dir.c_str(), static_cast<unsigned long long>(m.num_nodes), m.num_parts,
+              static_cast<double>(shard_bytes) / 1048576.0, o.clusters_per_batch, o.layers, o.hidden, nthreads, rounds);
   std::printf("%5s %6s %9s %8s %8s %10s %8s %9s %7s %9s %7s %7s %8s %7s %7s\n", "epoch", "cache", "epoch_s", "wait_s",
               "decode_s", "decode_cpu", "assem_s", "compute_s", "ra_s", "disk_MB", "majflt", "GB/s/c", "kernel_s",
               "idle_s", "steal_s");
@@ -180,7 +185,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < warm.size() && i < cold.size(); ++i)
     per_round += (i ? ", " : "") + std::to_string(cold[i] / warm[i]).substr(0, 5);
   const double mw = Median(warm), mc = Median(cold);
-  std::printf("median epoch: warm %.3f s, cold %.3f s; cold / warm = %.3f (per round: %s); test accuracy %.4f\n", mw, mc,
-              mc / mw, per_round.c_str(), rep->final_acc.test);
+  std::printf("median epoch: warm %.3f s, cold %.3f s; cold / warm = %.3f (per round: %s); test accuracy %.4f\n", mw,
+              mc, mc / mw, per_round.c_str(), rep->final_acc.test);
   return 0;
 }

@@ -73,10 +73,13 @@ int main(int argc, char** argv) {
   BatchStream stream(*shards, so);
   std::vector<Batch> kept;
   EpochStats st;
-  Status s = stream.RunEpoch(1, [&](const Batch& b) -> Status {
-    if (kept.size() < batches) kept.push_back(b);
-    return Status::Ok();
-  }, &st);
+  Status s = stream.RunEpoch(
+      1,
+      [&](const Batch& b) -> Status {
+        if (kept.size() < batches) kept.push_back(b);
+        return Status::Ok();
+      },
+      &st);
   if (!s.ok()) {
     std::fprintf(stderr, "cgcn-step-bench: %s\n", s.ToString().c_str());
     return 1;
@@ -98,10 +101,12 @@ int main(int argc, char** argv) {
     }
     const double fwd = BestSeconds(reps, [&] { model.Forward(adj, x, true, 7, ax); });
     uint32_t count = 0;
-    const double loss = BestSeconds(reps, [&] {
-      SoftmaxCrossEntropy(model.Forward(adj, x, true, 7, ax), b.labels, b.train_mask,
-                          MatrixMap(grad.data(), n, cfg.out_dim), &count);
-    }) - fwd;
+    const double loss = BestSeconds(reps,
+                                    [&] {
+                                      SoftmaxCrossEntropy(model.Forward(adj, x, true, 7, ax), b.labels, b.train_mask,
+                                                          MatrixMap(grad.data(), n, cfg.out_dim), &count);
+                                    }) -
+                        fwd;
     const double bwd = BestSeconds(reps, [&] {
       model.ZeroGrad();
       model.Backward(adj, x, ConstMatrixMap(grad.data(), n, cfg.out_dim));
@@ -116,9 +121,8 @@ int main(int argc, char** argv) {
       MatrixMap in = ws.Get(n, w);
       in.setConstant(0.5f);
       RowMatrix out(n, w);
-      const double t = BestSeconds(reps, [&] {
-        Propagate(adj, ConstMatrixMap(in.data(), n, w), MatrixMap(out.data(), n, w));
-      });
+      const double t =
+          BestSeconds(reps, [&] { Propagate(adj, ConstMatrixMap(in.data(), n, w), MatrixMap(out.data(), n, w)); });
       std::printf("  Propagate width %4u: %6.1f ms (%.1f GB/s gathered)\n", w, 1e3 * t,
                   static_cast<double>(b.offsets[n] + n) * w * 4 / t / 1e9);
     }
@@ -136,9 +140,11 @@ int main(int argc, char** argv) {
       const double t3 = BestSeconds(reps, [&] {
         MatMulTransposeB(ConstMatrixMap(y.data(), n, mm), ConstMatrixMap(w.data(), k, mm), MatrixMap(a.data(), n, k));
       });
-      std::printf("  layer %u %4lld x %4lld: MatMul %6.1f ms (%.0f GFLOP/s), TransposeA %6.1f ms (%.0f), TransposeB %6.1f ms (%.0f)\n",
-                  l, static_cast<long long>(k), static_cast<long long>(mm), 1e3 * t1, f / t1, 1e3 * t2, f / t2, 1e3 * t3,
-                  f / t3);
+      std::printf(
+          "  layer %u %4lld x %4lld: MatMul %6.1f ms (%.0f GFLOP/s), TransposeA %6.1f ms (%.0f), TransposeB %6.1f ms "
+          "(%.0f)\n",
+          l, static_cast<long long>(k), static_cast<long long>(mm), 1e3 * t1, f / t1, 1e3 * t2, f / t2, 1e3 * t3,
+          f / t3);
     }
   }
   return 0;

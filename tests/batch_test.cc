@@ -34,7 +34,8 @@ void CheckAgainstNaiveInducedSubgraph(const testutil::RawDatasetSpec& spec, cons
       if (static_cast<uint32_t>(built.partition.part[v]) == c) nodes.push_back(v);
   std::map<uint32_t, std::set<uint32_t>> nbrs;
   for (auto [a, bb] : testutil::NaiveEdgeSet(spec)) {
-    if (cset.count(static_cast<uint32_t>(built.partition.part[a])) && cset.count(static_cast<uint32_t>(built.partition.part[bb]))) {
+    if (cset.count(static_cast<uint32_t>(built.partition.part[a])) &&
+        cset.count(static_cast<uint32_t>(built.partition.part[bb]))) {
       nbrs[a].insert(bb);
       nbrs[bb].insert(a);
     }
@@ -48,7 +49,8 @@ void CheckAgainstNaiveInducedSubgraph(const testutil::RawDatasetSpec& spec, cons
     for (uint32_t e = b.offsets[i]; e < b.offsets[i + 1]; ++e) {
       const uint32_t u = b.node_ids[b.columns[e]];
       got.insert(u);
-      const double want = 1.0 / std::sqrt((static_cast<double>(nbrs[v].size()) + 1.0) * (static_cast<double>(nbrs[u].size()) + 1.0));
+      const double want =
+          1.0 / std::sqrt((static_cast<double>(nbrs[v].size()) + 1.0) * (static_cast<double>(nbrs[u].size()) + 1.0));
       EXPECT_NEAR(b.weights[e], want, 1e-6);
     }
     EXPECT_EQ(got, nbrs[v]) << "node " << v;

@@ -86,12 +86,14 @@ TEST_P(CorruptionByCodec, EveryFlippedByteAndTruncationOfAShardIsRefusedByDumpAn
     EXPECT_FALSE(TrainOneEpoch(out).ok()) << "length " << len;
   }
   std::cout << "[          ] " << (GetParam() == 0 ? "zstd" : "raw") << " sections: " << good.size()
-            << " bytes flipped one at a time: " << caught_dump
-            << " refused by verify, " << caught_train << " by training\n";
+            << " bytes flipped one at a time: " << caught_dump << " refused by verify, " << caught_train
+            << " by training\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Corruption, CorruptionByCodec, testing::Values(0.0, 1e9),
-                         [](const testing::TestParamInfo<double>& i) { return i.param == 0 ? std::string("Zstd") : std::string("Raw"); });
+                         [](const testing::TestParamInfo<double>& i) {
+                           return i.param == 0 ? std::string("Zstd") : std::string("Raw");
+                         });
 
 TEST(Corruption, ShardFromAnotherDirectoryIsStale) {
   testutil::TempDir tmp;
@@ -132,7 +134,8 @@ TEST(Corruption, StaleAgainstChangedRawInputSaysWhichFileDiffers) {
   std::string labels = testutil::ReadFile(tmp.Join("raw-data/raw/node-label.csv"));
   labels[0] = labels[0] == '0' ? '1' : '0';
   testutil::WriteFile(tmp.Join("raw-data/raw/node-label.csv"), labels);
-  testutil::WriteFile(tmp.Join("raw-data/raw/edge.csv"), testutil::ReadFile(tmp.Join("raw-data/raw/edge.csv")) + "0,5\n");
+  testutil::WriteFile(tmp.Join("raw-data/raw/edge.csv"),
+                      testutil::ReadFile(tmp.Join("raw-data/raw/edge.csv")) + "0,5\n");
   const Status s = d->CheckInput(tmp.Join("raw-data"));
   ASSERT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_NE(s.message().find("is stale"), std::string::npos) << s.message();

@@ -4,12 +4,11 @@
 //    must succeed and clean up what the killed run left behind.
 //  - a full disk (a tiny tmpfs): a clear error naming the file, and nothing left behind.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -171,7 +170,8 @@ TEST(CrashTest, SigkillNeverLeavesAPartialOutput) {
   testutil::WriteRawDataset(raw, testutil::RandomRawDataset(20000, 100000, 32, 4, 7), Compression::kPlain);
   const std::string out = work + "/shards";
   const std::string child_out = scratch + "/child.stdout", child_err = scratch + "/child.stderr";
-  const std::vector<std::string> base_args = {"--input", raw, "--out", out, "--parts", "16", "--threads", "2", "--quiet"};
+  const std::vector<std::string> base_args = {"--input", raw,         "--out", out,      "--parts",
+                                              "16",      "--threads", "2",     "--quiet"};
 
   // Two uninterrupted runs. The faster one times the phases; the MANIFEST is what every
   // published directory must hold (a run is deterministic for a seed and thread count).
@@ -204,8 +204,8 @@ TEST(CrashTest, SigkillNeverLeavesAPartialOutput) {
   for (int trial = 0; trial < kTrials; ++trial) {
     const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
     const bool in_write = trial >= kBeforeWrite;
-    const double delay_s = in_write ? write_s * (trial - kBeforeWrite + u) / kDuringWrite
-                                    : before_write_s * (trial + u) / kBeforeWrite;
+    const double delay_s =
+        in_write ? write_s * (trial - kBeforeWrite + u) / kDuringWrite : before_write_s * (trial + u) / kBeforeWrite;
     SCOPED_TRACE("trial " + std::to_string(trial) + ": kill " + std::to_string(delay_s) + " s after " +
                  (in_write ? "the write phase began" : "the start"));
 
@@ -340,8 +340,8 @@ TEST(CrashTest, FullDiskFailsCleanly) {
   const std::string big = tmp.Join("big");
   TmpfsMount roomy(big, "64m");
   ASSERT_TRUE(roomy.mounted()) << std::strerror(roomy.error());
-  ToolRun ok = RunTool("cgcn-preprocess", {"--input", raw, "--out", big + "/shards", "--parts", "4", "--quiet"},
-                       tmp.path());
+  ToolRun ok =
+      RunTool("cgcn-preprocess", {"--input", raw, "--out", big + "/shards", "--parts", "4", "--quiet"}, tmp.path());
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_GT(TreeBytes(big + "/shards"), uint64_t{256} << 10);
   EXPECT_TRUE(VerifyShardDirectory(big + "/shards").ok());

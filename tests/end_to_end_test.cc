@@ -108,7 +108,8 @@ TEST(EndToEnd, TrainingIsReproducibleAcrossThreadCounts) {
 }
 
 std::string CoraDir() {
-  for (const std::string& p : {std::string(CGCN_SOURCE_DIR) + "/data/cora", std::string(CGCN_SOURCE_DIR) + "/../shared/data/cora"})
+  for (const std::string& p :
+       {std::string(CGCN_SOURCE_DIR) + "/data/cora", std::string(CGCN_SOURCE_DIR) + "/../shared/data/cora"})
     if (fs::exists(p + "/raw")) return p;
   return "";
 }
@@ -162,15 +163,17 @@ TEST(Tools, PreprocessTrainDumpOnTinyGraph) {
   TempDir tmp;
   testutil::WriteTinyRawDataset(tmp.Join("raw"));
   const std::string shards = tmp.Join("shards");
-  ShellResult pre = Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet");
+  ShellResult pre =
+      Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet");
   ASSERT_EQ(pre.exit_code, 0) << pre.out;
   EXPECT_NE(pre.out.find("edge cut"), std::string::npos);
   ShellResult dump = Shell(Bin("cgcn-dump") + " " + shards + " --verify");
   ASSERT_EQ(dump.exit_code, 0) << dump.out;
   EXPECT_NE(dump.out.find("OK: 2 shards"), std::string::npos) << dump.out;
   const std::string metrics = tmp.Join("m.jsonl"), model = tmp.Join("model.bin"), pred = tmp.Join("pred.csv");
-  ShellResult train = Shell(Bin("cgcn-train") + " --shards " + shards + " --epochs 5 --eval-every 2 --hidden 8 --quiet --metrics-out " +
-                    metrics + " --save-model " + model + " --predict-out " + pred);
+  ShellResult train =
+      Shell(Bin("cgcn-train") + " --shards " + shards + " --epochs 5 --eval-every 2 --hidden 8 --quiet --metrics-out " +
+            metrics + " --save-model " + model + " --predict-out " + pred);
   ASSERT_EQ(train.exit_code, 0) << train.out;
   const std::string last = train.out.substr(train.out.rfind('\n', train.out.size() - 2) + 1);
   const auto j = nlohmann::json::parse(last);
@@ -198,7 +201,8 @@ TEST(Tools, BadInputExitsNonZeroAndWritesNothing) {
   testutil::WriteTinyRawDataset(tmp.Join("raw"));
   testutil::WriteGzFile(tmp.Join("raw/raw/edge.csv.gz"), "0,1\n1,x\n");
   const std::string out = tmp.Join("shards");
-  ShellResult pre = Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + out + " --parts 2 --quiet");
+  ShellResult pre =
+      Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + out + " --parts 2 --quiet");
   EXPECT_NE(pre.exit_code, 0);
   EXPECT_NE(pre.out.find("edge.csv.gz:2"), std::string::npos) << pre.out;
   EXPECT_FALSE(fs::exists(out));
@@ -213,7 +217,9 @@ TEST(Tools, DumpVerifyNamesTheCorruptFile) {
   TempDir tmp;
   testutil::WriteTinyRawDataset(tmp.Join("raw"));
   const std::string shards = tmp.Join("shards");
-  ASSERT_EQ(Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet").exit_code, 0);
+  ASSERT_EQ(Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet")
+                .exit_code,
+            0);
   const std::string victim = shards + "/" + ShardFileName(1);
   testutil::FlipByte(victim, testutil::FileSize(victim) - 1);
   ShellResult dump = Shell(Bin("cgcn-dump") + " " + shards + " --verify");
@@ -238,7 +244,8 @@ TEST(Tools, UsageErrorsExitTwoAndExistingOutputIsRefusedBeforeReading) {
   EXPECT_EQ(bad_value.exit_code, 2) << bad_value.out;
   EXPECT_EQ(Shell(Bin("cgcn-dump") + " --help").exit_code, 0);
   fs::create_directories(tmp.Join("exists"));
-  ShellResult pre = Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("nothing-here") + " --out " + tmp.Join("exists") + " --parts 2");
+  ShellResult pre = Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("nothing-here") + " --out " +
+                          tmp.Join("exists") + " --parts 2");
   EXPECT_EQ(pre.exit_code, 2) << pre.out;
   EXPECT_NE(pre.out.find("already exists"), std::string::npos) << pre.out;
   EXPECT_EQ(pre.out.find("[1/4]"), std::string::npos) << "read before refusing: " << pre.out;
@@ -248,12 +255,15 @@ TEST(Tools, CheckInputRefusesStaleShards) {
   TempDir tmp;
   testutil::WriteTinyRawDataset(tmp.Join("raw"));
   const std::string shards = tmp.Join("shards");
-  ASSERT_EQ(Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet").exit_code, 0);
+  ASSERT_EQ(Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet")
+                .exit_code,
+            0);
   ShellResult ok = Shell(Bin("cgcn-dump") + " " + shards + " --check-input " + tmp.Join("raw"));
   EXPECT_EQ(ok.exit_code, 0) << ok.out;
   EXPECT_NE(ok.out.find("matches the manifest's record of 8 files"), std::string::npos) << ok.out;
   testutil::WriteGzFile(tmp.Join("raw/split/s/test.csv.gz"), "4\n");
-  ShellResult stale = Shell(Bin("cgcn-train") + " --shards " + shards + " --check-input " + tmp.Join("raw") + " --epochs 1");
+  ShellResult stale =
+      Shell(Bin("cgcn-train") + " --shards " + shards + " --check-input " + tmp.Join("raw") + " --epochs 1");
   EXPECT_EQ(stale.exit_code, 1) << stale.out;
   EXPECT_NE(stale.out.find("is stale"), std::string::npos) << stale.out;
   EXPECT_NE(stale.out.find("split/s/test.csv.gz"), std::string::npos) << stale.out;
@@ -407,7 +417,8 @@ TEST(Tools, TrainWithinAMemoryBudget) {
   o.hidden = 256;
   Result<MemoryPlan> roomy = PlanMemory(d->manifest(), o, 1ull << 30, 2, "", true);
   ASSERT_TRUE(roomy.ok()) << roomy.status().ToString();
-  const uint64_t budget = std::max(roomy->train_bytes, roomy->runtime_bytes + roomy->compute_bytes + roomy->eval.min_bytes);
+  const uint64_t budget =
+      std::max(roomy->train_bytes, roomy->runtime_bytes + roomy->compute_bytes + roomy->eval.min_bytes);
   Result<MemoryPlan> plan = PlanMemory(d->manifest(), o, budget, 2, "", true);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   ASSERT_TRUE(plan->eval.spill);
@@ -421,7 +432,8 @@ TEST(Tools, TrainWithinAMemoryBudget) {
   EXPECT_NE(ok.out.find("memory plan: budget"), std::string::npos) << ok.out;
   EXPECT_NE(ok.out.find("(spilled)"), std::string::npos) << ok.out;
   const auto j = nlohmann::json::parse(ok.out.substr(ok.out.rfind('\n', ok.out.size() - 2) + 1));
-  for (const char* key : {"mem_budget_mb", "planned_train_mb", "planned_eval_mb", "prefetch", "decode_gb_per_core_s", "decode_cpu_s"})
+  for (const char* key :
+       {"mem_budget_mb", "planned_train_mb", "planned_eval_mb", "prefetch", "decode_gb_per_core_s", "decode_cpu_s"})
     EXPECT_TRUE(j.contains(key)) << key << " missing from " << j.dump();
   EXPECT_TRUE(j["eval_spilled"].get<bool>());
   EXPECT_GT(j["decode_cpu_s"].get<double>(), 0.0);

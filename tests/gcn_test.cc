@@ -8,6 +8,10 @@
 
 #include "cgcn/gcn.h"
 
+#include <gtest/gtest.h>
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -16,10 +20,6 @@
 #include <random>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <tbb/global_control.h>
-#include <tbb/task_arena.h>
 
 namespace cgcn {
 namespace {
@@ -158,29 +158,29 @@ RowMatrix Sparsified(RowMatrix x) {
 
 TEST(GcnForward, MatchesDenseReferenceWithoutDropout) {
   for (bool sparse : {false, true})
-  for (uint32_t in_dim : {5u, kWideInput})
-  for (uint32_t layers : {1u, 2u, 3u}) {
-    SCOPED_TRACE(testing::Message() << "layers " << layers << ", in_dim " << in_dim << ", sparse " << sparse);
-    Gcn model(SmallConfig(layers, 0.5f, in_dim), 7);
-    EXPECT_EQ(model.AggregatesInputFirst(), in_dim <= 2 * model.config().Dims()[1]);
-    RandomizeBiases(model, 8);
-    const Csr g = FromEdges(kSmallN, kSmallEdges);
-    const RowMatrix x = sparse ? Sparsified(RandomMatrix(kSmallN, in_dim, 9)) : RandomMatrix(kSmallN, in_dim, 9);
-    const Eigen::MatrixXd ahat = DenseAHat(kSmallN, kSmallEdges);
-    Eigen::MatrixXd h = x.cast<double>();
-    for (uint32_t l = 0; l < layers; ++l) {
-      h = ahat * (h * model.weight(l).cast<double>());
-      h.rowwise() += model.bias(l).cast<double>();
-      if (l + 1 < layers) h = h.cwiseMax(0.0);
-    }
-    // Evaluation mode: no dropout even though config.dropout = 0.5.
-    const ConstMatrixMap logits = model.Forward(g.Rows(), CView(x), /*training=*/false, 1);
-    EXPECT_EQ(model.LastInputWasSparse(), sparse && !model.AggregatesInputFirst());
-    ASSERT_EQ(logits.rows(), kSmallN);
-    ASSERT_EQ(logits.cols(), 3);
-    for (Eigen::Index i = 0; i < logits.rows(); ++i)
-      for (Eigen::Index j = 0; j < logits.cols(); ++j) EXPECT_NEAR(logits(i, j), h(i, j), 1e-5);
-  }
+    for (uint32_t in_dim : {5u, kWideInput})
+      for (uint32_t layers : {1u, 2u, 3u}) {
+        SCOPED_TRACE(testing::Message() << "layers " << layers << ", in_dim " << in_dim << ", sparse " << sparse);
+        Gcn model(SmallConfig(layers, 0.5f, in_dim), 7);
+        EXPECT_EQ(model.AggregatesInputFirst(), in_dim <= 2 * model.config().Dims()[1]);
+        RandomizeBiases(model, 8);
+        const Csr g = FromEdges(kSmallN, kSmallEdges);
+        const RowMatrix x = sparse ? Sparsified(RandomMatrix(kSmallN, in_dim, 9)) : RandomMatrix(kSmallN, in_dim, 9);
+        const Eigen::MatrixXd ahat = DenseAHat(kSmallN, kSmallEdges);
+        Eigen::MatrixXd h = x.cast<double>();
+        for (uint32_t l = 0; l < layers; ++l) {
+          h = ahat * (h * model.weight(l).cast<double>());
+          h.rowwise() += model.bias(l).cast<double>();
+          if (l + 1 < layers) h = h.cwiseMax(0.0);
+        }
+        // Evaluation mode: no dropout even though config.dropout = 0.5.
+        const ConstMatrixMap logits = model.Forward(g.Rows(), CView(x), /*training=*/false, 1);
+        EXPECT_EQ(model.LastInputWasSparse(), sparse && !model.AggregatesInputFirst());
+        ASSERT_EQ(logits.rows(), kSmallN);
+        ASSERT_EQ(logits.cols(), 3);
+        for (Eigen::Index i = 0; i < logits.rows(); ++i)
+          for (Eigen::Index j = 0; j < logits.cols(); ++j) EXPECT_NEAR(logits(i, j), h(i, j), 1e-5);
+      }
 }
 
 // Loss of the model's current parameters on the small batch (labels/mask fixed).
@@ -241,7 +241,9 @@ TEST(GcnGradient, TwoLayersEvalModeMatchFiniteDifferences) { CheckGradients(2, 0
 TEST(GcnGradient, TwoLayersWithDropoutMatchFiniteDifferences) { CheckGradients(2, 0.3f, true); }
 TEST(GcnGradient, ThreeLayersWithDropoutMatchFiniteDifferences) { CheckGradients(3, 0.3f, true); }
 TEST(GcnGradient, TransformFirstTwoLayersMatchFiniteDifferences) { CheckGradients(2, 0.0f, true, kWideInput); }
-TEST(GcnGradient, TransformFirstThreeLayersWithDropoutMatchFiniteDifferences) { CheckGradients(3, 0.3f, true, kWideInput); }
+TEST(GcnGradient, TransformFirstThreeLayersWithDropoutMatchFiniteDifferences) {
+  CheckGradients(3, 0.3f, true, kWideInput);
+}
 TEST(GcnGradient, TransformFirstOneLayerMatchesFiniteDifferences) { CheckGradients(1, 0.0f, true, kWideInput); }
 TEST(GcnGradient, AggregateFirstOneLayerMatchesFiniteDifferences) { CheckGradients(1, 0.0f, true, 2); }
 // Sparse inputs (bag-of-words): layer 0 runs over X's non-zeros in CSR and CSC form.

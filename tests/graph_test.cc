@@ -4,14 +4,15 @@
 
 #include <algorithm>
 #include <random>
-#include <span>
 #include <set>
+#include <span>
 
 namespace cgcn {
 namespace {
 
 // Naive reference: the set of unordered pairs, then both directions.
-std::vector<std::set<int32_t>> NaiveAdjacency(uint32_t n, const std::vector<uint32_t>& s, const std::vector<uint32_t>& d) {
+std::vector<std::set<int32_t>> NaiveAdjacency(uint32_t n, const std::vector<uint32_t>& s,
+                                              const std::vector<uint32_t>& d) {
   std::vector<std::set<int32_t>> adj(n);
   for (size_t e = 0; e < s.size(); ++e) {
     if (s[e] == d[e]) continue;

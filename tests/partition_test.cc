@@ -13,7 +13,8 @@ CsrGraph RandomGraph(uint32_t n, int edges, uint32_t seed) {
   for (int e = 0; e < edges; ++e) {
     const auto a = static_cast<uint32_t>(rng() % n);
     s.push_back(a);
-    d.push_back(static_cast<uint32_t>((rng() % 4 == 0) ? rng() % n : (a + 1 + rng() % 5) % n));  // mostly local: clusters exist
+    d.push_back(
+        static_cast<uint32_t>((rng() % 4 == 0) ? rng() % n : (a + 1 + rng() % 5) % n));  // mostly local: clusters exist
   }
   return std::move(BuildSymmetricCsr(n, s, d)).value();
 }

@@ -1,14 +1,12 @@
-#include "cgcn/batch_stream.h"
-
 #include <gtest/gtest.h>
-#include <tbb/global_control.h>
-
 #include <sys/mman.h>
+#include <tbb/global_control.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <set>
 
+#include "cgcn/batch_stream.h"
 #include "cgcn/checksum.h"
 #include "cgcn/mapped_file.h"
 #include "testutil/shards.h"
@@ -23,21 +21,23 @@ struct Seen {
   uint64_t digest;  // of structure, weights and features
 };
 
-std::vector<Seen> RunOnce(const ShardDirectory& d, uint32_t q, uint32_t prefetch, uint32_t epoch, EpochStats* st = nullptr) {
+std::vector<Seen> RunOnce(const ShardDirectory& d, uint32_t q, uint32_t prefetch, uint32_t epoch,
+                          EpochStats* st = nullptr) {
   BatchStream stream(d, StreamOptions{q, prefetch, 42, true});
   std::vector<Seen> seen;
   EXPECT_TRUE(stream
-                  .RunEpoch(epoch,
-                            [&](const Batch& b) {
-                              StreamingChecksum h;
-                              h.Update(b.offsets.data(), 4 * (b.num_nodes + 1));
-                              h.Update(b.columns.data(), 4 * b.offsets[b.num_nodes]);
-                              h.Update(b.weights.data(), 4 * b.offsets[b.num_nodes]);
-                              h.Update(b.features.data(), 4 * uint64_t{b.num_nodes} * b.feat_dim);
-                              seen.push_back({b.index, b.clusters, b.num_nodes, h.Digest()});
-                              return Status::Ok();
-                            },
-                            st)
+                  .RunEpoch(
+                      epoch,
+                      [&](const Batch& b) {
+                        StreamingChecksum h;
+                        h.Update(b.offsets.data(), 4 * (b.num_nodes + 1));
+                        h.Update(b.columns.data(), 4 * b.offsets[b.num_nodes]);
+                        h.Update(b.weights.data(), 4 * b.offsets[b.num_nodes]);
+                        h.Update(b.features.data(), 4 * uint64_t{b.num_nodes} * b.feat_dim);
+                        seen.push_back({b.index, b.clusters, b.num_nodes, h.Digest()});
+                        return Status::Ok();
+                      },
+                      st)
                   .ok());
   return seen;
 }
@@ -45,7 +45,8 @@ std::vector<Seen> RunOnce(const ShardDirectory& d, uint32_t q, uint32_t prefetch
 class PipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    built_ = testutil::BuildShards(testutil::RandomRawDataset(500, 2500, 6, 3, 9), tmp_.path(), tmp_.Join("shards"), 10);
+    built_ =
+        testutil::BuildShards(testutil::RandomRawDataset(500, 2500, 6, 3, 9), tmp_.path(), tmp_.Join("shards"), 10);
     auto d = ShardDirectory::Open(tmp_.Join("shards"));
     ASSERT_TRUE(d.ok());
     dir_ = std::make_unique<ShardDirectory>(std::move(d).value());
@@ -95,7 +96,8 @@ TEST_F(PipelineTest, EpochCountsWhatItReadFromDisk) {
     resident += ResidentPages(dir_->ShardPath(c));
     bytes += std::filesystem::file_size(dir_->ShardPath(c));
   }
-  if (resident > 0) GTEST_SKIP() << "this file system keeps evicted pages in memory (tmpfs?): nothing to read from disk";
+  if (resident > 0)
+    GTEST_SKIP() << "this file system keeps evicted pages in memory (tmpfs?): nothing to read from disk";
   EpochStats cold, warm;
   RunOnce(*dir_, 3, 2, 1, &cold);
   RunOnce(*dir_, 3, 2, 1, &warm);
@@ -126,7 +128,13 @@ TEST_F(PipelineTest, CorruptShardCancelsTheEpochWithItsName) {
   testutil::FlipByte(victim, testutil::FileSize(victim) / 2);
   BatchStream stream(*dir_, StreamOptions{2, 3, 1, true});
   int consumed = 0;
-  const Status s = stream.RunEpoch(1, [&](const Batch&) { ++consumed; return Status::Ok(); }, nullptr);
+  const Status s = stream.RunEpoch(
+      1,
+      [&](const Batch&) {
+        ++consumed;
+        return Status::Ok();
+      },
+      nullptr);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
   EXPECT_NE(s.message().find("shard-000007.cgs"), std::string::npos) << s.message();

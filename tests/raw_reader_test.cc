@@ -203,7 +203,7 @@ void ExpectTinyArrays(const RawGraph& g) {
   EXPECT_EQ(g.num_classes, 2u);
   EXPECT_EQ(g.edge_src, (std::vector<uint32_t>{0, 1, 0, 1, 3, 2, 4}));
   EXPECT_EQ(g.edge_dst, (std::vector<uint32_t>{1, 2, 3, 3, 4, 5, 5}));
-  EXPECT_EQ(g.features, (std::vector<float>{0, 0.5f, 0,      //
+  EXPECT_EQ(g.features, (std::vector<float>{0, 0.5f, 0,       //
                                             1, -0.5f, 0.25f,  //
                                             2, -1.5f, 1,      //
                                             3, -2.5f, 2.25f,  //
@@ -271,7 +271,8 @@ TEST(RawReaderTest, FingerprintChangesWithAnyByte) {
   Result<RawGraph> a = Read(tmp.path());
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(Read(tmp.path())->fingerprint, a->fingerprint);
-  testutil::WriteFile(tmp.Join("raw/node-feat.csv"), "0,0.5,0\n1,-0.5,0.25\n2,-1.5,1\n3,-2.5,2.25\n4,-3.5,4\n5,-4.5,6.5\n");
+  testutil::WriteFile(tmp.Join("raw/node-feat.csv"),
+                      "0,0.5,0\n1,-0.5,0.25\n2,-1.5,1\n3,-2.5,2.25\n4,-3.5,4\n5,-4.5,6.5\n");
   Result<RawGraph> b = Read(tmp.path());
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_NE(b->fingerprint, a->fingerprint);
@@ -521,7 +522,8 @@ TEST_F(RawReaderBadInputTest, NumEdgeListSaysMoreThanEdgeLines) {
 
 TEST_F(RawReaderBadInputTest, FeatureRowWithWrongFieldCount) {
   Write("raw/node-feat.csv", "0,0.5,0\n1,-0.5,0.25\n2,-1.5\n3,-2.5,2.25\n4,-3.5,4\n5,-4.5,6.25\n");
-  ExpectError(StatusCode::kInvalidInput, {"node-feat.csv:3:", "expected 3 comma-separated features (as on line 1), found 2 fields"});
+  ExpectError(StatusCode::kInvalidInput,
+              {"node-feat.csv:3:", "expected 3 comma-separated features (as on line 1), found 2 fields"});
 }
 
 TEST_F(RawReaderBadInputTest, FeatureRowWithExtraField) {
@@ -630,7 +632,8 @@ TEST_F(RawReaderBadInputTest, NodeRepeatedWithinSplit) {
 
 TEST_F(RawReaderBadInputTest, NodeInTwoSplits) {
   Write("split/s/test.csv", "4\n1\n");
-  ExpectError(StatusCode::kInvalidInput, {"split/s/test.csv:2:", "node id 1 is already in the train split", "at most one split"});
+  ExpectError(StatusCode::kInvalidInput,
+              {"split/s/test.csv:2:", "node id 1 is already in the train split", "at most one split"});
 }
 
 TEST_F(RawReaderBadInputTest, SplitNameAmbiguous) {
@@ -707,11 +710,14 @@ TEST(RawInputTest, StreamsTinyDatasetIntoScratchFiles) {
   // Edges in pieces of 3 come back in file order.
   std::vector<uint32_t> src, dst;
   std::vector<size_t> pieces;
-  ASSERT_TRUE(in->ForEachEdgeChunk([&](std::span<const uint32_t> s, std::span<const uint32_t> d) {
-                   src.insert(src.end(), s.begin(), s.end());
-                   dst.insert(dst.end(), d.begin(), d.end());
-                   pieces.push_back(s.size());
-                 }, 3).ok());
+  ASSERT_TRUE(in->ForEachEdgeChunk(
+                    [&](std::span<const uint32_t> s, std::span<const uint32_t> d) {
+                      src.insert(src.end(), s.begin(), s.end());
+                      dst.insert(dst.end(), d.begin(), d.end());
+                      pieces.push_back(s.size());
+                    },
+                    3)
+                  .ok());
   EXPECT_EQ(src, (std::vector<uint32_t>{0, 1, 0, 1, 3, 2, 4}));
   EXPECT_EQ(dst, (std::vector<uint32_t>{1, 2, 3, 3, 4, 5, 5}));
   EXPECT_EQ(pieces, (std::vector<size_t>{3, 3, 1}));

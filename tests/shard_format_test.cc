@@ -201,14 +201,16 @@ void PatchHeader(std::vector<std::byte>& b, size_t offset, uint64_t value) {
   std::memcpy(b.data() + kShardHeaderBytes - 8, &sum, 8);
 }
 constexpr size_t kIntraField = 40, kInterField = 48;
-size_t RawSizeField(SectionKind k) { return kShardFixedHeaderBytes + (static_cast<size_t>(k) - 1) * kSectionEntryBytes + 24; }
+size_t RawSizeField(SectionKind k) {
+  return kShardFixedHeaderBytes + (static_cast<size_t>(k) - 1) * kSectionEntryBytes + 24;
+}
 
 // Found with fuzz_shard: the intra and inter counts come from the header alone (the manifest's
 // expectation does not carry them), and Decode allocated for them before reading the section, so
 // a 3-node shard claiming 2^31-1 intra entries made it allocate 2 x 8 GiB. Counts no valid section
 // can hold are now refused first: at most n(n-1) intra entries, at most n x (N - n) inter entries.
 TEST(ShardFormat, RejectsImpossibleEntryCountsBeforeAllocating) {
-  const ClusterData c = SampleCluster();  // n = 3 of N = 10, 4 intra and 3 inter entries
+  const ClusterData c = SampleCluster();                  // n = 3 of N = 10, 4 intra and 3 inter entries
   const auto good = *EncodeShard(c, 3, /*min_ratio=*/0);  // every section zstd: raw sizes can be patched alone
   for (const uint64_t intra : {uint64_t{7}, uint64_t{0x7fffffff}}) {
     auto bad = good;
@@ -304,7 +306,10 @@ TEST(ShardFormat, SectionsZstdShrinksLittleAreStoredRawAndDecodeTheSame) {
       SCOPED_TRACE(testing::Message() << (c == &random ? "random" : "smooth") << " features, min ratio " << ratio);
       const auto bytes = *EncodeShard(*c, 3, ratio);
       const uint32_t codec = CodecOf(bytes, SectionKind::kFeatures);
-      const uint32_t want = ratio == 0.0 ? kCodecZstd : ratio == 1e9 ? kCodecRaw : c == &random ? kCodecRaw : kCodecZstd;
+      const uint32_t want = ratio == 0.0   ? kCodecZstd
+                            : ratio == 1e9 ? kCodecRaw
+                            : c == &random ? kCodecRaw
+                                           : kCodecZstd;
       EXPECT_EQ(codec, want);
       if (codec == kCodecRaw) {  // stored bytes are the raw floats, at the section's offset
         const Result<ShardHeader> h = ParseShardHeader(bytes, "s");
@@ -331,7 +336,8 @@ TEST(ShardFormat, RejectsUnknownCodecAndRawSectionsOfTheWrongSize) {
   const ClusterData c = SampleCluster();
   const auto raw = *EncodeShard(c, 3, 1e9);  // every section raw
   ASSERT_EQ(CodecOf(raw, SectionKind::kLabels), kCodecRaw);
-  const size_t codec_at = kShardFixedHeaderBytes + (static_cast<size_t>(SectionKind::kLabels) - 1) * kSectionEntryBytes + 4;
+  const size_t codec_at =
+      kShardFixedHeaderBytes + (static_cast<size_t>(SectionKind::kLabels) - 1) * kSectionEntryBytes + 4;
   auto reseal = [](std::vector<std::byte>& b) {  // a header checksum that matches, so the field check is what fails
     const uint64_t sum = Checksum64(b.data(), kShardHeaderBytes - 8);
     std::memcpy(b.data() + kShardHeaderBytes - 8, &sum, 8);
@@ -342,7 +348,8 @@ TEST(ShardFormat, RejectsUnknownCodecAndRawSectionsOfTheWrongSize) {
   reseal(unknown);
   Result<ShardHeader> h = ParseShardHeader(unknown, "f");
   ASSERT_FALSE(h.ok());
-  EXPECT_NE(h.status().message().find("header byte " + std::to_string(codec_at) + ": section 'labels': codec 2, expected 0 (raw) or 1 (zstd)"),
+  EXPECT_NE(h.status().message().find("header byte " + std::to_string(codec_at) +
+                                      ": section 'labels': codec 2, expected 0 (raw) or 1 (zstd)"),
             std::string::npos)
       << h.status().message();
   // A raw section's stored size must equal its raw size: here the labels claim one byte less.

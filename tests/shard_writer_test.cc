@@ -1,8 +1,8 @@
 #include "cgcn/shard_writer.h"
 
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
+#include <tbb/task_arena.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,13 +11,11 @@
 #include <set>
 #include <sstream>
 
-#include <tbb/task_arena.h>
-
 #include "cgcn/dump.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/shard_format.h"
-#include "util/file_util.h"
 #include "testutil/shards.h"
+#include "util/file_util.h"
 
 namespace fs = std::filesystem;
 
@@ -57,7 +55,8 @@ TEST(ShardWriter, ShardsTogetherHoldExactlyTheInputGraph) {
       for (uint32_t f = 0; f < 4; ++f) EXPECT_EQ(c.features[i * 4 + f], spec.features[v][f]);
       EXPECT_EQ(c.labels[i], spec.labels[v]);
       train += c.split[i] == kSplitTrain;
-      for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e) edges.emplace(v, c.node_ids[c.adj_neighbors[e]]);
+      for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e)
+        edges.emplace(v, c.node_ids[c.adj_neighbors[e]]);
     }
     for (const InterGroup& g : c.inter_groups)
       for (uint64_t e = g.begin; e < g.begin + g.count; ++e)
@@ -114,7 +113,8 @@ Result<ShardWriteReport> StreamedBuild(const std::string& raw_dir, const std::st
 
 std::map<std::string, std::string> FilesIn(const std::string& dir) {
   std::map<std::string, std::string> files;
-  for (const auto& e : fs::directory_iterator(dir)) files[e.path().filename().string()] = testutil::ReadFile(e.path().string());
+  for (const auto& e : fs::directory_iterator(dir))
+    files[e.path().filename().string()] = testutil::ReadFile(e.path().string());
   return files;
 }
 
@@ -127,7 +127,8 @@ std::vector<std::string> NamesIn(const std::string& dir) {
 
 TEST(ShardWriterBudget, SameBytesWhateverTheBudgetAndTheSameAsTheInMemoryPath) {
   TempDir tmp;
-  testutil::WriteRawDataset(tmp.Join("raw-data"), testutil::RandomRawDataset(2000, 9000, 16, 5, 21), testutil::Compression::kGzip);
+  testutil::WriteRawDataset(tmp.Join("raw-data"), testutil::RandomRawDataset(2000, 9000, 16, 5, 21),
+                            testutil::Compression::kGzip);
   ShardMemoryPlan unlimited, tight;
   ASSERT_TRUE(StreamedBuild(tmp.Join("raw-data"), tmp.Join("a"), 12, 0, &unlimited).ok());
   EXPECT_EQ(unlimited.clusters_in_flight, static_cast<uint32_t>(std::max(1, tbb::this_task_arena::max_concurrency())));
@@ -155,10 +156,12 @@ TEST(ShardWriterBudget, SameBytesWhateverTheBudgetAndTheSameAsTheInMemoryPath) {
 
 TEST(ShardWriterBudget, TooSmallBudgetIsAClearErrorAndLeavesNothing) {
   TempDir tmp;
-  testutil::WriteRawDataset(tmp.Join("raw-data"), testutil::RandomRawDataset(500, 2000, 8, 3, 4), testutil::Compression::kPlain);
+  testutil::WriteRawDataset(tmp.Join("raw-data"), testutil::RandomRawDataset(500, 2000, 8, 3, 4),
+                            testutil::Compression::kPlain);
   ShardMemoryPlan plan;
   ASSERT_TRUE(StreamedBuild(tmp.Join("raw-data"), tmp.Join("ok"), 4, 0, &plan).ok());
-  Result<ShardWriteReport> r = StreamedBuild(tmp.Join("raw-data"), tmp.Join("small"), 4, plan.graph_bytes + plan.largest_cluster - 1);
+  Result<ShardWriteReport> r =
+      StreamedBuild(tmp.Join("raw-data"), tmp.Join("small"), 4, plan.graph_bytes + plan.largest_cluster - 1);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   const std::string& msg = r.status().message();
@@ -172,7 +175,8 @@ TEST(ShardWriterBudget, TooSmallBudgetIsAClearErrorAndLeavesNothing) {
 
 TEST(ShardWriterBudget, ScratchFilesExistWhileWritingAndAreGoneAfterwards) {
   TempDir tmp;
-  testutil::WriteRawDataset(tmp.Join("raw-data"), testutil::RandomRawDataset(300, 900, 4, 3, 8), testutil::Compression::kPlain);
+  testutil::WriteRawDataset(tmp.Join("raw-data"), testutil::RandomRawDataset(300, 900, 4, 3, 8),
+                            testutil::Compression::kPlain);
   ShardWriteOptions wo;
   wo.out_dir = tmp.Join("out");
   {

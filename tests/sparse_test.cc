@@ -7,6 +7,10 @@
 
 #include "cgcn/sparse.h"
 
+#include <gtest/gtest.h>
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,10 +18,6 @@
 #include <random>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <tbb/global_control.h>
-#include <tbb/task_arena.h>
 
 namespace cgcn {
 namespace {

@@ -33,10 +33,13 @@ bool RunOnTwoThreads(Body body) {
   for (int attempt = 0; attempt < 20; ++attempt) {
     std::atomic<uint64_t> threads_seen{0};
     const auto main_id = std::this_thread::get_id();
-    tbb::parallel_for(tbb::blocked_range<size_t>(0, kRows, 1), [&](const tbb::blocked_range<size_t>& r) {
-      threads_seen.fetch_or(std::this_thread::get_id() == main_id ? 1 : 2, std::memory_order_relaxed);
-      for (size_t i = r.begin(); i != r.end(); ++i) body(i);
-    }, tbb::simple_partitioner());
+    tbb::parallel_for(
+        tbb::blocked_range<size_t>(0, kRows, 1),
+        [&](const tbb::blocked_range<size_t>& r) {
+          threads_seen.fetch_or(std::this_thread::get_id() == main_id ? 1 : 2, std::memory_order_relaxed);
+          for (size_t i = r.begin(); i != r.end(); ++i) body(i);
+        },
+        tbb::simple_partitioner());
     if (threads_seen.load() == 3) return true;
   }
   return false;
@@ -69,18 +72,21 @@ int Race() {
     std::atomic<int> arrived{0};
     std::atomic<bool> met{false};
     const auto main_id = std::this_thread::get_id();
-    tbb::parallel_for(tbb::blocked_range<size_t>(0, kRows, 1), [&](const tbb::blocked_range<size_t>&) {
-      const uint64_t me = std::this_thread::get_id() == main_id ? 1 : 2;
-      if (first_seen.fetch_or(me, std::memory_order_relaxed) & me) return;  // not this thread's first body
-      counter += 1;
-      arrived.fetch_add(1, std::memory_order_relaxed);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (arrived.load(std::memory_order_relaxed) < 2 && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::yield();
-      if (arrived.load(std::memory_order_relaxed) < 2) return;  // the other thread never came
-      counter += 1;
-      met.store(true, std::memory_order_relaxed);
-    }, tbb::simple_partitioner());
+    tbb::parallel_for(
+        tbb::blocked_range<size_t>(0, kRows, 1),
+        [&](const tbb::blocked_range<size_t>&) {
+          const uint64_t me = std::this_thread::get_id() == main_id ? 1 : 2;
+          if (first_seen.fetch_or(me, std::memory_order_relaxed) & me) return;  // not this thread's first body
+          counter += 1;
+          arrived.fetch_add(1, std::memory_order_relaxed);
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+          while (arrived.load(std::memory_order_relaxed) < 2 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::yield();
+          if (arrived.load(std::memory_order_relaxed) < 2) return;  // the other thread never came
+          counter += 1;
+          met.store(true, std::memory_order_relaxed);
+        },
+        tbb::simple_partitioner());
     if (met.load()) {
       std::printf("tsan_canary race: 2 threads wrote the counter concurrently, counter %ld\n", counter);
       return 0;

@@ -1,22 +1,22 @@
 // cgcn-preprocess: raw OGB-layout graph -> METIS partition -> shard directory.
+#include <malloc.h>
 #include <tbb/global_control.h>
 #include <tbb/info.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <chrono>
-#include <filesystem>
+#include <atomic>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <string_view>
+#include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
-#include <malloc.h>
-#include <unistd.h>
-#include <atomic>
 
 #include "cgcn/byte_size.h"
 #include "cgcn/graph.h"
@@ -42,13 +42,14 @@ uint64_t CurrentRssBytes() {
 // Samples the RSS every 2 ms on a thread while alive; max() is the highest sample.
 class RssSampler {
  public:
-  RssSampler() : max_(CurrentRssBytes()), thread_([this] {
-      while (!stop_.load()) {
-        const uint64_t r = CurrentRssBytes();
-        if (r > max_.load()) max_.store(r);
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      }
-    }) {}
+  RssSampler()
+      : max_(CurrentRssBytes()), thread_([this] {
+          while (!stop_.load()) {
+            const uint64_t r = CurrentRssBytes();
+            if (r > max_.load()) max_.store(r);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          }
+        }) {}
   ~RssSampler() { Stop(); }
   uint64_t Stop() {
     if (thread_.joinable()) {
@@ -92,7 +93,9 @@ int main(int argc, char** argv) {
   app.add_option("--split", read.split_name, "split name under DIR/split (default: the only one present)");
   app.add_option("--seed", seed, "METIS seed (recorded in the manifest)")->capture_default_str();
   app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(0, 1024));
-  app.add_option("--zstd-level", write.zstd_level, "zstd compression level")->check(CLI::Range(1, 19))->capture_default_str();
+  app.add_option("--zstd-level", write.zstd_level, "zstd compression level")
+      ->check(CLI::Range(1, 19))
+      ->capture_default_str();
   app.add_option("--min-compression-ratio", write.min_compression_ratio,
                  "store a section uncompressed when zstd makes it less than this many times smaller: decoding it is "
                  "then a checksum and a copy instead of a decompression every epoch (1 = compress whatever shrinks)")
@@ -112,11 +115,15 @@ int main(int argc, char** argv) {
   if (!mem_budget.empty()) {
     Result<uint64_t> b = ParseByteSize(mem_budget);
     if (!b.ok()) return tools::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
-    if (*b == 0) return tools::Fail(kTool, Status::InvalidArgument("--mem-budget: expected a size > 0, found '" + mem_budget + "'"));
+    if (*b == 0)
+      return tools::Fail(kTool,
+                         Status::InvalidArgument("--mem-budget: expected a size > 0, found '" + mem_budget + "'"));
     write.mem_budget = *b;
   }
   if (!write.overwrite && std::filesystem::exists(write.out_dir))
-    return tools::Fail(kTool, Status::InvalidArgument(write.out_dir + ": already exists (pass --overwrite to replace it once the new one is complete)"));
+    return tools::Fail(
+        kTool, Status::InvalidArgument(
+                   write.out_dir + ": already exists (pass --overwrite to replace it once the new one is complete)"));
 
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
@@ -161,13 +168,13 @@ int main(int argc, char** argv) {
   if (write.mem_budget != 0) {
     const uint64_t need = CsrBuildPeakBytes(raw->num_nodes, raw->num_edge_lines) + N;
     if (need > write.mem_budget)
-      return tools::Fail(kTool, Status::InvalidArgument(
-                                    "--mem-budget " + tools::HumanBytes(write.mem_budget) + " is too small: building " +
-                                    "METIS's 32-bit CSR for " + std::to_string(N) + " nodes and " +
-                                    std::to_string(raw->num_edge_lines) + " edge lines needs up to " +
-                                    tools::HumanBytes(need) + " (adjacency " +
-                                    tools::HumanBytes(8 * raw->num_edge_lines) + ", offsets and counters " +
-                                    tools::HumanBytes(need - 8 * raw->num_edge_lines) + ")"));
+      return tools::Fail(
+          kTool, Status::InvalidArgument("--mem-budget " + tools::HumanBytes(write.mem_budget) +
+                                         " is too small: building " + "METIS's 32-bit CSR for " + std::to_string(N) +
+                                         " nodes and " + std::to_string(raw->num_edge_lines) +
+                                         " edge lines needs up to " + tools::HumanBytes(need) + " (adjacency " +
+                                         tools::HumanBytes(8 * raw->num_edge_lines) + ", offsets and counters " +
+                                         tools::HumanBytes(need - 8 * raw->num_edge_lines) + ")"));
   }
   CsrBuildStats cs;
   Result<CsrGraph> graph = BuildSymmetricCsrFromScan(
@@ -198,9 +205,9 @@ int main(int argc, char** argv) {
   const uint64_t metis_workspace = rss_during_metis > rss_before_metis ? rss_during_metis - rss_before_metis : 0;
   std::printf("      edge cut %llu (%.1f%% of edges) in %.2f s; METIS arrays %s, workspace ~%s (sampled RSS)\n",
               static_cast<unsigned long long>(part->edge_cut),
-              graph->num_undirected_edges() ? 100.0 * static_cast<double>(part->edge_cut) /
-                                                  static_cast<double>(graph->num_undirected_edges())
-                                            : 0.0,
+              graph->num_undirected_edges()
+                  ? 100.0 * static_cast<double>(part->edge_cut) / static_cast<double>(graph->num_undirected_edges())
+                  : 0.0,
               part_s, tools::HumanBytes(metis_arrays).c_str(), tools::HumanBytes(metis_workspace).c_str());
 
   std::printf("[4/4] writing shards to %s\n", write.out_dir.c_str());

@@ -20,23 +20,25 @@ namespace {
 nlohmann::json AccJson(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
 
 nlohmann::json EpochJson(const cgcn::EpochRecord& r) {
-  nlohmann::json j = {{"epoch", r.epoch},
-                      {"loss", r.loss},
-                      {"epoch_s", r.epoch_s},
-                      {"batches", r.stats.batches},
-                      {"input_wait_s", r.stats.input_wait_s},
-                      {"decode_s", r.stats.decode_s},
-                      {"decode_cpu_s", r.stats.decode_cpu_s},
-                      {"decode_gb_per_core_s", r.stats.DecodeGBPerCoreSecond()},
-                      {"assemble_s", r.stats.assemble_s},
-                      {"compute_s", r.stats.consume_s},
-                      {"read_ahead_s", r.stats.read_ahead_s},
-                      {"mean_batch_nodes", r.stats.batches ? static_cast<double>(r.stats.batch_nodes) / static_cast<double>(r.stats.batches) : 0.0},
-                      {"decompressed_bytes", r.stats.decompressed_bytes},
-                      {"disk_read_mb", static_cast<double>(r.stats.disk_read_bytes) / 1048576.0},
-                      {"major_faults", r.stats.major_faults},
-                      {"train_peak_rss_mb", r.train_peak_rss_mb},
-                      {"peak_rss_mb", cgcn::tools::PeakRssMb()}};
+  nlohmann::json j = {
+      {"epoch", r.epoch},
+      {"loss", r.loss},
+      {"epoch_s", r.epoch_s},
+      {"batches", r.stats.batches},
+      {"input_wait_s", r.stats.input_wait_s},
+      {"decode_s", r.stats.decode_s},
+      {"decode_cpu_s", r.stats.decode_cpu_s},
+      {"decode_gb_per_core_s", r.stats.DecodeGBPerCoreSecond()},
+      {"assemble_s", r.stats.assemble_s},
+      {"compute_s", r.stats.consume_s},
+      {"read_ahead_s", r.stats.read_ahead_s},
+      {"mean_batch_nodes",
+       r.stats.batches ? static_cast<double>(r.stats.batch_nodes) / static_cast<double>(r.stats.batches) : 0.0},
+      {"decompressed_bytes", r.stats.decompressed_bytes},
+      {"disk_read_mb", static_cast<double>(r.stats.disk_read_bytes) / 1048576.0},
+      {"major_faults", r.stats.major_faults},
+      {"train_peak_rss_mb", r.train_peak_rss_mb},
+      {"peak_rss_mb", cgcn::tools::PeakRssMb()}};
   if (r.evaluated) {
     j["train_acc"] = AccJson(r.acc.train);
     j["valid_acc"] = AccJson(r.acc.valid);
@@ -63,33 +65,50 @@ int main(int argc, char** argv) {
   int threads = 0;
   bool quiet = false, log_steps = false;
   app.add_option("--shards", dir, "shard directory written by cgcn-preprocess")->required();
-  app.add_option("--clusters-per-batch,-q", o.clusters_per_batch, "clusters per batch q")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--clusters-per-batch,-q", o.clusters_per_batch, "clusters per batch q")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--epochs", o.epochs, "training epochs")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--layers", o.layers, "GCN layers")->check(CLI::Range(1, 16))->capture_default_str();
   app.add_option("--hidden", o.hidden, "hidden units per layer")->check(CLI::Range(1, 65536))->capture_default_str();
   app.add_option("--lr", o.lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--weight-decay", o.weight_decay, "L2 weight decay (added to the gradient, as torch Adam)")->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--dropout", o.dropout, "dropout after every hidden layer")->check(CLI::Range(0.0, 0.99))->capture_default_str();
+  app.add_option("--weight-decay", o.weight_decay, "L2 weight decay (added to the gradient, as torch Adam)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--dropout", o.dropout, "dropout after every hidden layer")
+      ->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str();
   app.add_option("--seed", o.seed, "seed for initialization, batch order and dropout")->capture_default_str();
   app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(0, 1024));
-  app.add_option("--prefetch", o.prefetch, "batches in flight in the pipeline (bounds memory)")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--prefetch", o.prefetch, "batches in flight in the pipeline (bounds memory)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--mem-budget", mem_budget,
                  "bound memory to SIZE (512M, 2G, 1.5GiB; K/M/G/T are powers of 1024): batches in flight, decoding, "
                  "the training step and evaluation stay within it (prefetch is lowered to fit; evaluation spills "
                  "activations to --tmp-dir when they do not fit; decoded shards leave the page cache); the model and "
                  "Adam state come on top. Prints the plan; fails with the numbers when one batch cannot fit");
-  app.add_option("--tmp-dir", tmp_dir, "directory for evaluation's spilled activations (default: $TMPDIR, else the system temporary directory); the files are unlinked at creation");
-  app.add_option("--eval-every", o.eval_every, "full-graph evaluation every N epochs (0: only at the end)")->capture_default_str();
-  app.add_option("--feature-norm", feature_norm, "input feature normalization: row (divide by row sum, as PyG NormalizeFeatures) or none")
-      ->check(CLI::IsMember({"row", "none"}))->capture_default_str();
+  app.add_option("--tmp-dir", tmp_dir,
+                 "directory for evaluation's spilled activations (default: $TMPDIR, else the system temporary "
+                 "directory); the files are unlinked at creation");
+  app.add_option("--eval-every", o.eval_every, "full-graph evaluation every N epochs (0: only at the end)")
+      ->capture_default_str();
+  app.add_option("--feature-norm", feature_norm,
+                 "input feature normalization: row (divide by row sum, as PyG NormalizeFeatures) or none")
+      ->check(CLI::IsMember({"row", "none"}))
+      ->capture_default_str();
   app.add_option("--metrics-out", metrics_out, "write one JSON record per epoch to this file (JSON Lines)");
   app.add_option("--save-model", save_model, "write the trained model here (docs/FORMAT.md)");
   app.add_option("--predict-out", predict_out, "write 'node_id,label' predictions for every node here");
   app.add_option("--checkpoint", o.checkpoint_dir, "directory for checkpoints (checkpoint.cgcn, written atomically)");
-  app.add_option("--checkpoint-every", o.checkpoint_every, "write a checkpoint every N training steps (and after every epoch)");
-  app.add_flag("--resume", o.resume, "continue from the checkpoint in --checkpoint DIR (same options and shards required)");
-  app.add_flag("--log-steps", log_steps, "also write one record per training step (step, epoch, batch, loss) to --metrics-out");
-  app.add_option("--check-input", check_input, "refuse to train unless RAW_DIR is, file for file, the input the shards were built from");
+  app.add_option("--checkpoint-every", o.checkpoint_every,
+                 "write a checkpoint every N training steps (and after every epoch)");
+  app.add_flag("--resume", o.resume,
+               "continue from the checkpoint in --checkpoint DIR (same options and shards required)");
+  app.add_flag("--log-steps", log_steps,
+               "also write one record per training step (step, epoch, batch, loss) to --metrics-out");
+  app.add_option("--check-input", check_input,
+                 "refuse to train unless RAW_DIR is, file for file, the input the shards were built from");
   app.add_flag("--quiet", quiet, "no progress lines");
   CGCN_PARSE_FLAGS(app, argc, argv);
   o.row_normalize = feature_norm == "row";
@@ -107,8 +126,9 @@ int main(int argc, char** argv) {
   }
   const Manifest& m = shards->manifest();
   if (o.clusters_per_batch > m.num_parts)
-    return tools::Fail(kTool, Status::InvalidArgument("--clusters-per-batch " + std::to_string(o.clusters_per_batch) +
-                                                      " exceeds the " + std::to_string(m.num_parts) + " clusters in " + dir));
+    return tools::Fail(kTool,
+                       Status::InvalidArgument("--clusters-per-batch " + std::to_string(o.clusters_per_batch) +
+                                               " exceeds the " + std::to_string(m.num_parts) + " clusters in " + dir));
   uint64_t budget = 0;
   if (!mem_budget.empty()) {
     Result<uint64_t> b = ParseByteSize(mem_budget);
@@ -130,9 +150,11 @@ int main(int argc, char** argv) {
     metrics.open(metrics_out, o.resume ? std::ios::app : std::ios::trunc);
     if (!metrics) return tools::Fail(kTool, Status::IoError(metrics_out + ": cannot open for writing"));
   }
-  std::printf("cgcn-train: %llu nodes, %llu edges, %u features, %u classes, %u clusters; q=%u, %u x %u GCN, %u epochs, %d threads\n",
-              static_cast<unsigned long long>(m.num_nodes), static_cast<unsigned long long>(m.num_edges), m.feat_dim,
-              m.num_classes, m.num_parts, o.clusters_per_batch, o.layers, o.hidden, o.epochs, nthreads);
+  std::printf(
+      "cgcn-train: %llu nodes, %llu edges, %u features, %u classes, %u clusters; q=%u, %u x %u GCN, %u epochs, %d "
+      "threads\n",
+      static_cast<unsigned long long>(m.num_nodes), static_cast<unsigned long long>(m.num_edges), m.feat_dim,
+      m.num_classes, m.num_parts, o.clusters_per_batch, o.layers, o.hidden, o.epochs, nthreads);
   if (budget > 0 && !quiet) std::printf("%s\n", plan.Describe().c_str());
   std::fflush(stdout);
 
@@ -144,9 +166,9 @@ int main(int argc, char** argv) {
     std::snprintf(times, sizeof times, "(wait %.3f, decode %.3f, assemble %.3f, compute %.3f)", r.stats.input_wait_s,
                   r.stats.decode_s, r.stats.assemble_s, r.stats.consume_s);
     if (r.evaluated)
-      std::printf("epoch %4u  loss %.4f  %.3f s  %s  eval %.2f s%s  train %.4f  valid %.4f  test %.4f\n", r.epoch, r.loss,
-                  r.epoch_s, times, r.eval_s, r.eval_stats.plan.spill ? " (spilled)" : "", r.acc.train, r.acc.valid,
-                  r.acc.test);
+      std::printf("epoch %4u  loss %.4f  %.3f s  %s  eval %.2f s%s  train %.4f  valid %.4f  test %.4f\n", r.epoch,
+                  r.loss, r.epoch_s, times, r.eval_s, r.eval_stats.plan.spill ? " (spilled)" : "", r.acc.train,
+                  r.acc.valid, r.acc.test);
     else if (r.epoch % std::max<uint32_t>(1, o.epochs / 20) == 0)
       std::printf("epoch %4u  loss %.4f  %.3f s  %s\n", r.epoch, r.loss, r.epoch_s, times);
     std::fflush(stdout);
@@ -184,23 +206,25 @@ int main(int argc, char** argv) {
     total.consume_s += r.stats.consume_s;
     total.decompressed_bytes += r.stats.decompressed_bytes;
   }
-  nlohmann::json summary = {{"train_acc", AccJson(rep->final_acc.train)},
-                            {"valid_acc", AccJson(rep->final_acc.valid)},
-                            {"test_acc", AccJson(rep->final_acc.test)},
-                            {"epochs", o.epochs},
-                            {"mean_epoch_s", rep->mean_epoch_s},
-                            {"best_epoch", rep->best_epoch},
-                            {"best_valid_acc", AccJson(rep->best_acc.valid)},
-                            {"test_acc_at_best_valid", AccJson(rep->best_acc.test)},
-                            {"decode_gb_per_s", total.decode_s > 0 ? static_cast<double>(total.decompressed_bytes) / total.decode_s / 1e9 : 0.0},
-                            {"decode_gb_per_core_s", total.DecodeGBPerCoreSecond()},
-                            {"input_wait_s", total.input_wait_s},
-                            {"decode_s", total.decode_s},
-                            {"decode_cpu_s", total.decode_cpu_s},
-                            {"assemble_s", total.assemble_s},
-                            {"compute_s", total.consume_s},
-                            {"peak_rss_mb", tools::PeakRssMb()},
-                            {"threads", nthreads}};
+  nlohmann::json summary = {
+      {"train_acc", AccJson(rep->final_acc.train)},
+      {"valid_acc", AccJson(rep->final_acc.valid)},
+      {"test_acc", AccJson(rep->final_acc.test)},
+      {"epochs", o.epochs},
+      {"mean_epoch_s", rep->mean_epoch_s},
+      {"best_epoch", rep->best_epoch},
+      {"best_valid_acc", AccJson(rep->best_acc.valid)},
+      {"test_acc_at_best_valid", AccJson(rep->best_acc.test)},
+      {"decode_gb_per_s",
+       total.decode_s > 0 ? static_cast<double>(total.decompressed_bytes) / total.decode_s / 1e9 : 0.0},
+      {"decode_gb_per_core_s", total.DecodeGBPerCoreSecond()},
+      {"input_wait_s", total.input_wait_s},
+      {"decode_s", total.decode_s},
+      {"decode_cpu_s", total.decode_cpu_s},
+      {"assemble_s", total.assemble_s},
+      {"compute_s", total.consume_s},
+      {"peak_rss_mb", tools::PeakRssMb()},
+      {"threads", nthreads}};
   if (budget > 0) {
     auto mb = [](uint64_t b) { return static_cast<double>(b) / 1048576.0; };
     summary["mem_budget_mb"] = mb(plan.budget);

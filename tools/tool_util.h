@@ -15,11 +15,11 @@
 
 // Parses flags like CLI11_PARSE, but every usage error exits with 2 (--help exits 0).
 // Needs <CLI/CLI.hpp> included before use.
-#define CGCN_PARSE_FLAGS(app, argc, argv)      \
-  try {                                        \
-    (app).parse((argc), (argv));               \
-  } catch (const CLI::ParseError& e) {         \
-    return (app).exit(e) == 0 ? 0 : 2;         \
+#define CGCN_PARSE_FLAGS(app, argc, argv) \
+  try {                                   \
+    (app).parse((argc), (argv));          \
+  } catch (const CLI::ParseError& e) {    \
+    return (app).exit(e) == 0 ? 0 : 2;    \
   }
 
 namespace cgcn::tools {
@@ -27,12 +27,16 @@ namespace cgcn::tools {
 // Exit codes: 0 ok, 1 bad input or corrupt data, 2 usage error, 3 I/O or internal failure.
 inline int ExitCode(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kOk: return 0;
-    case StatusCode::kInvalidArgument: return 2;
+    case StatusCode::kOk:
+      return 0;
+    case StatusCode::kInvalidArgument:
+      return 2;
     case StatusCode::kInvalidInput:
     case StatusCode::kCorruption:
-    case StatusCode::kUnsupported: return 1;
-    default: return 3;
+    case StatusCode::kUnsupported:
+      return 1;
+    default:
+      return 3;
   }
 }
 

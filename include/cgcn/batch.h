@@ -16,8 +16,8 @@ namespace cgcn {
 // Buffers keep their capacity across batches.
 struct Batch {
   uint32_t epoch = 0;
-  uint64_t index = 0;               // batch number within the epoch
-  std::vector<uint32_t> clusters;   // ascending
+  uint64_t index = 0;              // batch number within the epoch
+  std::vector<uint32_t> clusters;  // ascending
   uint32_t num_nodes = 0;
   uint32_t feat_dim = 0;
   uint32_t num_train = 0;

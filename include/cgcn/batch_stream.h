@@ -26,14 +26,14 @@ struct StreamOptions {
 struct EpochStats {
   uint64_t batches = 0;
   uint64_t batch_nodes = 0;
-  uint64_t batch_entries = 0;       // directed adjacency entries, no self loops
-  double input_wait_s = 0;          // consumer idle, waiting for the next batch (wall)
-  double decode_s = 0;              // map + verify + decompress, wall time of each batch's decode
-  double decode_cpu_s = 0;          // the same, CPU time of the decoding threads (summed over threads)
-  double assemble_s = 0;            // batch assembly (wall, summed over batches)
-  double consume_s = 0;             // the consumer (training step, wall)
-  double read_ahead_s = 0;          // issuing the read-ahead of later batches' shard files (wall; with a
-                                    // cold cache, mostly the kernel allocating pages and submitting reads)
+  uint64_t batch_entries = 0;  // directed adjacency entries, no self loops
+  double input_wait_s = 0;     // consumer idle, waiting for the next batch (wall)
+  double decode_s = 0;         // map + verify + decompress, wall time of each batch's decode
+  double decode_cpu_s = 0;     // the same, CPU time of the decoding threads (summed over threads)
+  double assemble_s = 0;       // batch assembly (wall, summed over batches)
+  double consume_s = 0;        // the consumer (training step, wall)
+  double read_ahead_s = 0;     // issuing the read-ahead of later batches' shard files (wall; with a
+                               // cold cache, mostly the kernel allocating pages and submitting reads)
   double wall_s = 0;
   uint64_t decompressed_bytes = 0;  // section bytes after decompression
   // Storage reads of the whole process during the epoch (ReadDiskCounters): zero with a warm
@@ -42,7 +42,9 @@ struct EpochStats {
   uint64_t major_faults = 0;
   uint64_t disk_read_bytes = 0;
   // Decompressed bytes per CPU-second of decoding: decode throughput per core.
-  double DecodeGBPerCoreSecond() const { return decode_cpu_s > 0 ? static_cast<double>(decompressed_bytes) / decode_cpu_s / 1e9 : 0; }
+  double DecodeGBPerCoreSecond() const {
+    return decode_cpu_s > 0 ? static_cast<double>(decompressed_bytes) / decode_cpu_s / 1e9 : 0;
+  }
 };
 
 // The epoch's batches: a seeded shuffle of cluster ids (seed, epoch) split into groups

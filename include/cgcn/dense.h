@@ -2,11 +2,10 @@
 // Results do not depend on the number of threads (fixed chunking, fixed reduction order).
 #pragma once
 
+#include <Eigen/Core>
 #include <cstddef>
 #include <memory>
 #include <vector>
-
-#include <Eigen/Core>
 
 namespace cgcn {
 

@@ -15,8 +15,8 @@ struct GcnConfig {
   uint32_t in_dim = 0;
   uint32_t hidden = 128;
   uint32_t out_dim = 0;
-  uint32_t layers = 2;   // >= 1; layer l maps dims[l] -> dims[l+1]
-  float dropout = 0.5f;  // applied after ReLU of every layer but the last (never on inputs)
+  uint32_t layers = 2;                 // >= 1; layer l maps dims[l] -> dims[l+1]
+  float dropout = 0.5f;                // applied after ReLU of every layer but the last (never on inputs)
   std::vector<uint32_t> Dims() const;  // [layers + 1]: in, hidden..., out
 };
 
@@ -72,8 +72,8 @@ class Gcn {
   std::vector<uint32_t> x_row_offsets_, x_cols_, x_col_offsets_, x_rows_;
   std::vector<float> x_vals_, x_col_vals_;
   std::vector<uint32_t> x_cols_cursor_;
-  Workspace ax_ws_;             // [n x in_dim] A_hat x when Forward computed it itself
-  const float* ax_ = nullptr;   // A_hat x of the last Forward (aggregate-first only)
+  Workspace ax_ws_;            // [n x in_dim] A_hat x when Forward computed it itself
+  const float* ax_ = nullptr;  // A_hat x of the last Forward (aggregate-first only)
   // Per-layer work buffers, reused across steps.
   std::vector<Workspace> z_;     // [n x dims[l+1]]  x_l W_l
   std::vector<Workspace> h_;     // [n x dims[l+1]]  layer output after ReLU/dropout (input of layer l+1)
@@ -91,8 +91,7 @@ float SoftmaxCrossEntropy(ConstMatrixMap logits, std::span<const uint32_t> label
 // Adam with L2 weight decay added to the gradient (torch.optim.Adam semantics).
 class Adam {
  public:
-  Adam(size_t num_params, float lr, float weight_decay, float beta1 = 0.9f, float beta2 = 0.999f,
-       float eps = 1e-8f);
+  Adam(size_t num_params, float lr, float weight_decay, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f);
   void Step(std::span<float> params, std::span<const float> grads);
   uint64_t steps() const { return t_; }
   std::span<const float> m() const { return m_; }

@@ -36,8 +36,8 @@ using EdgeScan = std::function<Status(const EdgeChunkSink&)>;
 // peak is the adjacency array itself plus 16 bytes per node of counters.
 Result<CsrGraph> BuildSymmetricCsrFromScan(uint32_t num_nodes, const EdgeScan& scan, CsrBuildStats* stats = nullptr);
 // The same over edge arrays in memory.
-Result<CsrGraph> BuildSymmetricCsr(uint32_t num_nodes, std::span<const uint32_t> src,
-                                   std::span<const uint32_t> dst, CsrBuildStats* stats = nullptr);
+Result<CsrGraph> BuildSymmetricCsr(uint32_t num_nodes, std::span<const uint32_t> src, std::span<const uint32_t> dst,
+                                   CsrBuildStats* stats = nullptr);
 // Upper bound on the bytes BuildSymmetricCsr allocates for `edges` input edges.
 uint64_t CsrBuildPeakBytes(uint32_t num_nodes, uint64_t edges);
 

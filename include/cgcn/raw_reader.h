@@ -30,17 +30,17 @@ inline constexpr uint8_t kSplitTest = 4;
 struct RawGraph {
   uint32_t num_nodes = 0;
   uint32_t feat_dim = 0;
-  uint32_t num_classes = 0;          // max label + 1
-  std::vector<uint32_t> edge_src;    // [E] as read, E = lines in edge.csv
-  std::vector<uint32_t> edge_dst;    // [E]
-  std::vector<float> features;       // [num_nodes x feat_dim], row-major
-  std::vector<uint32_t> labels;      // [num_nodes]
-  std::vector<uint8_t> split;        // [num_nodes], kSplit* bits, at most one set
+  uint32_t num_classes = 0;        // max label + 1
+  std::vector<uint32_t> edge_src;  // [E] as read, E = lines in edge.csv
+  std::vector<uint32_t> edge_dst;  // [E]
+  std::vector<float> features;     // [num_nodes x feat_dim], row-major
+  std::vector<uint32_t> labels;    // [num_nodes]
+  std::vector<uint8_t> split;      // [num_nodes], kSplit* bits, at most one set
   std::string split_name;
   uint64_t num_train = 0, num_valid = 0, num_test = 0;
   // XXH3-64 over (relative path, size, bytes) of every input file, in a fixed order.
   uint64_t fingerprint = 0;
-  uint64_t input_bytes = 0;          // total size of the input files as stored
+  uint64_t input_bytes = 0;  // total size of the input files as stored
 };
 
 struct RawReadOptions {
@@ -67,13 +67,13 @@ struct RawPhaseStats {
 struct RawInput {
   uint32_t num_nodes = 0;
   uint32_t feat_dim = 0;
-  uint32_t num_classes = 0;          // max label + 1
-  uint64_t num_edge_lines = 0;       // lines in edge.csv
+  uint32_t num_classes = 0;     // max label + 1
+  uint64_t num_edge_lines = 0;  // lines in edge.csv
   std::string edges_path, features_path, labels_path;
-  std::vector<uint8_t> split;        // [num_nodes], kSplit* bits (1 byte per node: kept in memory)
+  std::vector<uint8_t> split;  // [num_nodes], kSplit* bits (1 byte per node: kept in memory)
   std::string split_name;
   uint64_t num_train = 0, num_valid = 0, num_test = 0;
-  uint64_t fingerprint = 0;          // as in RawGraph
+  uint64_t fingerprint = 0;  // as in RawGraph
   uint64_t input_bytes = 0;
   std::vector<RawPhaseStats> phases;  // in reading order
 

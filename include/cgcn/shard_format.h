@@ -20,8 +20,7 @@ inline constexpr uint32_t kNumSections = 6;
 inline constexpr size_t kShardFixedHeaderBytes = 64;
 inline constexpr size_t kSectionEntryBytes = 40;
 // fixed header + section table + 8-byte header checksum
-inline constexpr size_t kShardHeaderBytes =
-    kShardFixedHeaderBytes + kNumSections * kSectionEntryBytes + 8;
+inline constexpr size_t kShardHeaderBytes = kShardFixedHeaderBytes + kNumSections * kSectionEntryBytes + 8;
 
 enum class SectionKind : uint32_t {
   kNodes = 1,      // u32[n] original node ids, strictly ascending
@@ -62,15 +61,15 @@ struct ClusterData {
   uint32_t num_nodes = 0;
   uint32_t feat_dim = 0;
   uint32_t num_classes = 0;
-  std::vector<uint32_t> node_ids;       // [n]
-  std::vector<uint32_t> adj_offsets;    // [n + 1]
-  std::vector<uint32_t> adj_neighbors;  // [intra entries], local ids, no self loops
-  std::vector<InterGroup> inter_groups; // ascending cluster id, never this cluster
-  std::vector<uint32_t> inter_src;      // [inter entries]
-  std::vector<uint32_t> inter_dst;      // [inter entries]
-  std::vector<float> features;          // [n x feat_dim]
-  std::vector<uint32_t> labels;         // [n]
-  std::vector<uint8_t> split;           // [n]
+  std::vector<uint32_t> node_ids;        // [n]
+  std::vector<uint32_t> adj_offsets;     // [n + 1]
+  std::vector<uint32_t> adj_neighbors;   // [intra entries], local ids, no self loops
+  std::vector<InterGroup> inter_groups;  // ascending cluster id, never this cluster
+  std::vector<uint32_t> inter_src;       // [inter entries]
+  std::vector<uint32_t> inter_dst;       // [inter entries]
+  std::vector<float> features;           // [n x feat_dim]
+  std::vector<uint32_t> labels;          // [n]
+  std::vector<uint8_t> split;            // [n]
   uint64_t intra_entries() const { return adj_neighbors.size(); }
   uint64_t inter_entries() const { return inter_src.size(); }
 };

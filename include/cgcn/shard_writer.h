@@ -20,8 +20,8 @@ struct ShardWriteOptions {
   int zstd_level = 3;
   // Sections zstd shrinks by less than this factor are stored uncompressed (EncodeShard).
   double min_compression_ratio = kDefaultMinCompressionRatio;
-  bool overwrite = false;  // replace an existing out_dir (only once the new one is complete)
-  int64_t seed = 0;        // recorded in the manifest
+  bool overwrite = false;                    // replace an existing out_dir (only once the new one is complete)
+  int64_t seed = 0;                          // recorded in the manifest
   std::vector<InputFileDigest> input_files;  // recorded in the manifest (DigestRawInput)
   // Bytes the writer may hold: the graph-sized arrays it is given (CSR, partition, split) plus
   // the cluster layout it builds must fit, and the rest bounds how many clusters are gathered and
@@ -32,9 +32,9 @@ struct ShardWriteOptions {
 
 // How the writer used memory (all figures in bytes).
 struct ShardMemoryPlan {
-  uint64_t budget = 0;             // 0 = none
-  uint64_t graph_bytes = 0;        // CSR + partition + split + cluster layout, held throughout
-  uint64_t largest_cluster = 0;    // upper bound on one cluster's gather + encode buffers
+  uint64_t budget = 0;           // 0 = none
+  uint64_t graph_bytes = 0;      // CSR + partition + split + cluster layout, held throughout
+  uint64_t largest_cluster = 0;  // upper bound on one cluster's gather + encode buffers
   uint32_t clusters_in_flight = 0;
 };
 

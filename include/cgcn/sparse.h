@@ -12,10 +12,10 @@ namespace cgcn {
 // the self loop of row i (weight self_weights[i]) reads operand row self_base + i.
 // A view: the spans must outlive it.
 struct SparseRows {
-  std::span<const uint32_t> offsets;     // [n + 1]
-  std::span<const uint32_t> columns;     // [offsets[n]]
-  std::span<const float> weights;        // [offsets[n]]
-  std::span<const float> self_weights;   // [n]
+  std::span<const uint32_t> offsets;    // [n + 1]
+  std::span<const uint32_t> columns;    // [offsets[n]]
+  std::span<const float> weights;       // [offsets[n]]
+  std::span<const float> self_weights;  // [n]
   uint64_t self_base = 0;
   uint32_t num_rows() const { return static_cast<uint32_t>(self_weights.size()); }
 };
@@ -26,7 +26,7 @@ void Propagate(const SparseRows& a, ConstMatrixMap x, MatrixMap y);
 // GCNConv normalization of a symmetric subgraph given as CSR without self loops:
 // deg_i = row length + 1, weights[e] = deg_i^-1/2 deg_j^-1/2, self_weights[i] = 1 / deg_i.
 // weights and self_weights must already have the right sizes.
-void GcnNormalize(std::span<const uint32_t> offsets, std::span<const uint32_t> columns,
-                  std::span<float> weights, std::span<float> self_weights);
+void GcnNormalize(std::span<const uint32_t> offsets, std::span<const uint32_t> columns, std::span<float> weights,
+                  std::span<float> self_weights);
 
 }  // namespace cgcn

@@ -50,7 +50,7 @@ const char* StatusCodeName(StatusCode code);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}                                              // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) { assert(!std::get<Status>(v_).ok()); }  // NOLINT
   bool ok() const { return std::holds_alternative<T>(v_); }
   const Status& status() const {
@@ -75,15 +75,14 @@ class [[nodiscard]] Result {
 #define CGCN_CONCAT(a, b) CGCN_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function if `expr` (a Status) is not ok.
-#define CGCN_RETURN_IF_ERROR(expr)                                                     \
-  do {                                                                                 \
-    ::cgcn::Status CGCN_CONCAT(cgcn_status_, __LINE__) = (expr);                       \
+#define CGCN_RETURN_IF_ERROR(expr)                                                             \
+  do {                                                                                         \
+    ::cgcn::Status CGCN_CONCAT(cgcn_status_, __LINE__) = (expr);                               \
     if (!CGCN_CONCAT(cgcn_status_, __LINE__).ok()) return CGCN_CONCAT(cgcn_status_, __LINE__); \
   } while (0)
 
 // `lhs = value of expr` (a Result<T>), or returns its Status.
-#define CGCN_ASSIGN_OR_RETURN(lhs, expr)                          \
-  auto CGCN_CONCAT(cgcn_result_, __LINE__) = (expr);              \
-  if (!CGCN_CONCAT(cgcn_result_, __LINE__).ok())                  \
-    return CGCN_CONCAT(cgcn_result_, __LINE__).status();          \
+#define CGCN_ASSIGN_OR_RETURN(lhs, expr)                                                              \
+  auto CGCN_CONCAT(cgcn_result_, __LINE__) = (expr);                                                  \
+  if (!CGCN_CONCAT(cgcn_result_, __LINE__).ok()) return CGCN_CONCAT(cgcn_result_, __LINE__).status(); \
   lhs = std::move(CGCN_CONCAT(cgcn_result_, __LINE__)).value()

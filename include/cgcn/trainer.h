@@ -75,8 +75,8 @@ struct Accuracy {
 
 struct EpochRecord {
   uint32_t epoch = 0;
-  double loss = 0;          // mean over the epoch's training nodes
-  double epoch_s = 0;       // training wall time (no evaluation)
+  double loss = 0;               // mean over the epoch's training nodes
+  double epoch_s = 0;            // training wall time (no evaluation)
   double train_peak_rss_mb = 0;  // the process's peak resident set so far, before this epoch's evaluation
   EpochStats stats;
   bool evaluated = false;
@@ -89,7 +89,7 @@ struct TrainReport {
   std::vector<EpochRecord> epochs;
   Accuracy final_acc;
   double mean_epoch_s = 0;
-  uint32_t best_epoch = 0;        // by validation accuracy among evaluated epochs
+  uint32_t best_epoch = 0;  // by validation accuracy among evaluated epochs
   Accuracy best_acc;
 };
 
@@ -103,9 +103,8 @@ struct Prediction {
 // Exactly the same predictions whether or not activations spill: each output row sums its
 // neighbors in ascending node order, in memory or chunk by chunk from the file.
 Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& model, bool row_normalize,
-                                   std::vector<Prediction>* predictions = nullptr,
-                                   const ProgressFn& progress = {}, const EvalOptions& options = {},
-                                   EvalStats* stats = nullptr);
+                                   std::vector<Prediction>* predictions = nullptr, const ProgressFn& progress = {},
+                                   const EvalOptions& options = {}, EvalStats* stats = nullptr);
 
 // ---- Bounded memory (cgcn-train --mem-budget).
 
@@ -115,7 +114,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
 // gradients and Adam state are outside the budget (model_bytes reports them).
 struct MemoryPlan {
   uint64_t budget = 0;
-  uint32_t prefetch = 0;         // batches in flight: the requested number, or fewer to fit
+  uint32_t prefetch = 0;  // batches in flight: the requested number, or fewer to fit
   uint32_t requested_prefetch = 0;
   uint64_t batch_bytes = 0;      // one batch in flight: decoded clusters + assembled batch (q largest shards)
   uint64_t decode_bytes = 0;     // per decoding thread: mapped shard and zstd state, times threads
@@ -139,8 +138,8 @@ GcnConfig ModelConfig(const Manifest& m, const TrainOptions& options);
 // every optimizer step with the global step number (from 1) and the batch's mean loss.
 using StepFn = std::function<void(uint64_t step, uint32_t epoch, uint64_t batch, double loss)>;
 Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& options, Gcn& model,
-                          const std::function<void(const EpochRecord&)>& on_epoch = {},
-                          const ProgressFn& progress = {}, const StepFn& on_step = {});
+                          const std::function<void(const EpochRecord&)>& on_epoch = {}, const ProgressFn& progress = {},
+                          const StepFn& on_step = {});
 
 // The complete training state at a batch boundary (docs/FORMAT.md, "Checkpoint file").
 struct Checkpoint {

@@ -97,7 +97,12 @@ Result<CsrGraph> BuildSymmetricCsr(uint32_t num_nodes, std::span<const uint32_t>
                                    CsrBuildStats* stats) {
   if (src.size() != dst.size()) return Status::Internal("edge src/dst arrays differ in length");
   return BuildSymmetricCsrFromScan(
-      num_nodes, [&](const EdgeChunkSink& sink) { sink(src, dst); return Status::Ok(); }, stats);
+      num_nodes,
+      [&](const EdgeChunkSink& sink) {
+        sink(src, dst);
+        return Status::Ok();
+      },
+      stats);
 }
 
 }  // namespace cgcn

@@ -13,13 +13,13 @@
 
 #include "cgcn/dense.h"
 
-#include <algorithm>
-#include <cassert>
-#include <cstdint>
-
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
 
 namespace cgcn {
 namespace {

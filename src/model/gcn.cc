@@ -1,15 +1,15 @@
 // The GCN model (PyG GCNConv stack), its backward pass and the softmax cross-entropy loss.
 #include "cgcn/gcn.h"
 
-#include <algorithm>
-#include <cassert>
-#include <cmath>
-#include <random>
-
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
 #include <tbb/partitioner.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <random>
 
 namespace cgcn {
 namespace {
@@ -269,13 +269,13 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
       MatMul(ConstMatrixMap(ax_, n, dims_[0]), AsConst(weight(0)), y);  // (A_hat X) W_0
     } else {
       ConstMatrixMap in = l == 0 ? x : ConstMatrixMap(h_[l - 1].data(), n, dims_[l]);  // [n x dims[l]]
-      MatrixMap z = z_[l].Get(n, d_out);                                                // [n x d_out]
+      MatrixMap z = z_[l].Get(n, d_out);                                               // [n x d_out]
       if (l == 0 && sparse_x_) {
         SparseTimesDense(x_row_offsets_, x_cols_, x_vals_, AsConst(weight(0)), z);
       } else {
         MatMul(in, AsConst(weight(l)), z);
       }
-      Propagate(adj, AsConst(z), y);                                                    // A_hat (H W_l)
+      Propagate(adj, AsConst(z), y);  // A_hat (H W_l)
     }
     const float* b = params_.data() + b_offset_[l];
     if (l + 1 == layers) {  // the logits: y + b, no ReLU or dropout

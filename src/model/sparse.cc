@@ -67,7 +67,8 @@ inline void RowTail(const float* x, size_t stride, const uint32_t* cols, const f
   const __m256i mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - len));
   __m256 acc = _mm256_mul_ps(_mm256_set1_ps(sw), _mm256_maskload_ps(self, mask));
   for (uint32_t e = 0; e < nnz; ++e)
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(w[e]), _mm256_maskload_ps(x + static_cast<size_t>(cols[e]) * stride, mask), acc);
+    acc =
+        _mm256_fmadd_ps(_mm256_set1_ps(w[e]), _mm256_maskload_ps(x + static_cast<size_t>(cols[e]) * stride, mask), acc);
   _mm256_maskstore_ps(y, mask, acc);
 #else
   for (size_t j = 0; j < len; ++j) {
@@ -82,14 +83,22 @@ inline void RowTail(const float* x, size_t stride, const uint32_t* cols, const f
 inline void RowTileN(int vecs, const float* x, size_t stride, const uint32_t* cols, const float* w, uint32_t nnz,
                      float sw, const float* self, float* y) {
   switch (vecs) {
-    case 1: return RowTile<1>(x, stride, cols, w, nnz, sw, self, y);
-    case 2: return RowTile<2>(x, stride, cols, w, nnz, sw, self, y);
-    case 3: return RowTile<3>(x, stride, cols, w, nnz, sw, self, y);
-    case 4: return RowTile<4>(x, stride, cols, w, nnz, sw, self, y);
-    case 5: return RowTile<5>(x, stride, cols, w, nnz, sw, self, y);
-    case 6: return RowTile<6>(x, stride, cols, w, nnz, sw, self, y);
-    case 7: return RowTile<7>(x, stride, cols, w, nnz, sw, self, y);
-    default: assert(false);
+    case 1:
+      return RowTile<1>(x, stride, cols, w, nnz, sw, self, y);
+    case 2:
+      return RowTile<2>(x, stride, cols, w, nnz, sw, self, y);
+    case 3:
+      return RowTile<3>(x, stride, cols, w, nnz, sw, self, y);
+    case 4:
+      return RowTile<4>(x, stride, cols, w, nnz, sw, self, y);
+    case 5:
+      return RowTile<5>(x, stride, cols, w, nnz, sw, self, y);
+    case 6:
+      return RowTile<6>(x, stride, cols, w, nnz, sw, self, y);
+    case 7:
+      return RowTile<7>(x, stride, cols, w, nnz, sw, self, y);
+    default:
+      assert(false);
   }
 }
 

@@ -28,13 +28,17 @@ Result<Partition> PartitionGraph(const CsrGraph& graph, const PartitionOptions& 
   // METIS takes non-const pointers but does not modify xadj/adjncy.
   auto* xadj = const_cast<idx_t*>(graph.offsets.data());
   auto* adjncy = const_cast<idx_t*>(graph.neighbors.data());
-  const int rc = METIS_PartGraphKway(&nvtxs, &ncon, xadj, adjncy, nullptr, nullptr, nullptr, &nparts, nullptr,
-                                     nullptr, opts, &objval, p.part.data());
+  const int rc = METIS_PartGraphKway(&nvtxs, &ncon, xadj, adjncy, nullptr, nullptr, nullptr, &nparts, nullptr, nullptr,
+                                     opts, &objval, p.part.data());
   switch (rc) {
-    case METIS_OK: break;
-    case METIS_ERROR_INPUT: return Status::Internal("METIS_PartGraphKway rejected its input (METIS_ERROR_INPUT)");
-    case METIS_ERROR_MEMORY: return Status::IoError("METIS_PartGraphKway ran out of memory (METIS_ERROR_MEMORY)");
-    default: return Status::Internal("METIS_PartGraphKway failed (METIS_ERROR)");
+    case METIS_OK:
+      break;
+    case METIS_ERROR_INPUT:
+      return Status::Internal("METIS_PartGraphKway rejected its input (METIS_ERROR_INPUT)");
+    case METIS_ERROR_MEMORY:
+      return Status::IoError("METIS_PartGraphKway ran out of memory (METIS_ERROR_MEMORY)");
+    default:
+      return Status::Internal("METIS_PartGraphKway failed (METIS_ERROR)");
   }
   // Recount the cut ourselves rather than trusting objval's meaning across METIS versions.
   uint64_t cut = 0;
@@ -43,7 +47,8 @@ Result<Partition> PartitionGraph(const CsrGraph& graph, const PartitionOptions& 
       if (p.part[v] != p.part[graph.neighbors[e]]) ++cut;
   p.edge_cut = cut / 2;
   for (int32_t v = 0; v < n; ++v)
-    if (p.part[v] < 0 || p.part[v] >= options.num_parts) return Status::Internal("METIS returned a part id out of range");
+    if (p.part[v] < 0 || p.part[v] >= options.num_parts)
+      return Status::Internal("METIS returned a part id out of range");
   return p;
 }
 

@@ -82,7 +82,8 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normal
       if (j == q) break;
       if (out.clusters[j] != g.cluster) continue;
       const uint32_t t = starts[j];
-      for (uint64_t e = g.begin; e < g.begin + g.count; ++e) out.columns[cursor[s + c.inter_src[e]]++] = c.inter_dst[e] + t;
+      for (uint64_t e = g.begin; e < g.begin + g.count; ++e)
+        out.columns[cursor[s + c.inter_src[e]]++] = c.inter_dst[e] + t;
     }
   }
   GcnNormalize(std::span<const uint32_t>(out.offsets.data(), n + 1), std::span<const uint32_t>(out.columns.data(), nnz),

@@ -3,7 +3,6 @@
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
-
 #include <time.h>
 
 #include <algorithm>
@@ -106,62 +105,56 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
   for (size_t i = next; i < next + read_ahead_batches; ++i) read_ahead(i);
   try {
     tbb::parallel_pipeline(
-        K,
-        tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order,
-                                      [&](tbb::flow_control& fc) -> Slot* {
-                                        if (next == groups.size()) {
-                                          fc.stop();
-                                          return nullptr;
-                                        }
-                                        // Safe reuse: batch `next - K` has left the serial output stage
-                                        // before token `next` can exist (at most K live tokens, in order).
-                                        Slot* s = slots_[next % K].get();
-                                        s->batch.epoch = epoch;
-                                        s->batch.index = next;
-                                        s->batch.clusters = groups[next];
-                                        ++next;
-                                        read_ahead(next - 1 + read_ahead_batches);
-                                        return s;
-                                      }) &
-            tbb::make_filter<Slot*, Slot*>(
-                tbb::filter_mode::parallel,
-                [&](Slot* s) -> Slot* {
-                  const auto& ids = s->batch.clusters;
-                  const size_t q = ids.size();
-                  const Clock::time_point t0 = Clock::now();
-                  tbb::parallel_for(size_t{0}, q, [&](size_t k) {
-                    const double c0 = ThreadCpuSeconds();
-                    s->errors[k] = shards_.Load(ids[k], kAllSections, decoders.local(), s->decoded[k]);
-                    s->decode_cpu_s[k] = ThreadCpuSeconds() - c0;
-                  });
-                  const Clock::time_point t1 = Clock::now();
-                  s->decode_s = Seconds(t0, t1);
-                  s->raw_bytes = 0;
-                  s->ordered.clear();
-                  for (size_t k = 0; k < q; ++k) {
-                    if (!s->errors[k].ok()) throw StatusError{s->errors[k]};
-                    s->ordered.push_back(&s->decoded[k]);
-                    s->raw_bytes += shards_.manifest().shards[ids[k]].raw_bytes;
-                  }
-                  AssembleBatch(s->ordered, options_.row_normalize, s->batch, options_.propagate_features);
-                  s->assemble_s = Seconds(t1, Clock::now());
-                  return s;
-                }) &
-            tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, [&](Slot* s) {
-              const Clock::time_point t0 = Clock::now();
-              st.input_wait_s += Seconds(idle_since, t0);
-              st.decode_s += s->decode_s;
-              for (size_t k = 0; k < s->batch.clusters.size(); ++k) st.decode_cpu_s += s->decode_cpu_s[k];
-              st.assemble_s += s->assemble_s;
-              st.decompressed_bytes += s->raw_bytes;
-              st.batches += 1;
-              st.batch_nodes += s->batch.num_nodes;
-              st.batch_entries += s->batch.offsets[s->batch.num_nodes];
-              Status status = consume(s->batch);
-              if (!status.ok()) throw StatusError{status};
-              idle_since = Clock::now();
-              st.consume_s += Seconds(t0, idle_since);
-            }));
+        K, tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> Slot* {
+             if (next == groups.size()) {
+               fc.stop();
+               return nullptr;
+             }
+             // Safe reuse: batch `next - K` has left the serial output stage
+             // before token `next` can exist (at most K live tokens, in order).
+             Slot* s = slots_[next % K].get();
+             s->batch.epoch = epoch;
+             s->batch.index = next;
+             s->batch.clusters = groups[next];
+             ++next;
+             read_ahead(next - 1 + read_ahead_batches);
+             return s;
+           }) & tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::parallel, [&](Slot* s) -> Slot* {
+             const auto& ids = s->batch.clusters;
+             const size_t q = ids.size();
+             const Clock::time_point t0 = Clock::now();
+             tbb::parallel_for(size_t{0}, q, [&](size_t k) {
+               const double c0 = ThreadCpuSeconds();
+               s->errors[k] = shards_.Load(ids[k], kAllSections, decoders.local(), s->decoded[k]);
+               s->decode_cpu_s[k] = ThreadCpuSeconds() - c0;
+             });
+             const Clock::time_point t1 = Clock::now();
+             s->decode_s = Seconds(t0, t1);
+             s->raw_bytes = 0;
+             s->ordered.clear();
+             for (size_t k = 0; k < q; ++k) {
+               if (!s->errors[k].ok()) throw StatusError{s->errors[k]};
+               s->ordered.push_back(&s->decoded[k]);
+               s->raw_bytes += shards_.manifest().shards[ids[k]].raw_bytes;
+             }
+             AssembleBatch(s->ordered, options_.row_normalize, s->batch, options_.propagate_features);
+             s->assemble_s = Seconds(t1, Clock::now());
+             return s;
+           }) & tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, [&](Slot* s) {
+             const Clock::time_point t0 = Clock::now();
+             st.input_wait_s += Seconds(idle_since, t0);
+             st.decode_s += s->decode_s;
+             for (size_t k = 0; k < s->batch.clusters.size(); ++k) st.decode_cpu_s += s->decode_cpu_s[k];
+             st.assemble_s += s->assemble_s;
+             st.decompressed_bytes += s->raw_bytes;
+             st.batches += 1;
+             st.batch_nodes += s->batch.num_nodes;
+             st.batch_entries += s->batch.offsets[s->batch.num_nodes];
+             Status status = consume(s->batch);
+             if (!status.ok()) throw StatusError{status};
+             idle_since = Clock::now();
+             st.consume_s += Seconds(t0, idle_since);
+           }));
   } catch (const StatusError& e) {
     return e.status;
   } catch (const std::bad_alloc&) {

@@ -1,15 +1,15 @@
 #include "cgcn/raw_reader.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cfloat>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -314,7 +314,8 @@ Result<uint64_t> ReadSingleCount(InputReader& reader, const InputFile& file, std
     if (!error.ok()) return error;
     return EmptyFile(src, expected);
   }
-  if (size_t n = CountFields(line); n != 1) return Bad(src, "expected 1 field (" + std::string(what) + "), " + FieldsFound(n));
+  if (size_t n = CountFields(line); n != 1)
+    return Bad(src, "expected 1 field (" + std::string(what) + "), " + FieldsFound(n));
   uint64_t value = 0;
   if (auto why = ParseUintField(line, what, &value)) return Bad(src, *why);
   if (src.Next(&line)) return Bad(src, "expected " + expected + ", found a second line");
@@ -325,9 +326,9 @@ Result<uint64_t> ReadSingleCount(InputReader& reader, const InputFile& file, std
 // ---------------------------------------------------------------------------------
 // The stages
 
-Status ReadEdges(InputReader& reader, const InputFile& file, uint64_t num_nodes,
-                 std::optional<uint64_t> declared_edges, const std::string& num_edge_path,
-                 const ProgressFn& progress, BinaryWriter& out, uint64_t* num_lines, uint64_t* text_bytes) {
+Status ReadEdges(InputReader& reader, const InputFile& file, uint64_t num_nodes, std::optional<uint64_t> declared_edges,
+                 const std::string& num_edge_path, const ProgressFn& progress, BinaryWriter& out, uint64_t* num_lines,
+                 uint64_t* text_bytes) {
   CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
   const std::string expected = "2 comma-separated node ids";
   Progress ticker(progress, "read edges", declared_edges.value_or(0));
@@ -501,9 +502,12 @@ Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes
 
 const char* SplitPart(uint8_t bit) {
   switch (bit) {
-    case kSplitTrain: return "train";
-    case kSplitValid: return "valid";
-    default: return "test";
+    case kSplitTrain:
+      return "train";
+    case kSplitValid:
+      return "valid";
+    default:
+      return "test";
   }
 }
 
@@ -519,8 +523,8 @@ Status ReadSplitFile(InputReader& reader, const InputFile& file, uint8_t bit, ui
     uint64_t id = 0;
     if (auto why = ParseSingleField(line, "a node id", &id)) return Bad(src, *why);
     if (id >= num_nodes) {
-      return Bad(src, "expected a node id < " + std::to_string(num_nodes) + " (num-node-list), found " +
-                          std::to_string(id));
+      return Bad(src,
+                 "expected a node id < " + std::to_string(num_nodes) + " (num-node-list), found " + std::to_string(id));
     }
     uint8_t& member = split[id];
     if (member == bit) {
@@ -568,7 +572,6 @@ Result<std::string> ChooseSplit(const std::string& dir, const std::string& reque
   return names[0];
 }
 
-
 // The input files of a dataset, resolved (gz or plain) in reading order.
 struct InputFiles {
   std::string dir;
@@ -590,7 +593,8 @@ Result<InputFiles> ResolveInputFiles(const RawReadOptions& options) {
   f.dir = options.dir;
   while (f.dir.size() > 1 && f.dir.back() == '/') f.dir.pop_back();
   std::error_code ec;
-  if (f.dir.empty() || !fs::is_directory(f.dir, ec)) return Status::IoError((f.dir.empty() ? "''" : f.dir) + ": no such directory");
+  if (f.dir.empty() || !fs::is_directory(f.dir, ec))
+    return Status::IoError((f.dir.empty() ? "''" : f.dir) + ": no such directory");
   CGCN_ASSIGN_OR_RETURN(f.split_name, ChooseSplit(f.dir, options.split_name));
   CGCN_ASSIGN_OR_RETURN(f.num_nodes, Resolve(f.dir, "raw/num-node-list"));
   if (auto r = Resolve(f.dir, "raw/num-edge-list"); r.ok()) f.num_edges = std::move(r).value();
@@ -615,7 +619,7 @@ Result<std::vector<InputFileDigest>> DigestRawInput(const RawReadOptions& option
   for (const InputFile* f : files.InOrder()) {
     const int fd = ::open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Status::IoError(f->path + ": cannot open: " + Errno());
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
       ::close(fd);
       return Status::IoError(f->path + ": not a regular file");
@@ -645,13 +649,18 @@ std::string DescribeInputDifferences(const std::vector<InputFileDigest>& recorde
   std::string d;
   auto add = [&](const std::string& s) { d += (d.empty() ? "" : "; ") + s; };
   for (const InputFileDigest& r : recorded) {
-    auto it = std::find_if(actual.begin(), actual.end(), [&](const InputFileDigest& a) { return a.relative == r.relative; });
-    if (it == actual.end()) add(r.relative + ": missing now");
-    else if (it->size != r.size) add(r.relative + ": " + std::to_string(r.size) + " -> " + std::to_string(it->size) + " bytes");
-    else if (it->checksum != r.checksum) add(r.relative + ": same size, content differs");
+    auto it =
+        std::find_if(actual.begin(), actual.end(), [&](const InputFileDigest& a) { return a.relative == r.relative; });
+    if (it == actual.end())
+      add(r.relative + ": missing now");
+    else if (it->size != r.size)
+      add(r.relative + ": " + std::to_string(r.size) + " -> " + std::to_string(it->size) + " bytes");
+    else if (it->checksum != r.checksum)
+      add(r.relative + ": same size, content differs");
   }
   for (const InputFileDigest& a : actual)
-    if (std::none_of(recorded.begin(), recorded.end(), [&](const InputFileDigest& r) { return r.relative == a.relative; }))
+    if (std::none_of(recorded.begin(), recorded.end(),
+                     [&](const InputFileDigest& r) { return r.relative == a.relative; }))
       add(a.relative + ": not part of the recorded input");
   return d;
 }
@@ -725,10 +734,10 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
   }));
   input.split.assign(num_nodes, 0);
   CGCN_RETURN_IF_ERROR(phase("split", [&](uint64_t* text) {
-    CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.train, kSplitTrain, num_nodes, progress, input.split,
-                                       &input.num_train, text));
-    CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.valid, kSplitValid, num_nodes, progress, input.split,
-                                       &input.num_valid, text));
+    CGCN_RETURN_IF_ERROR(
+        ReadSplitFile(reader, files.train, kSplitTrain, num_nodes, progress, input.split, &input.num_train, text));
+    CGCN_RETURN_IF_ERROR(
+        ReadSplitFile(reader, files.valid, kSplitValid, num_nodes, progress, input.split, &input.num_valid, text));
     return ReadSplitFile(reader, files.test, kSplitTest, num_nodes, progress, input.split, &input.num_test, text);
   }));
 
@@ -794,8 +803,8 @@ Status RawNodeRows::Gather(std::span<const uint32_t> ids, float* features, uint3
     size_t j = i + 1;  // [i, j) is a run of consecutive ids
     while (j < ids.size() && ids[j] == ids[j - 1] + 1) ++j;
     if (ids[j - 1] >= num_nodes_) return Status::Internal("node id " + std::to_string(ids[j - 1]) + " out of range");
-    CGCN_RETURN_IF_ERROR(PreadExact(features_fd_, features_path_, features + i * feat_dim_, (j - i) * row_bytes,
-                                    ids[i] * row_bytes));
+    CGCN_RETURN_IF_ERROR(
+        PreadExact(features_fd_, features_path_, features + i * feat_dim_, (j - i) * row_bytes, ids[i] * row_bytes));
     CGCN_RETURN_IF_ERROR(PreadExact(labels_fd_, labels_path_, labels + i, (j - i) * sizeof(uint32_t),
                                     uint64_t{ids[i]} * sizeof(uint32_t)));
     i = j;

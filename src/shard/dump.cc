@@ -1,14 +1,15 @@
 #include "cgcn/dump.h"
 
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
-#include <sstream>
 #include <nlohmann/json.hpp>
-#include <tbb/enumerable_thread_specific.h>
-#include <tbb/parallel_pipeline.h>
-#include <tbb/task_arena.h>
+#include <sstream>
 
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_directory.h"
@@ -25,13 +26,20 @@ std::string Fmt(const char* f, auto... args) {
 }
 
 nlohmann::json ManifestJson(const Manifest& m) {
-  return {{"version", m.version},        {"num_nodes", m.num_nodes},
-          {"num_edges", m.num_edges},    {"feat_dim", m.feat_dim},
-          {"num_classes", m.num_classes}, {"num_parts", m.num_parts},
-          {"seed", m.seed},              {"zstd_level", m.zstd_level},
-          {"edge_cut", m.edge_cut},      {"split", m.split_name},
-          {"num_train", m.num_train},    {"num_valid", m.num_valid},
-          {"num_test", m.num_test},      {"input_fingerprint", Hex64(m.input_fingerprint)},
+  return {{"version", m.version},
+          {"num_nodes", m.num_nodes},
+          {"num_edges", m.num_edges},
+          {"feat_dim", m.feat_dim},
+          {"num_classes", m.num_classes},
+          {"num_parts", m.num_parts},
+          {"seed", m.seed},
+          {"zstd_level", m.zstd_level},
+          {"edge_cut", m.edge_cut},
+          {"split", m.split_name},
+          {"num_train", m.num_train},
+          {"num_valid", m.num_valid},
+          {"num_test", m.num_test},
+          {"input_fingerprint", Hex64(m.input_fingerprint)},
           {"input_bytes", m.input_bytes},
           {"input_files", [&] {
              nlohmann::json a = nlohmann::json::array();
@@ -103,7 +111,8 @@ Status FindUnmirroredGroup(const ShardDirectory& d, uint32_t lo) {
       return Status::Corruption(d.ShardPath(lo) + ": section 'inter': edges to cluster " + std::to_string(h) +
                                 " differ from their mirror in " + ShardFileName(h));
   }
-  return Status::Corruption(d.ShardPath(lo) + ": section 'inter': the edges to higher-numbered clusters are not all mirrored");
+  return Status::Corruption(d.ShardPath(lo) +
+                            ": section 'inter': the edges to higher-numbered clusters are not all mirrored");
 }
 
 // Every checksum and structural invariant, across shards too: node ids form a permutation
@@ -127,63 +136,57 @@ Status VerifyAll(const ShardDirectory& d, std::ostream& out, bool json) {
   std::vector<MirrorSum> mirror(d.num_clusters());
   uint64_t split_count[3] = {0, 0, 0};
   uint32_t next = 0;
-  Status first_error;             // written by the output stage only
+  Status first_error;               // written by the output stage only
   std::atomic<bool> failed{false};  // read by the input stage, which then stops
   tbb::parallel_pipeline(
-      in_flight,
-      tbb::make_filter<void, Item*>(tbb::filter_mode::serial_in_order,
-                                    [&](tbb::flow_control& fc) -> Item* {
-                                      if (next == d.num_clusters() || failed.load(std::memory_order_relaxed)) {
-                                        fc.stop();
-                                        return nullptr;
-                                      }
-                                      Item* it = &items[next % in_flight];  // free: at most in_flight live tokens
-                                      it->k = next++;
-                                      return it;
-                                    }) &
-          tbb::make_filter<Item*, Item*>(
-              tbb::filter_mode::parallel,
-              [&](Item* it) -> Item* {
-                const uint32_t k = it->k;
-                ClusterData& c = it->c;
-                const std::string name = d.ShardPath(k);
-                std::fill(std::begin(it->split_count), std::end(it->split_count), 0);
-                it->status = d.Load(k, kAllSections, decoders.local(), c);
-                if (!it->status.ok()) return it;
-                for (uint32_t i = 0; i < c.num_nodes; ++i) {
-                  for (int s = 0; s < 3; ++s) it->split_count[s] += (c.split[i] >> s) & 1;
-                  for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e) {
-                    const uint32_t j = c.adj_neighbors[e];
-                    if (!std::binary_search(c.adj_neighbors.begin() + c.adj_offsets[j],
-                                            c.adj_neighbors.begin() + c.adj_offsets[j + 1], i)) {
-                      it->status = Status::Corruption(name + ": section 'adjacency': edge " + std::to_string(i) +
-                                                      " -> " + std::to_string(j) + " has no reverse entry");
-                      return it;
-                    }
-                  }
-                }
-                if (c.intra_entries() != m.shards[k].intra_entries || c.inter_entries() != m.shards[k].inter_entries)
-                  it->status = Status::Corruption(name + ": edge counts differ from the manifest");
-                return it;
-              }) &
-          tbb::make_filter<Item*, void>(tbb::filter_mode::serial_in_order, [&](Item* it) {
-            if (!first_error.ok()) return;
-            if (!it->status.ok()) {
-              first_error = it->status;
-              failed = true;
-              return;
-            }
-            for (uint32_t v : it->c.node_ids)
-              if (seen[v]++) {
-                first_error = Status::Corruption(d.ShardPath(it->k) + ": section 'nodes': node " + std::to_string(v) +
-                                                 " also appears in an earlier shard");
-                failed = true;
-                return;
-              }
-            for (int s = 0; s < 3; ++s) split_count[s] += it->split_count[s];
-            AddInterEdges(it->k, it->c, mirror);
-            if (!json) out << "  verified " << d.ShardPath(it->k) << "\n";
-          }));
+      in_flight, tbb::make_filter<void, Item*>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> Item* {
+                   if (next == d.num_clusters() || failed.load(std::memory_order_relaxed)) {
+                     fc.stop();
+                     return nullptr;
+                   }
+                   Item* it = &items[next % in_flight];  // free: at most in_flight live tokens
+                   it->k = next++;
+                   return it;
+                 }) & tbb::make_filter<Item*, Item*>(tbb::filter_mode::parallel, [&](Item* it) -> Item* {
+                   const uint32_t k = it->k;
+                   ClusterData& c = it->c;
+                   const std::string name = d.ShardPath(k);
+                   std::fill(std::begin(it->split_count), std::end(it->split_count), 0);
+                   it->status = d.Load(k, kAllSections, decoders.local(), c);
+                   if (!it->status.ok()) return it;
+                   for (uint32_t i = 0; i < c.num_nodes; ++i) {
+                     for (int s = 0; s < 3; ++s) it->split_count[s] += (c.split[i] >> s) & 1;
+                     for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e) {
+                       const uint32_t j = c.adj_neighbors[e];
+                       if (!std::binary_search(c.adj_neighbors.begin() + c.adj_offsets[j],
+                                               c.adj_neighbors.begin() + c.adj_offsets[j + 1], i)) {
+                         it->status = Status::Corruption(name + ": section 'adjacency': edge " + std::to_string(i) +
+                                                         " -> " + std::to_string(j) + " has no reverse entry");
+                         return it;
+                       }
+                     }
+                   }
+                   if (c.intra_entries() != m.shards[k].intra_entries || c.inter_entries() != m.shards[k].inter_entries)
+                     it->status = Status::Corruption(name + ": edge counts differ from the manifest");
+                   return it;
+                 }) & tbb::make_filter<Item*, void>(tbb::filter_mode::serial_in_order, [&](Item* it) {
+                   if (!first_error.ok()) return;
+                   if (!it->status.ok()) {
+                     first_error = it->status;
+                     failed = true;
+                     return;
+                   }
+                   for (uint32_t v : it->c.node_ids)
+                     if (seen[v]++) {
+                       first_error = Status::Corruption(d.ShardPath(it->k) + ": section 'nodes': node " +
+                                                        std::to_string(v) + " also appears in an earlier shard");
+                       failed = true;
+                       return;
+                     }
+                   for (int s = 0; s < 3; ++s) split_count[s] += it->split_count[s];
+                   AddInterEdges(it->k, it->c, mirror);
+                   if (!json) out << "  verified " << d.ShardPath(it->k) << "\n";
+                 }));
   CGCN_RETURN_IF_ERROR(first_error);
   for (uint64_t v = 0; v < m.num_nodes; ++v)
     if (!seen[v]) return Status::Corruption(d.dir() + ": node " + std::to_string(v) + " is in no shard");
@@ -196,7 +199,8 @@ Status VerifyAll(const ShardDirectory& d, std::ostream& out, bool json) {
 
 Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std::ostream& out) {
   if (k >= d.num_clusters())
-    return Status::InvalidArgument("--shard " + std::to_string(k) + ": the directory has shards 0.." + std::to_string(d.num_clusters() - 1));
+    return Status::InvalidArgument("--shard " + std::to_string(k) + ": the directory has shards 0.." +
+                                   std::to_string(d.num_clusters() - 1));
   CGCN_ASSIGN_OR_RETURN(MappedFile file, d.Map(k));
   CGCN_ASSIGN_OR_RETURN(ShardHeader h, ParseShardHeader(file.bytes(), file.path()));
   ShardDecoder decoder;
@@ -204,26 +208,41 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
   CGCN_RETURN_IF_ERROR(decoder.Decode(file.bytes(), file.path(), d.Expectation(k), kAllSections, c));
   const uint32_t rows = std::min(o.max_rows, c.num_nodes);
   if (o.json) {
-    nlohmann::json j = {{"file", file.path()}, {"cluster", k}, {"num_nodes", c.num_nodes}, {"feat_dim", c.feat_dim},
-                        {"intra_entries", c.intra_entries()}, {"inter_entries", c.inter_entries()},
+    nlohmann::json j = {{"file", file.path()},
+                        {"cluster", k},
+                        {"num_nodes", c.num_nodes},
+                        {"feat_dim", c.feat_dim},
+                        {"intra_entries", c.intra_entries()},
+                        {"inter_entries", c.inter_entries()},
                         {"header_checksum", Hex64(h.header_checksum)}};
     for (const SectionEntry& e : h.sections)
-      j["sections"].push_back({{"name", SectionName(e.kind)}, {"codec", CodecName(e.codec)},
-                               {"offset", e.offset}, {"stored", e.stored_size}, {"raw", e.raw_size},
+      j["sections"].push_back({{"name", SectionName(e.kind)},
+                               {"codec", CodecName(e.codec)},
+                               {"offset", e.offset},
+                               {"stored", e.stored_size},
+                               {"raw", e.raw_size},
                                {"checksum", Hex64(e.checksum)}});
-    for (const InterGroup& g : c.inter_groups) j["inter_groups"].push_back({{"cluster", g.cluster}, {"edges", g.count}});
+    for (const InterGroup& g : c.inter_groups)
+      j["inter_groups"].push_back({{"cluster", g.cluster}, {"edges", g.count}});
     for (uint32_t i = 0; i < rows; ++i) {
-      std::vector<uint32_t> nb(c.adj_neighbors.begin() + c.adj_offsets[i], c.adj_neighbors.begin() + c.adj_offsets[i + 1]);
-      j["nodes"].push_back({{"local", i}, {"id", c.node_ids[i]}, {"label", c.labels[i]}, {"split", c.split[i]}, {"intra_neighbors", nb}});
+      std::vector<uint32_t> nb(c.adj_neighbors.begin() + c.adj_offsets[i],
+                               c.adj_neighbors.begin() + c.adj_offsets[i + 1]);
+      j["nodes"].push_back({{"local", i},
+                            {"id", c.node_ids[i]},
+                            {"label", c.labels[i]},
+                            {"split", c.split[i]},
+                            {"intra_neighbors", nb}});
     }
     out << j.dump(2) << "\n";
     return Status::Ok();
   }
   out << "shard " << k << ": " << file.path() << "\n";
-  out << Fmt("  %u nodes, %u features, %u classes, %" PRIu64 " intra entries, %" PRIu64 " inter entries in %zu groups\n",
+  out << Fmt("  %u nodes, %u features, %u classes, %" PRIu64 " intra entries, %" PRIu64
+             " inter entries in %zu groups\n",
              c.num_nodes, c.feat_dim, c.num_classes, c.intra_entries(), c.inter_entries(), c.inter_groups.size());
   out << "  header checksum " << Hex64(h.header_checksum) << "\n";
-  out << Fmt("  %-10s %-5s %10s %12s %12s %7s  %s\n", "section", "codec", "offset", "stored", "raw", "ratio", "checksum");
+  out << Fmt("  %-10s %-5s %10s %12s %12s %7s  %s\n", "section", "codec", "offset", "stored", "raw", "ratio",
+             "checksum");
   for (const SectionEntry& e : h.sections)
     out << Fmt("  %-10s %-5s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %7.2f  %s\n", SectionName(e.kind),
                CodecName(e.codec), e.offset, e.stored_size, e.raw_size,
@@ -233,12 +252,19 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
   for (size_t g = 0; g < c.inter_groups.size() && g < o.max_rows; ++g)
     out << " " << c.inter_groups[g].cluster << ":" << c.inter_groups[g].count;
   if (c.inter_groups.size() > o.max_rows) out << " ...";
-  out << "\n" << Fmt("  %6s %10s %6s %6s  %-28s %s\n", "local", "node_id", "label", "split", "intra neighbours", "features (first 6)");
+  out << "\n"
+      << Fmt("  %6s %10s %6s %6s  %-28s %s\n", "local", "node_id", "label", "split", "intra neighbours",
+             "features (first 6)");
   for (uint32_t i = 0; i < rows; ++i) {
     std::string nb, ft;
-    for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1] && nb.size() < 24; ++e) nb += std::to_string(c.adj_neighbors[e]) + " ";
-    for (uint32_t f = 0; f < std::min<uint32_t>(6, c.feat_dim); ++f) ft += Fmt("%.3g ", c.features[uint64_t{i} * c.feat_dim + f]);
-    const char* split = c.split[i] == kSplitTrain ? "train" : c.split[i] == kSplitValid ? "valid" : c.split[i] == kSplitTest ? "test" : "-";
+    for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1] && nb.size() < 24; ++e)
+      nb += std::to_string(c.adj_neighbors[e]) + " ";
+    for (uint32_t f = 0; f < std::min<uint32_t>(6, c.feat_dim); ++f)
+      ft += Fmt("%.3g ", c.features[uint64_t{i} * c.feat_dim + f]);
+    const char* split = c.split[i] == kSplitTrain   ? "train"
+                        : c.split[i] == kSplitValid ? "valid"
+                        : c.split[i] == kSplitTest  ? "test"
+                                                    : "-";
     out << Fmt("  %6u %10u %6u %6s  %-28s %s\n", i, c.node_ids[i], c.labels[i], split, nb.c_str(), ft.c_str());
   }
   if (rows < c.num_nodes) out << "  ... " << c.num_nodes - rows << " more nodes\n";
@@ -251,7 +277,9 @@ Status Dump(const DumpOptions& o, std::ostream& out) {
   CGCN_ASSIGN_OR_RETURN(ShardDirectory d, ShardDirectory::Open(o.dir));
   if (!o.check_input.empty()) {
     CGCN_RETURN_IF_ERROR(d.CheckInput(o.check_input));
-    if (!o.json) out << "input " << o.check_input << " matches the manifest's record of " << d.manifest().input_files.size() << " files\n";
+    if (!o.json)
+      out << "input " << o.check_input << " matches the manifest's record of " << d.manifest().input_files.size()
+          << " files\n";
   }
   if (o.shard) return DumpShard(d, *o.shard, o, out);
   const Manifest& m = d.manifest();
@@ -264,8 +292,13 @@ Status Dump(const DumpOptions& o, std::ostream& out) {
     nlohmann::json j = {{"dir", o.dir}, {"manifest", ManifestJson(m)}, {"raw_bytes", raw}, {"stored_bytes", stored}};
     for (uint32_t k = 0; k < m.num_parts; ++k) {
       const ShardInfo& s = m.shards[k];
-      j["shards"].push_back({{"cluster", k}, {"file", ShardFileName(k)}, {"nodes", s.num_nodes}, {"intra_entries", s.intra_entries},
-                             {"inter_entries", s.inter_entries}, {"raw_bytes", s.raw_bytes}, {"file_bytes", s.file_size},
+      j["shards"].push_back({{"cluster", k},
+                             {"file", ShardFileName(k)},
+                             {"nodes", s.num_nodes},
+                             {"intra_entries", s.intra_entries},
+                             {"inter_entries", s.inter_entries},
+                             {"raw_bytes", s.raw_bytes},
+                             {"file_bytes", s.file_size},
                              {"header_checksum", Hex64(s.header_checksum)}});
     }
     if (o.verify) {
@@ -282,14 +315,16 @@ Status Dump(const DumpOptions& o, std::ostream& out) {
   out << "shard directory " << o.dir << "\n";
   out << Fmt("  %" PRIu64 " nodes, %" PRIu64 " undirected edges, %u features, %u classes\n", m.num_nodes, m.num_edges,
              m.feat_dim, m.num_classes);
-  out << Fmt("  %u clusters (METIS seed %" PRId64 "), edge cut %" PRIu64 " (%.1f%%), zstd level %d\n", m.num_parts, m.seed,
-             m.edge_cut, m.num_edges ? 100.0 * static_cast<double>(m.edge_cut) / static_cast<double>(m.num_edges) : 0.0,
+  out << Fmt("  %u clusters (METIS seed %" PRId64 "), edge cut %" PRIu64 " (%.1f%%), zstd level %d\n", m.num_parts,
+             m.seed, m.edge_cut,
+             m.num_edges ? 100.0 * static_cast<double>(m.edge_cut) / static_cast<double>(m.num_edges) : 0.0,
              m.zstd_level);
-  out << Fmt("  split '%s': %" PRIu64 " train, %" PRIu64 " valid, %" PRIu64 " test\n", m.split_name.c_str(), m.num_train,
-             m.num_valid, m.num_test);
+  out << Fmt("  split '%s': %" PRIu64 " train, %" PRIu64 " valid, %" PRIu64 " test\n", m.split_name.c_str(),
+             m.num_train, m.num_valid, m.num_test);
   out << "  input fingerprint " << Hex64(m.input_fingerprint) << " over " << m.input_bytes << " bytes in "
       << m.input_files.size() << " files\n\n";
-  out << Fmt("  %-18s %9s %11s %11s %12s %12s %6s\n", "shard", "nodes", "intra", "inter", "raw bytes", "file bytes", "ratio");
+  out << Fmt("  %-18s %9s %11s %11s %12s %12s %6s\n", "shard", "nodes", "intra", "inter", "raw bytes", "file bytes",
+             "ratio");
   for (uint32_t k = 0; k < m.num_parts; ++k) {
     const ShardInfo& s = m.shards[k];
     out << Fmt("  %-18s %9u %11" PRIu64 " %11" PRIu64 " %12" PRIu64 " %12" PRIu64 " %6.2f\n", ShardFileName(k).c_str(),
@@ -301,8 +336,9 @@ Status Dump(const DumpOptions& o, std::ostream& out) {
     intra += s.intra_entries;
     inter += s.inter_entries;
   }
-  out << Fmt("  %-18s %9" PRIu64 " %11" PRIu64 " %11" PRIu64 " %12" PRIu64 " %12" PRIu64 " %6.2f\n", "total", m.num_nodes,
-             intra, inter, raw, stored, static_cast<double>(raw) / static_cast<double>(std::max<uint64_t>(1, stored)));
+  out << Fmt("  %-18s %9" PRIu64 " %11" PRIu64 " %11" PRIu64 " %12" PRIu64 " %12" PRIu64 " %6.2f\n", "total",
+             m.num_nodes, intra, inter, raw, stored,
+             static_cast<double>(raw) / static_cast<double>(std::max<uint64_t>(1, stored)));
   if (o.verify) {
     out << "\nverifying every checksum and invariant\n";
     CGCN_RETURN_IF_ERROR(VerifyAll(d, out, false));

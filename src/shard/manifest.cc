@@ -112,21 +112,26 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
     return corrupt("byte 16: node count " + std::to_string(m.num_nodes) + " outside [1, 2^31-2]");
   if (m.num_edges > static_cast<uint64_t>(std::numeric_limits<int32_t>::max()) / 2)
     return corrupt("byte 24: edge count " + std::to_string(m.num_edges) + " exceeds METIS's limit");
-  if (m.feat_dim == 0 || m.feat_dim > (1u << 24)) return corrupt("byte 32: feature dimension " + std::to_string(m.feat_dim) + " outside [1, 2^24]");
-  if (m.num_classes == 0 || m.num_classes > (1u << 16)) return corrupt("byte 36: class count " + std::to_string(m.num_classes) + " outside [1, 65536]");
+  if (m.feat_dim == 0 || m.feat_dim > (1u << 24))
+    return corrupt("byte 32: feature dimension " + std::to_string(m.feat_dim) + " outside [1, 2^24]");
+  if (m.num_classes == 0 || m.num_classes > (1u << 16))
+    return corrupt("byte 36: class count " + std::to_string(m.num_classes) + " outside [1, 65536]");
   if (reserved != 0) return corrupt("byte 52: reserved field is not zero");
   if (m.edge_cut > m.num_edges) return corrupt("byte 56: edge cut exceeds the edge count");
   // Compared one at a time: the sum of three untrusted u64 can wrap around to a small value.
   if (m.num_train > m.num_nodes || m.num_valid > m.num_nodes - m.num_train ||
       m.num_test > m.num_nodes - m.num_train - m.num_valid)
     return corrupt("bytes 64-87: split sizes exceed the node count");
-  if (name_len > kMaxSplitName) return corrupt("byte 104: split name length " + std::to_string(name_len) + " exceeds 255");
+  if (name_len > kMaxSplitName)
+    return corrupt("byte 104: split name length " + std::to_string(name_len) + " exceeds 255");
   if (r.remaining() < name_len + 4) return corrupt("truncated in the split name");
   m.split_name.resize(name_len);
   (void)r.Raw(m.split_name.data(), name_len);
   uint32_t num_files = 0;
   (void)r.U32(&num_files);
-  if (num_files > kMaxInputFiles) return corrupt("byte " + std::to_string(r.pos() - 4) + ": input file count " + std::to_string(num_files) + " exceeds 64");
+  if (num_files > kMaxInputFiles)
+    return corrupt("byte " + std::to_string(r.pos() - 4) + ": input file count " + std::to_string(num_files) +
+                   " exceeds 64");
   m.input_files.resize(num_files);
   for (InputFileDigest& f : m.input_files) {
     uint32_t len = 0;
@@ -153,17 +158,23 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
     (void)r.U64(&s.raw_bytes);
     (void)r.U64(&s.file_size);
     (void)r.U64(&s.header_checksum);
-    if (reserved != 0) return corrupt("byte " + std::to_string(at + 4) + ": shard " + std::to_string(k) + ": reserved field is not zero");
+    if (reserved != 0)
+      return corrupt("byte " + std::to_string(at + 4) + ": shard " + std::to_string(k) +
+                     ": reserved field is not zero");
     if (s.num_nodes > m.num_nodes || s.intra_entries > 2 * m.num_edges || s.inter_entries > 2 * m.num_edges)
-      return corrupt("byte " + std::to_string(at) + ": shard " + std::to_string(k) + ": counts exceed the graph's totals");
+      return corrupt("byte " + std::to_string(at) + ": shard " + std::to_string(k) +
+                     ": counts exceed the graph's totals");
     nodes += s.num_nodes;
     intra += s.intra_entries;
     inter += s.inter_entries;
   }
-  if (nodes != m.num_nodes) return corrupt("shard node counts sum to " + std::to_string(nodes) + ", header says " + std::to_string(m.num_nodes));
+  if (nodes != m.num_nodes)
+    return corrupt("shard node counts sum to " + std::to_string(nodes) + ", header says " +
+                   std::to_string(m.num_nodes));
   if (intra + inter != 2 * m.num_edges || inter != 2 * m.edge_cut)
     return corrupt("shard edge counts (intra " + std::to_string(intra) + ", inter " + std::to_string(inter) +
-                   ") disagree with " + std::to_string(m.num_edges) + " edges and edge cut " + std::to_string(m.edge_cut));
+                   ") disagree with " + std::to_string(m.num_edges) + " edges and edge cut " +
+                   std::to_string(m.edge_cut));
   return m;
 }
 

@@ -10,7 +10,8 @@ namespace cgcn {
 
 Result<ShardDirectory> ShardDirectory::Open(const std::string& dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return Status::IoError(dir + ": not a shard directory (does not exist or is not a directory)");
+  if (!fs::is_directory(dir, ec))
+    return Status::IoError(dir + ": not a shard directory (does not exist or is not a directory)");
   const std::string mpath = (fs::path(dir) / kManifestFileName).string();
   if (!fs::exists(mpath, ec))
     return Status::IoError(mpath + ": missing (not a complete shard directory; was cgcn-preprocess interrupted?)");

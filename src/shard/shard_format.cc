@@ -22,9 +22,7 @@ constexpr uint64_t kMaxFeatDim = 1u << 24;
 constexpr uint64_t kMaxClasses = 1u << 16;
 constexpr uint64_t kMaxSectionBytes = uint64_t{1} << 40;
 
-std::string Where(const std::string& name, SectionKind kind) {
-  return name + ": section '" + SectionName(kind) + "'";
-}
+std::string Where(const std::string& name, SectionKind kind) { return name + ": section '" + SectionName(kind) + "'"; }
 
 template <typename T>
 void AppendRaw(std::vector<std::byte>& out, const std::vector<T>& v) {
@@ -36,12 +34,24 @@ void AppendRaw(std::vector<std::byte>& out, const std::vector<T>& v) {
 bool ExpectedRawSize(const ShardHeader& h, SectionKind kind, uint64_t* size) {
   const uint64_t n = h.num_nodes;
   switch (kind) {
-    case SectionKind::kNodes: *size = 4 * n; return true;
-    case SectionKind::kAdjacency: *size = 4 * (n + 1 + h.intra_entries); return true;
-    case SectionKind::kInter: *size = 8 * (uint64_t{h.num_inter_groups} + h.inter_entries); return true;
-    case SectionKind::kFeatures: *size = 4 * n * h.feat_dim; return true;  // n < 2^31, F < 2^24: no overflow
-    case SectionKind::kLabels: *size = 4 * n; return true;
-    case SectionKind::kSplit: *size = n; return true;
+    case SectionKind::kNodes:
+      *size = 4 * n;
+      return true;
+    case SectionKind::kAdjacency:
+      *size = 4 * (n + 1 + h.intra_entries);
+      return true;
+    case SectionKind::kInter:
+      *size = 8 * (uint64_t{h.num_inter_groups} + h.inter_entries);
+      return true;
+    case SectionKind::kFeatures:
+      *size = 4 * n * h.feat_dim;
+      return true;  // n < 2^31, F < 2^24: no overflow
+    case SectionKind::kLabels:
+      *size = 4 * n;
+      return true;
+    case SectionKind::kSplit:
+      *size = n;
+      return true;
   }
   return false;
 }
@@ -50,20 +60,28 @@ bool ExpectedRawSize(const ShardHeader& h, SectionKind kind, uint64_t* size) {
 
 const char* SectionName(SectionKind kind) {
   switch (kind) {
-    case SectionKind::kNodes: return "nodes";
-    case SectionKind::kAdjacency: return "adjacency";
-    case SectionKind::kInter: return "inter";
-    case SectionKind::kFeatures: return "features";
-    case SectionKind::kLabels: return "labels";
-    case SectionKind::kSplit: return "split";
+    case SectionKind::kNodes:
+      return "nodes";
+    case SectionKind::kAdjacency:
+      return "adjacency";
+    case SectionKind::kInter:
+      return "inter";
+    case SectionKind::kFeatures:
+      return "features";
+    case SectionKind::kLabels:
+      return "labels";
+    case SectionKind::kSplit:
+      return "split";
   }
   return "unknown";
 }
 
 const char* CodecName(uint32_t codec) {
   switch (codec) {
-    case kCodecRaw: return "raw";
-    case kCodecZstd: return "zstd";
+    case kCodecRaw:
+      return "raw";
+    case kCodecZstd:
+      return "zstd";
   }
   return "unknown";
 }
@@ -191,25 +209,30 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
   auto bad = [&](size_t byte, const std::string& what) {
     return Status::Corruption(name + ": header byte " + std::to_string(byte) + ": " + what);
   };
-  if (header_bytes != kShardHeaderBytes) return bad(12, "header size " + std::to_string(header_bytes) + ", expected " + std::to_string(kShardHeaderBytes));
+  if (header_bytes != kShardHeaderBytes)
+    return bad(12, "header size " + std::to_string(header_bytes) + ", expected " + std::to_string(kShardHeaderBytes));
   if (num_sections != kNumSections) return bad(36, "section count " + std::to_string(num_sections) + ", expected 6");
   if (reserved != 0) return bad(60, "reserved field is not zero");
   if (h.num_clusters == 0 || h.cluster_id >= h.num_clusters)
-    return bad(16, "cluster id " + std::to_string(h.cluster_id) + " not below cluster count " + std::to_string(h.num_clusters));
+    return bad(16, "cluster id " + std::to_string(h.cluster_id) + " not below cluster count " +
+                       std::to_string(h.num_clusters));
   if (h.num_nodes > kMaxNodes) return bad(24, "node count " + std::to_string(h.num_nodes) + " exceeds 2^31-1");
-  if (h.feat_dim == 0 || h.feat_dim > kMaxFeatDim) return bad(28, "feature dimension " + std::to_string(h.feat_dim) + " outside [1, 2^24]");
-  if (h.num_classes == 0 || h.num_classes > kMaxClasses) return bad(32, "class count " + std::to_string(h.num_classes) + " outside [1, 65536]");
+  if (h.feat_dim == 0 || h.feat_dim > kMaxFeatDim)
+    return bad(28, "feature dimension " + std::to_string(h.feat_dim) + " outside [1, 2^24]");
+  if (h.num_classes == 0 || h.num_classes > kMaxClasses)
+    return bad(32, "class count " + std::to_string(h.num_classes) + " outside [1, 65536]");
   if (h.intra_entries > kMaxEntries) return bad(40, "intra entry count exceeds 2^31-1");
   if (h.inter_entries > kMaxEntries) return bad(48, "inter entry count exceeds 2^31-1");
   // No self loops and no repeated neighbour: a cluster of n nodes has at most n(n-1) intra entries.
   // Refused here, before Decode allocates for a count that no valid section can hold.
   const uint64_t max_intra = uint64_t{h.num_nodes} * (h.num_nodes == 0 ? 0 : h.num_nodes - 1);
   if (h.intra_entries > max_intra)
-    return bad(40, "intra entry count " + std::to_string(h.intra_entries) + " exceeds n(n-1) = " + std::to_string(max_intra) +
-                       " for " + std::to_string(h.num_nodes) + " nodes");
+    return bad(40, "intra entry count " + std::to_string(h.intra_entries) + " exceeds n(n-1) = " +
+                       std::to_string(max_intra) + " for " + std::to_string(h.num_nodes) + " nodes");
   if (h.num_inter_groups >= h.num_clusters || h.num_inter_groups > h.inter_entries)
     return bad(56, "inter group count " + std::to_string(h.num_inter_groups) + " inconsistent with " +
-                       std::to_string(h.num_clusters) + " clusters and " + std::to_string(h.inter_entries) + " entries");
+                       std::to_string(h.num_clusters) + " clusters and " + std::to_string(h.inter_entries) +
+                       " entries");
   uint64_t expect_offset = kShardHeaderBytes;
   for (uint32_t i = 0; i < kNumSections; ++i) {
     const size_t at = kShardFixedHeaderBytes + i * kSectionEntryBytes;
@@ -221,28 +244,34 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
     (void)r.U64(&e.stored_size);
     (void)r.U64(&e.raw_size);
     (void)r.U64(&e.checksum);
-    if (kind != i + 1) return bad(at, "section " + std::to_string(i) + " has kind " + std::to_string(kind) + ", expected " + std::to_string(i + 1));
+    if (kind != i + 1)
+      return bad(at, "section " + std::to_string(i) + " has kind " + std::to_string(kind) + ", expected " +
+                         std::to_string(i + 1));
     e.kind = static_cast<SectionKind>(kind);
     const std::string sec = std::string("section '") + SectionName(e.kind) + "': ";
     if (e.codec != kCodecZstd && e.codec != kCodecRaw)
       return bad(at + 4, sec + "codec " + std::to_string(e.codec) + ", expected 0 (raw) or 1 (zstd)");
-    if (e.offset != expect_offset) return bad(at + 8, sec + "offset " + std::to_string(e.offset) + ", expected " + std::to_string(expect_offset));
+    if (e.offset != expect_offset)
+      return bad(at + 8, sec + "offset " + std::to_string(e.offset) + ", expected " + std::to_string(expect_offset));
     uint64_t want = 0;
     (void)ExpectedRawSize(h, e.kind, &want);
     if (e.raw_size != want || e.raw_size > kMaxSectionBytes)
-      return bad(at + 24, sec + "raw size " + std::to_string(e.raw_size) + ", expected " + std::to_string(want) + " from the header counts");
+      return bad(at + 24, sec + "raw size " + std::to_string(e.raw_size) + ", expected " + std::to_string(want) +
+                              " from the header counts");
     if (e.codec == kCodecRaw ? e.stored_size != e.raw_size || e.raw_size == 0
                              : e.stored_size == 0 || e.stored_size > ZSTD_compressBound(e.raw_size))
-      return bad(at + 16, sec + "stored size " + std::to_string(e.stored_size) + " impossible for " + std::to_string(e.raw_size) +
-                              " raw bytes with codec " + std::to_string(e.codec));
+      return bad(at + 16, sec + "stored size " + std::to_string(e.stored_size) + " impossible for " +
+                              std::to_string(e.raw_size) + " raw bytes with codec " + std::to_string(e.codec));
     if (e.stored_size > file.size() - std::min<uint64_t>(expect_offset, file.size()))
       return Status::Corruption(name + ": truncated: " + sec + "needs bytes [" + std::to_string(e.offset) + ", " +
-                                std::to_string(e.offset + e.stored_size) + ") but the file has " + std::to_string(file.size()));
+                                std::to_string(e.offset + e.stored_size) + ") but the file has " +
+                                std::to_string(file.size()));
     expect_offset += e.stored_size;
   }
   if (expect_offset != file.size())
-    return Status::Corruption(name + ": " + std::to_string(file.size() - expect_offset) + " trailing bytes after the last section (file has " +
-                              std::to_string(file.size()) + " bytes, sections end at " + std::to_string(expect_offset) + ")");
+    return Status::Corruption(name + ": " + std::to_string(file.size() - expect_offset) +
+                              " trailing bytes after the last section (file has " + std::to_string(file.size()) +
+                              " bytes, sections end at " + std::to_string(expect_offset) + ")");
   return h;
 }
 
@@ -258,8 +287,8 @@ Status Inflate(ZSTD_DCtx* dctx, std::span<const std::byte> file, const SectionEn
   const std::byte* src = file.data() + e.offset;
   const uint64_t sum = Checksum64(src, e.stored_size);
   if (sum != e.checksum)
-    return Status::Corruption(Where(name, e.kind) + ": checksum mismatch over bytes [" + std::to_string(e.offset) + ", " +
-                              std::to_string(e.offset + e.stored_size) + "): stored " + Hex64(e.checksum) +
+    return Status::Corruption(Where(name, e.kind) + ": checksum mismatch over bytes [" + std::to_string(e.offset) +
+                              ", " + std::to_string(e.offset + e.stored_size) + "): stored " + Hex64(e.checksum) +
                               ", computed " + Hex64(sum));
   if (e.codec == kCodecRaw) {  // ParseShardHeader checked stored_size == raw_size
     std::memcpy(dst, src, e.raw_size);
@@ -273,8 +302,7 @@ Status Inflate(ZSTD_DCtx* dctx, std::span<const std::byte> file, const SectionEn
                                    : std::to_string(content) + " bytes") +
                               ", expected " + std::to_string(e.raw_size));
   const size_t r = ZSTD_decompressDCtx(dctx, dst, e.raw_size, src, e.stored_size);
-  if (ZSTD_isError(r))
-    return Status::Corruption(Where(name, e.kind) + ": zstd: " + ZSTD_getErrorName(r));
+  if (ZSTD_isError(r)) return Status::Corruption(Where(name, e.kind) + ": zstd: " + ZSTD_getErrorName(r));
   if (r != e.raw_size)
     return Status::Corruption(Where(name, e.kind) + ": decompressed to " + std::to_string(r) + " bytes, expected " +
                               std::to_string(e.raw_size));
@@ -325,15 +353,18 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
   if (!(mask & SectionBit(SectionKind::kLabels))) out.labels.clear();
   if (!(mask & SectionBit(SectionKind::kSplit))) out.split.clear();
   auto section = [&](SectionKind k) -> const SectionEntry& { return h.sections[static_cast<uint32_t>(k) - 1]; };
-  auto invalid = [&](SectionKind k, const std::string& what) { return Status::Corruption(Where(name, k) + ": " + what); };
+  auto invalid = [&](SectionKind k, const std::string& what) {
+    return Status::Corruption(Where(name, k) + ": " + what);
+  };
 
   if (mask & SectionBit(SectionKind::kNodes)) {
     out.node_ids.resize(n);
     CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kNodes), name, out.node_ids.data()));
     for (uint32_t i = 0; i < n; ++i) {
       if (out.node_ids[i] >= expect.total_nodes)
-        return invalid(SectionKind::kNodes, "entry " + std::to_string(i) + ": node id " + std::to_string(out.node_ids[i]) +
-                                                " not below the graph's " + std::to_string(expect.total_nodes) + " nodes");
+        return invalid(SectionKind::kNodes, "entry " + std::to_string(i) + ": node id " +
+                                                std::to_string(out.node_ids[i]) + " not below the graph's " +
+                                                std::to_string(expect.total_nodes) + " nodes");
       if (i > 0 && out.node_ids[i] <= out.node_ids[i - 1])
         return invalid(SectionKind::kNodes, "entry " + std::to_string(i) + ": ids not strictly ascending");
     }
@@ -353,7 +384,8 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
                                                   std::to_string(h.intra_entries) + " entries");
     for (uint32_t i = 0; i < n; ++i) {
       const uint32_t b = out.adj_offsets[i], en = out.adj_offsets[i + 1];
-      if (en < b || en > h.intra_entries) return invalid(SectionKind::kAdjacency, "offsets not ascending at row " + std::to_string(i));
+      if (en < b || en > h.intra_entries)
+        return invalid(SectionKind::kAdjacency, "offsets not ascending at row " + std::to_string(i));
       for (uint32_t k = b; k < en; ++k) {
         const uint32_t j = out.adj_neighbors[k];
         if (j >= n || j == i || (k > b && j <= out.adj_neighbors[k - 1]))
@@ -369,8 +401,9 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
     // anything is allocated for it.
     const uint64_t max_inter = uint64_t{n} * (expect.total_nodes > n ? expect.total_nodes - n : 0);
     if (h.inter_entries > max_inter)
-      return invalid(SectionKind::kInter, "header claims " + std::to_string(h.inter_entries) + " entries, more than n x (N - n) = " +
-                                              std::to_string(max_inter) + " distinct edges to other clusters");
+      return invalid(SectionKind::kInter, "header claims " + std::to_string(h.inter_entries) +
+                                              " entries, more than n x (N - n) = " + std::to_string(max_inter) +
+                                              " distinct edges to other clusters");
     scratch_.resize(e.raw_size);
     CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data()));
     const uint32_t groups = h.num_inter_groups;
@@ -384,7 +417,8 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
       ig.cluster = LoadU32(p + 8 * uint64_t{g});
       ig.count = LoadU32(p + 8 * uint64_t{g} + 4);
       ig.begin = begin;
-      if (ig.cluster >= h.num_clusters || ig.cluster == h.cluster_id || (g > 0 && ig.cluster <= out.inter_groups[g - 1].cluster))
+      if (ig.cluster >= h.num_clusters || ig.cluster == h.cluster_id ||
+          (g > 0 && ig.cluster <= out.inter_groups[g - 1].cluster))
         return invalid(SectionKind::kInter, "group " + std::to_string(g) + ": cluster " + std::to_string(ig.cluster) +
                                                 " out of range, this cluster, or not ascending");
       if (ig.count == 0 || ig.count > h.inter_entries - begin)
@@ -393,25 +427,29 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
       begin += ig.count;
     }
     if (begin != h.inter_entries)
-      return invalid(SectionKind::kInter, "group counts sum to " + std::to_string(begin) + ", header says " + std::to_string(h.inter_entries));
+      return invalid(SectionKind::kInter, "group counts sum to " + std::to_string(begin) + ", header says " +
+                                              std::to_string(h.inter_entries));
     const std::byte* q = p + 8 * uint64_t{groups};
     for (const InterGroup& ig : out.inter_groups) {
       std::memcpy(out.inter_src.data() + ig.begin, q, 4 * uint64_t{ig.count});
       q += 4 * uint64_t{ig.count};
       std::memcpy(out.inter_dst.data() + ig.begin, q, 4 * uint64_t{ig.count});
       q += 4 * uint64_t{ig.count};
-      const uint64_t bound = expect.cluster_sizes.empty() ? std::numeric_limits<uint32_t>::max()
-                                                          : expect.cluster_sizes[ig.cluster];
+      const uint64_t bound =
+          expect.cluster_sizes.empty() ? std::numeric_limits<uint32_t>::max() : expect.cluster_sizes[ig.cluster];
       for (uint64_t k = ig.begin; k < ig.begin + ig.count; ++k) {
         if (out.inter_src[k] >= n)
-          return invalid(SectionKind::kInter, "edge " + std::to_string(k) + ": source " + std::to_string(out.inter_src[k]) + " not below " + std::to_string(n));
+          return invalid(SectionKind::kInter, "edge " + std::to_string(k) + ": source " +
+                                                  std::to_string(out.inter_src[k]) + " not below " + std::to_string(n));
         if (k > ig.begin && (out.inter_src[k] < out.inter_src[k - 1] ||
                              (out.inter_src[k] == out.inter_src[k - 1] && out.inter_dst[k] <= out.inter_dst[k - 1])))
           return invalid(SectionKind::kInter, "edge " + std::to_string(k) + ": (source, target) pairs of cluster " +
                                                   std::to_string(ig.cluster) + "'s group not strictly ascending");
         if (out.inter_dst[k] >= bound)
-          return invalid(SectionKind::kInter, "edge " + std::to_string(k) + ": target " + std::to_string(out.inter_dst[k]) +
-                                                  " not below cluster " + std::to_string(ig.cluster) + "'s " + std::to_string(bound) + " nodes");
+          return invalid(SectionKind::kInter, "edge " + std::to_string(k) + ": target " +
+                                                  std::to_string(out.inter_dst[k]) + " not below cluster " +
+                                                  std::to_string(ig.cluster) + "'s " + std::to_string(bound) +
+                                                  " nodes");
       }
     }
   }
@@ -444,7 +482,8 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
     for (uint32_t i = 0; i < n; ++i) {
       const uint8_t s = out.split[i];
       if (s != 0 && s != kSplitTrain && s != kSplitValid && s != kSplitTest)
-        return invalid(SectionKind::kSplit, "row " + std::to_string(i) + ": value " + std::to_string(s) + " is not 0, 1, 2 or 4");
+        return invalid(SectionKind::kSplit,
+                       "row " + std::to_string(i) + ": value " + std::to_string(s) + " is not 0, 1, 2 or 4");
     }
   }
   for (uint32_t i = 0; i < kNumSections; ++i)

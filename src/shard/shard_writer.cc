@@ -1,11 +1,10 @@
 #include "cgcn/shard_writer.h"
 
-#include <unistd.h>
-
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -81,8 +80,8 @@ Status BuildCluster(const RawInput& raw, const RawNodeRows& rows, const CsrGraph
 // section bytes), the inter-edge sort buffer, and zstd's context.
 uint64_t ClusterWorkingBytes(uint64_t n, uint64_t degree_sum, uint64_t feat_dim, uint64_t parts) {
   constexpr uint64_t kZstdContext = uint64_t{4} << 20;
-  const uint64_t raw = 4 * n + 4 * (n + 1) + 8 * degree_sum + 8 * std::min(parts, degree_sum) + 4 * n * feat_dim +
-                       4 * n + n;
+  const uint64_t raw =
+      4 * n + 4 * (n + 1) + 8 * degree_sum + 8 * std::min(parts, degree_sum) + 4 * n * feat_dim + 4 * n + n;
   return 4 * raw + 12 * degree_sum + kZstdContext;
 }
 
@@ -117,7 +116,8 @@ Result<ShardDirectoryWriter> ShardDirectoryWriter::Create(const ShardWriteOption
   std::error_code ec;
   RecoverInterruptedRuns(w.out_);
   if (fs::exists(w.out_, ec) && !options.overwrite)
-    return Status::InvalidArgument(w.out_ + ": already exists (pass --overwrite to replace it once the new one is complete)");
+    return Status::InvalidArgument(w.out_ +
+                                   ": already exists (pass --overwrite to replace it once the new one is complete)");
   const fs::path parent = fs::absolute(w.out_, ec).parent_path();
   fs::create_directories(parent, ec);
   if (ec) return Status::IoError(parent.string() + ": cannot create directory: " + ec.message());
@@ -226,7 +226,9 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
       for (uint32_t c = r.begin(); c != r.end() && !failed.load(); ++c) {
         Local& l = locals.local();
         Status s = BuildCluster(raw, rows, graph, partition, layout, c, l.data, l.inter);
-        Result<std::vector<std::byte>> bytes = s.ok() ? EncodeShard(l.data, options.zstd_level, options.min_compression_ratio) : Result<std::vector<std::byte>>(s);
+        Result<std::vector<std::byte>> bytes =
+            s.ok() ? EncodeShard(l.data, options.zstd_level, options.min_compression_ratio)
+                   : Result<std::vector<std::byte>>(s);
         s = bytes.status();
         if (s.ok()) s = WriteWholeFile(tmp + "/" + ShardFileName(c), *bytes);
         if (s.ok()) {

@@ -13,11 +13,10 @@
 // W_{l+1} give the block's rows of Z_{l+1}; the last pass takes the argmax and scores it.
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <unistd.h>
-
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -37,7 +36,7 @@ namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kMaxBlockBytes = 256 * kMiB;  // in memory, blocks larger than this gain nothing
-constexpr uint64_t kMinChunkBytes = 64 * 1024;  // a chunk as small as this still works, slowly
+constexpr uint64_t kMinChunkBytes = 64 * 1024;   // a chunk as small as this still works, slowly
 
 uint64_t PageSize() {
   static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -75,7 +74,8 @@ class ActivationStore {
       return Status::IoError(tmp_dir + ": cannot reserve " + std::to_string(bytes_) +
                              " bytes for spilled evaluation activations: " + std::strerror(e) + " (set --tmp-dir)");
     void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-    if (p == MAP_FAILED) return Status::IoError(tmp_dir + ": cannot map the spilled activations: " + std::strerror(errno));
+    if (p == MAP_FAILED)
+      return Status::IoError(tmp_dir + ": cannot map the spilled activations: " + std::strerror(errno));
     map_ = p;
     data_ = static_cast<float*>(p);
     return Status::Ok();
@@ -133,9 +133,9 @@ std::string DefaultTmpDir() {
 
 // One block's rows: sorted columns (global, cluster order, self included), labels for scoring.
 struct BlockRows {
-  std::vector<uint64_t> offsets;   // [R + 1] into columns
+  std::vector<uint64_t> offsets;  // [R + 1] into columns
   std::vector<uint32_t> columns;
-  std::vector<uint64_t> cursor;    // [R] next column to add (chunked sums)
+  std::vector<uint64_t> cursor;  // [R] next column to add (chunked sums)
   std::vector<uint32_t> node_ids, labels;
   std::vector<uint8_t> split;
 };
@@ -208,11 +208,11 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
     plan.spill = true;
     const uint64_t need = plan.min_bytes;
     if (M < need)
-      return Status::InvalidArgument(
-          "evaluation cannot fit in " + mib(M) + ": it needs at least " + mib(need) + " (" + mib(plan.fixed_bytes) +
-          " for degrees, predictions and decoding on " + std::to_string(threads) + " threads, " + mib(max_block) +
-          " for the largest cluster's rows and edges at width " + std::to_string(width) + ", " + mib(kMinChunkBytes) +
-          " for a chunk of spilled activations)");
+      return Status::InvalidArgument("evaluation cannot fit in " + mib(M) + ": it needs at least " + mib(need) + " (" +
+                                     mib(plan.fixed_bytes) + " for degrees, predictions and decoding on " +
+                                     std::to_string(threads) + " threads, " + mib(max_block) +
+                                     " for the largest cluster's rows and edges at width " + std::to_string(width) +
+                                     ", " + mib(kMinChunkBytes) + " for a chunk of spilled activations)");
     // Each block reads all of Z once, so blocks get most of the memory; chunks only bound how
     // much of Z is resident at once.
     const uint64_t rest = M - plan.fixed_bytes;
@@ -244,9 +244,10 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   const Manifest& m = shards.manifest();
   const GcnConfig& cfg = model.config();
   if (cfg.in_dim != m.feat_dim || cfg.out_dim != m.num_classes)
-    return Status::InvalidArgument("model dimensions (" + std::to_string(cfg.in_dim) + " -> " + std::to_string(cfg.out_dim) +
-                                   ") do not match the shards (" + std::to_string(m.feat_dim) + " features, " +
-                                   std::to_string(m.num_classes) + " classes)");
+    return Status::InvalidArgument("model dimensions (" + std::to_string(cfg.in_dim) + " -> " +
+                                   std::to_string(cfg.out_dim) + ") do not match the shards (" +
+                                   std::to_string(m.feat_dim) + " features, " + std::to_string(m.num_classes) +
+                                   " classes)");
   const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
   CGCN_ASSIGN_OR_RETURN(EvalPlan plan, PlanEvaluation(m, cfg, options, predictions != nullptr, threads));
   const std::vector<uint32_t> dims = cfg.Dims();
@@ -286,9 +287,10 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       prefetch_block(b + 1);
       CGCN_RETURN_IF_ERROR(ForClusters(blocks[b], blocks[b + 1], [&](uint32_t c) -> Status {
         EvalLocal& t = locals.local();
-        CGCN_RETURN_IF_ERROR(shards.Load(c, SectionBit(SectionKind::kFeatures) | SectionBit(SectionKind::kAdjacency) |
-                                                SectionBit(SectionKind::kInter),
-                                         t.decoder, t.data));
+        CGCN_RETURN_IF_ERROR(shards.Load(
+            c,
+            SectionBit(SectionKind::kFeatures) | SectionBit(SectionKind::kAdjacency) | SectionBit(SectionKind::kInter),
+            t.decoder, t.data));
         const uint32_t n = t.data.num_nodes;
         std::vector<uint32_t> deg(n);
         for (uint32_t i = 0; i < n; ++i) deg[i] = t.data.adj_offsets[i + 1] - t.data.adj_offsets[i] + 1;
@@ -436,7 +438,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         if (!last) {
           // ReLU as a plain loop: Eigen's cwiseMax trips a false -Wmaybe-uninitialized in GCC 12's
           // AVX-512 intrinsics (avx512fintrin.h) when built with -march=native on AVX-512 hosts.
-          for (float* v = h.data(), *e = v + n * d; v != e; ++v) *v = std::max(*v, 0.0f);
+          for (float *v = h.data(), *e = v + n * d; v != e; ++v) *v = std::max(*v, 0.0f);
           const uint32_t d2 = dims[l + 2];
           MatMul(ConstMatrixMap(h.data(), n, d), model.weight(l + 1), MatrixMap(znext + off[c] * d2, n, d2));
           store[1 - cur].Written(off[c] * d2, off[c + 1] * d2);
@@ -471,7 +473,9 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     stats->plan = plan;
     stats->spill_read_bytes = spill_read;
   }
-  auto ratio = [](uint64_t a, uint64_t b) { return b ? static_cast<double>(a) / static_cast<double>(b) : std::nan(""); };
+  auto ratio = [](uint64_t a, uint64_t b) {
+    return b ? static_cast<double>(a) / static_cast<double>(b) : std::nan("");
+  };
   Accuracy acc;
   acc.train = ratio(correct[0], count[0]);
   acc.valid = ratio(correct[1], count[1]);

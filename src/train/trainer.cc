@@ -49,12 +49,14 @@ std::string MemoryPlan::Describe() const {
                   Mib(runtime_bytes) + " + decoding " + Mib(decode_bytes) + " + training step " + Mib(compute_bytes) +
                   " + " + std::to_string(prefetch) + " x " + Mib(batch_bytes) + " per batch in flight";
   if (prefetch < requested_prefetch)
-    s += " (prefetch lowered from " + std::to_string(requested_prefetch) + " to " + std::to_string(prefetch) + " to fit)";
+    s += " (prefetch lowered from " + std::to_string(requested_prefetch) + " to " + std::to_string(prefetch) +
+         " to fit)";
   s += "; evaluation " + Mib(eval.peak_bytes) + ", activations (" + Mib(eval.activation_bytes) + ") ";
   s += eval.spill ? "spill to " + (eval_options.tmp_dir.empty() ? std::string("$TMPDIR") : eval_options.tmp_dir) +
                         " in chunks of " + Mib(eval.chunk_bytes)
                   : std::string("in memory");
-  s += ", " + std::to_string(eval.blocks.size() - 1) + " blocks; model + Adam " + Mib(model_bytes) + " outside the budget";
+  s += ", " + std::to_string(eval.blocks.size() - 1) + " blocks; model + Adam " + Mib(model_bytes) +
+       " outside the budget";
   return s;
 }
 
@@ -107,13 +109,13 @@ Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint64_t
   p.runtime_bytes = kRuntimeBytes;
   const uint64_t fixed = p.runtime_bytes + p.decode_bytes + p.compute_bytes;
   if (budget < fixed + p.batch_bytes)
-    return Status::InvalidArgument(
-        "--mem-budget " + Mib(budget) + " is too small: one batch of the " + std::to_string(q) +
-        " largest clusters needs " + Mib(p.batch_bytes) + " (" + std::to_string(nodes) + " nodes, " +
-        std::to_string(entries) + " edge entries, " + Mib(raw) + " decoded), its training step " +
-        Mib(p.compute_bytes) + ", decoding on " + std::to_string(threads) + " threads " + Mib(p.decode_bytes) +
-        " and the process " + Mib(p.runtime_bytes) + ": at least " + Mib(fixed + p.batch_bytes) +
-        " (lower -q or --hidden, or use fewer --threads)");
+    return Status::InvalidArgument("--mem-budget " + Mib(budget) + " is too small: one batch of the " +
+                                   std::to_string(q) + " largest clusters needs " + Mib(p.batch_bytes) + " (" +
+                                   std::to_string(nodes) + " nodes, " + std::to_string(entries) + " edge entries, " +
+                                   Mib(raw) + " decoded), its training step " + Mib(p.compute_bytes) +
+                                   ", decoding on " + std::to_string(threads) + " threads " + Mib(p.decode_bytes) +
+                                   " and the process " + Mib(p.runtime_bytes) + ": at least " +
+                                   Mib(fixed + p.batch_bytes) + " (lower -q or --hidden, or use fewer --threads)");
   p.prefetch = static_cast<uint32_t>(std::min<uint64_t>(p.requested_prefetch, (budget - fixed) / p.batch_bytes));
   p.train_bytes = fixed + p.prefetch * p.batch_bytes;
   // Evaluation runs between epochs, after the batch buffers are freed; the training step's

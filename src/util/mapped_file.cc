@@ -33,8 +33,8 @@ Result<MappedFile> MappedFile::Open(const std::string& path) {
   } catch (const std::exception& e) {
     return Status::IoError(path + ": cannot memory-map: " + e.what());
   }
-  f.bytes_ = std::span<const std::byte>(reinterpret_cast<const std::byte*>(f.impl_->source.data()),
-                                        f.impl_->source.size());
+  f.bytes_ =
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(f.impl_->source.data()), f.impl_->source.size());
   return f;
 }
 

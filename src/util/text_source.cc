@@ -1,6 +1,9 @@
 #include "util/text_source.h"
 
 #include <algorithm>
+#include <boost/iostreams/device/file.hpp>
+#include <boost/iostreams/filter/gzip.hpp>
+#include <boost/iostreams/filtering_stream.hpp>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -8,10 +11,6 @@
 #include <memory>
 #include <system_error>
 #include <utility>
-
-#include <boost/iostreams/device/file.hpp>
-#include <boost/iostreams/filter/gzip.hpp>
-#include <boost/iostreams/filtering_stream.hpp>
 
 namespace cgcn {
 
@@ -62,13 +61,20 @@ std::string DescribeZlibError(int code) {
 
 std::string DescribeGzipError(const io::gzip_error& e) {
   switch (e.error()) {
-    case io::gzip::zlib_error: return DescribeZlibError(e.zlib_error_code());
-    case io::gzip::bad_crc: return "corrupt gzip data (CRC mismatch in the footer)";
-    case io::gzip::bad_length: return "corrupt gzip data (length mismatch in the footer)";
-    case io::gzip::bad_header: return "bad gzip header (or trailing garbage after the gzip data)";
-    case io::gzip::bad_footer: return "truncated gzip data (no complete footer)";
-    case io::gzip::bad_method: return "unsupported gzip compression method";
-    default: return std::string("gzip error: ") + e.what();
+    case io::gzip::zlib_error:
+      return DescribeZlibError(e.zlib_error_code());
+    case io::gzip::bad_crc:
+      return "corrupt gzip data (CRC mismatch in the footer)";
+    case io::gzip::bad_length:
+      return "corrupt gzip data (length mismatch in the footer)";
+    case io::gzip::bad_header:
+      return "bad gzip header (or trailing garbage after the gzip data)";
+    case io::gzip::bad_footer:
+      return "truncated gzip data (no complete footer)";
+    case io::gzip::bad_method:
+      return "unsupported gzip compression method";
+    default:
+      return std::string("gzip error: ") + e.what();
   }
 }
 
@@ -150,8 +156,8 @@ bool TextSource::Fill() {
   }
   if (end_ == cap_) {  // one line fills the whole buffer: grow it
     if (cap_ >= kMaxLineBytes) {
-      status_ = Status::InvalidInput(path_ + ":" + std::to_string(line_number_ + 1) +
-                                     ": line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+      status_ = Status::InvalidInput(path_ + ":" + std::to_string(line_number_ + 1) + ": line longer than " +
+                                     std::to_string(kMaxLineBytes) + " bytes");
       return false;
     }
     size_t new_cap = std::min(cap_ * 2, kMaxLineBytes);

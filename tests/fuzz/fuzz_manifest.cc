@@ -24,8 +24,7 @@ void CheckAccepted(const Manifest& m, std::span<const std::byte> bytes) {
   CGCN_FUZZ_CHECK(m.num_classes >= 1 && m.num_classes <= 65536);
   CGCN_FUZZ_CHECK(m.edge_cut <= m.num_edges);
   // train + valid + test <= N, in arithmetic that cannot wrap.
-  const unsigned __int128 split =
-      static_cast<unsigned __int128>(m.num_train) + m.num_valid + m.num_test;
+  const unsigned __int128 split = static_cast<unsigned __int128>(m.num_train) + m.num_valid + m.num_test;
   CGCN_FUZZ_CHECK(split <= m.num_nodes);
   CGCN_FUZZ_CHECK(m.split_name.size() <= 255);
   uint64_t nodes = 0, intra = 0, inter = 0;

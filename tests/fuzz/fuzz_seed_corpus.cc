@@ -57,10 +57,17 @@ testutil::RawDatasetSpec SmallRandomDataset(uint32_t n, uint32_t edges, uint32_t
     s.labels[v] = (v % 4) % classes;
     for (uint32_t f = 0; f < feat_dim; ++f) s.features[v].push_back(static_cast<float>(rng() % 1000) / 250.0f);
     switch (rng() % 4) {
-      case 0: s.train.push_back(v); break;
-      case 1: s.valid.push_back(v); break;
-      case 2: s.test.push_back(v); break;
-      default: break;
+      case 0:
+        s.train.push_back(v);
+        break;
+      case 1:
+        s.valid.push_back(v);
+        break;
+      case 2:
+        s.test.push_back(v);
+        break;
+      default:
+        break;
     }
   }
   return s;
@@ -73,7 +80,8 @@ Manifest AddDataset(const std::string& name, const testutil::RawDatasetSpec& spe
   testutil::TempDir tmp("cgcn-fuzz-seed");
   testutil::WriteRawDataset(tmp.Join("raw-data"), spec, testutil::Compression::kPlain);
   const RawGraph raw = Check(ReadRawGraph(RawReadOptions{tmp.Join("raw-data"), ""}), name + ": ReadRawGraph");
-  const CsrGraph graph = Check(BuildSymmetricCsr(raw.num_nodes, raw.edge_src, raw.edge_dst), name + ": BuildSymmetricCsr");
+  const CsrGraph graph =
+      Check(BuildSymmetricCsr(raw.num_nodes, raw.edge_src, raw.edge_dst), name + ": BuildSymmetricCsr");
   const Partition partition = Check(PartitionGraph(graph, PartitionOptions{parts, 0}), name + ": PartitionGraph");
   ShardWriteOptions wo;
   wo.out_dir = tmp.Join("shards");

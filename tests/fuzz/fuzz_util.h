@@ -22,12 +22,12 @@ namespace cgcn::fuzz {
 
 // Aborts (a crash to libFuzzer, which saves the input) when an accepted input breaks an
 // invariant the format promises: the decoders must reject what they cannot vouch for.
-#define CGCN_FUZZ_CHECK(cond)                                                        \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
+#define CGCN_FUZZ_CHECK(cond)                                                             \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       std::fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                  \
-    }                                                                                \
+      std::abort();                                                                       \
+    }                                                                                     \
   } while (0)
 
 inline uint64_t ReadU64(const std::byte* p) {

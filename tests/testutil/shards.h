@@ -32,7 +32,7 @@ inline RawDatasetSpec RandomRawDataset(uint32_t n, uint32_t edges, uint32_t feat
     uint32_t a = any(rng) % active, b = any(rng) % active;
     if ((rng() % 10) < 8) b = (b - b % communities + comm(a)) % active;  // mostly inside a's community
     s.edges.emplace_back(a, b);
-    if (rng() % 50 == 0) s.edges.emplace_back(b, a);  // duplicate in reverse
+    if (rng() % 50 == 0) s.edges.emplace_back(b, a);   // duplicate in reverse
     if (rng() % 100 == 0) s.edges.emplace_back(a, a);  // self loop
   }
   std::normal_distribution<float> noise(0.0f, 1.0f);
@@ -46,9 +46,12 @@ inline RawDatasetSpec RandomRawDataset(uint32_t n, uint32_t edges, uint32_t feat
   }
   for (uint32_t v = 0; v < n; ++v) {
     const uint64_t r = rng() % 10;
-    if (r < 3) s.train.push_back(v);
-    else if (r < 5) s.valid.push_back(v);
-    else if (r < 9) s.test.push_back(v);
+    if (r < 3)
+      s.train.push_back(v);
+    else if (r < 5)
+      s.valid.push_back(v);
+    else if (r < 9)
+      s.test.push_back(v);
   }
   return s;
 }

@@ -54,8 +54,8 @@ struct RawDatasetSpec {
   std::vector<std::vector<float>> features;          // [num_nodes][feat_dim]
   std::vector<uint32_t> labels;                      // [num_nodes]
   std::string split_name = "s";
-  std::vector<uint32_t> train, valid, test;          // node ids, written in this order
-  bool write_num_edges = true;                       // also write raw/num-edge-list.csv
+  std::vector<uint32_t> train, valid, test;  // node ids, written in this order
+  bool write_num_edges = true;               // also write raw/num-edge-list.csv
 };
 
 // The tiny graph used across the tests: 6 nodes, 7 edges, 3 features, 2 classes,
@@ -71,8 +71,7 @@ RawDatasetSpec TinyRawDataset();
 
 // Writes DIR/raw/{num-node-list,num-edge-list,edge,node-feat,node-label}.csv[.gz] and
 // DIR/split/NAME/{train,valid,test}.csv[.gz]; every file ends with a newline.
-void WriteRawDataset(const std::string& dir, const RawDatasetSpec& spec,
-                     Compression compression = Compression::kGzip);
+void WriteRawDataset(const std::string& dir, const RawDatasetSpec& spec, Compression compression = Compression::kGzip);
 // WriteRawDataset(dir, TinyRawDataset(), compression).
 void WriteTinyRawDataset(const std::string& dir, Compression compression = Compression::kGzip);
 
