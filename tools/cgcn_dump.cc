@@ -2,8 +2,9 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "cgcn/byte_size.h"
+#include "cgcn/cli.h"
 #include "cgcn/dump.h"
-#include "tool_util.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -20,10 +21,11 @@ int main(int argc, char** argv) {
   app.add_option("--check-input", o.check_input,
                  "also check that RAW_DIR is, file for file, the input the shards were built from");
   app.add_option("--rows", o.max_rows, "rows to show per shard with --shard")->capture_default_str();
+  cgcn::cli::AddVersionFlag(app);
   CGCN_PARSE_FLAGS(app, argc, argv);
   if (*shard_opt) o.shard = shard;
   const cgcn::Status s = cgcn::Dump(o, std::cout);
   std::cout.flush();
-  if (!s.ok()) return cgcn::tools::Fail("cgcn-dump", s);
+  if (!s.ok()) return cgcn::cli::Fail("cgcn-dump", s);
   return 0;
 }

@@ -19,11 +19,11 @@
 #include <thread>
 
 #include "cgcn/byte_size.h"
+#include "cgcn/cli.h"
 #include "cgcn/graph.h"
 #include "cgcn/partition.h"
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_writer.h"
-#include "tool_util.h"
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -92,7 +92,6 @@ int main(int argc, char** argv) {
   app.add_option("--parts", parts, "number of METIS clusters P")->required()->check(CLI::Range(1, 1 << 24));
   app.add_option("--split", read.split_name, "split name under DIR/split (default: the only one present)");
   app.add_option("--seed", seed, "METIS seed (recorded in the manifest)")->capture_default_str();
-  app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_option("--zstd-level", write.zstd_level, "zstd compression level")
       ->check(CLI::Range(1, 19))
       ->capture_default_str();
@@ -108,26 +107,28 @@ int main(int argc, char** argv) {
                  "are gathered and encoded at once. METIS's own workspace is measured, not bounded. Output "
                  "bytes do not depend on it.");
   app.add_flag("--overwrite", write.overwrite, "replace OUT if it exists (only after the new directory is complete)");
-  app.add_flag("--quiet", quiet, "no progress lines");
+  cli::CommonFlags common;
+  cli::AddCommonFlags(app, &common);
   CGCN_PARSE_FLAGS(app, argc, argv);
+  threads = common.threads;
+  quiet = common.quiet;
   write.seed = seed;
   const char* kTool = "cgcn-preprocess";
   if (!mem_budget.empty()) {
     Result<uint64_t> b = ParseByteSize(mem_budget);
-    if (!b.ok()) return tools::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
+    if (!b.ok()) return cli::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
     if (*b == 0)
-      return tools::Fail(kTool,
-                         Status::InvalidArgument("--mem-budget: expected a size > 0, found '" + mem_budget + "'"));
+      return cli::Fail(kTool, Status::InvalidArgument("--mem-budget: expected a size > 0, found '" + mem_budget + "'"));
     write.mem_budget = *b;
   }
   if (!write.overwrite && std::filesystem::exists(write.out_dir))
-    return tools::Fail(
+    return cli::Fail(
         kTool, Status::InvalidArgument(
                    write.out_dir + ": already exists (pass --overwrite to replace it once the new one is complete)"));
 
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
-  tools::ProgressPrinter printer(quiet);
+  cli::ProgressPrinter printer(quiet);
   const ProgressFn progress = printer.Fn();
   const auto t_all = Clock::now();
   // RSS outside METIS, sampled over reading + CSR and over the shard write.
@@ -137,24 +138,24 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   auto t = Clock::now();
   Result<std::vector<InputFileDigest>> digests = DigestRawInput(read);
-  if (!digests.ok()) return tools::Fail(kTool, digests.status());
+  if (!digests.ok()) return cli::Fail(kTool, digests.status());
   write.input_files = std::move(digests).value();
   // The temporary output directory exists from here on; every failure below removes it.
   Result<ShardDirectoryWriter> writer = ShardDirectoryWriter::Create(write);
-  if (!writer.ok()) return tools::Fail(kTool, writer.status());
+  if (!writer.ok()) return cli::Fail(kTool, writer.status());
   Result<RawInput> raw = ReadRawInput(read, writer->scratch_dir(), progress);
   printer.Finish();
-  if (!raw.ok()) return tools::Fail(kTool, raw.status());
+  if (!raw.ok()) return cli::Fail(kTool, raw.status());
   const double read_s = Since(t);
   const uint64_t N = raw->num_nodes;
   std::printf("      %u nodes, %llu edge lines, %u features, %u classes, split '%s' (%llu/%llu/%llu), %s in %.2f s\n",
               raw->num_nodes, static_cast<unsigned long long>(raw->num_edge_lines), raw->feat_dim, raw->num_classes,
               raw->split_name.c_str(), static_cast<unsigned long long>(raw->num_train),
               static_cast<unsigned long long>(raw->num_valid), static_cast<unsigned long long>(raw->num_test),
-              tools::HumanBytes(raw->input_bytes).c_str(), read_s);
+              FormatBytes(raw->input_bytes).c_str(), read_s);
   std::string parse_rates;
   for (const RawPhaseStats& ph : raw->phases) {
-    std::printf("      parse %-9s %s in %.2f s, %.0f MB/s\n", ph.name.c_str(), tools::HumanBytes(ph.text_bytes).c_str(),
+    std::printf("      parse %-9s %s in %.2f s, %.0f MB/s\n", ph.name.c_str(), FormatBytes(ph.text_bytes).c_str(),
                 ph.seconds, MBps(ph.text_bytes, ph.seconds));
     char buf[64];
     std::snprintf(buf, sizeof buf, "%s%s %.0f", parse_rates.empty() ? "" : ", ", ph.name.c_str(),
@@ -168,18 +169,17 @@ int main(int argc, char** argv) {
   if (write.mem_budget != 0) {
     const uint64_t need = CsrBuildPeakBytes(raw->num_nodes, raw->num_edge_lines) + N;
     if (need > write.mem_budget)
-      return tools::Fail(
-          kTool, Status::InvalidArgument("--mem-budget " + tools::HumanBytes(write.mem_budget) +
-                                         " is too small: building " + "METIS's 32-bit CSR for " + std::to_string(N) +
-                                         " nodes and " + std::to_string(raw->num_edge_lines) +
-                                         " edge lines needs up to " + tools::HumanBytes(need) + " (adjacency " +
-                                         tools::HumanBytes(8 * raw->num_edge_lines) + ", offsets and counters " +
-                                         tools::HumanBytes(need - 8 * raw->num_edge_lines) + ")"));
+      return cli::Fail(kTool, Status::InvalidArgument(
+                                  "--mem-budget " + FormatBytes(write.mem_budget) + " is too small: building " +
+                                  "METIS's 32-bit CSR for " + std::to_string(N) + " nodes and " +
+                                  std::to_string(raw->num_edge_lines) + " edge lines needs up to " + FormatBytes(need) +
+                                  " (adjacency " + FormatBytes(8 * raw->num_edge_lines) + ", offsets and counters " +
+                                  FormatBytes(need - 8 * raw->num_edge_lines) + ")"));
   }
   CsrBuildStats cs;
   Result<CsrGraph> graph = BuildSymmetricCsrFromScan(
       raw->num_nodes, [&](const EdgeChunkSink& sink) { return raw->ForEachEdgeChunk(sink); }, &cs);
-  if (!graph.ok()) return tools::Fail(kTool, graph.status());
+  if (!graph.ok()) return cli::Fail(kTool, graph.status());
   const double csr_s = Since(t);
   std::printf("      %llu undirected edges (%llu self loops, %llu duplicates removed) in %.2f s\n",
               static_cast<unsigned long long>(graph->num_undirected_edges()),
@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
   // Hand METIS's freed workspace back to the kernel: glibc keeps freed heap memory resident,
   // which would otherwise stay in the RSS while the shards are written.
   ::malloc_trim(0);
-  if (!part.ok()) return tools::Fail(kTool, part.status());
+  if (!part.ok()) return cli::Fail(kTool, part.status());
   const double part_s = Since(t);
   // What METIS is handed (xadj, adjncy) and fills (part), and what it allocated beyond that.
   const uint64_t metis_arrays = 4 * (graph->offsets.size() + graph->neighbors.size() + N);
@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
               graph->num_undirected_edges()
                   ? 100.0 * static_cast<double>(part->edge_cut) / static_cast<double>(graph->num_undirected_edges())
                   : 0.0,
-              part_s, tools::HumanBytes(metis_arrays).c_str(), tools::HumanBytes(metis_workspace).c_str());
+              part_s, FormatBytes(metis_arrays).c_str(), FormatBytes(metis_workspace).c_str());
 
   std::printf("[4/4] writing shards to %s\n", write.out_dir.c_str());
   std::fflush(stdout);
@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
   Result<ShardWriteReport> rep = writer->Write(*raw, *graph, *part, progress);
   rss_outside_metis = std::max(rss_outside_metis, outside_metis->Stop());
   printer.Finish();
-  if (!rep.ok()) return tools::Fail(kTool, rep.status());
+  if (!rep.ok()) return cli::Fail(kTool, rep.status());
   const double write_s = Since(t);
   const Manifest& m = rep->manifest;
   const ShardMemoryPlan& plan = rep->memory;
@@ -228,10 +228,10 @@ int main(int argc, char** argv) {
     empty += s.num_nodes == 0;
   }
   std::printf("      %s raw -> %s on disk (ratio %.2f) in %.2f s, %.0f MB/s raw, %u cluster%s in flight\n",
-              tools::HumanBytes(rep->raw_bytes).c_str(), tools::HumanBytes(rep->stored_bytes).c_str(),
+              FormatBytes(rep->raw_bytes).c_str(), FormatBytes(rep->stored_bytes).c_str(),
               static_cast<double>(rep->raw_bytes) / static_cast<double>(std::max<uint64_t>(1, rep->stored_bytes)),
               write_s, MBps(rep->raw_bytes, write_s), plan.clusters_in_flight, plan.clusters_in_flight == 1 ? "" : "s");
-  const double peak = tools::PeakRssMb();
+  const double peak = cli::PeakRssMb();
   std::printf("\nshard directory %s\n", write.out_dir.c_str());
   std::printf("  nodes            %llu\n", static_cast<unsigned long long>(m.num_nodes));
   std::printf("  edges            %llu undirected\n", static_cast<unsigned long long>(m.num_edges));
@@ -240,21 +240,21 @@ int main(int argc, char** argv) {
   std::printf("  clusters         %u, nodes per cluster min %u / mean %.1f / max %u%s\n", m.num_parts, mn,
               static_cast<double>(m.num_nodes) / m.num_parts, mx,
               empty ? (", " + std::to_string(empty) + " empty").c_str() : "");
-  std::printf("  bytes            input %s, shards raw %s, compressed %s\n", tools::HumanBytes(m.input_bytes).c_str(),
-              tools::HumanBytes(rep->raw_bytes).c_str(), tools::HumanBytes(rep->stored_bytes).c_str());
+  std::printf("  bytes            input %s, shards raw %s, compressed %s\n", FormatBytes(m.input_bytes).c_str(),
+              FormatBytes(rep->raw_bytes).c_str(), FormatBytes(rep->stored_bytes).c_str());
   std::printf("  seconds          read %.2f, symmetrize %.2f, partition %.2f, write %.2f, total %.2f\n", read_s, csr_s,
               part_s, write_s, Since(t_all));
   std::printf("  MB/s             parse %s; write %.0f (raw shard bytes)\n", parse_rates.c_str(),
               MBps(rep->raw_bytes, write_s));
   std::printf("  memory budget    %s; graph-sized arrays %s, largest cluster <= %s\n",
-              plan.budget ? tools::HumanBytes(plan.budget).c_str() : "none",
-              tools::HumanBytes(plan.graph_bytes).c_str(), tools::HumanBytes(plan.largest_cluster).c_str());
+              plan.budget ? FormatBytes(plan.budget).c_str() : "none", FormatBytes(plan.graph_bytes).c_str(),
+              FormatBytes(plan.largest_cluster).c_str());
   const double metis_mb = static_cast<double>(metis_arrays + metis_workspace) / (1 << 20);
   std::printf("  peak RSS         %.0f MiB, of which METIS %.0f MiB (%.0f%%: arrays %s + workspace ~%s); features %s\n",
-              peak, metis_mb, peak > 0 ? 100.0 * metis_mb / peak : 0.0, tools::HumanBytes(metis_arrays).c_str(),
-              tools::HumanBytes(metis_workspace).c_str(),
-              tools::HumanBytes(uint64_t{m.num_nodes} * m.feat_dim * sizeof(float)).c_str());
+              peak, metis_mb, peak > 0 ? 100.0 * metis_mb / peak : 0.0, FormatBytes(metis_arrays).c_str(),
+              FormatBytes(metis_workspace).c_str(),
+              FormatBytes(uint64_t{m.num_nodes} * m.feat_dim * sizeof(float)).c_str());
   std::printf("  RSS outside METIS %s at most (sampled every 2 ms while reading, building the CSR and writing)\n",
-              tools::HumanBytes(rss_outside_metis).c_str());
+              FormatBytes(rss_outside_metis).c_str());
   return 0;
 }

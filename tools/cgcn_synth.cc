@@ -5,8 +5,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "cgcn/byte_size.h"
+#include "cgcn/cli.h"
 #include "cgcn/synth.h"
-#include "tool_util.h"
 
 int main(int argc, char** argv) {
   using namespace cgcn;
@@ -43,18 +44,20 @@ int main(int argc, char** argv) {
   auto* gz = app.add_flag("--gzip", gzip, "write *.csv.gz, one gzip member per block (the default)");
   app.add_flag("--plain", plain, "write plain *.csv")->excludes(gz);
   app.add_option("--gzip-level", o.gzip_level, "gzip compression level")->capture_default_str();
-  app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_flag("--overwrite", o.overwrite, "replace RAW_DIR if it exists (only once the new one is complete)");
-  app.add_flag("--quiet", quiet, "no progress lines");
+  cli::CommonFlags common;
+  cli::AddCommonFlags(app, &common);
   CGCN_PARSE_FLAGS(app, argc, argv);
+  threads = common.threads;
+  quiet = common.quiet;
   o.gzip = !plain;
 
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
-  tools::ProgressPrinter printer(quiet);
+  cli::ProgressPrinter printer(quiet);
   Result<SynthReport> rep = GenerateSynthGraph(o, printer.Fn());
   printer.Finish();
-  if (!rep.ok()) return tools::Fail("cgcn-synth", rep.status());
+  if (!rep.ok()) return cli::Fail("cgcn-synth", rep.status());
 
   const SynthReport& r = *rep;
   const auto pct = [](uint64_t a, uint64_t b) {
@@ -77,10 +80,10 @@ int main(int argc, char** argv) {
   std::printf("  split '%s'       %llu train, %llu valid, %llu test\n", o.split_name.c_str(),
               static_cast<unsigned long long>(r.num_train), static_cast<unsigned long long>(r.num_valid),
               static_cast<unsigned long long>(r.num_test));
-  std::printf("  bytes            %s of text, %s on disk (%s)\n", tools::HumanBytes(r.text_bytes).c_str(),
-              tools::HumanBytes(r.stored_bytes).c_str(), o.gzip ? "gzip" : "plain");
+  std::printf("  bytes            %s of text, %s on disk (%s)\n", FormatBytes(r.text_bytes).c_str(),
+              FormatBytes(r.stored_bytes).c_str(), o.gzip ? "gzip" : "plain");
   std::printf("  seconds          setup %.2f, edges %.2f, write %.2f, total %.2f (%d threads)\n", r.seconds_setup,
               r.seconds_edges, r.seconds_write, r.seconds_setup + r.seconds_edges + r.seconds_write, nthreads);
-  std::printf("  peak RSS         %.0f MiB\n", tools::PeakRssMb());
+  std::printf("  peak RSS         %.0f MiB\n", cli::PeakRssMb());
   return 0;
 }

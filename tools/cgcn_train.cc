@@ -11,9 +11,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cgcn/byte_size.h"
+#include "cgcn/cli.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/trainer.h"
-#include "tool_util.h"
 
 namespace {
 
@@ -38,7 +39,7 @@ nlohmann::json EpochJson(const cgcn::EpochRecord& r) {
       {"disk_read_mb", static_cast<double>(r.stats.disk_read_bytes) / 1048576.0},
       {"major_faults", r.stats.major_faults},
       {"train_peak_rss_mb", r.train_peak_rss_mb},
-      {"peak_rss_mb", cgcn::tools::PeakRssMb()}};
+      {"peak_rss_mb", cgcn::cli::PeakRssMb()}};
   if (r.evaluated) {
     j["train_acc"] = AccJson(r.acc.train);
     j["valid_acc"] = AccJson(r.acc.valid);
@@ -79,7 +80,6 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.99))
       ->capture_default_str();
   app.add_option("--seed", o.seed, "seed for initialization, batch order and dropout")->capture_default_str();
-  app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_option("--prefetch", o.prefetch, "batches in flight in the pipeline (bounds memory)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
@@ -109,37 +109,40 @@ int main(int argc, char** argv) {
                "also write one record per training step (step, epoch, batch, loss) to --metrics-out");
   app.add_option("--check-input", check_input,
                  "refuse to train unless RAW_DIR is, file for file, the input the shards were built from");
-  app.add_flag("--quiet", quiet, "no progress lines");
+  cli::CommonFlags common;
+  cli::AddCommonFlags(app, &common);
   CGCN_PARSE_FLAGS(app, argc, argv);
+  threads = common.threads;
+  quiet = common.quiet;
   o.row_normalize = feature_norm == "row";
   const char* kTool = "cgcn-train";
 
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
-  tools::ProgressPrinter printer(quiet);
+  cli::ProgressPrinter printer(quiet);
 
   Result<ShardDirectory> shards = ShardDirectory::Open(dir);
-  if (!shards.ok()) return tools::Fail(kTool, shards.status());
+  if (!shards.ok()) return cli::Fail(kTool, shards.status());
   if (!check_input.empty()) {
     Status s = shards->CheckInput(check_input);
-    if (!s.ok()) return tools::Fail(kTool, s);
+    if (!s.ok()) return cli::Fail(kTool, s);
   }
   const Manifest& m = shards->manifest();
   if (o.clusters_per_batch > m.num_parts)
-    return tools::Fail(kTool,
-                       Status::InvalidArgument("--clusters-per-batch " + std::to_string(o.clusters_per_batch) +
-                                               " exceeds the " + std::to_string(m.num_parts) + " clusters in " + dir));
+    return cli::Fail(kTool,
+                     Status::InvalidArgument("--clusters-per-batch " + std::to_string(o.clusters_per_batch) +
+                                             " exceeds the " + std::to_string(m.num_parts) + " clusters in " + dir));
   uint64_t budget = 0;
   if (!mem_budget.empty()) {
     Result<uint64_t> b = ParseByteSize(mem_budget);
-    if (!b.ok()) return tools::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
+    if (!b.ok()) return cli::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
     budget = *b;
   }
   MemoryPlan plan;
   o.eval.tmp_dir = tmp_dir;
   if (budget > 0) {
     Result<MemoryPlan> p = PlanMemory(m, o, budget, static_cast<uint32_t>(nthreads), tmp_dir, !predict_out.empty());
-    if (!p.ok()) return tools::Fail(kTool, p.status());
+    if (!p.ok()) return cli::Fail(kTool, p.status());
     plan = std::move(p).value();
     o.prefetch = plan.prefetch;
     o.eval = plan.eval_options;
@@ -148,7 +151,7 @@ int main(int argc, char** argv) {
   std::ofstream metrics;
   if (!metrics_out.empty()) {
     metrics.open(metrics_out, o.resume ? std::ios::app : std::ios::trunc);
-    if (!metrics) return tools::Fail(kTool, Status::IoError(metrics_out + ": cannot open for writing"));
+    if (!metrics) return cli::Fail(kTool, Status::IoError(metrics_out + ": cannot open for writing"));
   }
   std::printf(
       "cgcn-train: %llu nodes, %llu edges, %u features, %u classes, %u clusters; q=%u, %u x %u GCN, %u epochs, %d "
@@ -180,20 +183,20 @@ int main(int argc, char** argv) {
   if (o.resume) std::printf("resuming from %s/%s\n", o.checkpoint_dir.c_str(), kCheckpointFileName);
   Result<TrainReport> rep = Train(*shards, o, model, on_epoch, printer.Fn(), on_step);
   printer.Finish();
-  if (!rep.ok()) return tools::Fail(kTool, rep.status());
-  if (metrics.is_open() && !metrics) return tools::Fail(kTool, Status::IoError(metrics_out + ": write failed"));
+  if (!rep.ok()) return cli::Fail(kTool, rep.status());
+  if (metrics.is_open() && !metrics) return cli::Fail(kTool, Status::IoError(metrics_out + ": write failed"));
 
   if (!save_model.empty()) {
     Status s = SaveModel(save_model, model, o.row_normalize);
-    if (!s.ok()) return tools::Fail(kTool, s);
+    if (!s.ok()) return cli::Fail(kTool, s);
     std::printf("model written to %s\n", save_model.c_str());
   }
   if (!predict_out.empty()) {
     std::vector<Prediction> preds;
     Result<Accuracy> acc = EvaluateFullGraph(*shards, model, o.row_normalize, &preds, {}, o.eval);
-    if (!acc.ok()) return tools::Fail(kTool, acc.status());
+    if (!acc.ok()) return cli::Fail(kTool, acc.status());
     Status s = WritePredictions(predict_out, std::move(preds));
-    if (!s.ok()) return tools::Fail(kTool, s);
+    if (!s.ok()) return cli::Fail(kTool, s);
     std::printf("predictions for %llu nodes written to %s\n", static_cast<unsigned long long>(m.num_nodes),
                 predict_out.c_str());
   }
@@ -223,7 +226,7 @@ int main(int argc, char** argv) {
       {"decode_cpu_s", total.decode_cpu_s},
       {"assemble_s", total.assemble_s},
       {"compute_s", total.consume_s},
-      {"peak_rss_mb", tools::PeakRssMb()},
+      {"peak_rss_mb", cli::PeakRssMb()},
       {"threads", nthreads}};
   if (budget > 0) {
     auto mb = [](uint64_t b) { return static_cast<double>(b) / 1048576.0; };

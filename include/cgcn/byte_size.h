@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "cgcn/status.h"
@@ -12,6 +13,10 @@ namespace cgcn {
 // "512M", "2G", "1.5GiB", "800MB", "4096": K, M, G, T are powers of 1024, with or without a
 // trailing "B" or "iB", in any case; a bare number is bytes. Zero, negative, malformed or
 // absurdly large sizes are InvalidArgument ("'12Q' is not a memory size (examples: ...)").
+// Sizes below one byte ("0.5") are refused too, so a budget is never silently "none".
 Result<uint64_t> ParseByteSize(std::string_view text);
+
+// The one way sizes are shown: "512 B", "1.5 KiB", "23.4 MiB", "2.0 GiB" (powers of 1024).
+std::string FormatBytes(uint64_t bytes);
 
 }  // namespace cgcn

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <exception>
 #include <string>
 
@@ -29,7 +30,21 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
     return Status::InvalidArgument("'" + t + "' is not a memory size (examples: 512M, 2G, 1.5GiB, 1048576)");
   const double bytes = v * static_cast<double>(scale);
   if (bytes >= 1.8e19) return Status::InvalidArgument("'" + t + "' is too large");
+  if (bytes < 1) return Status::InvalidArgument("'" + t + "' is less than one byte (examples: 512M, 2G, 1.5GiB)");
   return static_cast<uint64_t>(bytes);
+}
+
+std::string FormatBytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+  return buf;
 }
 
 }  // namespace cgcn
