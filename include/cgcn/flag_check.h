@@ -77,10 +77,9 @@ Result<T> ParseNumber(std::string_view flag, std::string_view text) {
   const bool whole = !text.empty() && ec == std::errc() && ptr == last;
   if constexpr (std::is_integral_v<T>) {
     if (!whole)
-      return Status::InvalidArgument(std::string(flag) + " must be a whole number from " +
-                                     std::to_string(std::numeric_limits<T>::min()) + " to " +
-                                     std::to_string(std::numeric_limits<T>::max()) + ", found '" + std::string(text) +
-                                     "'");
+      return Status::InvalidArgument(
+          std::string(flag) + " must be a whole number from " + std::to_string(std::numeric_limits<T>::min()) + " to " +
+          std::to_string(std::numeric_limits<T>::max()) + ", found '" + std::string(text) + "'");
   } else {
     if (!whole) {
       if (ec == std::errc::result_out_of_range && ptr == last)
