@@ -29,6 +29,7 @@
 #include "cgcn/shard_directory.h"
 #include "testutil/shards.h"
 #include "testutil/testutil.h"
+#include "testutil/tool_runner.h"
 
 namespace fs = std::filesystem;
 
@@ -42,81 +43,12 @@ using testutil::TempDir;
 // ---------------------------------------------------------------------------------
 // Running cgcn-preprocess as a child process
 
-// A started tool; stdout and stderr go to files.
-class Child {
- public:
-  // fork/exec of CGCN_BIN_DIR/`tool` (no shell); false if it could not be started.
-  bool Start(const std::string& tool, const std::vector<std::string>& args, const std::string& out_path,
-             const std::string& err_path) {
-    std::vector<std::string> all = {std::string(CGCN_BIN_DIR) + "/" + tool};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out_fd < 0 || err_fd < 0) return false;
-    pid_ = ::fork();
-    if (pid_ == 0) {  // only async-signal-safe calls until exec
-      ::dup2(out_fd, STDOUT_FILENO);
-      ::dup2(err_fd, STDERR_FILENO);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(out_fd);
-    ::close(err_fd);
-    return pid_ > 0;
-  }
-  void Kill() const { ::kill(pid_, SIGKILL); }
-  // True (and the wait status in *status) if the child has exited; does not block.
-  bool TryWait(int* status) {
-    if (::waitpid(pid_, status, WNOHANG) != pid_) return false;
-    pid_ = -1;
-    return true;
-  }
-  // Reaps the child; the raw wait status, or -1.
-  int Wait() {
-    if (pid_ < 0) return -1;
-    int status = 0;
-    pid_t r;
-    do r = ::waitpid(pid_, &status, 0);
-    while (r < 0 && errno == EINTR);
-    pid_ = -1;
-    return r < 0 ? -1 : status;
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      Kill();
-      Wait();
-    }
-  }
+using testutil::Child;
+using testutil::RunTool;
+using testutil::ToolRun;
 
- private:
-  pid_t pid_ = -1;
-};
-
-struct ToolRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-ToolRun RunTool(const std::string& tool, const std::vector<std::string>& args, const std::string& scratch) {
-  ToolRun run;
-  Child child;
-  const std::string out_path = scratch + "/tool.stdout", err_path = scratch + "/tool.stderr";
-  if (!child.Start(tool, args, out_path, err_path)) {
-    run.err = "cannot start " + tool + ": " + std::strerror(errno);
-    return run;
-  }
-  const int status = child.Wait();
-  run.exit_code = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  run.out = testutil::ReadFile(out_path);
-  run.err = testutil::ReadFile(err_path);
-  return run;
-}
-
-// Names in `parent` that are `base` or start with `base` + ".": the output and its
-// ".tmp-<pid>" / ".old-<pid>" siblings.
+// Names in `parent` that are `base` or start with `base` + ".": the output, its marked
+// temporaries "base.cgcn-tmp.<token>" and its lock file "base.cgcn-lock".
 std::vector<std::string> OutputAndSiblings(const std::string& parent, const std::string& base) {
   std::vector<std::string> found;
   for (const auto& e : fs::directory_iterator(parent)) {
@@ -138,16 +70,16 @@ Status VerifyShardDirectory(const std::string& dir) {
 // ---------------------------------------------------------------------------------
 // SIGKILL at random moments
 
-// cgcn-preprocess prints this line, flushed, just before it starts writing shards.
+// cgcn-preprocess prints this progress line on stderr just before it starts writing shards.
 constexpr char kWritePhase[] = "[4/4] writing shards";
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// Polls (every millisecond) until `child`'s stdout, captured in `stdout_path`, shows the
+// Polls (every millisecond) until `child`'s stderr, captured in `stderr_path`, shows the
 // write phase; false (and the wait status in *status) if the child exits first.
-bool WaitForWritePhase(Child& child, const std::string& stdout_path, int* status) {
+bool WaitForWritePhase(Child& child, const std::string& stderr_path, int* status) {
   for (;;) {
-    if (testutil::ReadFile(stdout_path).find(kWritePhase) != std::string::npos) return true;
+    if (testutil::ReadFile(stderr_path).find(kWritePhase) != std::string::npos) return true;
     if (child.TryWait(status)) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -170,8 +102,8 @@ TEST(CrashTest, SigkillNeverLeavesAPartialOutput) {
   testutil::WriteRawDataset(raw, testutil::RandomRawDataset(20000, 100000, 32, 4, 7), Compression::kPlain);
   const std::string out = work + "/shards";
   const std::string child_out = scratch + "/child.stdout", child_err = scratch + "/child.stderr";
-  const std::vector<std::string> base_args = {"--input", raw,         "--out", out,      "--parts",
-                                              "16",      "--threads", "2",     "--quiet"};
+  // Not --quiet: the progress lines on stderr announce the write phase.
+  const std::vector<std::string> base_args = {"--input", raw, "--out", out, "--parts", "16", "--threads", "2"};
 
   // Two uninterrupted runs. The faster one times the phases; the MANIFEST is what every
   // published directory must hold (a run is deterministic for a seed and thread count).
@@ -182,7 +114,7 @@ TEST(CrashTest, SigkillNeverLeavesAPartialOutput) {
     const auto t0 = Clock::now();
     ASSERT_TRUE(child.Start("cgcn-preprocess", base_args, child_out, child_err));
     int status = 0;
-    ASSERT_TRUE(WaitForWritePhase(child, child_out, &status)) << testutil::ReadFile(child_err);
+    ASSERT_TRUE(WaitForWritePhase(child, child_err, &status)) << testutil::ReadFile(child_err);
     const auto t_write = Clock::now();
     status = child.Wait();
     const auto t_end = Clock::now();
@@ -212,7 +144,7 @@ TEST(CrashTest, SigkillNeverLeavesAPartialOutput) {
     Child child;
     ASSERT_TRUE(child.Start("cgcn-preprocess", base_args, child_out, child_err));
     int status = 0;
-    bool exited = in_write && !WaitForWritePhase(child, child_out, &status);
+    bool exited = in_write && !WaitForWritePhase(child, child_err, &status);
     if (!exited) {
       std::this_thread::sleep_for(std::chrono::duration<double>(delay_s));
       child.Kill();
@@ -225,10 +157,15 @@ TEST(CrashTest, SigkillNeverLeavesAPartialOutput) {
       ++finished;
     }
 
-    // The output is absent or complete; only a temporary may remain beside it.
+    // The output is absent or complete; only a marked temporary and the lock file may remain.
     for (const std::string& name : OutputAndSiblings(work, "shards")) {
-      if (name.rfind("shards.tmp-", 0) == 0) ++with_temporary;
-      EXPECT_EQ(name.rfind("shards.old-", 0), std::string::npos) << "no --overwrite, yet " << name;
+      if (name.rfind("shards.cgcn-tmp.", 0) == 0) {
+        ++with_temporary;
+        EXPECT_TRUE(fs::exists(work + "/" + name + "/.cgcn-temporary") || fs::exists(out))
+            << name << " has no marker although nothing was published";
+      } else {
+        EXPECT_TRUE(name == "shards" || name == "shards.cgcn-lock") << "unexpected " << name;
+      }
     }
     const bool published = fs::exists(out);
     if (published) {
@@ -251,7 +188,8 @@ TEST(CrashTest, SigkillNeverLeavesAPartialOutput) {
     Status s = VerifyShardDirectory(out);
     EXPECT_TRUE(s.ok()) << s.ToString();
     EXPECT_EQ(testutil::ReadFile(out + "/" + kManifestFileName), ref_manifest);
-    // The rerun removed the killed run's temporary (its pid is dead).
+    // The rerun removed the killed run's temporary (its marker proves it, and no one holds it)
+    // and its own lock file.
     EXPECT_EQ(OutputAndSiblings(work, "shards"), std::vector<std::string>{"shards"});
     fs::remove_all(out);
   }
@@ -324,9 +262,10 @@ TEST(CrashTest, FullDiskFailsCleanly) {
     const std::string out = mnt + "/shards";
     ToolRun run = RunTool("cgcn-preprocess", {"--input", raw, "--out", out, "--parts", "4", "--quiet"}, tmp.path());
     EXPECT_EQ(run.exit_code, 3) << run.out << run.err;
-    const std::regex expected("cgcn-preprocess: error: I/O error: " + mnt +
-                              "/shards\\.tmp-[0-9]+/(shard-[0-9]{6}\\.cgs|MANIFEST|scratch/[a-z]+\\.(u32|f32)): "
-                              "(write failed at byte [0-9]+|fsync failed|close failed): No space left on device\n");
+    const std::regex expected(
+        "cgcn-preprocess: error: I/O error: " + mnt +
+        "/shards\\.cgcn-tmp\\.[0-9a-f]{16}/(shard-[0-9]{6}\\.cgs|MANIFEST|scratch/[a-z]+\\.(u32|f32)): "
+        "(write failed at byte [0-9]+|fsync failed|close failed): No space left on device\n");
     EXPECT_TRUE(std::regex_match(run.err, expected)) << run.err;
     failed_on.push_back(run.err.find("/scratch/") != std::string::npos ? "scratch" : "shards");
     std::cout << "[          ] " << size << ": " << run.err;

@@ -166,7 +166,7 @@ TEST(Tools, PreprocessTrainDumpOnTinyGraph) {
   ShellResult pre =
       Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + shards + " --parts 2 --quiet");
   ASSERT_EQ(pre.exit_code, 0) << pre.out;
-  EXPECT_NE(pre.out.find("edge cut"), std::string::npos);
+  EXPECT_NE(pre.out.find("\"edge_cut\":"), std::string::npos) << pre.out;  // --quiet: the JSON line only
   ShellResult dump = Shell(Bin("cgcn-dump") + " " + shards + " --verify");
   ASSERT_EQ(dump.exit_code, 0) << dump.out;
   EXPECT_NE(dump.out.find("OK: 2 shards"), std::string::npos) << dump.out;

@@ -1,7 +1,7 @@
 // Malformed raw input, as a user meets it: the real cgcn-preprocess binary runs on a
 // damaged copy of the tiny dataset. Every case must exit with its documented code, print
 // exactly its documented message (naming the file and, where one applies, the line) and
-// leave nothing behind: no output directory and no "<out>.tmp-*" sibling.
+// leave nothing behind: no output directory and no "<out>.*" sibling (temporary or lock file).
 //
 // One named case per row of the table in docs/RELIABILITY.md; keep the two in step.
 #include <fcntl.h>
@@ -23,6 +23,7 @@
 #include "cgcn/shard_directory.h"
 #include "testutil/shards.h"
 #include "testutil/testutil.h"
+#include "testutil/tool_runner.h"
 
 namespace fs = std::filesystem;
 
@@ -35,52 +36,11 @@ using testutil::TempDir;
 // ---------------------------------------------------------------------------------
 // Running a tool
 
-struct ToolRun {
-  int exit_code = -1;  // -1 if it did not exit normally
-  std::string out, err;
-};
+using testutil::RunTool;
+using testutil::ToolRun;
 
-// Runs CGCN_BIN_DIR/`tool` with `args` (fork/exec, no shell), stdout and stderr captured
-// separately through files in `scratch`.
-ToolRun RunTool(const std::string& tool, const std::vector<std::string>& args, const std::string& scratch) {
-  const std::string bin = std::string(CGCN_BIN_DIR) + "/" + tool;
-  const std::string out_path = scratch + "/tool.stdout", err_path = scratch + "/tool.stderr";
-  std::vector<std::string> all = {bin};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  ToolRun run;
-  if (out_fd < 0 || err_fd < 0) {
-    run.err = scratch + ": cannot create capture files: " + std::strerror(errno);
-    return run;
-  }
-  const pid_t pid = ::fork();
-  if (pid == 0) {  // only async-signal-safe calls until exec
-    ::dup2(out_fd, STDOUT_FILENO);
-    ::dup2(err_fd, STDERR_FILENO);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(out_fd);
-  ::close(err_fd);
-  int status = 0;
-  if (pid < 0 || ::waitpid(pid, &status, 0) != pid) {
-    run.err = "fork/waitpid failed: " + std::string(std::strerror(errno));
-    return run;
-  }
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  run.out = testutil::ReadFile(out_path);
-  run.err = testutil::ReadFile(err_path);
-  fs::remove(out_path);
-  fs::remove(err_path);
-  return run;
-}
-
-// Entries of `parent` whose name is `base` or starts with `base` + "." (the output and
-// its ".tmp-<pid>" / ".old-<pid>" siblings).
+// Entries of `parent` whose name is `base` or starts with `base` + "." (the output, its
+// "base.cgcn-tmp.<token>" temporaries and its "base.cgcn-lock" lock file).
 std::vector<std::string> OutputAndSiblings(const std::string& parent, const std::string& base) {
   std::vector<std::string> found;
   for (const auto& e : fs::directory_iterator(parent)) {
@@ -858,7 +818,7 @@ TEST(Reliability, MemBudgetFlag) {
   const std::string dir = tmp.Join("raw");
   testutil::WriteRawDataset(dir, testutil::RandomRawDataset(1500, 6000, 12, 4, 3), Compression::kGzip);
   auto run = [&](const std::string& out, const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {"--input", dir, "--out", tmp.Join(out), "--parts", "6", "--quiet"};
+    std::vector<std::string> args = {"--input", dir, "--out", tmp.Join(out), "--parts", "6"};
     args.insert(args.end(), extra.begin(), extra.end());
     return RunTool("cgcn-preprocess", args, tmp.path());
   };

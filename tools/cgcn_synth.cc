@@ -7,10 +7,12 @@
 
 #include "cgcn/byte_size.h"
 #include "cgcn/cli.h"
+#include "cgcn/interrupt.h"
 #include "cgcn/synth.h"
 
 int main(int argc, char** argv) {
   using namespace cgcn;
+  InstallInterruptCleanup();
   CLI::App app{
       "Writes a synthetic graph in the OGB node-property-prediction raw layout (RAW_DIR/raw/*.csv[.gz], "
       "RAW_DIR/split/NAME/*.csv[.gz]), for tests and benchmarks: many small communities (a degree-corrected "
@@ -22,28 +24,25 @@ int main(int argc, char** argv) {
   SynthOptions o;
   int threads = 0;
   bool plain = false, gzip = false, quiet = false;
-  app.add_option("--nodes", o.num_nodes, "number of nodes N")->required()->check(CLI::Range(3u, 2147483647u));
-  app.add_option("--avg-degree", o.avg_degree, "average degree D: about N * D / 2 undirected edges")->required();
-  app.add_option("--features", o.feat_dim, "feature dimension F")->required();
-  app.add_option("--classes", o.num_classes, "number of classes C")->required();
+  cli::AddNumber(app, "--nodes", &o.num_nodes, "number of nodes N")->required();
+  cli::AddNumber(app, "--avg-degree", &o.avg_degree, "average degree D: about N * D / 2 undirected edges")->required();
+  cli::AddNumber(app, "--features", &o.feat_dim, "feature dimension F")->required();
+  cli::AddNumber(app, "--classes", &o.num_classes, "number of classes C")->required();
   app.add_option("--out", o.out_dir, "raw directory to create (RAW_DIR)")->required();
-  app.add_option("--seed", o.seed, "random seed")->capture_default_str();
-  app.add_option("--communities", o.num_communities, "number of communities K (default: max(1, round(N / 1000)))");
-  app.add_option("--intra-fraction", o.intra_fraction, "share of edge samples that stay inside the community")
-      ->capture_default_str();
-  app.add_option("--degree-exponent", o.degree_exponent, "power-law exponent of the degree tail (> 2)")
-      ->capture_default_str();
-  app.add_option("--label-purity", o.label_purity, "chance that a node has its community's dominant class")
-      ->capture_default_str();
-  app.add_option("--noise", o.noise, "standard deviation of the feature noise (class means are N(0, 1))")
-      ->capture_default_str();
-  app.add_option("--decimals", o.feature_decimals, "digits after the point in node-feat.csv")->capture_default_str();
+  cli::AddNumber(app, "--seed", &o.seed, "random seed");
+  cli::AddNumber(app, "--communities", &o.num_communities,
+                 "number of communities K (default: max(1, round(N / 1000)))");
+  cli::AddNumber(app, "--intra-fraction", &o.intra_fraction, "share of edge samples that stay inside the community");
+  cli::AddNumber(app, "--degree-exponent", &o.degree_exponent, "power-law exponent of the degree tail (> 2)");
+  cli::AddNumber(app, "--label-purity", &o.label_purity, "chance that a node has its community's dominant class");
+  cli::AddNumber(app, "--noise", &o.noise, "standard deviation of the feature noise (class means are N(0, 1))");
+  cli::AddNumber(app, "--decimals", &o.feature_decimals, "digits after the point in node-feat.csv");
   app.add_option("--split-name", o.split_name, "split directory name under RAW_DIR/split")->capture_default_str();
-  app.add_option("--train-frac", o.train_frac, "share of nodes in train")->capture_default_str();
-  app.add_option("--valid-frac", o.valid_frac, "share of nodes in valid (test gets the rest)")->capture_default_str();
+  cli::AddNumber(app, "--train-frac", &o.train_frac, "share of nodes in train");
+  cli::AddNumber(app, "--valid-frac", &o.valid_frac, "share of nodes in valid (test gets the rest)");
   auto* gz = app.add_flag("--gzip", gzip, "write *.csv.gz, one gzip member per block (the default)");
   app.add_flag("--plain", plain, "write plain *.csv")->excludes(gz);
-  app.add_option("--gzip-level", o.gzip_level, "gzip compression level")->capture_default_str();
+  cli::AddNumber(app, "--gzip-level", &o.gzip_level, "gzip compression level");
   app.add_flag("--overwrite", o.overwrite, "replace RAW_DIR if it exists (only once the new one is complete)");
   cli::CommonFlags common;
   cli::AddCommonFlags(app, &common);
@@ -63,27 +62,30 @@ int main(int argc, char** argv) {
   const auto pct = [](uint64_t a, uint64_t b) {
     return b ? 100.0 * static_cast<double>(a) / static_cast<double>(b) : 0.0;
   };
-  std::printf("synthetic graph %s\n", o.out_dir.c_str());
-  std::printf("  nodes            %u in %u communities (seed %llu)\n", r.num_nodes, r.num_communities,
-              static_cast<unsigned long long>(o.seed));
-  std::printf("  edges            %llu undirected (target %llu), %.1f%% inside a community\n",
-              static_cast<unsigned long long>(r.num_edges), static_cast<unsigned long long>(r.target_edges),
-              pct(r.intra_edges, r.num_edges));
-  std::printf("  degrees          mean %.2f, max %u, %llu isolated nodes\n",
-              2.0 * static_cast<double>(r.num_edges) / r.num_nodes, r.max_degree,
-              static_cast<unsigned long long>(r.isolated_nodes));
-  std::printf("  sampling         %llu samples in %u rounds: %llu self loops, %llu repeats dropped\n",
-              static_cast<unsigned long long>(r.samples), r.rounds,
-              static_cast<unsigned long long>(r.self_loops_dropped),
-              static_cast<unsigned long long>(r.duplicates_dropped));
-  std::printf("  features         %u, %u classes\n", o.feat_dim, o.num_classes);
-  std::printf("  split '%s'       %llu train, %llu valid, %llu test\n", o.split_name.c_str(),
-              static_cast<unsigned long long>(r.num_train), static_cast<unsigned long long>(r.num_valid),
-              static_cast<unsigned long long>(r.num_test));
-  std::printf("  bytes            %s of text, %s on disk (%s)\n", FormatBytes(r.text_bytes).c_str(),
-              FormatBytes(r.stored_bytes).c_str(), o.gzip ? "gzip" : "plain");
-  std::printf("  seconds          setup %.2f, edges %.2f, write %.2f, total %.2f (%d threads)\n", r.seconds_setup,
-              r.seconds_edges, r.seconds_write, r.seconds_setup + r.seconds_edges + r.seconds_write, nthreads);
-  std::printf("  peak RSS         %.0f MiB\n", cli::PeakRssMb());
+  if (!quiet) {
+    std::printf("synthetic graph %s\n", o.out_dir.c_str());
+    std::printf("  nodes            %u in %u communities (seed %llu)\n", r.num_nodes, r.num_communities,
+                static_cast<unsigned long long>(o.seed));
+    std::printf("  edges            %llu undirected (target %llu), %.1f%% inside a community\n",
+                static_cast<unsigned long long>(r.num_edges), static_cast<unsigned long long>(r.target_edges),
+                pct(r.intra_edges, r.num_edges));
+    std::printf("  degrees          mean %.2f, max %u, %llu isolated nodes\n",
+                2.0 * static_cast<double>(r.num_edges) / r.num_nodes, r.max_degree,
+                static_cast<unsigned long long>(r.isolated_nodes));
+    std::printf("  sampling         %llu samples in %u rounds: %llu self loops, %llu repeats dropped\n",
+                static_cast<unsigned long long>(r.samples), r.rounds,
+                static_cast<unsigned long long>(r.self_loops_dropped),
+                static_cast<unsigned long long>(r.duplicates_dropped));
+    std::printf("  features         %u, %u classes\n", o.feat_dim, o.num_classes);
+    std::printf("  split            '%s': %llu train, %llu valid, %llu test\n", o.split_name.c_str(),
+                static_cast<unsigned long long>(r.num_train), static_cast<unsigned long long>(r.num_valid),
+                static_cast<unsigned long long>(r.num_test));
+    std::printf("  bytes            %s of text, %s on disk (%s)\n", FormatBytes(r.text_bytes).c_str(),
+                FormatBytes(r.stored_bytes).c_str(), o.gzip ? "gzip" : "plain");
+    std::printf("  seconds          setup %.2f, edges %.2f, write %.2f, total %.2f (%d threads)\n", r.seconds_setup,
+                r.seconds_edges, r.seconds_write, r.seconds_setup + r.seconds_edges + r.seconds_write, nthreads);
+    std::printf("  peak RSS         %.0f MiB\n", cli::PeakRssMb());
+  }
+  std::printf("%s\n", r.SummaryJson(o).c_str());
   return 0;
 }

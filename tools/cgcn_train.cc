@@ -13,6 +13,7 @@
 
 #include "cgcn/byte_size.h"
 #include "cgcn/cli.h"
+#include "cgcn/interrupt.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/trainer.h"
 
@@ -55,6 +56,7 @@ nlohmann::json EpochJson(const cgcn::EpochRecord& r) {
 
 int main(int argc, char** argv) {
   using namespace cgcn;
+  InstallInterruptCleanup();
   CLI::App app{
       "Trains a GCN with Cluster-GCN mini-batches streamed from a shard directory made by cgcn-preprocess. "
       "Each step takes q random clusters with every edge among them; a oneTBB pipeline maps, verifies and "

@@ -56,4 +56,10 @@ class ShardDirectory {
   bool drop_page_cache_ = false;
 };
 
+// Whether `dir` holds nothing but what cgcn-preprocess writes, so that --overwrite may replace
+// it: regular files named MANIFEST (starting with the manifest magic) and shard-NNNNNN.cgs
+// (starting with the shard magic), or nothing at all. Otherwise kInvalidArgument naming the
+// first entry cgcn did not write ("it holds 'notes.txt', which cgcn does not write").
+Status CheckShardDirectoryIsCgcns(const std::string& dir);
+
 }  // namespace cgcn

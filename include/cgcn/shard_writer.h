@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,11 @@ struct ShardWriteOptions {
   int zstd_level = 3;
   // Sections zstd shrinks by less than this factor are stored uncompressed (EncodeShard).
   double min_compression_ratio = kDefaultMinCompressionRatio;
-  bool overwrite = false;                    // replace an existing out_dir (only once the new one is complete)
+  // Replace an existing out_dir, only once the new one is complete and only when it holds
+  // nothing but a shard directory's files (CheckShardDirectoryIsCgcns).
+  bool overwrite = false;
+  // Directories out_dir must not be, contain or lie inside (the raw input).
+  std::vector<std::string> input_dirs;
   int64_t seed = 0;                          // recorded in the manifest
   std::vector<InputFileDigest> input_files;  // recorded in the manifest (DigestRawInput)
   // Bytes the writer may hold: the graph-sized arrays it is given (CSR, partition, split) plus
@@ -45,22 +50,31 @@ struct ShardWriteReport {
   ShardMemoryPlan memory;
 };
 
-// Writes a shard directory atomically: everything goes into a temporary sibling
-// "<out_dir>.tmp-<pid>" (fsynced, MANIFEST last), which is renamed to out_dir when complete.
-// The temporary also holds "scratch/", where the reader's streamed input goes (RawInput);
-// it is removed before the rename. Until Write succeeds, destroying the writer removes the
-// temporary; a killed run's temporary is removed by the next Create for the same out_dir.
+class StagedDirectory;
+
+// Writes a shard directory atomically through a StagedDirectory (src/util/output_dir.h): the
+// output path is resolved and locked ("OUT.cgcn-lock"), everything goes into a marked temporary
+// sibling "OUT.cgcn-tmp.<random>" (fsynced, MANIFEST last), which replaces OUT atomically when
+// complete. The temporary also holds "scratch/", where the reader's streamed input goes
+// (RawInput); it is removed before the publish. Until Write succeeds, destroying the writer (or
+// SIGINT/SIGTERM in a tool) removes the temporary; a killed run's temporary is removed by the
+// next Create for the same out_dir when its marker proves cgcn made it.
 class ShardDirectoryWriter {
  public:
-  // Cleans up after killed runs, refuses an existing out_dir unless options.overwrite, and
-  // creates the temporary directory and its scratch/.
+  // Resolves and locks out_dir, refuses an existing one unless options.overwrite and it is a
+  // shard directory, refuses one that is, contains or lies inside an input directory, and
+  // creates the temporary directory and its scratch/. Nothing is written before these checks.
   static Result<ShardDirectoryWriter> Create(const ShardWriteOptions& options);
   ShardDirectoryWriter(ShardDirectoryWriter&& o) noexcept;
   ShardDirectoryWriter& operator=(ShardDirectoryWriter&&) = delete;
   ~ShardDirectoryWriter();
 
-  const std::string& temp_dir() const { return tmp_; }
+  const std::string& temp_dir() const;
+  const std::string& out_dir() const;  // the resolved output path
   const std::string& scratch_dir() const { return scratch_; }
+  // The input's digests to record in the manifest (when not given in the options): the caller
+  // may digest the input after Create has checked the output path.
+  void set_input_files(std::vector<InputFileDigest> files) { options_.input_files = std::move(files); }
 
   // Gathers each cluster (adjacency from `graph`, feature rows and labels from the raw
   // input's scratch files with pread), encodes and writes it, clusters in parallel within
@@ -71,8 +85,8 @@ class ShardDirectoryWriter {
  private:
   ShardDirectoryWriter() = default;
   ShardWriteOptions options_;
-  std::string out_, tmp_, scratch_;
-  bool armed_ = false;  // remove tmp_ on destruction
+  std::unique_ptr<StagedDirectory> staged_;  // null after Write or a move
+  std::string scratch_;
 };
 
 // For tests and small graphs: the same writer, fed from an in-memory RawGraph (its features

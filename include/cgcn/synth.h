@@ -34,7 +34,7 @@
 namespace cgcn {
 
 struct SynthOptions {
-  std::string out_dir;        // RAW_DIR, created atomically (built in RAW_DIR.tmp-<pid>)
+  std::string out_dir;        // RAW_DIR, created atomically (as cgcn-preprocess's --out: src/util/output_dir.h)
   uint32_t num_nodes = 0;     // N, in [3, 2^31 - 1]
   double avg_degree = 10;     // target undirected edges = round(N * avg_degree / 2)
   uint32_t feat_dim = 100;    // F
@@ -51,7 +51,9 @@ struct SynthOptions {
   double valid_frac = 0.2;  // test gets the rest; each part must get at least one node
   bool gzip = true;         // write *.csv.gz (else *.csv)
   int gzip_level = 1;
-  bool overwrite = false;  // replace an existing out_dir once the new one is complete
+  // Replace an existing out_dir once the new one is complete, and only a directory cgcn-synth
+  // made (CheckSynthDirectoryIsCgcns).
+  bool overwrite = false;
   // Tuning; 0 = automatic (a function of N and F only). Changing them changes the output bytes.
   uint32_t block_nodes = 0;   // nodes per sampling/feature/label block (and per gzip member)
   uint32_t bucket_nodes = 0;  // width in node ids of an edge bucket (edges keyed by their smaller end)
@@ -74,6 +76,8 @@ struct SynthReport {
   uint64_t stored_bytes = 0;  // bytes of the files as stored
   double seconds_setup = 0, seconds_edges = 0, seconds_write = 0;
   std::vector<uint32_t> community;  // [num_nodes] community of each node id (not written to disk)
+  // One line of JSON with the figures above and the options that made them (cgcn-synth's last line).
+  std::string SummaryJson(const SynthOptions& options) const;
 };
 
 // Generates the graph and writes out_dir/raw/{num-node-list,num-edge-list,edge,node-feat,
@@ -82,5 +86,11 @@ struct SynthReport {
 // write. On failure nothing is left behind and an existing out_dir is untouched. Progress
 // phases: "sample edges", "sort edges" and "write <file>".
 Result<SynthReport> GenerateSynthGraph(const SynthOptions& options, const ProgressFn& progress = {});
+
+// Every generated directory holds this file: what made it, and with which options.
+inline constexpr const char* kSynthMarkerName = "cgcn-synth.txt";
+// Ok when `dir` holds nothing but what cgcn-synth writes, including its kSynthMarkerName file, so
+// that --overwrite may replace it; otherwise kInvalidArgument naming what is there.
+Status CheckSynthDirectoryIsCgcns(const std::string& dir);
 
 }  // namespace cgcn

@@ -1,12 +1,54 @@
 #include "cgcn/shard_directory.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <regex>
 
 #include "util/file_util.h"
 
 namespace fs = std::filesystem;
 
 namespace cgcn {
+namespace {
+// True when `path` is a regular file (not a link, FIFO, ...) whose first bytes are `magic`.
+bool RegularFileStartsWith(const std::string& path, const char (&magic)[8]) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return false;
+  struct stat st {};
+  char head[8] = {};
+  const bool ok =
+      ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::pread(fd, head, 8, 0) == 8 && std::memcmp(head, magic, 8) == 0;
+  ::close(fd);
+  return ok;
+}
+}  // namespace
+
+Status CheckShardDirectoryIsCgcns(const std::string& dir) {
+  static const std::regex kShardName("shard-[0-9]{6,}\\.cgs");
+  std::error_code ec;
+  std::vector<std::string> names;  // sorted, so that the message names the same entry every time
+  for (const auto& entry : fs::directory_iterator(dir, ec)) names.push_back(entry.path().filename().string());
+  if (ec) return Status::IoError(dir + ": cannot list: " + ec.message());
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    const std::string path = (fs::path(dir) / name).string();
+    if (name == kManifestFileName) {
+      if (!RegularFileStartsWith(path, kManifestMagic))
+        return Status::InvalidArgument("its " + name + " is not a cgcn manifest");
+    } else if (std::regex_match(name, kShardName)) {
+      if (!RegularFileStartsWith(path, kShardMagic))
+        return Status::InvalidArgument("its " + name + " is not a cgcn shard");
+    } else {
+      return Status::InvalidArgument("it holds '" + name + "', which cgcn does not write");
+    }
+  }
+  return Status::Ok();
+}
 
 Result<ShardDirectory> ShardDirectory::Open(const std::string& dir) {
   std::error_code ec;

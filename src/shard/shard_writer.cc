@@ -15,8 +15,10 @@
 #include <tuple>
 #include <utility>
 
+#include "cgcn/shard_directory.h"
 #include "cgcn/shard_format.h"
 #include "util/file_util.h"
+#include "util/output_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -91,66 +93,39 @@ std::string Mib(uint64_t bytes) {
   return buf;
 }
 
-// Cleans up after runs that were killed: "<out>.tmp-<pid>" directories of dead processes are
-// removed; an "<out>.old-<pid>" (an --overwrite interrupted between its two renames) is moved
-// back to <out> if <out> is missing, so no complete directory is ever lost.
-void RecoverInterruptedRuns(const std::string& out) {
-  std::error_code ec;
-  for (const std::string& old : DeadSiblings(out, ".old-")) {
-    if (!fs::exists(out, ec) && fs::exists(fs::path(old) / kManifestFileName, ec))
-      fs::rename(old, out, ec);
-    else
-      fs::remove_all(old, ec);
-  }
-  for (const std::string& tmp : DeadSiblings(out, ".tmp-")) fs::remove_all(tmp, ec);
-}
-
 }  // namespace
 
 Result<ShardDirectoryWriter> ShardDirectoryWriter::Create(const ShardWriteOptions& options) {
-  if (options.out_dir.empty()) return Status::InvalidArgument("no output directory given");
-  const fs::path out = fs::path(options.out_dir).lexically_normal();
+  OutputDirOptions od;
+  od.path = options.out_dir;
+  od.what = "shard directory";
+  od.overwrite = options.overwrite;
+  od.inputs = options.input_dirs;
+  od.is_replaceable = CheckShardDirectoryIsCgcns;
+  CGCN_ASSIGN_OR_RETURN(StagedDirectory staged, StagedDirectory::Create(od));
   ShardDirectoryWriter w;
   w.options_ = options;
-  w.out_ = (out.filename().empty() ? out.parent_path() : out).string();
+  w.staged_ = std::make_unique<StagedDirectory>(std::move(staged));
+  w.scratch_ = w.staged_->temp_dir() + "/scratch";
   std::error_code ec;
-  RecoverInterruptedRuns(w.out_);
-  if (fs::exists(w.out_, ec) && !options.overwrite)
-    return Status::InvalidArgument(w.out_ +
-                                   ": already exists (pass --overwrite to replace it once the new one is complete)");
-  const fs::path parent = fs::absolute(w.out_, ec).parent_path();
-  fs::create_directories(parent, ec);
-  if (ec) return Status::IoError(parent.string() + ": cannot create directory: " + ec.message());
-  w.tmp_ = w.out_ + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(w.tmp_, ec);
-  if (!fs::create_directory(w.tmp_, ec) || ec)
-    return Status::IoError(w.tmp_ + ": cannot create temporary directory: " + (ec ? ec.message() : "exists"));
-  w.armed_ = true;  // from here on the destructor removes tmp_
-  w.scratch_ = w.tmp_ + "/scratch";
   if (!fs::create_directory(w.scratch_, ec) || ec)
     return Status::IoError(w.scratch_ + ": cannot create directory: " + (ec ? ec.message() : "exists"));
   return w;
 }
 
 ShardDirectoryWriter::ShardDirectoryWriter(ShardDirectoryWriter&& o) noexcept
-    : options_(std::move(o.options_)),
-      out_(std::move(o.out_)),
-      tmp_(std::move(o.tmp_)),
-      scratch_(std::move(o.scratch_)),
-      armed_(std::exchange(o.armed_, false)) {}
+    : options_(std::move(o.options_)), staged_(std::move(o.staged_)), scratch_(std::move(o.scratch_)) {}
 
-ShardDirectoryWriter::~ShardDirectoryWriter() {
-  if (armed_) {
-    std::error_code e;
-    fs::remove_all(tmp_, e);
-  }
-}
+ShardDirectoryWriter::~ShardDirectoryWriter() = default;
+
+const std::string& ShardDirectoryWriter::temp_dir() const { return staged_->temp_dir(); }
+const std::string& ShardDirectoryWriter::out_dir() const { return staged_->target(); }
 
 Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const CsrGraph& graph,
                                                      const Partition& partition, const ProgressFn& progress) {
-  if (!armed_) return Status::Internal("ShardDirectoryWriter::Write called twice or after a move");
+  if (!staged_) return Status::Internal("ShardDirectoryWriter::Write called twice or after a move");
   const ShardWriteOptions& options = options_;
-  const std::string& tmp = tmp_;
+  const std::string tmp = staged_->temp_dir();
   const ClusterLayout layout = BuildClusterLayout(partition);
   const auto P = static_cast<uint32_t>(partition.num_parts);
   if (partition.part.size() != raw.num_nodes || static_cast<uint64_t>(graph.num_nodes) != raw.num_nodes ||
@@ -275,8 +250,8 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
   CGCN_RETURN_IF_ERROR(FsyncDirectory(tmp));
 
   // Publish: the new directory appears complete or not at all.
-  CGCN_RETURN_IF_ERROR(PublishDirectory(tmp, out_));
-  armed_ = false;
+  CGCN_RETURN_IF_ERROR(staged_->Publish());
+  staged_.reset();  // releases the lock
   report.manifest = std::move(m);
   return report;
 }

@@ -16,11 +16,15 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iterator>
 #include <memory>
 #include <mutex>
 #include <new>
+#include <regex>
+#include <span>
+#include <sstream>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -34,9 +38,11 @@
 #endif
 #include <boost/iostreams/filter/gzip.hpp>
 #include <boost/iostreams/filtering_stream.hpp>
+#include <nlohmann/json.hpp>
 
 #include "cgcn/raw_reader.h"
 #include "util/file_util.h"
+#include "util/output_dir.h"
 #include "util/random.h"
 
 namespace fs = std::filesystem;
@@ -847,27 +853,81 @@ Status Generator::Write(const std::string& dir) {
 
 }  // namespace
 
+namespace {
+constexpr const char* kSynthMarkerMagic = "cgcn-synth raw directory\n";
+
+std::string SynthMarkerText(const SynthOptions& o) {
+  std::ostringstream os;
+  os << kSynthMarkerMagic << "nodes " << o.num_nodes << "\navg_degree " << o.avg_degree << "\nfeatures " << o.feat_dim
+     << "\nclasses " << o.num_classes << "\nseed " << o.seed << "\n";
+  return os.str();
+}
+
+std::span<const std::byte> AsBytes(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+}  // namespace
+
+std::string SynthReport::SummaryJson(const SynthOptions& o) const {
+  const nlohmann::json j = {{"out", o.out_dir},
+                            {"nodes", num_nodes},
+                            {"communities", num_communities},
+                            {"seed", o.seed},
+                            {"edges", num_edges},
+                            {"target_edges", target_edges},
+                            {"intra_edges", intra_edges},
+                            {"max_degree", max_degree},
+                            {"isolated_nodes", isolated_nodes},
+                            {"features", o.feat_dim},
+                            {"classes", o.num_classes},
+                            {"split", o.split_name},
+                            {"train", num_train},
+                            {"valid", num_valid},
+                            {"test", num_test},
+                            {"text_bytes", text_bytes},
+                            {"stored_bytes", stored_bytes},
+                            {"gzip", o.gzip},
+                            {"total_s", seconds_setup + seconds_edges + seconds_write}};
+  return j.dump();
+}
+
+Status CheckSynthDirectoryIsCgcns(const std::string& dir) {
+  static const std::regex kKnown(
+      "raw|split|split/[^/]+|raw/(num-node-list|num-edge-list|edge|node-feat|node-label)\\.csv(\\.gz)?|"
+      "split/[^/]+/(train|valid|test)\\.csv(\\.gz)?");
+  std::error_code ec;
+  const fs::path root(dir);
+  bool marker = false;
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string rel = it->path().lexically_relative(root).string();
+    if (rel == kSynthMarkerName) {
+      std::ifstream in(it->path());
+      std::string first;
+      std::getline(in, first);
+      marker = it->is_regular_file() && first + "\n" == kSynthMarkerMagic;
+      continue;
+    }
+    if (!std::regex_match(rel, kKnown))
+      return Status::InvalidArgument("it holds '" + rel + "', which cgcn-synth does not write");
+  }
+  if (ec) return Status::IoError(dir + ": cannot list: " + ec.message());
+  if (!marker)
+    return Status::InvalidArgument(std::string("it has no ") + kSynthMarkerName +
+                                   " file, which every cgcn-synth output has");
+  return Status::Ok();
+}
+
 Result<SynthReport> GenerateSynthGraph(const SynthOptions& options, const ProgressFn& progress) {
   CGCN_RETURN_IF_ERROR(Validate(options));
-  const fs::path out = fs::path(options.out_dir).lexically_normal();
-  const std::string out_str = (out.filename().empty() ? out.parent_path() : out).string();
+  OutputDirOptions od;
+  od.path = options.out_dir;
+  od.what = "raw directory";
+  od.overwrite = options.overwrite;
+  od.is_replaceable = CheckSynthDirectoryIsCgcns;
+  CGCN_ASSIGN_OR_RETURN(StagedDirectory staged, StagedDirectory::Create(od));
+  const std::string tmp = staged.temp_dir();
   std::error_code ec;
-  if (fs::exists(out_str, ec) && !options.overwrite)
-    return Status::InvalidArgument(out_str + ": already exists (pass --overwrite to replace it)");
-  const fs::path parent = fs::absolute(out_str, ec).parent_path();
-  fs::create_directories(parent, ec);
-  if (ec) return Status::IoError(parent.string() + ": cannot create directory: " + ec.message());
-
-  const std::string tmp = out_str + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(tmp, ec);
-  struct Cleanup {
-    std::string path;
-    bool armed = true;
-    ~Cleanup() {
-      std::error_code e;
-      if (armed) fs::remove_all(path, e);
-    }
-  } cleanup{tmp};
   const std::string split_dir = tmp + "/split/" + options.split_name;
   for (const std::string& d : {tmp + "/raw", split_dir}) {
     fs::create_directories(d, ec);
@@ -891,11 +951,11 @@ Result<SynthReport> GenerateSynthGraph(const SynthOptions& options, const Progre
   const double edges_s = Since(t);
   t = Clock::now();
   CGCN_RETURN_IF_ERROR(gen.Write(tmp));
+  CGCN_RETURN_IF_ERROR(WriteWholeFile(tmp + "/" + kSynthMarkerName, AsBytes(SynthMarkerText(options))));
   for (const std::string& d : {tmp + "/raw", split_dir, tmp + "/split", tmp}) CGCN_RETURN_IF_ERROR(FsyncDirectory(d));
 
   // Publish: the new directory appears complete or not at all.
-  CGCN_RETURN_IF_ERROR(PublishDirectory(tmp, out_str));
-  cleanup.armed = false;
+  CGCN_RETURN_IF_ERROR(staged.Publish());
 
   SynthReport report = gen.TakeReport();
   report.seconds_setup = setup_s;

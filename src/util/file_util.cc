@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "util/output_dir.h"
+
 namespace cgcn {
 namespace {
 std::string Errno() { return std::strerror(errno); }
@@ -45,58 +47,45 @@ Status FsyncDirectory(const std::string& dir) {
   return Status::Ok();
 }
 
-std::vector<std::string> DeadSiblings(const std::string& path, const std::string& tag) {
-  namespace fs = std::filesystem;
-  std::vector<std::string> dead;
-  const fs::path parent = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
-  const std::string prefix = fs::path(path).filename().string() + tag;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(parent, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string digits = name.substr(prefix.size());
-    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    const auto pid = static_cast<pid_t>(std::stol(digits));
-    const bool alive = pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM);
-    if (!alive) dead.push_back(entry.path().string());
-  }
-  return dead;
-}
-
 Status WriteFileAtomic(const std::string& path, std::span<const std::byte> bytes) {
-  for (const std::string& stale : DeadSiblings(path, ".tmp-")) ::unlink(stale.c_str());
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  Status s = WriteWholeFile(tmp, bytes);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
-    s = Status::IoError(path + ": cannot rename " + tmp + " into place: " + Errno());
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  return FsyncDirectory(dir.empty() ? "." : dir);
-}
-
-Status PublishDirectory(const std::string& tmp, const std::string& out) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  std::string old;
-  if (fs::exists(out, ec)) {
-    old = out + ".old-" + std::to_string(::getpid());
-    fs::remove_all(old, ec);
-    fs::rename(out, old, ec);
-    if (ec) return Status::IoError(out + ": cannot move the existing directory aside: " + ec.message());
+  // Follow a link: replace what it points to and keep the link.
+  const std::string target = fs::is_symlink(fs::symlink_status(path, ec)) ? ResolvePath(path) : path;
+  if (fs::is_directory(fs::symlink_status(target, ec)))
+    return Status::IoError(target + ": is a directory, not a file to write");
+  const fs::path parent = fs::path(target).parent_path();
+  const std::string dir = parent.empty() ? std::string(".") : parent.string();
+  const std::string tmp = target + ".cgcn-tmp." + RandomHexToken();
+  bool named = false;
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    named = true;
   }
-  fs::rename(tmp, out, ec);
-  if (ec) {
-    std::error_code e2;
-    if (!old.empty()) fs::rename(old, out, e2);
-    return Status::IoError(out + ": cannot rename " + tmp + " into place: " + ec.message());
+  if (fd < 0) return Status::IoError(target + ": cannot create a file in " + dir + ": " + Errno());
+  auto fail = [&](const std::string& what) {
+    const std::string msg = target + ": " + what + ": " + Errno();
+    ::close(fd);
+    if (named) ::unlink(tmp.c_str());
+    return Status::IoError(msg);
+  };
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return fail("write failed at byte " + std::to_string(done));
+    done += static_cast<size_t>(w);
   }
-  const fs::path parent = fs::absolute(out, ec).parent_path();
-  CGCN_RETURN_IF_ERROR(FsyncDirectory(parent.string()));
-  if (!old.empty()) fs::remove_all(old, ec);
-  return Status::Ok();
+  if (::fsync(fd) != 0) return fail("fsync failed");
+  if (!named) {
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) return fail("cannot link");
+    named = true;
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0) return fail("cannot rename " + tmp + " into place");
+  if (::close(fd) != 0) return Status::IoError(target + ": close failed: " + Errno());
+  return FsyncDirectory(dir);
 }
 
 Result<std::vector<std::byte>> ReadWholeFile(const std::string& path) {

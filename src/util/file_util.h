@@ -12,17 +12,14 @@ namespace cgcn {
 
 // Creates/truncates `path`, writes all bytes, fsyncs, closes.
 Status WriteWholeFile(const std::string& path, std::span<const std::byte> bytes);
-// Writes "<path>.tmp-<pid>", fsyncs, renames over `path`, fsyncs the directory.
-// Nothing is left behind on failure.
+// Replaces `path` atomically: the bytes go into an unnamed file in path's directory (O_TMPFILE;
+// a killed process leaves nothing behind), fsynced, then linked under a unique temporary name
+// "<path>.cgcn-tmp.<random>" and renamed over `path`; the directory is fsynced. A symbolic link
+// at `path` is followed (the file it points to is replaced, the link is kept); a directory at
+// `path` is refused. Where the file system has no O_TMPFILE the temporary is a named file from
+// the start, removed on every failure. No other file is ever touched.
 Status WriteFileAtomic(const std::string& path, std::span<const std::byte> bytes);
 Status FsyncDirectory(const std::string& dir);
-// Siblings of `path` named "<name of path><tag><pid>" (e.g. ".tmp-1234") whose process has
-// exited: the leftovers of killed runs.
-std::vector<std::string> DeadSiblings(const std::string& path, const std::string& tag);
-// Atomically publishes the complete directory `tmp` as `out`: an existing `out` is first moved
-// to "<out>.old-<pid>" (put back if the second rename fails) and removed only after `tmp` took
-// its place; the parent directory is fsynced. (DeadSiblings finds the ".old-" of a killed run.)
-Status PublishDirectory(const std::string& tmp, const std::string& out);
 Result<std::vector<std::byte>> ReadWholeFile(const std::string& path);
 
 }  // namespace cgcn

@@ -10,6 +10,7 @@
 
 #include "cgcn/graph.h"
 #include "cgcn/partition.h"
+#include "cgcn/preprocess.h"
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_writer.h"
 #include "testutil/testutil.h"
@@ -63,14 +64,26 @@ struct BuiltShards {
   ShardWriteReport report;
 };
 
-// Writes `spec` under dir/raw-data and the shard directory at `out` (min_compression_ratio as
-// ShardWriteOptions: 0 compresses every section with zstd, a huge value stores every one raw).
+// Writes `spec` under dir/raw-data and builds the shard directory at `out` by the path users
+// run, Preprocess (what cgcn-preprocess calls), with min_compression_ratio as
+// ShardWriteOptions (0 compresses every section with zstd, a huge value stores every one raw).
+// raw, graph and partition are computed separately, as references for the tests to check the
+// shards against.
 inline BuiltShards BuildShards(const RawDatasetSpec& spec, const std::string& dir, const std::string& out,
                                int32_t parts, int64_t seed = 0,
                                double min_compression_ratio = kDefaultMinCompressionRatio) {
   BuiltShards b;
   WriteRawDataset(dir + "/raw-data", spec, Compression::kPlain);
-  Result<RawGraph> raw = ReadRawGraph(RawReadOptions{dir + "/raw-data", ""});
+  PreprocessOptions po;
+  po.read = RawReadOptions{dir + "/raw-data", ""};
+  po.write.out_dir = out;
+  po.write.seed = seed;
+  po.write.min_compression_ratio = min_compression_ratio;
+  po.parts = parts;
+  Result<PreprocessReport> r = Preprocess(po);
+  if (!r.ok()) throw std::runtime_error(r.status().ToString());
+  b.report = std::move(r->write);
+  Result<RawGraph> raw = ReadRawGraph(po.read);
   if (!raw.ok()) throw std::runtime_error(raw.status().ToString());
   b.raw = std::move(raw).value();
   Result<CsrGraph> g = BuildSymmetricCsr(b.raw.num_nodes, b.raw.edge_src, b.raw.edge_dst);
@@ -79,13 +92,6 @@ inline BuiltShards BuildShards(const RawDatasetSpec& spec, const std::string& di
   Result<Partition> p = PartitionGraph(b.graph, PartitionOptions{parts, seed});
   if (!p.ok()) throw std::runtime_error(p.status().ToString());
   b.partition = std::move(p).value();
-  ShardWriteOptions wo;
-  wo.out_dir = out;
-  wo.seed = seed;
-  wo.min_compression_ratio = min_compression_ratio;
-  Result<ShardWriteReport> r = WriteShardDirectory(b.raw, b.graph, b.partition, wo);
-  if (!r.ok()) throw std::runtime_error(r.status().ToString());
-  b.report = std::move(r).value();
   return b;
 }
 

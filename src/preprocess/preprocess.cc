@@ -1,0 +1,206 @@
+#include "cgcn/preprocess.h"
+
+#include <malloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "cgcn/byte_size.h"
+#include "cgcn/flag_check.h"
+#include "cgcn/partition.h"
+
+namespace cgcn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Current resident set size in bytes (/proc/self/statm), 0 if unavailable.
+uint64_t CurrentRssBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long pages = 0, resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &pages, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// Samples the RSS every 2 ms on a thread while alive; Stop() returns the highest sample.
+class RssSampler {
+ public:
+  RssSampler()
+      : max_(CurrentRssBytes()), thread_([this] {
+          while (!stop_.load()) {
+            const uint64_t r = CurrentRssBytes();
+            if (r > max_.load()) max_.store(r);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          }
+        }) {}
+  ~RssSampler() { Stop(); }
+  uint64_t Stop() {
+    if (thread_.joinable()) {
+      stop_ = true;
+      thread_.join();
+      const uint64_t r = CurrentRssBytes();
+      if (r > max_.load()) max_.store(r);
+    }
+    return max_.load();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> max_;
+  std::thread thread_;
+};
+
+double PeakRssMbNow() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  double kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb / 1024.0;
+}
+
+}  // namespace
+
+Status PreprocessOptions::Validate() const {
+  if (read.dir.empty()) return Status::InvalidArgument("--input: no raw directory given");
+  if (write.out_dir.empty()) return Status::InvalidArgument("--out: no output directory given");
+  CGCN_RETURN_IF_ERROR(CheckRange<int32_t>("--parts", parts, 1, 1 << 24));
+  CGCN_RETURN_IF_ERROR(CheckRange<int64_t>("--seed", write.seed, 0, 2147483647));
+  CGCN_RETURN_IF_ERROR(CheckRange("--zstd-level", write.zstd_level, 1, 19));
+  // 0 compresses every section, a huge value stores every one raw: both are valid choices.
+  CGCN_RETURN_IF_ERROR(CheckAtLeast("--min-compression-ratio", write.min_compression_ratio, 0.0));
+  return Status::Ok();
+}
+
+Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const ProgressFn& progress,
+                                    const PhaseFn& on_phase) {
+  CGCN_RETURN_IF_ERROR(options.Validate());
+  auto phase = [&](int step, const std::string& what) {
+    if (on_phase) on_phase(step, 4, what);
+  };
+  const auto t_all = Clock::now();
+  PreprocessReport rep;
+  // The output is resolved, locked and checked before any input is read; the temporary
+  // directory exists from here on and every failure below removes it.
+  ShardWriteOptions write = options.write;
+  write.input_dirs.push_back(options.read.dir);
+  CGCN_ASSIGN_OR_RETURN(ShardDirectoryWriter writer, ShardDirectoryWriter::Create(write));
+  rep.out_dir = writer.out_dir();
+  std::optional<RssSampler> outside_metis(std::in_place);
+
+  phase(1, "reading " + options.read.dir);
+  auto t = Clock::now();
+  CGCN_ASSIGN_OR_RETURN(std::vector<InputFileDigest> digests, DigestRawInput(options.read));
+  writer.set_input_files(std::move(digests));
+  CGCN_ASSIGN_OR_RETURN(RawInput raw, ReadRawInput(options.read, writer.scratch_dir(), progress));
+  rep.read_s = Since(t);
+  rep.num_nodes = raw.num_nodes;
+  rep.feat_dim = raw.feat_dim;
+  rep.num_classes = raw.num_classes;
+  rep.num_edge_lines = raw.num_edge_lines;
+  rep.input_bytes = raw.input_bytes;
+  rep.split_name = raw.split_name;
+  rep.num_train = raw.num_train;
+  rep.num_valid = raw.num_valid;
+  rep.num_test = raw.num_test;
+  rep.phases = raw.phases;
+  const uint64_t N = raw.num_nodes;
+
+  phase(2, "symmetrizing edges");
+  t = Clock::now();
+  const uint64_t budget = options.write.mem_budget;
+  if (budget != 0) {
+    const uint64_t need = CsrBuildPeakBytes(raw.num_nodes, raw.num_edge_lines) + N;
+    if (need > budget)
+      return Status::InvalidArgument("--mem-budget " + FormatBytes(budget) + " is too small: building " +
+                                     "METIS's 32-bit CSR for " + std::to_string(N) + " nodes and " +
+                                     std::to_string(raw.num_edge_lines) + " edge lines needs up to " +
+                                     FormatBytes(need) + " (adjacency " + FormatBytes(8 * raw.num_edge_lines) +
+                                     ", offsets and counters " + FormatBytes(need - 8 * raw.num_edge_lines) + ")");
+  }
+  CGCN_ASSIGN_OR_RETURN(
+      CsrGraph graph,
+      BuildSymmetricCsrFromScan(
+          raw.num_nodes, [&](const EdgeChunkSink& sink) { return raw.ForEachEdgeChunk(sink); }, &rep.csr));
+  rep.csr_s = Since(t);
+  rep.undirected_edges = graph.num_undirected_edges();
+
+  phase(3, "partitioning into " + std::to_string(options.parts) + " clusters with METIS (seed " +
+               std::to_string(options.write.seed) + ")");
+  t = Clock::now();
+  rep.rss_outside_metis_bytes = outside_metis->Stop();
+  outside_metis.reset();
+  const uint64_t rss_before_metis = CurrentRssBytes();
+  RssSampler sampler;
+  Result<Partition> part = PartitionGraph(graph, PartitionOptions{options.parts, options.write.seed});
+  const uint64_t rss_during_metis = sampler.Stop();
+  // Hand METIS's freed workspace back to the kernel: glibc keeps freed heap memory resident,
+  // which would otherwise stay in the RSS while the shards are written.
+  ::malloc_trim(0);
+  if (!part.ok()) return part.status();
+  rep.partition_s = Since(t);
+  rep.edge_cut = part->edge_cut;
+  rep.metis_array_bytes = 4 * (graph.offsets.size() + graph.neighbors.size() + N);
+  rep.metis_workspace_bytes = rss_during_metis > rss_before_metis ? rss_during_metis - rss_before_metis : 0;
+
+  phase(4, "writing shards to " + rep.out_dir);
+  t = Clock::now();
+  outside_metis.emplace();
+  CGCN_ASSIGN_OR_RETURN(rep.write, writer.Write(raw, graph, *part, progress));
+  rep.rss_outside_metis_bytes = std::max(rep.rss_outside_metis_bytes, outside_metis->Stop());
+  rep.write_s = Since(t);
+  rep.min_cluster_nodes = rep.write.manifest.shards.empty() ? 0 : UINT32_MAX;
+  for (const ShardInfo& s : rep.write.manifest.shards) {
+    rep.min_cluster_nodes = std::min(rep.min_cluster_nodes, s.num_nodes);
+    rep.max_cluster_nodes = std::max(rep.max_cluster_nodes, s.num_nodes);
+    rep.empty_clusters += s.num_nodes == 0;
+  }
+  rep.total_s = Since(t_all);
+  rep.peak_rss_mb = PeakRssMbNow();
+  return rep;
+}
+
+std::string PreprocessReport::SummaryJson() const {
+  const Manifest& m = write.manifest;
+  nlohmann::json j = {{"out", out_dir},
+                      {"nodes", m.num_nodes},
+                      {"edges", m.num_edges},
+                      {"edge_lines", num_edge_lines},
+                      {"self_loops_removed", csr.self_loops_removed},
+                      {"duplicates_removed", csr.duplicates_removed},
+                      {"features", m.feat_dim},
+                      {"classes", m.num_classes},
+                      {"split", split_name},
+                      {"train", num_train},
+                      {"valid", num_valid},
+                      {"test", num_test},
+                      {"clusters", m.num_parts},
+                      {"empty_clusters", empty_clusters},
+                      {"edge_cut", m.edge_cut},
+                      {"input_bytes", input_bytes},
+                      {"shard_raw_bytes", write.raw_bytes},
+                      {"shard_stored_bytes", write.stored_bytes},
+                      {"read_s", read_s},
+                      {"symmetrize_s", csr_s},
+                      {"partition_s", partition_s},
+                      {"write_s", write_s},
+                      {"total_s", total_s},
+                      {"peak_rss_mb", peak_rss_mb},
+                      {"metis_mb", static_cast<double>(metis_array_bytes + metis_workspace_bytes) / 1048576.0},
+                      {"mem_budget_mb", static_cast<double>(write.memory.budget) / 1048576.0},
+                      {"clusters_in_flight", write.memory.clusters_in_flight}};
+  return j.dump();
+}
+
+}  // namespace cgcn
