@@ -9,7 +9,7 @@ if [ -z "$CF" ]; then
   echo "check-format: clang-format not found (scripts/install-deps.sh installs it)"
   exit 1
 fi
-mapfile -t files < <(git ls-files '*.cc' '*.h' '*.cpp' '*.hpp')
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cc' '*.h' '*.cpp' '*.hpp')
 if [ "${1:-}" = "--fix" ]; then
   "$CF" -i "${files[@]}"
   echo "check-format: formatted ${#files[@]} files"

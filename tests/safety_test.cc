@@ -140,8 +140,8 @@ TEST_F(Preprocess, UsersSiblingsWithLookalikeNamesAreLeftAlone) {
   const std::string out = tmp_.Join("shards");
   // A backup and lookalikes of the old temporary names (dead pids), and an unmarked lookalike of
   // the new one: none carries proof that cgcn made it.
-  for (const char* name : {"shards.old-20240101", "shards.tmp-999999", "shards.old-999999",
-                                  "shards.cgcn-tmp.0123456789abcdef"})
+  for (const char* name :
+       {"shards.old-20240101", "shards.tmp-999999", "shards.old-999999", "shards.cgcn-tmp.0123456789abcdef"})
     MakeUserDirectory(tmp_.Join(name));
   const auto before = Snapshot(tmp_.path());
   ASSERT_EQ(Run({"--out", out}).exit_code, 0);
@@ -274,8 +274,8 @@ TEST(Synth, OverwriteReplacesOnlyWhatCgcnSynthMade) {
   const std::string mine = tmp.Join("mine"), made = tmp.Join("made");
   MakeUserDirectory(mine);
   const auto before = Snapshot(mine);
-  const std::vector<std::string> args = {"--nodes", "300", "--avg-degree", "4", "--features", "4",
-                                         "--classes", "3", "--quiet", "--overwrite"};
+  const std::vector<std::string> args = {"--nodes",   "300", "--avg-degree", "4",          "--features", "4",
+                                         "--classes", "3",   "--quiet",      "--overwrite"};
   std::vector<std::string> a = args;
   a.insert(a.end(), {"--out", mine});
   const ToolRun r = RunTool("cgcn-synth", a, tmp.path(), 120);
@@ -324,7 +324,8 @@ TEST_F(Preprocess, NumericFlagsFollowOneRule) {
        {Case{{"--seed", "4294967298"}, "--seed must be from 0 to 2147483647, found 4294967298"},
         Case{{"--seed", "-1"}, "--seed must be from 0 to 2147483647, found -1"},
         Case{{"--parts", "0"}, "--parts must be from 1 to 16777216, found 0"},
-        Case{{"--zstd-level", "abc"}, "--zstd-level must be a whole number from -2147483648 to 2147483647, found 'abc'"},
+        Case{{"--zstd-level", "abc"},
+             "--zstd-level must be a whole number from -2147483648 to 2147483647, found 'abc'"},
         Case{{"--min-compression-ratio", "nan"}, "--min-compression-ratio must be a finite number, found nan"},
         Case{{"--mem-budget", "0.5"}, "'0.5' is less than one byte"},
         Case{{"--threads", "5000"}, "--threads must be from 0 to 1024, found 5000"}}) {

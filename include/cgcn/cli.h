@@ -37,6 +37,14 @@ void AddVersionFlag(CLI::App& app);
 // The worker threads --threads asks for (0 = every core).
 int ThreadCount(const CommonFlags& flags);
 
+// A number as --help shows a default.
+template <typename T>
+std::string NumberText(T v) {
+  std::ostringstream os;
+  os << +v;
+  return os.str();
+}
+
 // A numeric flag parsed by ParseNumber: a malformed, out-of-type-range or non-finite value is a
 // usage error with a sentence ("--lr must be a finite number, found 'nan'"). With bounds, also
 // CheckRange. Semantic bounds of library options are checked by their Validate().
@@ -51,13 +59,7 @@ CLI::Option* AddNumber(CLI::App& app, const std::string& name, T* target, const 
         *target = *v;
       },
       help);
-  if constexpr (std::is_floating_point_v<T>) {
-    std::ostringstream os;
-    os << *target;
-    opt->default_str(os.str());
-  } else {
-    opt->default_str(std::to_string(*target));
-  }
+  opt->type_name(std::is_integral_v<T> ? "INT" : "NUMBER")->default_str(NumberText(*target));
   return opt;
 }
 template <typename T>
@@ -72,13 +74,7 @@ CLI::Option* AddNumber(CLI::App& app, const std::string& name, T* target, const 
         *target = *v;
       },
       help);
-  if constexpr (std::is_floating_point_v<T>) {
-    std::ostringstream os;
-    os << *target;
-    opt->default_str(os.str());
-  } else {
-    opt->default_str(std::to_string(*target));
-  }
+  opt->type_name(std::is_integral_v<T> ? "INT" : "NUMBER")->default_str(NumberText(*target));
   return opt;
 }
 

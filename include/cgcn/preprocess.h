@@ -44,8 +44,8 @@ struct PreprocessReport {
   uint64_t undirected_edges = 0;
   // Partitioning.
   uint64_t edge_cut = 0;
-  uint64_t metis_array_bytes = 0;      // xadj, adjncy and part as METIS is handed them
-  uint64_t metis_workspace_bytes = 0;  // what METIS allocated beyond that (sampled RSS)
+  uint64_t metis_array_bytes = 0;        // xadj, adjncy and part as METIS is handed them
+  uint64_t metis_workspace_bytes = 0;    // what METIS allocated beyond that (sampled RSS)
   uint64_t rss_outside_metis_bytes = 0;  // sampled every 2 ms while reading, building the CSR and writing
   // Writing.
   ShardWriteReport write;

@@ -139,8 +139,7 @@ Result<StagedDirectory> StagedDirectory::Create(const OutputDirOptions& options)
   d.lock_path_ = d.target_ + kLockSuffix;
   for (int attempt = 0;; ++attempt) {
     const int fd = ::open(d.lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
-    if (fd < 0)
-      return Status::IoError(d.lock_path_ + ": cannot create the lock file for " + shown + ": " + Errno());
+    if (fd < 0) return Status::IoError(d.lock_path_ + ": cannot create the lock file for " + shown + ": " + Errno());
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
       ::close(fd);
@@ -159,8 +158,8 @@ Result<StagedDirectory> StagedDirectory::Create(const OutputDirOptions& options)
       const size_t at = holder.find("pid ");
       holder = at == std::string::npos ? "" : holder.substr(at + 4, holder.find('\n', at) - at - 4);
       return Status::InvalidArgument(shown + " is being written by another cgcn process" +
-                                     (holder.empty() ? "" : " (pid " + holder + ")") + ", which holds " +
-                                     d.lock_path_ + ": wait for it to finish or choose another " + options.flag);
+                                     (holder.empty() ? "" : " (pid " + holder + ")") + ", which holds " + d.lock_path_ +
+                                     ": wait for it to finish or choose another " + options.flag);
     }
     // The file may have been unlinked by its previous holder between our open and flock.
     struct stat now {};
@@ -190,8 +189,8 @@ Result<StagedDirectory> StagedDirectory::Create(const OutputDirOptions& options)
     if (options.is_replaceable) {
       Status s = options.is_replaceable(d.target_);
       if (!s.ok())
-        return Status::InvalidArgument("--overwrite refused: " + shown + " is not a " + options.what +
-                                       " cgcn wrote (" + s.message() + "); nothing was changed");
+        return Status::InvalidArgument("--overwrite refused: " + shown + " is not a " + options.what + " cgcn wrote (" +
+                                       s.message() + "); nothing was changed");
     }
     struct stat old {};
     if (::stat(d.target_.c_str(), &old) != 0) return Status::IoError(d.target_ + ": cannot stat: " + Errno());
@@ -212,8 +211,8 @@ Result<StagedDirectory> StagedDirectory::Create(const OutputDirOptions& options)
   if (d.marker_fd_ < 0) return Status::IoError(d.marker_ + ": cannot create: " + Errno());
   if (::flock(d.marker_fd_, LOCK_EX | LOCK_NB) != 0) return Status::IoError(d.marker_ + ": cannot lock: " + Errno());
   CGCN_RETURN_IF_ERROR(WriteText(d.marker_fd_,
-                                 std::string(kMarkerMagic) + "token " + token + "\npid " +
-                                     std::to_string(::getpid()) + "\nfor " + d.target_ + "\n",
+                                 std::string(kMarkerMagic) + "token " + token + "\npid " + std::to_string(::getpid()) +
+                                     "\nfor " + d.target_ + "\n",
                                  d.marker_));
   return d;
 }
@@ -263,8 +262,9 @@ Status StagedDirectory::Publish() {
     if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, target_.c_str(), RENAME_NOREPLACE) != 0) {
       const int err = errno;
       if (err == EEXIST || err == ENOTEMPTY)
-        return Status::IoError(target_ + " appeared while this run was writing (not from cgcn, which would have "
-                                         "waited for the lock): it was left alone and the new output removed");
+        return Status::IoError(target_ +
+                               " appeared while this run was writing (not from cgcn, which would have "
+                               "waited for the lock): it was left alone and the new output removed");
       if (err != EINVAL && err != ENOSYS)
         return Status::IoError(target_ + ": cannot rename " + temp_ + " into place: " + std::strerror(err));
       // A file system without renameat2 flags (e.g. NFS): a plain rename refuses a non-empty target.
@@ -280,8 +280,9 @@ Status StagedDirectory::Publish() {
   // Replace: only the very directory that was checked at the start.
   struct stat now {};
   if (::stat(target_.c_str(), &now) != 0 || now.st_dev != old_dev_ || now.st_ino != old_ino_)
-    return Status::IoError(target_ + " was moved or replaced by another process while this run was writing: it "
-                                     "was left alone and the new output removed");
+    return Status::IoError(target_ +
+                           " was moved or replaced by another process while this run was writing: it "
+                           "was left alone and the new output removed");
   if (::renameat2(AT_FDCWD, temp_.c_str(), AT_FDCWD, target_.c_str(), RENAME_EXCHANGE) != 0) {
     const int err = errno;
     if (err != EINVAL && err != ENOSYS)

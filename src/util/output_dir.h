@@ -22,16 +22,16 @@
 #include <string>
 #include <vector>
 
-#include "cgcn/status.h"
 #include "cgcn/interrupt.h"
+#include "cgcn/status.h"
 
 namespace cgcn {
 
 struct OutputDirOptions {
-  std::string path;               // as the user gave it
-  std::string flag = "--out";     // for messages
-  std::string what = "output";    // "shard directory", "raw directory": for messages
-  bool overwrite = false;         // replace an existing directory that is_replaceable accepts
+  std::string path;                 // as the user gave it
+  std::string flag = "--out";       // for messages
+  std::string what = "output";      // "shard directory", "raw directory": for messages
+  bool overwrite = false;           // replace an existing directory that is_replaceable accepts
   std::vector<std::string> inputs;  // directories OUT must not be, contain or lie inside
   // Ok when the existing directory at the given path is one cgcn made and may be replaced; else
   // a Status saying what is there that cgcn did not write.
@@ -51,8 +51,8 @@ class StagedDirectory {
   // Unpublished: removes the temporary directory. Always: releases the lock.
   ~StagedDirectory();
 
-  const std::string& target() const { return target_; }   // the resolved OUT
-  const std::string& temp_dir() const { return temp_; }   // write everything here
+  const std::string& target() const { return target_; }  // the resolved OUT
+  const std::string& temp_dir() const { return temp_; }  // write everything here
   // Removes the marker, fsyncs, and moves the temporary into place atomically: where OUT did not
   // exist it must still not exist; where it existed (overwrite) it must still be the directory
   // checked at Create, which is then removed. Call once, after everything is written and fsynced.
