@@ -17,6 +17,8 @@ struct CsrGraph {
   std::vector<int32_t> offsets;    // [num_nodes + 1]
   std::vector<int32_t> neighbors;  // [offsets[num_nodes]] = 2 x undirected edges
   uint64_t num_undirected_edges() const { return neighbors.size() / 2; }
+  // Bytes of the two arrays (what METIS is handed as xadj and adjncy).
+  uint64_t bytes() const { return 4 * (uint64_t{offsets.size()} + neighbors.size()); }
 };
 
 struct CsrBuildStats {

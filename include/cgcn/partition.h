@@ -18,6 +18,7 @@ struct Partition {
   int32_t num_parts = 0;
   std::vector<int32_t> part;  // [num_nodes], values in [0, num_parts)
   uint64_t edge_cut = 0;      // undirected edges whose ends lie in different parts
+  uint64_t bytes() const { return 4 * uint64_t{part.size()}; }
 };
 
 // METIS_PartGraphKway, seeded; num_parts == 1 puts every node in part 0 without
@@ -30,6 +31,7 @@ struct ClusterLayout {
   std::vector<uint32_t> nodes;        // [num_nodes] original ids, cluster by cluster
   std::vector<uint32_t> local_index;  // [num_nodes] position of node inside its cluster
   uint32_t cluster_size(uint32_t c) const { return offsets[c + 1] - offsets[c]; }
+  uint64_t bytes() const { return 4 * (uint64_t{offsets.size()} + nodes.size() + local_index.size()); }
 };
 ClusterLayout BuildClusterLayout(const Partition& partition);
 

@@ -151,7 +151,7 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
   if (!part.ok()) return part.status();
   rep.partition_s = Since(t);
   rep.edge_cut = part->edge_cut;
-  rep.metis_array_bytes = 4 * (graph.offsets.size() + graph.neighbors.size() + N);
+  rep.metis_array_bytes = graph.bytes() + part->bytes();
   rep.metis_workspace_bytes = rss_during_metis > rss_before_metis ? rss_during_metis - rss_before_metis : 0;
 
   phase(4, "writing shards to " + rep.out_dir);

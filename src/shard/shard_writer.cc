@@ -136,9 +136,8 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
   // many clusters are in flight.
   ShardMemoryPlan plan;
   plan.budget = options.mem_budget;
-  const uint64_t N = raw.num_nodes;
-  const uint64_t csr_bytes = 4 * graph.offsets.size() + 4 * graph.neighbors.size();
-  plan.graph_bytes = csr_bytes + 4 * N /*part*/ + N /*split*/ + 8 * N + 4 * (uint64_t{P} + 1) /*layout*/;
+  const uint64_t split_bytes = raw.split.size();
+  plan.graph_bytes = graph.bytes() + partition.bytes() + layout.bytes() + split_bytes;
   for (uint32_t c = 0; c < P; ++c) {
     uint64_t degree_sum = 0;
     for (uint32_t k = layout.offsets[c]; k < layout.offsets[c + 1]; ++k) {
@@ -157,8 +156,8 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
     if (plan.graph_bytes + plan.largest_cluster > plan.budget) {
       return Status::InvalidArgument(
           "--mem-budget " + Mib(plan.budget) + " is too small: the graph-sized arrays need " + Mib(plan.graph_bytes) +
-          " (CSR for METIS " + Mib(csr_bytes) + ", partition " + Mib(4 * N) + ", cluster layout " +
-          Mib(8 * N + 4 * (uint64_t{P} + 1)) + ", split " + Mib(N) + ") and the largest cluster up to " +
+          " (CSR for METIS " + Mib(graph.bytes()) + ", partition " + Mib(partition.bytes()) + ", cluster layout " +
+          Mib(layout.bytes()) + ", split " + Mib(split_bytes) + ") and the largest cluster up to " +
           Mib(plan.largest_cluster) + " while it is gathered and encoded; at least " +
           Mib(plan.graph_bytes + plan.largest_cluster) + " is needed (or use more --parts)");
     }
