@@ -36,6 +36,11 @@ struct Batch {
 
   SparseRows Adjacency() const;
   ConstMatrixMap Features() const;
+
+  // Memory an assembled batch of `nodes` nodes and `entries` directed adjacency entries holds,
+  // for memory plans: features, the CSR with its weights, self weights, labels, ids and the
+  // training mask (propagated is not counted).
+  static uint64_t PlannedBytes(uint64_t nodes, uint64_t entries, uint32_t feat_dim);
 };
 
 // `clusters` must hold distinct clusters, sorted by cluster_id, each decoded with all sections.

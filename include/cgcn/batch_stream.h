@@ -68,6 +68,10 @@ class BatchStream {
   // RunEpoch); the trainer calls it before evaluation so the two never hold memory at once.
   void ReleaseBuffers();
 
+  // Memory one batch in flight holds, for memory plans: its decoded clusters (decoded_bytes,
+  // the sum of ClusterData::PlannedBytes) and the assembled Batch.
+  static uint64_t InFlightBytes(uint64_t decoded_bytes, uint64_t nodes, uint64_t entries, uint32_t feat_dim);
+
  private:
   struct Slot;
   const ShardDirectory& shards_;

@@ -60,6 +60,14 @@ class Gcn {
   void Backward(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_logits);
   void ZeroGrad();
 
+  // Sizes, for memory plans. Parameters of a model with `config` (params().size()):
+  static uint64_t ParamCount(const GcnConfig& config);
+  // Its parameters and gradients:
+  static uint64_t PlannedBytes(const GcnConfig& config);
+  // The work buffers a Forward and Backward over `nodes` nodes hold: per layer the
+  // pre-activation, output and mask; A_hat x; two gradient buffers.
+  static uint64_t WorkspaceBytes(const GcnConfig& config, uint64_t nodes);
+
  private:
   GcnConfig config_;
   std::vector<uint32_t> dims_;
@@ -104,6 +112,8 @@ class Adam {
     v_.assign(v.begin(), v.end());
     return true;
   }
+  // Memory the optimizer's state (m and v) holds for `num_params` parameters, for memory plans.
+  static uint64_t PlannedBytes(uint64_t num_params) { return 2 * num_params * sizeof(float); }
 
  private:
   float lr_, wd_, b1_, b2_, eps_;

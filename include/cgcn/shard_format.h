@@ -14,6 +14,8 @@
 
 namespace cgcn {
 
+struct ShardInfo;  // cgcn/manifest.h
+
 inline constexpr char kShardMagic[8] = {'C', 'G', 'C', 'N', 'S', 'H', 'R', 'D'};
 inline constexpr uint32_t kShardVersion = 1;
 inline constexpr uint32_t kNumSections = 6;
@@ -72,6 +74,9 @@ struct ClusterData {
   std::vector<uint8_t> split;            // [n]
   uint64_t intra_entries() const { return adj_neighbors.size(); }
   uint64_t inter_entries() const { return inter_src.size(); }
+  // Memory the decoded cluster of shard `s` holds, for memory plans: about the shard's section
+  // bytes after decompression (the sections are these arrays, as stored).
+  static uint64_t PlannedBytes(const ShardInfo& s);
 };
 
 // Header fields as parsed (after checksum and structural checks).
@@ -141,6 +146,10 @@ class ShardDecoder {
 
   // Bytes decompressed so far by this decoder (for throughput figures).
   uint64_t decompressed_bytes() const { return decompressed_bytes_; }
+
+  // Memory one decoder holds, for memory plans: the zstd decompression context and its stream
+  // buffers (the mapped shard file comes on top).
+  static constexpr uint64_t kPlannedBytes = uint64_t{2} << 20;
 
  private:
   void* dctx_;  // ZSTD_DCtx*

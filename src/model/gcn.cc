@@ -136,6 +136,24 @@ std::vector<uint32_t> GcnConfig::Dims() const {
   return dims;
 }
 
+uint64_t Gcn::ParamCount(const GcnConfig& config) {
+  const std::vector<uint32_t> dims = config.Dims();
+  uint64_t params = 0;
+  for (size_t l = 0; l + 1 < dims.size(); ++l) params += uint64_t{dims[l]} * dims[l + 1] + dims[l + 1];
+  return params;
+}
+
+uint64_t Gcn::PlannedBytes(const GcnConfig& config) { return 2 * ParamCount(config) * sizeof(float); }
+
+uint64_t Gcn::WorkspaceBytes(const GcnConfig& config, uint64_t nodes) {
+  const std::vector<uint32_t> dims = config.Dims();
+  uint64_t sum_out = 0, max_dim = 0;
+  for (size_t l = 1; l < dims.size(); ++l) sum_out += dims[l];
+  for (uint32_t d : dims) max_dim = std::max<uint64_t>(max_dim, d);
+  // z_, h_ and mask_ per layer; ax_ws_; grad_a_ and grad_b_.
+  return nodes * sizeof(float) * (3 * sum_out + config.in_dim + 2 * max_dim);
+}
+
 Gcn::Gcn(const GcnConfig& config, uint64_t seed) : config_(config), dims_(config.Dims()) {
   const uint32_t layers = config_.layers;
   size_t total = 0;

@@ -6,6 +6,12 @@
 
 namespace cgcn {
 
+uint64_t Batch::PlannedBytes(uint64_t nodes, uint64_t entries, uint32_t feat_dim) {
+  // features; columns and weights; offsets, self weights, labels, node ids and the mask.
+  return nodes * feat_dim * sizeof(float) + entries * (sizeof(uint32_t) + sizeof(float)) +
+         nodes * (sizeof(uint32_t) + sizeof(float) + sizeof(uint32_t) + sizeof(uint32_t) + sizeof(uint8_t));
+}
+
 SparseRows Batch::Adjacency() const {
   SparseRows a;
   a.offsets = std::span<const uint32_t>(offsets.data(), uint64_t{num_nodes} + 1);

@@ -72,6 +72,10 @@ BatchStream::BatchStream(const ShardDirectory& shards, const StreamOptions& opti
 
 BatchStream::~BatchStream() = default;
 
+uint64_t BatchStream::InFlightBytes(uint64_t decoded_bytes, uint64_t nodes, uint64_t entries, uint32_t feat_dim) {
+  return decoded_bytes + Batch::PlannedBytes(nodes, entries, feat_dim);
+}
+
 void BatchStream::ReleaseBuffers() {
   for (auto& s : slots_) {
     for (ClusterData& d : s->decoded) d = ClusterData{};

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "cgcn/checksum.h"
+#include "cgcn/manifest.h"
 #include "cgcn/raw_reader.h"
 #include "util/bytes.h"
 
@@ -274,6 +275,8 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
                               " bytes, sections end at " + std::to_string(expect_offset) + ")");
   return h;
 }
+
+uint64_t ClusterData::PlannedBytes(const ShardInfo& s) { return s.raw_bytes; }
 
 ShardDecoder::ShardDecoder() : dctx_(ZSTD_createDCtx()) {}
 ShardDecoder::~ShardDecoder() { ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_)); }

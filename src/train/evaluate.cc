@@ -55,6 +55,9 @@ class ActivationStore {
     if (fd_ >= 0) close(fd_);
   }
 
+  // Memory one store of [rows x width] holds in memory (spilled: file pages, read in chunks).
+  static uint64_t PlannedBytes(uint64_t rows, uint32_t width) { return rows * width * sizeof(float); }
+
   Status Init(uint64_t floats, bool spill, const std::string& tmp_dir) {
     bytes_ = floats * sizeof(float);
     if (!spill) {
@@ -138,11 +141,26 @@ struct BlockRows {
   std::vector<uint64_t> cursor;  // [R] next column to add (chunked sums)
   std::vector<uint32_t> node_ids, labels;
   std::vector<uint8_t> split;
+
+  // Memory a block of `rows` rows with `entries` directed edges needs, with the block's sums
+  // (width floats per row): per row offsets and cursor, labels, node ids and split; per column
+  // entry 4 bytes. (A cluster's new activations are written back and dropped as soon as they
+  // are computed.)
+  static uint64_t PlannedBytes(uint64_t rows, uint64_t entries, uint32_t width) {
+    return rows * (uint64_t{width} * sizeof(float) + 16 + 9) + (entries + rows) * sizeof(uint32_t);
+  }
 };
 
+// What each thread holds: a decoder and a decoded cluster.
 struct EvalLocal {
   ShardDecoder decoder;
   ClusterData data;
+
+  // Memory one thread holds at most: the decoded cluster and its mapped shard (of the largest
+  // such), and one cluster's new activations (max_rows x width), resident until written back.
+  static uint64_t PlannedBytes(uint64_t max_decoded, uint64_t max_file, uint64_t max_rows, uint32_t width) {
+    return max_decoded + max_file + max_rows * width * sizeof(float);
+  }
 };
 
 // Runs fn(cluster) for clusters [c0, c1) in parallel; returns the first error.
@@ -172,13 +190,6 @@ uint32_t Width(const GcnConfig& cfg) {
   return width;
 }
 
-// Bytes one block of `rows` rows with `entries` directed edges needs: per row the sums (width
-// floats), offsets and cursor, labels; per column entry 4 bytes. (A cluster's new activations
-// are written back and dropped as soon as they are computed.)
-uint64_t BlockBytes(uint64_t rows, uint64_t entries, uint32_t width) {
-  return rows * (uint64_t{width} * sizeof(float) + 16 + 9) + (entries + rows) * sizeof(uint32_t);
-}
-
 }  // namespace
 
 Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const EvalOptions& options,
@@ -187,18 +198,17 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
   const uint32_t width = Width(cfg);
   const uint64_t N = m.num_nodes;
   threads = std::max<uint32_t>(1, threads);
-  uint64_t max_raw = 0, max_file = 0, max_block = 0, max_rows = 0;
+  uint64_t max_decoded = 0, max_file = 0, max_block = 0, max_rows = 0;
   for (const ShardInfo& s : m.shards) {
     max_rows = std::max<uint64_t>(max_rows, s.num_nodes);
-    max_raw = std::max(max_raw, s.raw_bytes);
+    max_decoded = std::max(max_decoded, ClusterData::PlannedBytes(s));
     max_file = std::max(max_file, s.file_size);
-    max_block = std::max(max_block, BlockBytes(s.num_nodes, s.intra_entries + s.inter_entries, width));
+    max_block = std::max(max_block, BlockRows::PlannedBytes(s.num_nodes, s.intra_entries + s.inter_entries, width));
   }
-  plan.activation_bytes = 2 * N * width * sizeof(float);
-  // Degrees, predictions; per thread a decoded cluster, its mapped file and one cluster's new
-  // activations (resident until written back).
+  plan.activation_bytes = 2 * ActivationStore::PlannedBytes(N, width);
+  // Degrees (dinv), predictions and what each thread holds.
   plan.fixed_bytes = N * sizeof(float) + (with_predictions ? N * sizeof(Prediction) : 0) +
-                     threads * (max_raw + max_file + max_rows * width * sizeof(float));
+                     threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, width);
   plan.min_bytes = plan.fixed_bytes + max_block + kMinChunkBytes;
   const uint64_t M = options.memory_bytes;
   auto mib = [](uint64_t b) { return std::to_string((b + kMiB - 1) / kMiB) + " MiB"; };
@@ -224,7 +234,7 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
   for (uint32_t c = 0; c < m.num_parts; ++c) {
     const ShardInfo& s = m.shards[c];
     const uint64_t r2 = rows + s.num_nodes, e2 = entries + s.intra_entries + s.inter_entries;
-    if (c > plan.blocks.back() && BlockBytes(r2, e2, width) > plan.block_bytes) {
+    if (c > plan.blocks.back() && BlockRows::PlannedBytes(r2, e2, width) > plan.block_bytes) {
       plan.blocks.push_back(c);
       rows = s.num_nodes;
       entries = s.intra_entries + s.inter_entries;

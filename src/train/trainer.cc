@@ -27,8 +27,6 @@ std::string ShardIdentity(const ShardDirectory& shards) {
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 // The process itself: code, allocator arenas, TBB and thread stacks (measured: about 20 MiB).
 constexpr uint64_t kRuntimeBytes = 32 * kMiB;
-// zstd decompression context and stream buffers per decoding thread.
-constexpr uint64_t kDecoderBytes = 2 * kMiB;
 
 double PeakRssMb() {
   rusage ru{};
@@ -77,8 +75,8 @@ Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint64_t
   p.requested_prefetch = std::max<uint32_t>(1, o.prefetch);
   threads = std::max<uint32_t>(1, threads);
   const uint32_t q = std::max<uint32_t>(1, std::min(o.clusters_per_batch, m.num_parts));
-  // The largest possible batch: the q shards with the most bytes, nodes and entries (each
-  // chosen separately, an upper bound).
+  // The largest possible batch: the q shards with the most decoded bytes, nodes and entries
+  // (each chosen separately, an upper bound).
   auto top_q = [&](const std::function<uint64_t(const ShardInfo&)>& f) {
     std::vector<uint64_t> v;
     for (const ShardInfo& s : m.shards) v.push_back(f(s));
@@ -87,32 +85,25 @@ Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint64_t
     for (uint32_t i = 0; i < q && i < v.size(); ++i) sum += v[i];
     return sum;
   };
-  const uint64_t raw = top_q([](const ShardInfo& s) { return s.raw_bytes; });
+  const uint64_t decoded = top_q([](const ShardInfo& s) { return ClusterData::PlannedBytes(s); });
   const uint64_t nodes = top_q([](const ShardInfo& s) { return s.num_nodes; });
   const uint64_t entries = top_q([](const ShardInfo& s) { return s.intra_entries + s.inter_entries; });
   uint64_t max_file = 0;
   for (const ShardInfo& s : m.shards) max_file = std::max(max_file, s.file_size);
-  // Decoded clusters (about their raw bytes) + the assembled batch: features, CSR with weights,
-  // self weights, labels, mask and ids.
-  p.batch_bytes = raw + nodes * m.feat_dim * 4 + entries * 8 + nodes * (4 + 4 + 4 + 4 + 1);
-  p.decode_bytes = threads * (max_file + kDecoderBytes);
+  p.batch_bytes = BatchStream::InFlightBytes(decoded, nodes, entries, m.feat_dim);
+  // Per decoding thread: the mapped shard file and the decoder.
+  p.decode_bytes = threads * (max_file + ShardDecoder::kPlannedBytes);
   const GcnConfig cfg = ModelConfig(m, o);
-  const std::vector<uint32_t> dims = cfg.Dims();
-  uint64_t sum_out = 0, max_dim = 0;
-  for (size_t l = 1; l < dims.size(); ++l) sum_out += dims[l];
-  for (uint32_t d : dims) max_dim = std::max<uint64_t>(max_dim, d);
-  // Per layer: pre-activation, output and mask; plus A X, two gradient buffers and the logits' gradient.
-  p.compute_bytes = nodes * 4 * (3 * sum_out + m.feat_dim + 2 * max_dim + m.num_classes);
-  uint64_t params = 0;
-  for (size_t l = 0; l + 1 < dims.size(); ++l) params += uint64_t{dims[l]} * dims[l + 1] + dims[l + 1];
-  p.model_bytes = params * 4 * 4;  // parameters, gradients, Adam m and v
+  // The model's work buffers and the loss's gradient (the trainer's [nodes x classes] buffer).
+  p.compute_bytes = Gcn::WorkspaceBytes(cfg, nodes) + nodes * cfg.out_dim * sizeof(float);
+  p.model_bytes = Gcn::PlannedBytes(cfg) + Adam::PlannedBytes(Gcn::ParamCount(cfg));
   p.runtime_bytes = kRuntimeBytes;
   const uint64_t fixed = p.runtime_bytes + p.decode_bytes + p.compute_bytes;
   if (budget < fixed + p.batch_bytes)
     return Status::InvalidArgument("--mem-budget " + Mib(budget) + " is too small: one batch of the " +
                                    std::to_string(q) + " largest clusters needs " + Mib(p.batch_bytes) + " (" +
                                    std::to_string(nodes) + " nodes, " + std::to_string(entries) + " edge entries, " +
-                                   Mib(raw) + " decoded), its training step " + Mib(p.compute_bytes) +
+                                   Mib(decoded) + " decoded), its training step " + Mib(p.compute_bytes) +
                                    ", decoding on " + std::to_string(threads) + " threads " + Mib(p.decode_bytes) +
                                    " and the process " + Mib(p.runtime_bytes) + ": at least " +
                                    Mib(fixed + p.batch_bytes) + " (lower -q or --hidden, or use fewer --threads)");
