@@ -30,7 +30,7 @@
 
 #include "cgcn/gcn.h"
 #include "cgcn/shard_directory.h"
-#include "cgcn/trainer.h"
+#include "cgcn/train.h"
 
 namespace {
 

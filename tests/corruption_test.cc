@@ -9,7 +9,7 @@
 #include "cgcn/dump.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/shard_format.h"
-#include "cgcn/trainer.h"
+#include "cgcn/train.h"
 #include "testutil/shards.h"
 
 namespace fs = std::filesystem;

@@ -13,8 +13,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "cgcn/byte_size.h"
+#include "cgcn/evaluate.h"
+#include "cgcn/memory_plan.h"
+#include "cgcn/model_file.h"
 #include "cgcn/shard_directory.h"
-#include "cgcn/trainer.h"
+#include "cgcn/train.h"
 #include "testutil/shards.h"
 
 namespace fs = std::filesystem;

@@ -12,8 +12,9 @@
 #include <random>
 #include <thread>
 
+#include "cgcn/checkpoint.h"
 #include "cgcn/shard_directory.h"
-#include "cgcn/trainer.h"
+#include "cgcn/train.h"
 #include "testutil/shards.h"
 
 namespace fs = std::filesystem;

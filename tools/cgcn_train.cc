@@ -12,10 +12,15 @@
 #include <nlohmann/json.hpp>
 
 #include "cgcn/byte_size.h"
+#include "cgcn/checkpoint.h"
 #include "cgcn/cli.h"
+#include "cgcn/evaluate.h"
 #include "cgcn/interrupt.h"
+#include "cgcn/memory_plan.h"
+#include "cgcn/model_file.h"
+#include "cgcn/predictions.h"
 #include "cgcn/shard_directory.h"
-#include "cgcn/trainer.h"
+#include "cgcn/train.h"
 
 namespace {
 

@@ -11,6 +11,8 @@
 // the previous one stopped, so the additions happen in the same order as in memory and the
 // results are bitwise the same. Then b_l is added and, except after the last layer, ReLU and
 // W_{l+1} give the block's rows of Z_{l+1}; the last pass takes the argmax and scores it.
+#include "cgcn/evaluate.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <tbb/enumerable_thread_specific.h>
@@ -29,7 +31,6 @@
 
 #include "cgcn/batch.h"
 #include "cgcn/raw_reader.h"
-#include "cgcn/trainer.h"
 
 namespace cgcn {
 namespace {
@@ -127,13 +128,6 @@ class ActivationStore {
   int fd_ = -1;
 };
 
-std::string DefaultTmpDir() {
-  if (const char* t = std::getenv("TMPDIR"); t && *t) return t;
-  std::error_code ec;
-  const auto p = std::filesystem::temp_directory_path(ec);
-  return ec ? "/tmp" : p.string();
-}
-
 // One block's rows: sorted columns (global, cluster order, self included), labels for scoring.
 struct BlockRows {
   std::vector<uint64_t> offsets;  // [R + 1] into columns
@@ -191,6 +185,14 @@ uint32_t Width(const GcnConfig& cfg) {
 }
 
 }  // namespace
+
+std::string SpillDirectory(const EvalOptions& options) {
+  if (!options.tmp_dir.empty()) return options.tmp_dir;
+  if (const char* t = std::getenv("TMPDIR"); t && *t) return t;
+  std::error_code ec;
+  const auto p = std::filesystem::temp_directory_path(ec);
+  return ec ? "/tmp" : p.string();
+}
 
 Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const EvalOptions& options,
                                 bool with_predictions, uint32_t threads) {
@@ -264,7 +266,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   const uint64_t N = m.num_nodes;
   const std::vector<uint64_t>& off = shards.cluster_offsets();
   const uint32_t width = Width(cfg);
-  const std::string tmp_dir = options.tmp_dir.empty() ? DefaultTmpDir() : options.tmp_dir;
+  const std::string tmp_dir = SpillDirectory(options);
   ActivationStore store[2];
   CGCN_RETURN_IF_ERROR(store[0].Init(N * width, plan.spill, tmp_dir));
   CGCN_RETURN_IF_ERROR(store[1].Init(N * width, plan.spill, tmp_dir));

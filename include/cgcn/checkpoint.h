@@ -1,0 +1,32 @@
+// Checkpoints: the complete training state at a batch boundary (docs/FORMAT.md, "Checkpoint
+// file"), so that a resumed run reproduces the uninterrupted run's every step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cgcn/status.h"
+
+namespace cgcn {
+
+struct Checkpoint {
+  std::string signature;    // TrainOptions::Signature() + the shard directory's identity
+  uint32_t epoch = 1;       // epoch to continue
+  uint64_t next_batch = 0;  // first batch of `epoch` not yet trained
+  uint64_t step = 0;        // optimizer steps taken
+  double loss_sum = 0;      // the epoch's running loss (sum over training nodes) ...
+  uint64_t loss_count = 0;  // ... and node count
+  std::vector<float> params, adam_m, adam_v;
+};
+
+// The file in the checkpoint directory.
+inline constexpr const char* kCheckpointFileName = "checkpoint.cgcn";
+// dir/checkpoint.cgcn.
+std::string CheckpointPath(const std::string& dir);
+
+// Writes dir/checkpoint.cgcn atomically (WriteFileAtomic); `dir` must exist.
+Status SaveCheckpoint(const std::string& dir, const Checkpoint& checkpoint);
+Result<Checkpoint> LoadCheckpoint(const std::string& dir);
+
+}  // namespace cgcn

@@ -1,0 +1,64 @@
+// Exact full-graph evaluation over the shards, within a memory limit (src/train/evaluate.cc).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cgcn/gcn.h"
+#include "cgcn/manifest.h"
+#include "cgcn/predictions.h"
+#include "cgcn/progress.h"
+#include "cgcn/shard_directory.h"
+#include "cgcn/status.h"
+
+namespace cgcn {
+
+// Memory for full-graph evaluation (EvaluateFullGraph). The per-layer activations (two
+// [num_nodes x width] float arrays) stay in memory when they fit in memory_bytes together with
+// the evaluation's other buffers; otherwise they go to an unlinked, memory-mapped temporary file
+// in tmp_dir and are read in chunks, so resident memory stays within memory_bytes.
+struct EvalOptions {
+  uint64_t memory_bytes = 0;  // 0: no limit, activations in memory
+  std::string tmp_dir;        // empty: $TMPDIR, else the system temporary directory
+};
+// The directory spilled activations go to: options.tmp_dir, else $TMPDIR, else the system
+// temporary directory.
+std::string SpillDirectory(const EvalOptions& options);
+
+// How an evaluation will use memory (PlanEvaluation; every figure in bytes).
+struct EvalPlan {
+  bool spill = false;             // activations in a temporary file instead of memory
+  uint64_t activation_bytes = 0;  // both activation arrays: 2 x num_nodes x width x 4
+  uint64_t fixed_bytes = 0;       // degrees, predictions, per-thread decode buffers and mapped shards
+  uint64_t block_bytes = 0;       // limit for one block of clusters' work (structure, sums, new rows)
+  uint64_t chunk_bytes = 0;       // spilled activations resident at once (0 in memory)
+  uint64_t peak_bytes = 0;        // planned peak of all of the above
+  uint64_t min_bytes = 0;         // the least memory_bytes that works (spilling, one cluster per block)
+  std::vector<uint32_t> blocks;   // first cluster of each block, then num_clusters
+};
+// Sizes evaluation from the manifest. Fails with kInvalidArgument and the numbers when even one
+// cluster cannot be evaluated within options.memory_bytes.
+Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& config, const EvalOptions& options,
+                                bool with_predictions, uint32_t threads);
+
+struct EvalStats {
+  EvalPlan plan;
+  uint64_t spill_read_bytes = 0;  // activation bytes read back from the temporary files
+};
+
+// Accuracy on each split (NaN for an empty split).
+struct Accuracy {
+  double train = 0, valid = 0, test = 0;
+};
+
+// Full-graph inference: every edge, GCN normalization with full-graph degrees, computed
+// layer by layer over the shards. predictions (optional) gets [num_nodes] pairs
+// (original id, class) in cluster order. Plans for the threads TBB lets it use.
+// Exactly the same predictions whether or not activations spill: each output row sums its
+// neighbors in ascending node order, in memory or chunk by chunk from the file.
+Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& model, bool row_normalize,
+                                   std::vector<Prediction>* predictions = nullptr, const ProgressFn& progress = {},
+                                   const EvalOptions& options = {}, EvalStats* stats = nullptr);
+
+}  // namespace cgcn

@@ -1,0 +1,74 @@
+// Checkpoint files (docs/FORMAT.md, "Checkpoint file").
+#include "cgcn/checkpoint.h"
+
+#include <cstring>
+
+#include "cgcn/checksum.h"
+#include "util/bytes.h"
+#include "util/file_util.h"
+
+namespace cgcn {
+
+std::string CheckpointPath(const std::string& dir) { return dir + "/" + kCheckpointFileName; }
+
+namespace {
+constexpr char kCheckpointMagic[8] = {'C', 'G', 'C', 'N', 'C', 'K', 'P', 'T'};
+constexpr uint32_t kCheckpointVersion = 1;
+}  // namespace
+
+Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
+  std::vector<std::byte> out;
+  out.reserve(128 + c.signature.size() + 4 * (c.params.size() + c.adam_m.size() + c.adam_v.size()));
+  ByteWriter w(out);
+  w.Raw(kCheckpointMagic, 8);
+  w.U32(kCheckpointVersion);
+  w.U32(c.epoch);
+  w.U64(c.next_batch);
+  w.U64(c.step);
+  w.Raw(&c.loss_sum, 8);
+  w.U64(c.loss_count);
+  w.U64(c.params.size());
+  w.U32(static_cast<uint32_t>(c.signature.size()));
+  w.Raw(c.signature.data(), c.signature.size());
+  w.Raw(c.params.data(), 4 * c.params.size());
+  w.Raw(c.adam_m.data(), 4 * c.adam_m.size());
+  w.Raw(c.adam_v.data(), 4 * c.adam_v.size());
+  w.U64(Checksum64(out.data(), out.size()));
+  return WriteFileAtomic(CheckpointPath(dir), out);
+}
+
+Result<Checkpoint> LoadCheckpoint(const std::string& dir) {
+  const std::string path = CheckpointPath(dir);
+  CGCN_ASSIGN_OR_RETURN(std::vector<std::byte> bytes, ReadWholeFile(path));
+  auto corrupt = [&](const std::string& what) { return Status::Corruption(path + ": " + what); };
+  if (bytes.size() < 60 + 8) return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes");
+  if (std::memcmp(bytes.data(), kCheckpointMagic, 8) != 0) return corrupt("byte 0: bad magic, expected \"CGCNCKPT\"");
+  const uint64_t stored = LoadU64(bytes.data() + bytes.size() - 8);
+  if (stored != Checksum64(bytes.data(), bytes.size() - 8)) return corrupt("checksum mismatch");
+  ByteReader r(std::span<const std::byte>(bytes).first(bytes.size() - 8));
+  Checkpoint c;
+  char magic[8];
+  uint32_t version = 0, sig_len = 0;
+  uint64_t count = 0;
+  (void)r.Raw(magic, 8);
+  (void)r.U32(&version);
+  (void)r.U32(&c.epoch);
+  (void)r.U64(&c.next_batch);
+  (void)r.U64(&c.step);
+  (void)r.Raw(&c.loss_sum, 8);
+  (void)r.U64(&c.loss_count);
+  (void)r.U64(&count);
+  (void)r.U32(&sig_len);
+  if (version != kCheckpointVersion) return corrupt("unsupported checkpoint version " + std::to_string(version));
+  if (sig_len > 4096 || count > (uint64_t{1} << 32) || r.remaining() != sig_len + 12 * count)
+    return corrupt("sizes do not add up (" + std::to_string(count) + " parameters)");
+  c.signature.resize(sig_len);
+  (void)r.Raw(c.signature.data(), sig_len);
+  for (auto* v : {&c.params, &c.adam_m, &c.adam_v}) {
+    v->resize(count);
+    (void)r.Raw(v->data(), 4 * count);
+  }
+  return c;
+}
+
+}  // namespace cgcn

@@ -1,0 +1,96 @@
+// Memory plans for training within a budget (cgcn/memory_plan.h).
+#include "cgcn/memory_plan.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+
+#include "cgcn/batch_stream.h"
+#include "cgcn/gcn.h"
+#include "cgcn/shard_format.h"
+#include "cgcn/train.h"
+
+namespace cgcn {
+namespace {
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+// The process itself: code, allocator arenas, TBB and thread stacks (measured: about 20 MiB).
+constexpr uint64_t kRuntimeBytes = 32 * kMiB;
+
+// Plans and their errors are stated in whole MiB.
+std::string Mib(uint64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f MiB", static_cast<double>(b) / static_cast<double>(kMiB));
+  return buf;
+}
+
+}  // namespace
+
+std::string MemoryPlan::Describe() const {
+  std::string s = "memory plan: budget " + Mib(budget) + "; training " + Mib(train_bytes) + " = runtime " +
+                  Mib(runtime_bytes) + " + decoding " + Mib(decode_bytes) + " + training step " + Mib(compute_bytes) +
+                  " + " + std::to_string(prefetch) + " x " + Mib(batch_bytes) + " per batch in flight";
+  if (prefetch < requested_prefetch)
+    s += " (prefetch lowered from " + std::to_string(requested_prefetch) + " to " + std::to_string(prefetch) +
+         " to fit)";
+  s += "; evaluation " + Mib(eval.peak_bytes) + ", activations (" + Mib(eval.activation_bytes) + ") ";
+  s += eval.spill ? "spill to " + (eval_options.tmp_dir.empty() ? std::string("$TMPDIR") : eval_options.tmp_dir) +
+                        " in chunks of " + Mib(eval.chunk_bytes)
+                  : std::string("in memory");
+  s += ", " + std::to_string(eval.blocks.size() - 1) + " blocks; model + Adam " + Mib(model_bytes) +
+       " outside the budget";
+  return s;
+}
+
+Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint64_t budget, uint32_t threads,
+                              const std::string& tmp_dir, bool with_predictions) {
+  MemoryPlan p;
+  p.budget = budget;
+  p.requested_prefetch = std::max<uint32_t>(1, o.prefetch);
+  threads = std::max<uint32_t>(1, threads);
+  const uint32_t q = std::max<uint32_t>(1, std::min(o.clusters_per_batch, m.num_parts));
+  // The largest possible batch: the q shards with the most decoded bytes, nodes and entries
+  // (each chosen separately, an upper bound).
+  auto top_q = [&](const std::function<uint64_t(const ShardInfo&)>& f) {
+    std::vector<uint64_t> v;
+    for (const ShardInfo& s : m.shards) v.push_back(f(s));
+    std::sort(v.begin(), v.end(), std::greater<>());
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < q && i < v.size(); ++i) sum += v[i];
+    return sum;
+  };
+  const uint64_t decoded = top_q([](const ShardInfo& s) { return ClusterData::PlannedBytes(s); });
+  const uint64_t nodes = top_q([](const ShardInfo& s) { return s.num_nodes; });
+  const uint64_t entries = top_q([](const ShardInfo& s) { return s.intra_entries + s.inter_entries; });
+  uint64_t max_file = 0;
+  for (const ShardInfo& s : m.shards) max_file = std::max(max_file, s.file_size);
+  p.batch_bytes = BatchStream::InFlightBytes(decoded, nodes, entries, m.feat_dim);
+  // Per decoding thread: the mapped shard file and the decoder.
+  p.decode_bytes = threads * (max_file + ShardDecoder::kPlannedBytes);
+  const GcnConfig cfg = ModelConfig(m, o);
+  // The model's work buffers and the loss's gradient (the trainer's [nodes x classes] buffer).
+  p.compute_bytes = Gcn::WorkspaceBytes(cfg, nodes) + nodes * cfg.out_dim * sizeof(float);
+  p.model_bytes = Gcn::PlannedBytes(cfg) + Adam::PlannedBytes(Gcn::ParamCount(cfg));
+  p.runtime_bytes = kRuntimeBytes;
+  const uint64_t fixed = p.runtime_bytes + p.decode_bytes + p.compute_bytes;
+  if (budget < fixed + p.batch_bytes)
+    return Status::InvalidArgument("--mem-budget " + Mib(budget) + " is too small: one batch of the " +
+                                   std::to_string(q) + " largest clusters needs " + Mib(p.batch_bytes) + " (" +
+                                   std::to_string(nodes) + " nodes, " + std::to_string(entries) + " edge entries, " +
+                                   Mib(decoded) + " decoded), its training step " + Mib(p.compute_bytes) +
+                                   ", decoding on " + std::to_string(threads) + " threads " + Mib(p.decode_bytes) +
+                                   " and the process " + Mib(p.runtime_bytes) + ": at least " +
+                                   Mib(fixed + p.batch_bytes) + " (lower -q or --hidden, or use fewer --threads)");
+  p.prefetch = static_cast<uint32_t>(std::min<uint64_t>(p.requested_prefetch, (budget - fixed) / p.batch_bytes));
+  p.train_bytes = fixed + p.prefetch * p.batch_bytes;
+  // Evaluation runs between epochs, after the batch buffers are freed; the training step's
+  // buffers stay allocated.
+  p.eval_options.memory_bytes = budget - p.runtime_bytes - p.compute_bytes;
+  p.eval_options.tmp_dir = tmp_dir;
+  Result<EvalPlan> e = PlanEvaluation(m, cfg, p.eval_options, with_predictions, threads);
+  if (!e.ok()) return Status::InvalidArgument("--mem-budget " + Mib(budget) + " is too small: " + e.status().message());
+  p.eval = std::move(e).value();
+  return p;
+}
+
+}  // namespace cgcn
