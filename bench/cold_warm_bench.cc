@@ -172,7 +172,9 @@ int main(int argc, char** argv) {
     if (c == Cache::kCold) cold.push_back(r.epoch_s);
     if (r.epoch < o.epochs) prepare(r.epoch + 1);
   };
-  Result<TrainReport> rep = Train(*shards, o, model, on_epoch);
+  TrainCallbacks callbacks;
+  callbacks.on_epoch = on_epoch;
+  Result<TrainReport> rep = Train(*shards, o, model, callbacks);
   if (!rep.ok()) {
     std::fprintf(stderr, "cgcn-cold-warm-bench: %s\n", rep.status().ToString().c_str());
     return 1;

@@ -376,7 +376,8 @@ TEST_F(SpillTest, MemoryPlanFitsLowersPrefetchOrFailsWithNumbers) {
   o.clusters_per_batch = 3;
   o.hidden = 16;
   o.prefetch = 4;
-  Result<MemoryPlan> roomy = PlanMemory(dir_->manifest(), o, 1ull << 30, 2, "", false);
+  o.mem_budget = 1ull << 30;
+  Result<MemoryPlan> roomy = PlanMemory(dir_->manifest(), o, 2);
   ASSERT_TRUE(roomy.ok()) << roomy.status().ToString();
   EXPECT_EQ(roomy->prefetch, 4u);
   EXPECT_FALSE(roomy->eval.spill);
@@ -384,14 +385,16 @@ TEST_F(SpillTest, MemoryPlanFitsLowersPrefetchOrFailsWithNumbers) {
   EXPECT_NE(roomy->Describe().find("memory plan: budget 1024 MiB"), std::string::npos) << roomy->Describe();
 
   const uint64_t one = roomy->train_bytes - 3 * roomy->batch_bytes;  // room for exactly one batch
-  Result<MemoryPlan> tight = PlanMemory(dir_->manifest(), o, one + roomy->batch_bytes / 2, 2, "", false);
+  o.mem_budget = one + roomy->batch_bytes / 2;
+  Result<MemoryPlan> tight = PlanMemory(dir_->manifest(), o, 2);
   if (tight.ok()) {  // (the evaluation may not fit in so little; then the error says so)
     EXPECT_EQ(tight->prefetch, 1u);
     EXPECT_NE(tight->Describe().find("prefetch lowered from 4 to 1"), std::string::npos) << tight->Describe();
   } else {
     EXPECT_NE(tight.status().message().find("evaluation cannot fit"), std::string::npos) << tight.status().message();
   }
-  Result<MemoryPlan> tiny = PlanMemory(dir_->manifest(), o, one - 1, 2, "", false);
+  o.mem_budget = one - 1;
+  Result<MemoryPlan> tiny = PlanMemory(dir_->manifest(), o, 2);
   ASSERT_FALSE(tiny.ok());
   EXPECT_EQ(tiny.status().code(), StatusCode::kInvalidArgument);
   const std::string msg = tiny.status().message();
@@ -419,11 +422,14 @@ TEST(Tools, TrainWithinAMemoryBudget) {
   TrainOptions o;
   o.clusters_per_batch = 2;
   o.hidden = 256;
-  Result<MemoryPlan> roomy = PlanMemory(d->manifest(), o, 1ull << 30, 2, "", true);
+  o.mem_budget = 1ull << 30;
+  o.predict = true;
+  Result<MemoryPlan> roomy = PlanMemory(d->manifest(), o, 2);
   ASSERT_TRUE(roomy.ok()) << roomy.status().ToString();
   const uint64_t budget =
       std::max(roomy->train_bytes, roomy->runtime_bytes + roomy->compute_bytes + roomy->eval.min_bytes);
-  Result<MemoryPlan> plan = PlanMemory(d->manifest(), o, budget, 2, "", true);
+  o.mem_budget = budget;
+  Result<MemoryPlan> plan = PlanMemory(d->manifest(), o, 2);
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
   ASSERT_TRUE(plan->eval.spill);
 

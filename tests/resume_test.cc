@@ -39,10 +39,12 @@ class ResumeTest : public ::testing::Test {
                                  const std::function<void(uint64_t)>& after_step = {}) {
     Gcn model = NewModel();
     std::map<uint64_t, double> losses;
-    Result<TrainReport> r = Train(*dir_, o, model, {}, {}, [&](uint64_t step, uint32_t, uint64_t, double loss) {
+    TrainCallbacks callbacks;
+    callbacks.on_step = [&](uint64_t step, uint32_t, uint64_t, double loss) {
       losses[step] = loss;
       if (after_step) after_step(step);
-    });
+    };
+    Result<TrainReport> r = Train(*dir_, o, model, callbacks);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     if (params) params->assign(model.params().begin(), model.params().end());
     return losses;

@@ -1,5 +1,6 @@
-// Bounded memory for training (cgcn-train --mem-budget): what training and evaluation need
-// within a budget.
+// Bounded memory for training (TrainOptions::mem_budget, cgcn-train --mem-budget): what
+// training and evaluation need within a budget. Train plans and applies it; PlanMemory is
+// public so that the plan can be examined without training.
 #pragma once
 
 #include <cstdint>
@@ -31,8 +32,9 @@ struct MemoryPlan {
   std::string Describe() const;  // one line
 };
 
-// Budgets are parsed by ParseByteSize (cgcn/byte_size.h).
-Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& options, uint64_t budget, uint32_t threads,
-                              const std::string& tmp_dir, bool with_predictions);
+// Plans options.mem_budget (> 0) for `threads` decoding threads, with evaluation spilling to
+// options.tmp_dir and, with options.predict, holding every node's prediction. Fails with
+// kInvalidArgument and the numbers when not even one batch, or one cluster's evaluation, fits.
+Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& options, uint32_t threads);
 
 }  // namespace cgcn

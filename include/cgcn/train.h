@@ -1,9 +1,10 @@
 // Training: Cluster-GCN mini-batches streamed from the shards through a GCN, with full-graph
-// evaluations and checkpoints.
+// evaluations, checkpoints and a memory budget.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "cgcn/evaluate.h"
 #include "cgcn/gcn.h"
 #include "cgcn/memory_plan.h"
+#include "cgcn/predictions.h"
 #include "cgcn/progress.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/status.h"
@@ -29,13 +31,26 @@ struct TrainOptions {
   uint32_t prefetch = 2;
   uint32_t eval_every = 0;  // 0 = only at the end
   bool row_normalize = true;
-  // Checkpoints: every `checkpoint_every` training steps (0 = never) the complete training
-  // state goes to checkpoint_dir/checkpoint.cgcn (atomically). With resume, training continues
-  // from that file and produces the same per-step losses as an uninterrupted run.
+  // Checkpoints: with a checkpoint_dir (created if missing), the complete training state goes to
+  // checkpoint_dir/checkpoint.cgcn (atomically) after every epoch and, with checkpoint_every > 0,
+  // also every checkpoint_every training steps. With resume, training continues from that file
+  // and produces the same per-step losses as an uninterrupted run.
   std::string checkpoint_dir;
   uint64_t checkpoint_every = 0;
   bool resume = false;
-  EvalOptions eval;  // memory for the evaluations during training
+  // Memory: with mem_budget > 0 (bytes), Train plans the run (PlanMemory) and applies the plan:
+  // fewer batches in flight if needed, evaluation within the budget (activations spilled to
+  // tmp_dir when they do not fit) and decoded shards dropped from the page cache.
+  uint64_t mem_budget = 0;
+  std::string tmp_dir;  // spilled activations (empty: $TMPDIR, else the system temporary directory)
+  // The final evaluation also returns every node's prediction (TrainReport::predictions); the
+  // memory plan counts them.
+  bool predict = false;
+
+  // Every option within its bounds, in the flags' words ("--lr must be greater than 0, found 0",
+  // "--clusters-per-batch must be from 1 to 12, found 20 (the shards hold 12 clusters)");
+  // kInvalidArgument otherwise. Train calls it.
+  Status Validate(uint32_t num_clusters) const;
   // The options that must not change between a checkpoint and its resume, as text.
   std::string Signature() const;
 };
@@ -57,19 +72,39 @@ struct EpochRecord {
 };
 
 struct TrainReport {
+  // The epochs this run trained, in order. A run resumed mid-epoch trains the rest of that
+  // epoch first (its record covers those batches; its loss is the whole epoch's).
   std::vector<EpochRecord> epochs;
-  Accuracy final_acc;
-  double mean_epoch_s = 0;
-  uint32_t best_epoch = 0;  // by validation accuracy among evaluated epochs
+  bool resumed = false;
+  uint32_t resumed_epoch = 0;  // where the checkpoint continued (with resumed)
+  uint64_t resumed_batch = 0;
+  uint32_t final_epoch = 0;  // the last epoch the returned model was trained in (options.epochs)
+  Accuracy final_acc;        // of the returned model
+  EvalStats final_eval;      // the evaluation that gave final_acc
+  double eval_s = 0;         // every evaluation of this run, seconds
+  double mean_epoch_s = 0;   // over `epochs` (0 when there are none)
+  uint32_t best_epoch = 0;   // by validation accuracy among the evaluations of this run
   Accuracy best_acc;
+  std::optional<MemoryPlan> plan;       // with options.mem_budget
+  std::vector<Prediction> predictions;  // with options.predict: every node's, cluster order
 };
 
-// Trains `model` (already initialized with matching dims) for options.epochs epochs.
-// on_epoch is called after every epoch (after evaluation when there is one); on_step after
-// every optimizer step with the global step number (from 1) and the batch's mean loss.
+// on_step: after every optimizer step, with the global step number (from 1) and the batch's mean loss.
 using StepFn = std::function<void(uint64_t step, uint32_t epoch, uint64_t batch, double loss)>;
-Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& options, Gcn& model,
-                          const std::function<void(const EpochRecord&)>& on_epoch = {}, const ProgressFn& progress = {},
-                          const StepFn& on_step = {});
+struct TrainCallbacks {
+  std::function<void(const MemoryPlan&)> on_plan;    // once, before the first epoch (with a budget)
+  std::function<void(const EpochRecord&)> on_epoch;  // after every epoch (after its evaluation)
+  ProgressFn progress;
+  StepFn on_step;
+};
+
+// Trains `model` (built with ModelConfig, or with matching dimensions) through epoch
+// options.epochs, after checking the options (Validate) and, with a budget, planning memory
+// (then `shards` drops decoded shards from the page cache until Train returns). The last epoch
+// is evaluated; so is every eval_every-th. A run resumed from a checkpoint that has no epoch
+// left to train evaluates the restored model (an empty `epochs`). A checkpoint beyond
+// options.epochs is refused.
+Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, Gcn& model,
+                          const TrainCallbacks& callbacks = {});
 
 }  // namespace cgcn

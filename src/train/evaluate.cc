@@ -31,6 +31,7 @@
 
 #include "cgcn/batch.h"
 #include "cgcn/raw_reader.h"
+#include "util/threads.h"
 
 namespace cgcn {
 namespace {
@@ -260,8 +261,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
                                    std::to_string(cfg.out_dim) + ") do not match the shards (" +
                                    std::to_string(m.feat_dim) + " features, " + std::to_string(m.num_classes) +
                                    " classes)");
-  const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
-  CGCN_ASSIGN_OR_RETURN(EvalPlan plan, PlanEvaluation(m, cfg, options, predictions != nullptr, threads));
+  CGCN_ASSIGN_OR_RETURN(EvalPlan plan, PlanEvaluation(m, cfg, options, predictions != nullptr, RunnableThreads()));
   const std::vector<uint32_t> dims = cfg.Dims();
   const uint64_t N = m.num_nodes;
   const std::vector<uint64_t>& off = shards.cluster_offsets();

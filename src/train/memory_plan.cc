@@ -42,9 +42,9 @@ std::string MemoryPlan::Describe() const {
   return s;
 }
 
-Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint64_t budget, uint32_t threads,
-                              const std::string& tmp_dir, bool with_predictions) {
+Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint32_t threads) {
   MemoryPlan p;
+  const uint64_t budget = o.mem_budget;
   p.budget = budget;
   p.requested_prefetch = std::max<uint32_t>(1, o.prefetch);
   threads = std::max<uint32_t>(1, threads);
@@ -86,8 +86,8 @@ Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint64_t
   // Evaluation runs between epochs, after the batch buffers are freed; the training step's
   // buffers stay allocated.
   p.eval_options.memory_bytes = budget - p.runtime_bytes - p.compute_bytes;
-  p.eval_options.tmp_dir = tmp_dir;
-  Result<EvalPlan> e = PlanEvaluation(m, cfg, p.eval_options, with_predictions, threads);
+  p.eval_options.tmp_dir = o.tmp_dir;
+  Result<EvalPlan> e = PlanEvaluation(m, cfg, p.eval_options, o.predict, threads);
   if (!e.ok()) return Status::InvalidArgument("--mem-budget " + Mib(budget) + " is too small: " + e.status().message());
   p.eval = std::move(e).value();
   return p;

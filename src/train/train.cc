@@ -1,18 +1,21 @@
 #include "cgcn/train.h"
 
 #include <malloc.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
+#include <sstream>
 
 #include "cgcn/checkpoint.h"
+#include "cgcn/flag_check.h"
 #include "util/bytes.h"
+#include "util/output_path.h"
+#include "util/peak_rss.h"
 #include "util/random.h"
+#include "util/threads.h"
 
 namespace cgcn {
 namespace {
@@ -25,10 +28,21 @@ std::string ShardIdentity(const ShardDirectory& shards) {
   return " shards=" + Hex64(h);
 }
 
-double PeakRssMb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+// Puts the directory's page-cache setting back when training ends, however it ends.
+class PageCacheSetting {
+ public:
+  explicit PageCacheSetting(ShardDirectory& shards) : shards_(shards), before_(shards.drop_page_cache()) {}
+  ~PageCacheSetting() { shards_.set_drop_page_cache(before_); }
+  PageCacheSetting(const PageCacheSetting&) = delete;
+  PageCacheSetting& operator=(const PageCacheSetting&) = delete;
+
+ private:
+  ShardDirectory& shards_;
+  bool before_;
+};
+
+double Since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
@@ -43,6 +57,28 @@ GcnConfig ModelConfig(const Manifest& m, const TrainOptions& options) {
   return cfg;
 }
 
+Status TrainOptions::Validate(uint32_t num_clusters) const {
+  CGCN_RETURN_IF_ERROR(CheckAtLeast("--epochs", epochs, 1u));
+  if (Status s = CheckRange("--clusters-per-batch", clusters_per_batch, 1u, std::max(1u, num_clusters)); !s.ok())
+    return Status::InvalidArgument(s.message() + " (the shards hold " + std::to_string(num_clusters) + " clusters)");
+  CGCN_RETURN_IF_ERROR(CheckRange("--layers", layers, 1u, 16u));
+  CGCN_RETURN_IF_ERROR(CheckRange("--hidden", hidden, 1u, 65536u));
+  CGCN_RETURN_IF_ERROR(CheckFinite("--lr", lr));
+  if (!(lr > 0)) {
+    std::ostringstream os;
+    os << "--lr must be greater than 0, found " << lr;
+    return Status::InvalidArgument(os.str());
+  }
+  CGCN_RETURN_IF_ERROR(CheckAtLeast("--weight-decay", weight_decay, 0.0f));
+  CGCN_RETURN_IF_ERROR(CheckRange("--dropout", dropout, 0.0f, 0.99f));
+  CGCN_RETURN_IF_ERROR(CheckRange("--prefetch", prefetch, 1u, 64u));
+  if (checkpoint_every > 0 && checkpoint_dir.empty())
+    return Status::InvalidArgument("--checkpoint-every needs a checkpoint directory (--checkpoint DIR)");
+  if (resume && checkpoint_dir.empty())
+    return Status::InvalidArgument("--resume needs a checkpoint directory (--checkpoint DIR)");
+  return Status::Ok();
+}
+
 std::string TrainOptions::Signature() const {
   char buf[256];
   std::snprintf(buf, sizeof buf, "q=%u layers=%u hidden=%u lr=%.9g wd=%.9g dropout=%.9g seed=%llu feature_norm=%s",
@@ -51,18 +87,34 @@ std::string TrainOptions::Signature() const {
   return buf;
 }
 
-Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& options, Gcn& model,
-                          const std::function<void(const EpochRecord&)>& on_epoch, const ProgressFn& progress,
-                          const StepFn& on_step) {
+Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, Gcn& model,
+                          const TrainCallbacks& callbacks) {
   const Manifest& m = shards.manifest();
+  CGCN_RETURN_IF_ERROR(options.Validate(shards.num_clusters()));
   if (model.config().in_dim != m.feat_dim || model.config().out_dim != m.num_classes)
     return Status::InvalidArgument("model dimensions do not match the shard directory");
-  if (options.epochs == 0) return Status::InvalidArgument("--epochs must be >= 1");
-  if ((options.checkpoint_every > 0 || options.resume) && options.checkpoint_dir.empty())
-    return Status::InvalidArgument("checkpointing needs a checkpoint directory (--checkpoint DIR)");
+  TrainReport report;
+  const PageCacheSetting page_cache(shards);
+  uint32_t prefetch = options.prefetch;
+  EvalOptions eval{0, options.tmp_dir};
+  if (options.mem_budget > 0) {
+    CGCN_ASSIGN_OR_RETURN(MemoryPlan plan, PlanMemory(m, options, RunnableThreads()));
+    if (plan.eval.spill) {
+      const std::string dir = SpillDirectory(plan.eval_options);
+      CGCN_RETURN_IF_ERROR(CheckScratchDirectory(
+          options.tmp_dir.empty() ? "temporary directory " + dir + " (for spilled activations; set --tmp-dir)"
+                                  : "--tmp-dir " + dir,
+          dir));
+    }
+    prefetch = plan.prefetch;
+    eval = plan.eval_options;
+    shards.set_drop_page_cache(true);
+    report.plan = std::move(plan);
+  }
+
   StreamOptions so;
   so.clusters_per_batch = options.clusters_per_batch;
-  so.prefetch = options.prefetch;
+  so.prefetch = prefetch;
   so.seed = options.seed;
   so.row_normalize = options.row_normalize;
   so.propagate_features = model.AggregatesInputFirst();
@@ -72,6 +124,7 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
   const uint32_t q = std::max<uint32_t>(1, std::min(options.clusters_per_batch, shards.num_clusters()));
   const uint64_t batches_per_epoch = (shards.num_clusters() + q - 1) / q;
   const std::string signature = options.Signature() + ShardIdentity(shards);
+  const bool checkpointing = !options.checkpoint_dir.empty();
 
   uint64_t step = 0;
   uint32_t first_epoch = 1;
@@ -79,21 +132,30 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
   double loss_sum = 0;
   uint64_t loss_count = 0;
   if (options.resume) {
+    const std::string path = CheckpointPath(options.checkpoint_dir);
     CGCN_ASSIGN_OR_RETURN(Checkpoint c, LoadCheckpoint(options.checkpoint_dir));
     if (c.signature != signature)
-      return Status::InvalidArgument(options.checkpoint_dir + "/" + kCheckpointFileName +
-                                     ": written for different options or shards:\n  checkpoint: " + c.signature +
+      return Status::InvalidArgument(path + ": written for different options or shards:\n  checkpoint: " + c.signature +
                                      "\n  this run:   " + signature);
     if (c.params.size() != model.params().size() || !adam.Restore(c.step, c.adam_m, c.adam_v))
       return Status::InvalidArgument(options.checkpoint_dir + ": checkpoint parameter count does not match the model");
     if (c.next_batch > batches_per_epoch || c.epoch == 0)
       return Status::Corruption(options.checkpoint_dir + ": checkpoint position out of range");
+    // Epoch c.epoch is partly trained when next_batch > 0; otherwise epoch c.epoch - 1 is complete.
+    const uint32_t trained_through = c.next_batch > 0 ? c.epoch : c.epoch - 1;
+    if (trained_through > options.epochs)
+      return Status::InvalidArgument(
+          path + ": the checkpoint has trained into epoch " + std::to_string(trained_through) + ", beyond --epochs " +
+          std::to_string(options.epochs) + " (resume with --epochs " + std::to_string(trained_through) + " or more)");
     std::copy(c.params.begin(), c.params.end(), model.params().begin());
     step = c.step;
     first_epoch = c.epoch;
     first_batch = c.next_batch;
     loss_sum = c.loss_sum;
     loss_count = c.loss_count;
+    report.resumed = true;
+    report.resumed_epoch = c.epoch;
+    report.resumed_batch = c.next_batch;
   }
   auto checkpoint = [&](uint32_t epoch, uint64_t next_batch) -> Status {
     Checkpoint c;
@@ -108,13 +170,22 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
     c.adam_v.assign(adam.v().begin(), adam.v().end());
     return SaveCheckpoint(options.checkpoint_dir, c);
   };
-  if (options.checkpoint_every > 0) {
+  if (checkpointing) {
     std::error_code ec;
     std::filesystem::create_directories(options.checkpoint_dir, ec);
     if (ec) return Status::IoError(options.checkpoint_dir + ": cannot create checkpoint directory: " + ec.message());
   }
+  if (report.plan && callbacks.on_plan) callbacks.on_plan(*report.plan);
 
-  TrainReport report;
+  // Evaluates the model as it is; the final evaluation also gives the predictions.
+  auto evaluate = [&](bool final, Accuracy* acc, EvalStats* stats) -> Status {
+    stream.ReleaseBuffers();
+    malloc_trim(0);  // hand the freed batch buffers back to the system (glibc keeps them otherwise)
+    CGCN_ASSIGN_OR_RETURN(*acc, EvaluateFullGraph(shards, model, options.row_normalize,
+                                                  final && options.predict ? &report.predictions : nullptr,
+                                                  callbacks.progress, eval, stats));
+    return Status::Ok();
+  };
   double best_valid = -1;
   for (uint32_t epoch = first_epoch; epoch <= options.epochs; ++epoch) {
     auto consume = [&](const Batch& b) -> Status {
@@ -135,11 +206,12 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
         loss_sum += static_cast<double>(loss) * count;
         loss_count += count;
         ++step;
-        if (on_step) on_step(step, epoch, b.index, loss);
+        if (callbacks.on_step) callbacks.on_step(step, epoch, b.index, loss);
         if (options.checkpoint_every > 0 && step % options.checkpoint_every == 0)
           CGCN_RETURN_IF_ERROR(checkpoint(epoch, b.index + 1));
       }
-      if (progress) progress("train epoch " + std::to_string(epoch), b.index + 1, batches_per_epoch);
+      if (callbacks.progress)
+        callbacks.progress("train epoch " + std::to_string(epoch), b.index + 1, batches_per_epoch);
       return Status::Ok();
     };
     EpochRecord rec;
@@ -149,29 +221,43 @@ Result<TrainReport> Train(const ShardDirectory& shards, const TrainOptions& opti
     rec.loss = loss_count ? loss_sum / static_cast<double>(loss_count) : 0.0;
     loss_sum = 0;
     loss_count = 0;
-    const bool eval = (options.eval_every > 0 && epoch % options.eval_every == 0) || epoch == options.epochs;
+    const bool last = epoch == options.epochs;
     rec.train_peak_rss_mb = PeakRssMb();
-    if (eval) {
+    if ((options.eval_every > 0 && epoch % options.eval_every == 0) || last) {
       const auto t0 = std::chrono::steady_clock::now();
-      stream.ReleaseBuffers();
-      malloc_trim(0);  // hand the freed batch buffers back to the system (glibc keeps them otherwise)
-      CGCN_ASSIGN_OR_RETURN(rec.acc, EvaluateFullGraph(shards, model, options.row_normalize, nullptr, progress,
-                                                       options.eval, &rec.eval_stats));
-      rec.eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      CGCN_RETURN_IF_ERROR(evaluate(last, &rec.acc, &rec.eval_stats));
+      rec.eval_s = Since(t0);
       rec.evaluated = true;
-      report.final_acc = rec.acc;
+      report.eval_s += rec.eval_s;
       if (rec.acc.valid > best_valid) {
         best_valid = rec.acc.valid;
         report.best_epoch = epoch;
         report.best_acc = rec.acc;
       }
+      if (last) {
+        report.final_epoch = epoch;
+        report.final_acc = rec.acc;
+        report.final_eval = rec.eval_stats;
+      }
     }
-    if (options.checkpoint_every > 0) CGCN_RETURN_IF_ERROR(checkpoint(epoch + 1, 0));
+    if (checkpointing) CGCN_RETURN_IF_ERROR(checkpoint(epoch + 1, 0));
     report.mean_epoch_s += rec.epoch_s;
     report.epochs.push_back(rec);
-    if (on_epoch) on_epoch(rec);
+    if (callbacks.on_epoch) callbacks.on_epoch(rec);
   }
-  if (!report.epochs.empty()) report.mean_epoch_s /= static_cast<double>(report.epochs.size());
+  if (report.epochs.empty()) {
+    // Resumed after the last epoch: nothing to train, so the figures are the restored model's.
+    const auto t0 = std::chrono::steady_clock::now();
+    CGCN_RETURN_IF_ERROR(evaluate(true, &report.final_acc, &report.final_eval));
+    report.eval_s = Since(t0);
+    report.final_epoch = first_epoch - 1;
+    if (report.final_acc.valid > best_valid) {  // as above: not with an empty validation split
+      report.best_epoch = report.final_epoch;
+      report.best_acc = report.final_acc;
+    }
+  } else {
+    report.mean_epoch_s /= static_cast<double>(report.epochs.size());
+  }
   return report;
 }
 

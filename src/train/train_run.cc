@@ -1,0 +1,219 @@
+// A whole training run (cgcn/train_run.h): what cgcn-train does between parsing its flags and
+// printing.
+#include "cgcn/train_run.h"
+
+#include <tbb/global_control.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "cgcn/checkpoint.h"
+#include "cgcn/model_file.h"
+#include "cgcn/predictions.h"
+#include "cgcn/shard_directory.h"
+#include "util/output_path.h"
+#include "util/peak_rss.h"
+#include "util/threads.h"
+
+namespace cgcn {
+namespace {
+
+using nlohmann::json;
+
+json AccJson(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
+double Mb(uint64_t bytes) { return static_cast<double>(bytes) / 1048576.0; }
+
+// One --metrics-out record per epoch.
+json EpochJson(const EpochRecord& r) {
+  json j = {{"epoch", r.epoch},
+            {"loss", r.loss},
+            {"epoch_s", r.epoch_s},
+            {"batches", r.stats.batches},
+            {"input_wait_s", r.stats.input_wait_s},
+            {"decode_s", r.stats.decode_s},
+            {"decode_cpu_s", r.stats.decode_cpu_s},
+            {"decode_gb_per_core_s", r.stats.DecodeGBPerCoreSecond()},
+            {"assemble_s", r.stats.assemble_s},
+            {"compute_s", r.stats.consume_s},
+            {"read_ahead_s", r.stats.read_ahead_s},
+            {"mean_batch_nodes",
+             r.stats.batches ? static_cast<double>(r.stats.batch_nodes) / static_cast<double>(r.stats.batches) : 0.0},
+            {"decompressed_bytes", r.stats.decompressed_bytes},
+            {"disk_read_mb", Mb(r.stats.disk_read_bytes)},
+            {"major_faults", r.stats.major_faults},
+            {"train_peak_rss_mb", r.train_peak_rss_mb},
+            {"peak_rss_mb", PeakRssMb()}};
+  if (r.evaluated) {
+    j["train_acc"] = AccJson(r.acc.train);
+    j["valid_acc"] = AccJson(r.acc.valid);
+    j["test_acc"] = AccJson(r.acc.test);
+    j["eval_s"] = r.eval_s;
+    j["eval_spilled"] = r.eval_stats.plan.spill;
+    j["eval_spill_read_bytes"] = r.eval_stats.spill_read_bytes;
+  }
+  return j;
+}
+
+// The --metrics-out file, JSON Lines. Opened at the first record (truncated, or appended to
+// when resuming), so a run that stops before training leaves an existing file as it was.
+// Every record is flushed, so a killed run keeps what it logged. After the first failed write
+// the writer keeps the error and drops later records.
+class MetricsFile {
+ public:
+  MetricsFile(std::string path, bool append) : path_(std::move(path)), append_(append) {}
+  ~MetricsFile() {
+    if (f_) std::fclose(f_);
+  }
+  MetricsFile(const MetricsFile&) = delete;
+  MetricsFile& operator=(const MetricsFile&) = delete;
+
+  void Write(const json& record) {
+    if (path_.empty() || !error_.ok()) return;
+    if (!f_) {
+      f_ = std::fopen(path_.c_str(), append_ ? "a" : "w");
+      if (!f_) return Fail("cannot open for writing");
+    }
+    const std::string line = record.dump() + "\n";
+    if (std::fwrite(line.data(), 1, line.size(), f_) != line.size() || std::fflush(f_) != 0) Fail("write failed");
+  }
+  // The first error, or one from closing the file.
+  Status Close() {
+    if (f_ && std::fclose(f_) != 0 && error_.ok()) Fail("close failed");
+    f_ = nullptr;
+    return error_;
+  }
+
+ private:
+  void Fail(const char* what) {
+    error_ = Status::IoError("--metrics-out " + path_ + ": " + what + ": " + std::strerror(errno));
+  }
+  std::string path_;
+  bool append_;
+  std::FILE* f_ = nullptr;
+  Status error_;
+};
+
+// Every path the run will write, before it starts (cgcn/train_run.h lists the rules).
+Status CheckOutputs(const TrainRunOptions& options, const ShardDirectory& shards) {
+  OutputPaths paths;
+  paths.AddInputDirectory("the shard directory", options.shards_dir);
+  if (!options.check_input.empty())
+    for (const InputFileDigest& f : shards.manifest().input_files)
+      paths.AddInputFile("an input file of --check-input", options.check_input + "/" + f.relative);
+  paths.AddFile("--metrics-out", options.metrics_out);
+  paths.AddFile("--save-model", options.save_model);
+  paths.AddFile("--predict-out", options.predict_out);
+  paths.AddDirectory("--checkpoint", options.train.checkpoint_dir, kCheckpointFileName);
+  CGCN_RETURN_IF_ERROR(paths.Check());
+  const std::string& ckpt = options.train.checkpoint_dir;
+  std::error_code ec;
+  if (!ckpt.empty() && !options.train.resume && std::filesystem::exists(CheckpointPath(ckpt), ec))
+    return Status::InvalidArgument("--checkpoint " + ckpt + ": already holds " + kCheckpointFileName +
+                                   " from an earlier run: pass --resume to continue it, or remove it (or choose "
+                                   "another directory) to start afresh");
+  return Status::Ok();
+}
+
+std::string Summary(const TrainRunReport& rep, uint32_t threads) {
+  const TrainReport& t = rep.train;
+  EpochStats total;
+  for (const EpochRecord& r : t.epochs) {
+    total.decode_s += r.stats.decode_s;
+    total.decode_cpu_s += r.stats.decode_cpu_s;
+    total.input_wait_s += r.stats.input_wait_s;
+    total.assemble_s += r.stats.assemble_s;
+    total.consume_s += r.stats.consume_s;
+    total.decompressed_bytes += r.stats.decompressed_bytes;
+  }
+  json j = {{"train_acc", AccJson(t.final_acc.train)},
+            {"valid_acc", AccJson(t.final_acc.valid)},
+            {"test_acc", AccJson(t.final_acc.test)},
+            {"epochs", t.epochs.size()},
+            {"final_epoch", t.final_epoch},
+            {"mean_epoch_s", t.mean_epoch_s},
+            {"best_epoch", t.best_epoch},
+            {"best_valid_acc", AccJson(t.best_acc.valid)},
+            {"test_acc_at_best_valid", AccJson(t.best_acc.test)},
+            {"decode_gb_per_s",
+             total.decode_s > 0 ? static_cast<double>(total.decompressed_bytes) / total.decode_s / 1e9 : 0.0},
+            {"decode_gb_per_core_s", total.DecodeGBPerCoreSecond()},
+            {"input_wait_s", total.input_wait_s},
+            {"decode_s", total.decode_s},
+            {"decode_cpu_s", total.decode_cpu_s},
+            {"assemble_s", total.assemble_s},
+            {"compute_s", total.consume_s},
+            {"eval_s", t.eval_s},
+            {"peak_rss_mb", PeakRssMb()},
+            {"threads", threads}};
+  if (t.resumed) j["resumed_from"] = {{"epoch", t.resumed_epoch}, {"batch", t.resumed_batch}};
+  if (t.plan) {
+    j["mem_budget_mb"] = Mb(t.plan->budget);
+    j["prefetch"] = t.plan->prefetch;
+    j["planned_train_mb"] = Mb(t.plan->train_bytes);
+    j["planned_eval_mb"] = Mb(t.plan->eval.peak_bytes);
+    j["model_adam_mb"] = Mb(t.plan->model_bytes);
+    j["eval_spilled"] = t.plan->eval.spill;
+  }
+  if (!rep.errors.empty()) {
+    json errors = json::array();
+    for (const Status& s : rep.errors) errors.push_back(s.ToString());
+    j["errors"] = errors;
+  }
+  return j.dump();
+}
+
+}  // namespace
+
+Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRunCallbacks& callbacks) {
+  std::optional<tbb::global_control> threads_limit;
+  if (options.threads > 0) threads_limit.emplace(tbb::global_control::max_allowed_parallelism, options.threads);
+  CGCN_ASSIGN_OR_RETURN(ShardDirectory shards, ShardDirectory::Open(options.shards_dir));
+  if (!options.check_input.empty()) CGCN_RETURN_IF_ERROR(shards.CheckInput(options.check_input));
+  TrainOptions o = options.train;
+  o.predict = !options.predict_out.empty();
+  CGCN_RETURN_IF_ERROR(o.Validate(shards.num_clusters()));
+  CGCN_RETURN_IF_ERROR(CheckOutputs(options, shards));
+  const Manifest& m = shards.manifest();
+  const uint32_t threads = RunnableThreads();
+  if (callbacks.on_start) callbacks.on_start(m, threads);
+
+  TrainRunReport rep;
+  rep.num_nodes = m.num_nodes;
+  Gcn model(ModelConfig(m, o), o.seed);
+  MetricsFile metrics(options.metrics_out, o.resume);
+  TrainCallbacks tc;
+  tc.on_plan = callbacks.on_plan;
+  tc.progress = callbacks.progress;
+  tc.on_epoch = [&](const EpochRecord& r) {
+    metrics.Write(EpochJson(r));
+    if (callbacks.on_epoch) callbacks.on_epoch(r);
+  };
+  if (options.log_steps)
+    tc.on_step = [&](uint64_t step, uint32_t epoch, uint64_t batch, double loss) {
+      metrics.Write(json{{"step", step}, {"epoch", epoch}, {"batch", batch}, {"loss", loss}});
+    };
+  CGCN_ASSIGN_OR_RETURN(rep.train, Train(shards, o, model, tc));
+
+  // Every output that can be written is written; failures are collected, not returned.
+  if (Status s = metrics.Close(); !s.ok()) rep.errors.push_back(s);
+  if (!options.save_model.empty()) {
+    Status s = SaveModel(options.save_model, model, o.row_normalize);
+    rep.model_written = s.ok();
+    if (!s.ok()) rep.errors.push_back(s.WithContext("--save-model " + options.save_model));
+  }
+  if (!options.predict_out.empty()) {
+    Status s = WritePredictions(options.predict_out, std::move(rep.train.predictions));
+    rep.train.predictions = {};
+    rep.predictions_written = s.ok();
+    if (!s.ok()) rep.errors.push_back(s.WithContext("--predict-out " + options.predict_out));
+  }
+  rep.summary_json = Summary(rep, threads);
+  return rep;
+}
+
+}  // namespace cgcn
