@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -210,32 +209,7 @@ TEST(CrashTest, SigkillNeverLeavesAPartialOutput) {
 // ---------------------------------------------------------------------------------
 // A full disk
 
-// A tmpfs mounted on a fresh directory, unmounted (lazily if busy) on destruction.
-class TmpfsMount {
- public:
-  // Mounts; on failure error() says why.
-  TmpfsMount(const std::string& dir, const std::string& size) : dir_(dir) {
-    fs::create_directories(dir);
-    const std::string opts = "size=" + size + ",mode=0755";
-    if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) == 0) {
-      mounted_ = true;
-    } else {
-      error_ = errno;
-    }
-  }
-  ~TmpfsMount() {
-    if (mounted_ && ::umount2(dir_.c_str(), 0) != 0) ::umount2(dir_.c_str(), MNT_DETACH);
-  }
-  TmpfsMount(const TmpfsMount&) = delete;
-  TmpfsMount& operator=(const TmpfsMount&) = delete;
-  bool mounted() const { return mounted_; }
-  int error() const { return error_; }
-
- private:
-  std::string dir_;
-  bool mounted_ = false;
-  int error_ = 0;
-};
+using testutil::TmpfsMount;
 
 uint64_t TreeBytes(const std::string& dir) {
   uint64_t total = 0;

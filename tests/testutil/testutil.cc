@@ -1,5 +1,6 @@
 #include "testutil/testutil.h"
 
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -78,6 +79,21 @@ TempDir& TempDir::operator=(TempDir&& other) noexcept {
 }
 
 std::string TempDir::Join(std::string_view relative) const { return path_ + "/" + std::string(relative); }
+
+TmpfsMount::TmpfsMount(const std::string& dir, const std::string& size, bool read_only) : dir_(dir) {
+  std::filesystem::create_directories(dir);
+  const std::string opts = "size=" + size + ",mode=0755";
+  const unsigned long flags = MS_NOSUID | MS_NODEV | (read_only ? MS_RDONLY : 0);
+  if (::mount("tmpfs", dir.c_str(), "tmpfs", flags, opts.c_str()) == 0) {
+    mounted_ = true;
+  } else {
+    error_ = errno;
+  }
+}
+
+TmpfsMount::~TmpfsMount() {
+  if (mounted_ && ::umount2(dir_.c_str(), 0) != 0) ::umount2(dir_.c_str(), MNT_DETACH);
+}
 
 void WriteFile(const std::string& path, std::string_view bytes) {
   MakeParentDirs(path);

@@ -32,6 +32,24 @@ class TempDir {
   std::string path_;  // empty after a move
 };
 
+// A tmpfs of `size` ("256k") mounted on `dir` (created if missing), read-only if asked, and
+// unmounted (lazily if busy) on destruction. Mounting needs root (CAP_SYS_ADMIN): on failure
+// mounted() is false and error() is the errno, and the test decides whether to skip.
+class TmpfsMount {
+ public:
+  TmpfsMount(const std::string& dir, const std::string& size, bool read_only = false);
+  ~TmpfsMount();
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
+  bool mounted() const { return mounted_; }
+  int error() const { return error_; }
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+  int error_ = 0;
+};
+
 // Writes `bytes` to `path` (replacing it), creating missing parent directories.
 void WriteFile(const std::string& path, std::string_view bytes);
 // Same, gzip-compressed with Boost's gzip_compressor (zero timestamp, so deterministic).
