@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -318,6 +319,30 @@ TEST(RawReaderTest, ParsesGeneralFloats) {
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   std::vector<float> expected = {0.0f, -0.0f, 12345678.0f, 1500.0f, 0.25f, -7.0f, 0.1f, 100.0f, 3.0f};
   for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(g->features[i], expected[i]) << i;
+}
+
+// Values below even a double's range round to 0, as those below a float's do (and as strtof has
+// it); "1e-400" used to be refused as not fitting a float while "1e-50" was read as 0. Found with
+// the reference rules of tests/fuzz/fuzz_raw_reader.
+TEST(RawReaderTest, FloatsBelowDoubleRangeReadAsZero) {
+  TempDir tmp;
+  testutil::WriteTinyRawDataset(tmp.path(), Compression::kPlain);
+  testutil::WriteFile(
+      tmp.Join("raw/node-feat.csv"),
+      "1e-400,-1e-400,100000e-330\n0.00001e-320,1E-99999999999999999999,0\n0,0,0\n0,0,0\n0,0,0\n0,0,0\n");
+  Result<RawGraph> g = Read(tmp.path());
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(g->features[i], 0.0f) << i;
+  EXPECT_TRUE(std::signbit(g->features[1]));
+  // Beyond the range on the other side stays an error, however it is spelled.
+  for (const char* big : {"1e400", "0.0001e+330", "1e99999999999999999999"}) {
+    testutil::WriteFile(tmp.Join("raw/node-feat.csv"), std::string(big) + ",0,0\n0,0,0\n0,0,0\n0,0,0\n0,0,0\n0,0,0\n");
+    g = Read(tmp.path());
+    ASSERT_FALSE(g.ok()) << big;
+    EXPECT_NE(g.status().message().find("node-feat.csv:1: feature 1: expected a number that fits a 32-bit float"),
+              std::string::npos)
+        << g.status().message();
+  }
 }
 
 TEST(RawReaderTest, ReportsProgress) {

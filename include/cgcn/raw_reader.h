@@ -11,6 +11,7 @@
 // Every error names the file, the 1-based line and what was expected.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -47,6 +48,12 @@ struct RawReadOptions {
   std::string dir;
   // Subdirectory of DIR/split to use; empty = the only one present (error if several).
   std::string split_name;
+  // The CSV text is read in blocks of text_block_bytes (a longer line grows the buffer), and the
+  // scratch files of ReadRawInput are written through buffers of scratch_buffer_bytes. The
+  // defaults suit large inputs; tests and fuzzers use small ones, so that lines and values cross
+  // block boundaries.
+  size_t text_block_bytes = size_t{1} << 20;
+  size_t scratch_buffer_bytes = size_t{4} << 20;
 };
 
 // Throughput of one parse phase (one input file, or the three split files together).

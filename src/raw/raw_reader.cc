@@ -104,6 +104,35 @@ std::optional<std::string> ParseUintField(std::string_view field, std::string_vi
   return expected + ", found " + Quote(field);
 }
 
+// Whether a number std::from_chars read whole (an optional '-', digits with an optional '.', an
+// optional exponent) is below 1 in magnitude: for one beyond the range of a double, whether it
+// underflows rather than overflows.
+bool MagnitudeBelowOne(std::string_view s) {
+  auto digit = [&](size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
+  size_t i = s.empty() || s[0] != '-' ? 0 : 1;
+  std::optional<int64_t> lead;  // decimal exponent of the first non-zero digit, before the exponent part
+  const size_t int_begin = i;
+  while (digit(i)) ++i;
+  for (size_t k = int_begin; k < i && !lead; ++k)
+    if (s[k] != '0') lead = static_cast<int64_t>(i - k) - 1;
+  if (i < s.size() && s[i] == '.') {
+    const size_t frac_begin = ++i;
+    while (digit(i)) ++i;
+    for (size_t k = frac_begin; k < i && !lead; ++k)
+      if (s[k] != '0') lead = -static_cast<int64_t>(k - frac_begin) - 1;
+  }
+  if (!lead) return true;  // zero
+  int64_t exponent = 0;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    const bool negative = i < s.size() && s[i] == '-';
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    for (; digit(i); ++i) exponent = std::min<int64_t>(exponent * 10 + (s[i] - '0'), int64_t{1} << 40);
+    if (negative) exponent = -exponent;
+  }
+  return *lead + exponent < 0;
+}
+
 // Parses a whole field as a finite float. Values too small for a float become the
 // nearest float (possibly 0), as strtof would; too large ones, NaN and inf are errors.
 std::optional<std::string> ParseFloatField(std::string_view field, float* value) {
@@ -115,6 +144,11 @@ std::optional<std::string> ParseFloatField(std::string_view field, float* value)
     auto [p2, ec2] = std::from_chars(begin, end, wide);
     if (ec2 == std::errc() && p2 == end && std::fabs(wide) <= FLT_MAX) {
       *value = static_cast<float>(wide);
+      return std::nullopt;
+    }
+    // Beyond a double as well: below its smallest value ("1e-400") the nearest float is 0.
+    if (ec2 == std::errc::result_out_of_range && p2 == end && MagnitudeBelowOne(field)) {
+      *value = field[0] == '-' ? -0.0f : 0.0f;
       return std::nullopt;
     }
     return "expected a number that fits a 32-bit float, found " + Quote(field);
@@ -164,8 +198,10 @@ Result<InputFile> Resolve(const std::string& dir, const std::string& relative_ba
 // split/NAME/train, valid, test.
 class InputReader {
  public:
+  explicit InputReader(size_t block_bytes) : block_bytes_(block_bytes) {}
   Result<TextSource> Open(const InputFile& file) {
     TextSource::Options options;
+    options.block_bytes = block_bytes_;
     options.stored_bytes_hash = &fingerprint_;
     CGCN_ASSIGN_OR_RETURN(TextSource src, TextSource::Open(file.path, options));
     // Path bytes, a NUL, the size as 8 little-endian bytes; the file's bytes follow as
@@ -183,6 +219,7 @@ class InputReader {
   uint64_t input_bytes() const { return input_bytes_; }
 
  private:
+  size_t block_bytes_;
   StreamingChecksum fingerprint_;
   uint64_t input_bytes_ = 0;
 };
@@ -192,8 +229,7 @@ std::string Errno() { return std::strerror(errno); }
 // Appends to a new binary scratch file through a fixed buffer. Errors (ENOSPC...) name the file.
 class BinaryWriter {
  public:
-  static constexpr size_t kBufferBytes = size_t{4} << 20;
-  BinaryWriter() = default;
+  explicit BinaryWriter(size_t buffer_bytes) : buffer_bytes_(std::max<size_t>(buffer_bytes, 1)) {}
   BinaryWriter(const BinaryWriter&) = delete;
   BinaryWriter& operator=(const BinaryWriter&) = delete;
   ~BinaryWriter() {
@@ -203,14 +239,14 @@ class BinaryWriter {
     path_ = path;
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd_ < 0) return Status::IoError(path + ": cannot create: " + Errno());
-    buf_ = std::make_unique_for_overwrite<char[]>(kBufferBytes);
+    buf_ = std::make_unique_for_overwrite<char[]>(buffer_bytes_);
     return Status::Ok();
   }
   Status Append(const void* data, size_t n) {
     const char* p = static_cast<const char*>(data);
     while (n > 0) {
-      if (used_ == kBufferBytes) CGCN_RETURN_IF_ERROR(Flush());
-      const size_t take = std::min(n, kBufferBytes - used_);
+      if (used_ == buffer_bytes_) CGCN_RETURN_IF_ERROR(Flush());
+      const size_t take = std::min(n, buffer_bytes_ - used_);
       std::memcpy(buf_.get() + used_, p, take);
       used_ += take;
       p += take;
@@ -242,6 +278,7 @@ class BinaryWriter {
     used_ = 0;
     return Status::Ok();
   }
+  size_t buffer_bytes_;
   std::string path_;
   int fd_ = -1;
   std::unique_ptr<char[]> buf_;
@@ -687,7 +724,7 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
   const std::optional<InputFile>& num_edge_file = files.num_edges;
 
   // The files are read (and fingerprinted) in exactly this order.
-  InputReader reader;
+  InputReader reader(options.text_block_bytes);
   CGCN_ASSIGN_OR_RETURN(uint64_t num_nodes, ReadSingleCount(reader, num_node_file, "a node count"));
   if (num_nodes == 0) return Status::InvalidInput(num_node_file.path + ":1: expected a node count >= 1, found 0");
   if (num_nodes > kMaxNodes) {
@@ -713,7 +750,7 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
     return Status::Ok();
   };
   CGCN_RETURN_IF_ERROR(phase("edges", [&](uint64_t* text) {
-    BinaryWriter out;
+    BinaryWriter out(options.scratch_buffer_bytes);
     CGCN_RETURN_IF_ERROR(out.Create(input.edges_path));
     CGCN_RETURN_IF_ERROR(ReadEdges(reader, files.edges, num_nodes, declared_edges,
                                    num_edge_file ? num_edge_file->path : std::string(), progress, out,
@@ -721,13 +758,13 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
     return out.Finish();
   }));
   CGCN_RETURN_IF_ERROR(phase("features", [&](uint64_t* text) {
-    BinaryWriter out;
+    BinaryWriter out(options.scratch_buffer_bytes);
     CGCN_RETURN_IF_ERROR(out.Create(input.features_path));
     CGCN_RETURN_IF_ERROR(ReadFeatures(reader, files.features, num_nodes, progress, out, &input.feat_dim, text));
     return out.Finish();
   }));
   CGCN_RETURN_IF_ERROR(phase("labels", [&](uint64_t* text) {
-    BinaryWriter out;
+    BinaryWriter out(options.scratch_buffer_bytes);
     CGCN_RETURN_IF_ERROR(out.Create(input.labels_path));
     CGCN_RETURN_IF_ERROR(ReadLabels(reader, files.labels, num_nodes, progress, out, &input.num_classes, text));
     return out.Finish();

@@ -59,9 +59,14 @@ Result<Checkpoint> LoadCheckpoint(const std::string& dir) {
   (void)r.U64(&c.loss_count);
   (void)r.U64(&count);
   (void)r.U32(&sig_len);
-  if (version != kCheckpointVersion) return corrupt("unsupported checkpoint version " + std::to_string(version));
-  if (sig_len > 4096 || count > (uint64_t{1} << 32) || r.remaining() != sig_len + 12 * count)
-    return corrupt("sizes do not add up (" + std::to_string(count) + " parameters)");
+  if (version != kCheckpointVersion)
+    return corrupt("byte 8: unsupported checkpoint version " + std::to_string(version) + ", expected " +
+                   std::to_string(kCheckpointVersion));
+  if (sig_len > 4096) return corrupt("byte 56: signature length " + std::to_string(sig_len) + " over 4096");
+  // K is checked against the file size before anything is allocated for it.
+  if (count > (uint64_t{1} << 32) || r.remaining() != sig_len + 12 * count)
+    return corrupt("byte 48: " + std::to_string(count) + " parameters and a " + std::to_string(sig_len) +
+                   "-byte signature do not fit the file's " + std::to_string(bytes.size()) + " bytes");
   c.signature.resize(sig_len);
   (void)r.Raw(c.signature.data(), sig_len);
   for (auto* v : {&c.params, &c.adam_m, &c.adam_v}) {

@@ -1,6 +1,7 @@
 // Model files (docs/FORMAT.md, "Model file").
 #include "cgcn/model_file.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "cgcn/checksum.h"
@@ -37,8 +38,13 @@ Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) 
 Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
   CGCN_ASSIGN_OR_RETURN(std::vector<std::byte> bytes, ReadWholeFile(path));
   auto corrupt = [&](const std::string& what) { return Status::Corruption(path + ": " + what); };
-  if (bytes.size() < kModelHeaderBytes + 8) return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes");
-  if (std::memcmp(bytes.data(), kModelMagic, 8) != 0) return corrupt("byte 0: bad magic, expected \"CGCNMODL\"");
+  auto at = [&](size_t offset, const std::string& what) {
+    return corrupt("byte " + std::to_string(offset) + ": " + what);
+  };
+  if (bytes.size() < kModelHeaderBytes + 8)
+    return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes, expected at least " +
+                   std::to_string(kModelHeaderBytes + 8));
+  if (std::memcmp(bytes.data(), kModelMagic, 8) != 0) return at(0, "bad magic, expected \"CGCNMODL\"");
   const uint64_t stored = LoadU64(bytes.data() + bytes.size() - 8);
   if (stored != Checksum64(bytes.data(), bytes.size() - 8)) return corrupt("checksum mismatch");
   ByteReader r(bytes);
@@ -56,15 +62,41 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
   (void)r.U32(&norm);
   (void)r.U32(&reserved);
   (void)r.U64(&count);
-  if (version != kModelVersion) return corrupt("unsupported model version " + std::to_string(version));
-  if (c.layers == 0 || c.layers > 64 || c.in_dim == 0 || c.out_dim == 0 || c.hidden == 0 || c.in_dim > (1u << 24) ||
-      c.hidden > (1u << 16) || c.out_dim > (1u << 16))
-    return corrupt("implausible model dimensions");
+  if (version != kModelVersion)
+    return at(8,
+              "unsupported model version " + std::to_string(version) + ", expected " + std::to_string(kModelVersion));
+  auto in_range = [&](size_t offset, const char* what, uint32_t v, uint32_t max) -> Status {
+    if (v >= 1 && v <= max) return Status::Ok();
+    return at(offset, std::string(what) + " " + std::to_string(v) + " out of range [1, " + std::to_string(max) + "]");
+  };
+  CGCN_RETURN_IF_ERROR(in_range(12, "input dimension", c.in_dim, 1u << 24));
+  CGCN_RETURN_IF_ERROR(in_range(16, "hidden units", c.hidden, 1u << 16));
+  CGCN_RETURN_IF_ERROR(in_range(20, "output dimension", c.out_dim, 1u << 16));
+  CGCN_RETURN_IF_ERROR(in_range(24, "layer count", c.layers, 64));
+  if (!(c.dropout >= 0.0f && c.dropout <= 1.0f))  // also false for NaN
+    return at(28, "dropout " + std::to_string(c.dropout) + " is not in [0, 1]");
+  if (norm > 1) return at(32, "row-normalization flag " + std::to_string(norm) + ", expected 0 or 1");
+  if (reserved != 0) return at(36, "reserved field " + std::to_string(reserved) + ", expected 0");
+  // The parameter count the dimensions imply, checked against K and the file size before
+  // anything is allocated for it (dims up to 2^24 x 2^16 x 64 layers: far below 2^64).
+  const std::vector<uint32_t> dims = c.Dims();
+  uint64_t expected = 0;
+  for (uint32_t l = 0; l < c.layers; ++l) expected += uint64_t{dims[l]} * dims[l + 1] + dims[l + 1];
+  if (count != expected)
+    return at(40, "parameter count " + std::to_string(count) + " does not match the dimensions (" +
+                      std::to_string(c.in_dim) + " inputs, " + std::to_string(c.layers) + " layers of " +
+                      std::to_string(c.hidden) + " hidden units, " + std::to_string(c.out_dim) +
+                      " outputs: " + std::to_string(expected) + " parameters)");
+  if (r.remaining() != count * sizeof(float) + 8)
+    return at(kModelHeaderBytes, "expected " + std::to_string(count) + " parameters and the checksum (" +
+                                     std::to_string(count * sizeof(float) + 8) + " bytes), found " +
+                                     std::to_string(r.remaining()) + " bytes");
   Gcn model(c, 0);
-  if (count != model.params().size() || r.remaining() != count * sizeof(float) + 8)
-    return corrupt("parameter count " + std::to_string(count) + " does not match the dimensions (" +
-                   std::to_string(model.params().size()) + ")");
+  if (model.params().size() != count) return Status::Internal(path + ": model parameter count disagrees with the file");
   (void)r.Raw(model.params().data(), count * sizeof(float));
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(model.params()[i]))
+      return at(kModelHeaderBytes + 4 * i, "parameter " + std::to_string(i) + " is not finite");
   if (row_normalize) *row_normalize = norm != 0;
   return model;
 }

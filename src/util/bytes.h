@@ -39,7 +39,7 @@ class ByteReader {
   explicit ByteReader(std::span<const std::byte> in) : in_(in) {}
   bool Raw(void* p, size_t n) {
     if (n > in_.size() - pos_) return false;
-    std::memcpy(p, in_.data() + pos_, n);
+    if (n) std::memcpy(p, in_.data() + pos_, n);  // p may be null when n is 0 (an empty vector's data())
     pos_ += n;
     return true;
   }

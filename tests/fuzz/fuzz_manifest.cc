@@ -68,7 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cgcn::fuzz::DecodeOne(std::span(bytes, size));
   if (size >= 8) {
     std::vector<std::byte> repaired(bytes, bytes + size);
-    cgcn::fuzz::RepairManifestChecksum(repaired);
+    cgcn::fuzz::RepairTrailingChecksum(repaired);
     cgcn::fuzz::DecodeOne(repaired);
   }
   return 0;

@@ -1,8 +1,16 @@
-// Writes the fuzzers' seed corpora at fuzz time (nothing binary is checked in): small raw
-// datasets written with the testutil helpers, then the library's own path, ReadRawGraph ->
-// BuildSymmetricCsr -> PartitionGraph -> WriteShardDirectory, and the files it wrote copied out.
+// Writes the fuzzers' seed corpora at fuzz time (nothing binary is checked in), one directory
+// per target under OUT_DIR, all through the library's own writers:
+//   fuzz_manifest, fuzz_shard  small raw datasets written with the testutil helpers, then
+//                              ReadRawGraph -> BuildSymmetricCsr -> PartitionGraph ->
+//                              WriteShardDirectory, the files it wrote copied out;
+//   fuzz_text_source,          the files of the tiny raw dataset (plain, gzipped by Boost as
+//   fuzz_raw_reader            WriteRawDataset does, and as text for the harness to gzip) and
+//                              excerpts of data/cora (its small .gz files as they are);
+//   fuzz_model                 SaveModel files of a few configurations, one trained;
+//   fuzz_checkpoint            the checkpoints Train writes in the run fuzz_training.h describes
+//                              (after every step and epoch), and of a run with other options.
 //
-//   fuzz_seed_corpus MANIFEST_CORPUS_DIR SHARD_CORPUS_DIR
+//   fuzz_seed_corpus OUT_DIR
 //
 // Exits non-zero, naming the step, when anything fails, or when the "tiny-p2" directory no
 // longer matches kSmallManifest in fuzz_util.h (fuzz_shard's fixed expectation).
@@ -10,17 +18,30 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <iterator>
+#include <optional>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cgcn/graph.h"
 #include "cgcn/manifest.h"
 #include "cgcn/partition.h"
 #include "cgcn/raw_reader.h"
+#include "cgcn/shard_directory.h"
 #include "cgcn/shard_format.h"
 #include "cgcn/shard_writer.h"
+#include "cgcn/checkpoint.h"
+#include "cgcn/model_file.h"
+#include "cgcn/train.h"
+#include "fuzz/fuzz_files.h"
+#include "fuzz/fuzz_gzip.h"
+#include "fuzz/fuzz_raw.h"
+#include "fuzz/fuzz_text.h"
+#include "fuzz/fuzz_training.h"
 #include "fuzz/fuzz_util.h"
 #include "testutil/testutil.h"
 
@@ -33,6 +54,9 @@ template <typename T>
 T Check(Result<T> r, const std::string& step) {
   if (!r.ok()) throw std::runtime_error(step + ": " + r.status().ToString());
   return std::move(r).value();
+}
+void Check(const Status& s, const std::string& step) {
+  if (!s.ok()) throw std::runtime_error(step + ": " + s.ToString());
 }
 
 // A small random graph with 4 communities (so METIS has clusters to find), a self loop and a
@@ -97,12 +121,166 @@ Manifest AddDataset(const std::string& name, const testutil::RawDatasetSpec& spe
   return report.manifest;
 }
 
+// Writes seeds into one directory, named NAME-NN (in the order written).
+class SeedDir {
+ public:
+  explicit SeedDir(const fs::path& dir) : dir_(dir) { fs::create_directories(dir); }
+  void Add(std::string_view name, std::string_view bytes) {
+    char n[8];
+    std::snprintf(n, sizeof n, "-%03zu", count_);
+    WriteBytes((dir_ / (std::string(name) + n)).string(), bytes);
+    ++count_;
+  }
+  void AddFile(std::string_view name, const fs::path& file) {
+    const std::vector<std::byte> bytes = ReadBytes(file.string());
+    Add(name, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  }
+  size_t count() const { return count_; }
+
+ private:
+  fs::path dir_;
+  size_t count_ = 0;
+};
+
+std::string ReadText(const fs::path& file) {
+  const std::vector<std::byte> bytes = ReadBytes(file.string());
+  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+// The first `lines` lines of `text`, each cut to its first `fields` fields.
+std::string Excerpt(std::string_view text, size_t lines, size_t fields = SIZE_MAX) {
+  std::string out;
+  for (const std::string& line : SplitLines(text)) {
+    if (lines-- == 0) break;
+    const std::vector<std::string_view> f = SplitCommas(line);
+    for (size_t k = 0; k < f.size() && k < fields; ++k) out += (k ? "," : "") + std::string(f[k]);
+    out += '\n';
+  }
+  return out;
+}
+
+// One-byte TextSource selector (fuzz_text_source.cc): form in bits 0-1, block index in bits 2-7.
+std::string TextInput(unsigned form, unsigned block, std::string_view content) {
+  return std::string(1, static_cast<char>(form | (block << 2))) + std::string(content);
+}
+
+// fuzz_text_source and fuzz_raw_reader: the tiny dataset's files and excerpts of data/cora.
+void AddTextSeeds(const fs::path& text_dir, const fs::path& raw_dir, size_t* files) {
+  SeedDir text(text_dir), raw(raw_dir);
+  testutil::TempDir tmp("cgcn-fuzz-seed");
+  const testutil::RawDatasetSpec tiny = testutil::TinyRawDataset();
+  testutil::WriteRawDataset(tmp.Join("gz"), tiny, testutil::Compression::kGzip);  // Boost's gzip_compressor
+  const auto tiny_files = testutil::RawDatasetFiles(tiny);
+  for (unsigned i = 0; i < tiny_files.size(); ++i) {
+    const std::string& content = tiny_files[i].second;
+    const std::string gz = ReadText(tmp.Join("gz/" + tiny_files[i].first + ".csv.gz"));
+    raw.Add("tiny", RawInput(i, kPlainText, false, i % 4, content));
+    raw.Add("tiny", RawInput(i, kStoredGzip, false, (i + 1) % 4, gz));
+    raw.Add("tiny", RawInput(i, kGzipOneMember, false, (i + 2) % 4, content));
+    raw.Add("tiny", RawInput(i, kGzipTwoMembers, false, (i + 3) % 4, content));
+    text.Add("tiny", TextInput(0, i, content));
+    text.Add("tiny", TextInput(1, i, gz));
+    text.Add("tiny", TextInput(2 + i % 2, i, content));
+  }
+  raw.Add("tiny-no-edge-count", RawInput(kEdges, kPlainText, true, 0, tiny_files[kEdges].second));
+
+  // data/cora: excerpts in the tiny dataset's shape where it has one (6 feature rows, cut to
+  // 256 of their 1433 columns; 6 labels), a few lines elsewhere; the small .gz files as stored.
+  const fs::path cora = fs::path(CGCN_SOURCE_DIR) / "data/cora";
+  const std::pair<unsigned, const char*> cora_files[] = {
+      {kNumNodes, "raw/num-node-list"}, {kNumEdges, "raw/num-edge-list"}, {kEdges, "raw/edge"},
+      {kFeatures, "raw/node-feat"},     {kLabels, "raw/node-label"},      {kTrain, "split/public/train"},
+      {kValid, "split/public/valid"},   {kTest, "split/public/test"}};
+  for (const auto& [index, base] : cora_files) {
+    const fs::path gz_path = cora / (std::string(base) + ".csv.gz");
+    const std::string gz = ReadText(gz_path);
+    const std::optional<std::string> all = GunzipReference(gz);
+    if (!all) throw std::runtime_error(gz_path.string() + ": does not gunzip");
+    const std::string excerpt = index == kFeatures ? Excerpt(*all, 6, 256) : Excerpt(*all, index == kLabels ? 6 : 7);
+    raw.Add("cora", RawInput(index, kPlainText, false, index % 4, excerpt));
+    raw.Add("cora", RawInput(index, kGzipOneMember, false, (index + 1) % 4, excerpt));
+    text.Add("cora", TextInput(0, 3 * index, excerpt));
+    if (gz.size() <= 8192) {
+      raw.Add("cora", RawInput(index, kStoredGzip, false, (index + 2) % 4, gz));
+      text.Add("cora", TextInput(1, 3 * index, gz));
+    }
+  }
+  // Feature values in every spelling the reader takes (as RawReaderTest.ParsesGeneralFloats).
+  const std::string floats = "1e-50,-0,12345678\n1.5e3,.25,-7\n0.1,1E2,3.\n2.5E-3,-1e+2,0\n0,0,0\n0,0,0\n";
+  raw.Add("floats", RawInput(kFeatures, kPlainText, false, 1, floats));
+  raw.Add("floats", RawInput(kFeatures, kGzipOneMember, false, 2, floats));
+  // Line-splitting corner cases: CRLF, no final terminator, empty lines, a lone CR, a line
+  // longer than the largest block, a NUL.
+  for (std::string_view corner :
+       {std::string_view("1,2\r\n3,4\r\n"), std::string_view("1,2\n3,4"), std::string_view("\n\n1\n\n"),
+        std::string_view("x\r"), std::string_view("a\0b\nc\n")}) {
+    text.Add("corner", TextInput(0, 0, corner));
+    text.Add("corner", TextInput(3, 1, corner));
+  }
+  text.Add("corner", TextInput(0, 63, std::string(1000, '7') + "\n" + std::string(600, '8')));
+  *files += text.count() + raw.count();
+}
+
+// fuzz_model: SaveModel files of a few configurations (Glorot-initialized), and one trained on
+// the tiny shards.
+void AddModelSeeds(const fs::path& dir, const ShardDirectory& shards, size_t* files) {
+  SeedDir seeds(dir);
+  testutil::TempDir tmp("cgcn-fuzz-seed");
+  const std::string path = tmp.Join("model");
+  const GcnConfig configs[] = {{3, 4, 2, 2, 0.5f}, {3, 16, 2, 3, 0.0f}, {8, 8, 4, 1, 0.25f}, {5, 4, 3, 4, 0.9f}};
+  for (size_t i = 0; i < std::size(configs); ++i) {
+    const Gcn model(configs[i], i + 1);
+    Check(SaveModel(path, model, i % 2 == 0), "SaveModel");
+    seeds.AddFile("init", path);
+  }
+  TrainOptions o;
+  o.epochs = 3;
+  o.hidden = 8;
+  Gcn trained(ModelConfig(shards.manifest(), o), 1);
+  Check(Train(shards, o, trained).status(), "Train (model seed)");
+  Check(SaveModel(path, trained, true), "SaveModel (trained)");
+  seeds.AddFile("trained", path);
+  *files += seeds.count();
+}
+
+// fuzz_checkpoint: the distinct checkpoints of the fuzz_training.h run (Train writes one after
+// every step and every epoch), and the last of a run with other options (other K and signature).
+void AddCheckpointSeeds(const fs::path& dir, const ShardDirectory& shards, size_t* files) {
+  SeedDir seeds(dir);
+  testutil::TempDir tmp("cgcn-fuzz-seed");
+  const std::string ckpt = tmp.Join("run");
+  fs::create_directories(ckpt);
+  const std::string file = ckpt + "/" + kCheckpointFileName;
+  TrainOptions o = CheckpointRunOptions(ckpt);
+  o.epochs = 3;  // not part of the signature: fuzz_checkpoint's run of 2 epochs resumes these
+  Gcn model = CheckpointRunModel(shards.manifest(), o);
+  // The file after every epoch, and whatever it holds when a step is reported (the checkpoint of
+  // the step before, when that one was not an epoch's last).
+  std::set<std::string> distinct;
+  auto add = [&] {
+    if (fs::exists(file) && distinct.insert(ReadText(file)).second) seeds.AddFile("run", file);
+  };
+  Check(Train(
+            shards, o, model, [&](const EpochRecord&) { add(); }, {},
+            [&](uint64_t, uint32_t, uint64_t, double) { add(); }),
+        "Train (checkpoint seeds)");
+  TrainOptions other = o;
+  other.layers = 3;
+  other.hidden = 8;
+  other.lr = 0.05f;
+  Gcn other_model = CheckpointRunModel(shards.manifest(), other);
+  Check(Train(shards, other, other_model).status(), "Train (other checkpoint seed)");
+  seeds.AddFile("other", file);
+  *files += seeds.count();
+}
+
 int Main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s MANIFEST_CORPUS_DIR SHARD_CORPUS_DIR\n", argv[0]);
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s OUT_DIR\n", argv[0]);
     return 2;
   }
-  const fs::path manifest_dir = argv[1], shard_dir = argv[2];
+  const fs::path out = argv[1];
+  const fs::path manifest_dir = out / "fuzz_manifest", shard_dir = out / "fuzz_shard";
   fs::create_directories(manifest_dir);
   fs::create_directories(shard_dir);
   size_t files = 0;
@@ -135,7 +313,14 @@ int Main(int argc, char** argv) {
   testutil::WriteFile((shard_dir / "empty-cluster.cgs").string(),
                       std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   ++files;
-  std::printf("fuzz_seed_corpus: wrote %zu seed files to %s and %s\n", files, manifest_dir.c_str(), shard_dir.c_str());
+
+  AddTextSeeds(out / "fuzz_text_source", out / "fuzz_raw_reader", &files);
+  testutil::TempDir tmp("cgcn-fuzz-seed");
+  Check(BuildTinyShards(tmp.Join("raw"), tmp.Join("shards")), "BuildTinyShards");
+  const ShardDirectory shards = Check(ShardDirectory::Open(tmp.Join("shards")), "ShardDirectory::Open");
+  AddModelSeeds(out / "fuzz_model", shards, &files);
+  AddCheckpointSeeds(out / "fuzz_checkpoint", shards, &files);
+  std::printf("fuzz_seed_corpus: wrote %zu seed files under %s\n", files, out.c_str());
   return 0;
 }
 

@@ -37,8 +37,9 @@ inline uint64_t ReadU64(const std::byte* p) {
 }
 inline void WriteU64(std::byte* p, uint64_t v) { std::memcpy(p, &v, 8); }
 
-// A manifest's last 8 bytes are the checksum of everything before them.
-inline void RepairManifestChecksum(std::vector<std::byte>& b) {
+// A manifest's, a model file's and a checkpoint's last 8 bytes are the checksum of everything
+// before them.
+inline void RepairTrailingChecksum(std::vector<std::byte>& b) {
   if (b.size() < 8) return;
   WriteU64(b.data() + b.size() - 8, Checksum64(b.data(), b.size() - 8));
 }

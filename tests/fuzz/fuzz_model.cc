@@ -1,0 +1,101 @@
+// libFuzzer target: LoadModel on arbitrary bytes (written to a file in the process's scratch
+// directory), as given and with the trailing checksum repaired (fuzz_util.h says why).
+// It must never crash, leak or allocate for dimensions the file does not hold; a refusal is a
+// kCorruption naming the file. Whatever it accepts must follow docs/FORMAT.md ("Model file") field
+// by field (checked here against the bytes, not through the loader's own code), must be written
+// back by SaveModel as the very same bytes, and must run a training forward and backward pass.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cgcn/sparse.h"
+#include "cgcn/checkpoint.h"
+#include "cgcn/model_file.h"
+#include "cgcn/train.h"
+#include "fuzz/fuzz_files.h"
+#include "fuzz/fuzz_util.h"
+
+namespace cgcn::fuzz {
+namespace {
+
+uint32_t U32At(std::span<const std::byte> b, size_t offset) {
+  uint32_t v;
+  std::memcpy(&v, b.data() + offset, 4);
+  return v;
+}
+
+// A 3-node path graph, GCN-normalized: enough to run every layer of any loaded model.
+struct PathGraph {
+  std::vector<uint32_t> offsets{0, 1, 3, 4}, columns{1, 0, 2, 1};
+  std::vector<float> weights = std::vector<float>(4), self_weights = std::vector<float>(3);
+  PathGraph() { GcnNormalize(offsets, columns, weights, self_weights); }
+  SparseRows Rows() const { return SparseRows{offsets, columns, weights, self_weights, 0}; }
+};
+
+void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> bytes) {
+  const GcnConfig& c = model.config();
+  // docs/FORMAT.md: 48-byte header, K f32 parameters, u64 checksum; dims F, hidden x (L-1), C.
+  CGCN_FUZZ_CHECK(std::memcmp(bytes.data(), "CGCNMODL", 8) == 0 && U32At(bytes, 8) == 1);
+  CGCN_FUZZ_CHECK(U32At(bytes, 12) == c.in_dim && U32At(bytes, 16) == c.hidden && U32At(bytes, 20) == c.out_dim &&
+                  U32At(bytes, 24) == c.layers);
+  CGCN_FUZZ_CHECK(c.in_dim >= 1 && c.hidden >= 1 && c.out_dim >= 1 && c.layers >= 1);
+  CGCN_FUZZ_CHECK(std::memcmp(bytes.data() + 28, &c.dropout, 4) == 0 && c.dropout >= 0.0f && c.dropout <= 1.0f);
+  CGCN_FUZZ_CHECK(U32At(bytes, 32) == (row_normalize ? 1u : 0u) && U32At(bytes, 36) == 0);
+  uint64_t k = 0;
+  for (uint32_t l = 0; l < c.layers; ++l) {
+    const uint64_t in = l == 0 ? c.in_dim : c.hidden, out = l + 1 == c.layers ? c.out_dim : c.hidden;
+    k += in * out + out;
+  }
+  CGCN_FUZZ_CHECK(model.params().size() == k && ReadU64(bytes.data() + 40) == k);
+  CGCN_FUZZ_CHECK(bytes.size() == 48 + 4 * k + 8);
+  CGCN_FUZZ_CHECK(std::memcmp(bytes.data() + 48, model.params().data(), 4 * k) == 0);
+  for (float p : model.params()) CGCN_FUZZ_CHECK(std::isfinite(p));
+
+  // Written back, it is the same file.
+  const std::string again = ScratchDir() + "/again.model";
+  CGCN_FUZZ_CHECK(SaveModel(again, model, row_normalize).ok());
+  const std::vector<std::byte> written = ReadBytes(again);
+  CGCN_FUZZ_CHECK(written.size() == bytes.size() && std::memcmp(written.data(), bytes.data(), bytes.size()) == 0);
+
+  // It runs (dropout as stored, then the gradient of the sum of the logits).
+  static const PathGraph graph;
+  RowMatrix x(3, c.in_dim);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(i % 5) * 0.25f;
+  const ConstMatrixMap xmap(x.data(), x.rows(), x.cols());
+  const ConstMatrixMap logits = model.Forward(graph.Rows(), xmap, /*training=*/true, /*dropout_seed=*/7);
+  CGCN_FUZZ_CHECK(logits.rows() == 3 && logits.cols() == c.out_dim);
+  RowMatrix grad = RowMatrix::Ones(3, c.out_dim);
+  model.ZeroGrad();
+  model.Backward(graph.Rows(), xmap, ConstMatrixMap(grad.data(), grad.rows(), grad.cols()));
+}
+
+void LoadOne(std::span<const std::byte> bytes) {
+  const std::string path = ScratchDir() + "/input.model";
+  WriteBytes(path, bytes);
+  bool row_normalize = false;
+  Result<Gcn> m = LoadModel(path, &row_normalize);
+  if (!m.ok()) {
+    CGCN_FUZZ_CHECK(m.status().code() == StatusCode::kCorruption);
+    CGCN_FUZZ_CHECK(StartsWith(m.status().message(), path + ": "));
+    return;
+  }
+  CheckAccepted(*m, row_normalize, bytes);
+}
+
+}  // namespace
+}  // namespace cgcn::fuzz
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const auto* bytes = reinterpret_cast<const std::byte*>(data);
+  cgcn::fuzz::LoadOne(std::span(bytes, size));
+  if (size >= 8) {
+    std::vector<std::byte> repaired(bytes, bytes + size);
+    cgcn::fuzz::RepairTrailingChecksum(repaired);
+    cgcn::fuzz::LoadOne(repaired);
+  }
+  return 0;
+}

@@ -1,0 +1,184 @@
+// Model files and checkpoints (docs/FORMAT.md): what SaveModel / SaveCheckpoint write loads back
+// exactly, and a file that breaks the format is refused with kCorruption naming the file and the
+// byte offset of the field, before anything is allocated for sizes the file does not hold.
+// (Found by tests/fuzz/fuzz_model and fuzz_checkpoint; see docs/RELIABILITY.md, "Fuzzing".)
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "cgcn/checksum.h"
+#include "cgcn/checkpoint.h"
+#include "cgcn/model_file.h"
+#include "cgcn/train.h"
+#include "testutil/testutil.h"
+
+namespace cgcn {
+namespace {
+
+void PutU32(std::string& b, size_t offset, uint32_t v) { std::memcpy(b.data() + offset, &v, 4); }
+void PutU64(std::string& b, size_t offset, uint64_t v) { std::memcpy(b.data() + offset, &v, 8); }
+void PutF32(std::string& b, size_t offset, float v) { std::memcpy(b.data() + offset, &v, 4); }
+// The last 8 bytes of a model file or checkpoint are the checksum of the rest.
+void RepairChecksum(std::string& b) { PutU64(b, b.size() - 8, Checksum64(b.data(), b.size() - 8)); }
+
+class ModelFileTest : public testing::Test {
+ protected:
+  // A saved model: 3 inputs, 2 layers of 4 hidden units, 2 outputs (26 parameters).
+  std::string SavedModel(bool row_normalize = true) {
+    const Gcn model(GcnConfig{3, 4, 2, 2, 0.5f}, 7);
+    EXPECT_TRUE(SaveModel(path_, model, row_normalize).ok());
+    return testutil::ReadFile(path_);
+  }
+  // Writes `bytes` (checksum repaired) and loads it: the status.
+  Status Load(std::string bytes) {
+    RepairChecksum(bytes);
+    testutil::WriteFile(path_, bytes);
+    bool norm = false;
+    return LoadModel(path_, &norm).status();
+  }
+  void ExpectRefused(const std::string& bytes, const std::string& where) {
+    const Status s = Load(bytes);
+    ASSERT_FALSE(s.ok()) << where;
+    EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+    EXPECT_EQ(s.message().rfind(path_ + ": " + where, 0), 0u) << s.message();
+  }
+  testutil::TempDir tmp_;
+  std::string path_ = tmp_.Join("model.cgcn");
+};
+
+TEST_F(ModelFileTest, SavedModelLoadsBackExactly) {
+  for (bool norm : {true, false}) {
+    const Gcn model(GcnConfig{5, 6, 3, 3, 0.25f}, 11);
+    ASSERT_TRUE(SaveModel(path_, model, norm).ok());
+    bool loaded_norm = !norm;
+    Result<Gcn> loaded = LoadModel(path_, &loaded_norm);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    EXPECT_EQ(loaded_norm, norm);
+    EXPECT_EQ(loaded->config().in_dim, 5u);
+    EXPECT_EQ(loaded->config().hidden, 6u);
+    EXPECT_EQ(loaded->config().out_dim, 3u);
+    EXPECT_EQ(loaded->config().layers, 3u);
+    EXPECT_EQ(loaded->config().dropout, 0.25f);
+    ASSERT_EQ(loaded->params().size(), model.params().size());
+    EXPECT_EQ(std::memcmp(loaded->params().data(), model.params().data(), model.params().size() * 4), 0);
+  }
+}
+
+// The dimensions are checked against K and the file size before the model is built: a 160-byte
+// file claiming 2^24 inputs and 2^16 hidden units (4.4 TB of parameters) used to reach the Gcn
+// constructor, which threw std::bad_alloc (or, under ASan, aborted on the allocation size).
+TEST_F(ModelFileTest, HugeDimensionsAreRefusedBeforeAllocating) {
+  std::string b = SavedModel();
+  PutU32(b, 12, 1u << 24);  // inputs
+  PutU32(b, 16, 1u << 16);  // hidden units
+  PutU32(b, 20, 1u << 16);  // outputs
+  ExpectRefused(b, "byte 40: parameter count 26 does not match the dimensions");
+  // Even with K matching the dimensions, the file must hold the parameters.
+  const uint64_t k = (uint64_t{1} << 40) + (uint64_t{1} << 16) + (uint64_t{1} << 32) + (uint64_t{1} << 16);
+  PutU64(b, 40, k);
+  ExpectRefused(b, "byte 48: expected " + std::to_string(k) + " parameters");
+}
+
+TEST_F(ModelFileTest, FieldsOutsideTheFormatAreRefusedAtTheirOffset) {
+  const std::string good = SavedModel();
+  ASSERT_TRUE(Load(good).ok());
+  std::string b = good;
+  PutU32(b, 8, 2);
+  ExpectRefused(b, "byte 8: unsupported model version 2");
+  b = good;
+  PutU32(b, 12, 0);
+  ExpectRefused(b, "byte 12: input dimension 0 out of range");
+  b = good;
+  PutU32(b, 24, 65);
+  ExpectRefused(b, "byte 24: layer count 65 out of range");
+  // These four used to be accepted.
+  b = good;
+  PutF32(b, 28, std::numeric_limits<float>::quiet_NaN());
+  ExpectRefused(b, "byte 28: dropout");
+  b = good;
+  PutF32(b, 28, 1.5f);
+  ExpectRefused(b, "byte 28: dropout");
+  b = good;
+  PutU32(b, 32, 2);
+  ExpectRefused(b, "byte 32: row-normalization flag 2, expected 0 or 1");
+  b = good;
+  PutU32(b, 36, 1);
+  ExpectRefused(b, "byte 36: reserved field 1, expected 0");
+  b = good;
+  PutF32(b, 48 + 4 * 5, std::numeric_limits<float>::infinity());
+  ExpectRefused(b, "byte 68: parameter 5 is not finite");
+  // K and the size.
+  b = good;
+  PutU64(b, 40, 27);
+  ExpectRefused(b,
+                "byte 40: parameter count 27 does not match the dimensions (3 inputs, 2 layers of 4 hidden "
+                "units, 2 outputs: 26 parameters)");
+  b = good;
+  b.insert(b.size() - 8, 4, '\0');
+  ExpectRefused(b, "byte 48: expected 26 parameters and the checksum (112 bytes), found 116 bytes");
+}
+
+TEST(CheckpointFile, SavedCheckpointLoadsBackExactly) {
+  testutil::TempDir tmp;
+  Checkpoint c;
+  c.signature = "q=1 layers=2";
+  c.epoch = 3;
+  c.next_batch = 1;
+  c.step = 9;
+  c.loss_sum = 2.5;
+  c.loss_count = 4;
+  c.params = {1, 2, 3};
+  c.adam_m = {4, 5, 6};
+  c.adam_v = {7, 8, 9};
+  ASSERT_TRUE(SaveCheckpoint(tmp.path(), c).ok());
+  Result<Checkpoint> back = LoadCheckpoint(tmp.path());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->signature, c.signature);
+  EXPECT_EQ(back->epoch, 3u);
+  EXPECT_EQ(back->next_batch, 1u);
+  EXPECT_EQ(back->step, 9u);
+  EXPECT_EQ(back->loss_sum, 2.5);
+  EXPECT_EQ(back->loss_count, 4u);
+  EXPECT_EQ(back->params, c.params);
+  EXPECT_EQ(back->adam_m, c.adam_m);
+  EXPECT_EQ(back->adam_v, c.adam_v);
+}
+
+// A checkpoint without parameters (K = 0) loads: the loader used to pass the empty arrays' null
+// data() to memcpy, undefined behaviour that UBSan reports (scripts/sanitize.sh runs this test
+// under it). Found by tests/fuzz/fuzz_checkpoint.
+TEST(CheckpointFile, NoParametersLoads) {
+  testutil::TempDir tmp;
+  Checkpoint c;
+  c.signature = "";
+  ASSERT_TRUE(SaveCheckpoint(tmp.path(), c).ok());
+  Result<Checkpoint> back = LoadCheckpoint(tmp.path());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->params.empty() && back->adam_m.empty() && back->adam_v.empty() && back->signature.empty());
+}
+
+// K is checked against the file size before the three arrays are allocated.
+TEST(CheckpointFile, ParameterCountBeyondTheFileIsRefused) {
+  testutil::TempDir tmp;
+  Checkpoint c;
+  c.signature = "s";
+  c.params = c.adam_m = c.adam_v = {1.0f};
+  ASSERT_TRUE(SaveCheckpoint(tmp.path(), c).ok());
+  const std::string path = tmp.path() + "/" + kCheckpointFileName;
+  std::string b = testutil::ReadFile(path);
+  PutU64(b, 48, uint64_t{1} << 32);
+  RepairChecksum(b);
+  testutil::WriteFile(path, b);
+  Result<Checkpoint> back = LoadCheckpoint(tmp.path());
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(back.status().message(), path +
+                                         ": byte 48: 4294967296 parameters and a 1-byte signature do not fit "
+                                         "the file's 81 bytes");
+}
+
+}  // namespace
+}  // namespace cgcn
