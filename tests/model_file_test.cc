@@ -2,6 +2,8 @@
 // exactly, and a file that breaks the format is refused with kCorruption naming the file and the
 // byte offset of the field, before anything is allocated for sizes the file does not hold.
 // (Found by tests/fuzz/fuzz_model and fuzz_checkpoint; see docs/RELIABILITY.md, "Fuzzing".)
+#include "cgcn/model_file.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,9 +11,8 @@
 #include <limits>
 #include <string>
 
-#include "cgcn/checksum.h"
 #include "cgcn/checkpoint.h"
-#include "cgcn/model_file.h"
+#include "cgcn/checksum.h"
 #include "cgcn/train.h"
 #include "testutil/testutil.h"
 

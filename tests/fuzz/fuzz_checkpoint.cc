@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "cgcn/shard_directory.h"
 #include "cgcn/checkpoint.h"
 #include "cgcn/model_file.h"
+#include "cgcn/shard_directory.h"
 #include "cgcn/train.h"
 #include "fuzz/fuzz_files.h"
 #include "fuzz/fuzz_training.h"

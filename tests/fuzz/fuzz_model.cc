@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "cgcn/sparse.h"
 #include "cgcn/checkpoint.h"
 #include "cgcn/model_file.h"
+#include "cgcn/sparse.h"
 #include "cgcn/train.h"
 #include "fuzz/fuzz_files.h"
 #include "fuzz/fuzz_util.h"

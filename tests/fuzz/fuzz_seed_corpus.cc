@@ -27,15 +27,15 @@
 #include <string_view>
 #include <vector>
 
+#include "cgcn/checkpoint.h"
 #include "cgcn/graph.h"
 #include "cgcn/manifest.h"
+#include "cgcn/model_file.h"
 #include "cgcn/partition.h"
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/shard_format.h"
 #include "cgcn/shard_writer.h"
-#include "cgcn/checkpoint.h"
-#include "cgcn/model_file.h"
 #include "cgcn/train.h"
 #include "fuzz/fuzz_files.h"
 #include "fuzz/fuzz_gzip.h"
