@@ -13,7 +13,6 @@
 
 #include "cgcn/checkpoint.h"
 #include "cgcn/checksum.h"
-#include "cgcn/train.h"
 #include "testutil/testutil.h"
 
 namespace cgcn {

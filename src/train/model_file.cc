@@ -77,11 +77,9 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
     return at(28, "dropout " + std::to_string(c.dropout) + " is not in [0, 1]");
   if (norm > 1) return at(32, "row-normalization flag " + std::to_string(norm) + ", expected 0 or 1");
   if (reserved != 0) return at(36, "reserved field " + std::to_string(reserved) + ", expected 0");
-  // The parameter count the dimensions imply, checked against K and the file size before
-  // anything is allocated for it (dims up to 2^24 x 2^16 x 64 layers: far below 2^64).
-  const std::vector<uint32_t> dims = c.Dims();
-  uint64_t expected = 0;
-  for (uint32_t l = 0; l < c.layers; ++l) expected += uint64_t{dims[l]} * dims[l + 1] + dims[l + 1];
+  // The parameter count the dimensions give, checked against K and the file size before anything
+  // is allocated for it (at most 2^24 x 2^16 + 63 x 2^32 + ...: far below 2^64).
+  const uint64_t expected = Gcn::ParamCount(c);
   if (count != expected)
     return at(40, "parameter count " + std::to_string(count) + " does not match the dimensions (" +
                       std::to_string(c.in_dim) + " inputs, " + std::to_string(c.layers) + " layers of " +

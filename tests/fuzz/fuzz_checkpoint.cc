@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "cgcn/checkpoint.h"
-#include "cgcn/model_file.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/train.h"
 #include "fuzz/fuzz_files.h"
@@ -91,7 +90,7 @@ void CheckAccepted(const Checkpoint& c, std::span<const std::byte> bytes) {
 void Resume(const std::string& dir) {
   const ResumeSetup& setup = Setup();
   TrainOptions o = CheckpointRunOptions(dir);
-  o.checkpoint_every = 0;  // read the checkpoint, write none
+  o.checkpoint_every = 0;  // no checkpoint per step (Train still writes one after each epoch)
   o.resume = true;
   Gcn model = CheckpointRunModel(setup.shards->manifest(), o);
   Result<TrainReport> r = Train(*setup.shards, o, model);

@@ -12,10 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "cgcn/checkpoint.h"
 #include "cgcn/model_file.h"
 #include "cgcn/sparse.h"
-#include "cgcn/train.h"
 #include "fuzz/fuzz_files.h"
 #include "fuzz/fuzz_util.h"
 

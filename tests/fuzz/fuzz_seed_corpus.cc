@@ -223,7 +223,7 @@ void AddTextSeeds(const fs::path& text_dir, const fs::path& raw_dir, size_t* fil
 
 // fuzz_model: SaveModel files of a few configurations (Glorot-initialized), and one trained on
 // the tiny shards.
-void AddModelSeeds(const fs::path& dir, const ShardDirectory& shards, size_t* files) {
+void AddModelSeeds(const fs::path& dir, ShardDirectory& shards, size_t* files) {
   SeedDir seeds(dir);
   testutil::TempDir tmp("cgcn-fuzz-seed");
   const std::string path = tmp.Join("model");
@@ -245,7 +245,7 @@ void AddModelSeeds(const fs::path& dir, const ShardDirectory& shards, size_t* fi
 
 // fuzz_checkpoint: the distinct checkpoints of the fuzz_training.h run (Train writes one after
 // every step and every epoch), and the last of a run with other options (other K and signature).
-void AddCheckpointSeeds(const fs::path& dir, const ShardDirectory& shards, size_t* files) {
+void AddCheckpointSeeds(const fs::path& dir, ShardDirectory& shards, size_t* files) {
   SeedDir seeds(dir);
   testutil::TempDir tmp("cgcn-fuzz-seed");
   const std::string ckpt = tmp.Join("run");
@@ -260,17 +260,19 @@ void AddCheckpointSeeds(const fs::path& dir, const ShardDirectory& shards, size_
   auto add = [&] {
     if (fs::exists(file) && distinct.insert(ReadText(file)).second) seeds.AddFile("run", file);
   };
-  Check(Train(
-            shards, o, model, [&](const EpochRecord&) { add(); }, {},
-            [&](uint64_t, uint32_t, uint64_t, double) { add(); }),
-        "Train (checkpoint seeds)");
+  TrainCallbacks callbacks;
+  callbacks.on_epoch = [&](const EpochRecord&) { add(); };
+  callbacks.on_step = [&](uint64_t, uint32_t, uint64_t, double) { add(); };
+  Check(Train(shards, o, model, callbacks).status(), "Train (checkpoint seeds)");
+  // Another run in its own directory (Train refuses to start afresh over a checkpoint).
   TrainOptions other = o;
+  other.checkpoint_dir = tmp.Join("other");
   other.layers = 3;
   other.hidden = 8;
   other.lr = 0.05f;
   Gcn other_model = CheckpointRunModel(shards.manifest(), other);
   Check(Train(shards, other, other_model).status(), "Train (other checkpoint seed)");
-  seeds.AddFile("other", file);
+  seeds.AddFile("other", CheckpointPath(other.checkpoint_dir));
   *files += seeds.count();
 }
 
@@ -317,7 +319,7 @@ int Main(int argc, char** argv) {
   AddTextSeeds(out / "fuzz_text_source", out / "fuzz_raw_reader", &files);
   testutil::TempDir tmp("cgcn-fuzz-seed");
   Check(BuildTinyShards(tmp.Join("raw"), tmp.Join("shards")), "BuildTinyShards");
-  const ShardDirectory shards = Check(ShardDirectory::Open(tmp.Join("shards")), "ShardDirectory::Open");
+  ShardDirectory shards = Check(ShardDirectory::Open(tmp.Join("shards")), "ShardDirectory::Open");
   AddModelSeeds(out / "fuzz_model", shards, &files);
   AddCheckpointSeeds(out / "fuzz_checkpoint", shards, &files);
   std::printf("fuzz_seed_corpus: wrote %zu seed files under %s\n", files, out.c_str());

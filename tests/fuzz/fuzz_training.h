@@ -7,10 +7,8 @@
 
 #include <string>
 
-#include "cgcn/checkpoint.h"
 #include "cgcn/graph.h"
 #include "cgcn/manifest.h"
-#include "cgcn/model_file.h"
 #include "cgcn/partition.h"
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_writer.h"
