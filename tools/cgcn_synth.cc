@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
                 FormatBytes(r.stored_bytes).c_str(), o.gzip ? "gzip" : "plain");
     std::printf("  seconds          setup %.2f, edges %.2f, write %.2f, total %.2f (%d threads)\n", r.seconds_setup,
                 r.seconds_edges, r.seconds_write, r.seconds_setup + r.seconds_edges + r.seconds_write, nthreads);
-    std::printf("  peak RSS         %.0f MiB\n", cli::PeakRssMb());
+    std::printf("  peak RSS         %.0f MiB\n", r.peak_rss_mb);
   }
   std::printf("%s\n", r.SummaryJson(o).c_str());
   return 0;

@@ -84,9 +84,6 @@ int ExitCode(const Status& s);
 // Prints "TOOL: error: KIND: message" on stderr (after flushing stdout); returns ExitCode(s).
 int Fail(std::string_view tool, const Status& s);
 
-// The process's peak resident set (getrusage), MiB.
-double PeakRssMb();
-
 // Draws progress on stderr: an updating line on a terminal, a plain line every few seconds
 // otherwise; nothing with --quiet.
 class ProgressPrinter {

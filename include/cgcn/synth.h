@@ -75,6 +75,7 @@ struct SynthReport {
   uint64_t text_bytes = 0;    // bytes of CSV text written (before compression)
   uint64_t stored_bytes = 0;  // bytes of the files as stored
   double seconds_setup = 0, seconds_edges = 0, seconds_write = 0;
+  double peak_rss_mb = 0;           // the process's peak resident set when the directory was published
   std::vector<uint32_t> community;  // [num_nodes] community of each node id (not written to disk)
   // One line of JSON with the figures above and the options that made them (cgcn-synth's last line).
   std::string SummaryJson(const SynthOptions& options) const;

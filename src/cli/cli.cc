@@ -1,6 +1,5 @@
 #include "cgcn/cli.h"
 
-#include <sys/resource.h>
 #include <tbb/info.h>
 #include <unistd.h>
 
@@ -44,12 +43,6 @@ int Fail(std::string_view tool, const Status& s) {
   std::fflush(stdout);
   std::fprintf(stderr, "%.*s: error: %s\n", static_cast<int>(tool.size()), tool.data(), s.ToString().c_str());
   return ExitCode(s);
-}
-
-double PeakRssMb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is KiB on Linux
 }
 
 ProgressPrinter::ProgressPrinter(bool quiet) : tty_(isatty(STDERR_FILENO) != 0), quiet_(quiet) {}

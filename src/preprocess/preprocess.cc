@@ -14,6 +14,7 @@
 #include "cgcn/byte_size.h"
 #include "cgcn/flag_check.h"
 #include "cgcn/partition.h"
+#include "util/peak_rss.h"
 
 namespace cgcn {
 namespace {
@@ -58,17 +59,6 @@ class RssSampler {
   std::atomic<uint64_t> max_;
   std::thread thread_;
 };
-
-double PeakRssMbNow() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (f == nullptr) return 0;
-  char line[256];
-  double kb = 0;
-  while (std::fgets(line, sizeof line, f))
-    if (std::sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
-  std::fclose(f);
-  return kb / 1024.0;
-}
 
 }  // namespace
 
@@ -167,7 +157,7 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
     rep.empty_clusters += s.num_nodes == 0;
   }
   rep.total_s = Since(t_all);
-  rep.peak_rss_mb = PeakRssMbNow();
+  rep.peak_rss_mb = PeakRssMb();
   return rep;
 }
 

@@ -43,6 +43,7 @@
 #include "cgcn/raw_reader.h"
 #include "util/file_util.h"
 #include "util/output_dir.h"
+#include "util/peak_rss.h"
 #include "util/random.h"
 
 namespace fs = std::filesystem;
@@ -961,6 +962,7 @@ Result<SynthReport> GenerateSynthGraph(const SynthOptions& options, const Progre
   report.seconds_setup = setup_s;
   report.seconds_edges = edges_s;
   report.seconds_write = Since(t);
+  report.peak_rss_mb = PeakRssMb();
   return report;
 }
 
