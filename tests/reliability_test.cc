@@ -6,6 +6,7 @@
 // One named case per row of the table in docs/RELIABILITY.md; keep the two in step.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +39,10 @@ using testutil::TempDir;
 
 using testutil::RunTool;
 using testutil::ToolRun;
+
+// A tool that has not exited after this long is hung (the tiny dataset takes well under a
+// second, even under sanitizers): RunTool kills it, and the test fails instead of hanging.
+constexpr double kToolDeadlineSeconds = 60;
 
 // Entries of `parent` whose name is `base` or starts with `base` + "." (the output, its
 // "base.cgcn-tmp.<token>" temporaries and its "base.cgcn-lock" lock file).
@@ -225,7 +230,19 @@ std::vector<BadCase> BadCases() {
        3,
        "raw/node-label.csv",
        0,
-       "I/O error: {dir}/raw/node-label.csv: not a regular file"},
+       "I/O error: {dir}/raw/node-label.csv: is a directory, not a regular file"},
+      // A FIFO nobody writes to: opening it for reading would wait forever. It is refused
+      // before anything blocks (kToolDeadlineSeconds turns a hang into a failure).
+      {"InputIsAFifo",
+       [](D d) {
+         d.Remove(kEdge);
+         ASSERT_EQ(::mkfifo(d.Path(kEdge).c_str(), 0644), 0) << std::strerror(errno);
+       },
+       {},
+       3,
+       "raw/edge.csv",
+       0,
+       "I/O error: {dir}/raw/edge.csv: is a FIFO, not a regular file"},
 
       // --- split directory choice
       {"NoSplitSubdirectory",
@@ -698,13 +715,15 @@ TEST_P(MalformedInput, Rejected) {
   args.insert(args.end(), c.extra_args.begin(), c.extra_args.end());
   if (std::find(args.begin(), args.end(), "--parts") == args.end()) args.insert(args.end(), {"--parts", "2"});
 
-  const ToolRun run = RunTool("cgcn-preprocess", args, tmp.path());
+  const ToolRun run = RunTool("cgcn-preprocess", args, tmp.path(), kToolDeadlineSeconds);
+  EXPECT_FALSE(run.timed_out) << "cgcn-preprocess was still running after " << kToolDeadlineSeconds
+                              << " s and was killed";
   EXPECT_NE(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.exit_code, c.exit_code) << run.err;
   EXPECT_EQ(run.err, "cgcn-preprocess: error: " + ReplaceAll(c.message, "{dir}", dir) + "\n");
   if (*c.file != '\0') {
     std::string where = dir + "/" + c.file;
-    if (c.line > 0) where += ":" + std::to_string(c.line) + ":";
+    if (c.line > 0) where.append(":").append(std::to_string(c.line)).append(":");  // not ":" + ...: GCC 12 -Wrestrict
     EXPECT_NE(run.err.find(where), std::string::npos) << "stderr does not name " << where << ": " << run.err;
   }
   // Nothing written: no output directory, no temporary or aside sibling.

@@ -1,4 +1,5 @@
-// A read-only memory mapping of a whole file (Boost.Iostreams mapped_file_source).
+// A read-only memory mapping of a whole regular file (mmap of a descriptor from
+// OpenRegularFileForRead: a FIFO or device is refused, never waited on).
 #pragma once
 
 #include <cstddef>

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -95,7 +96,7 @@ struct RawInput {
 class RawNodeRows {
  public:
   static Result<RawNodeRows> Open(const RawInput& input);
-  RawNodeRows(RawNodeRows&& o) noexcept;
+  RawNodeRows(RawNodeRows&&) noexcept;
   RawNodeRows& operator=(RawNodeRows&&) = delete;
   RawNodeRows(const RawNodeRows&) = delete;
   ~RawNodeRows();
@@ -104,8 +105,9 @@ class RawNodeRows {
   Status Gather(std::span<const uint32_t> ids, float* features, uint32_t* labels) const;
 
  private:
-  RawNodeRows() = default;
-  int features_fd_ = -1, labels_fd_ = -1;
+  RawNodeRows();
+  struct Files;  // the two open files
+  std::unique_ptr<Files> files_;
   std::string features_path_, labels_path_;
   uint32_t num_nodes_ = 0, feat_dim_ = 0;
 };

@@ -1,7 +1,6 @@
 #include "cgcn/batch_stream.h"
 
 #include <tbb/enumerable_thread_specific.h>
-#include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 #include <time.h>
 
@@ -10,6 +9,7 @@
 #include <numeric>
 
 #include "cgcn/mapped_file.h"
+#include "util/parallel.h"
 #include "util/random.h"
 
 namespace cgcn {
@@ -25,17 +25,11 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-// Carries a Status out of a pipeline filter (throwing cancels the pipeline).
-struct StatusError {
-  Status status;
-};
-
 }  // namespace
 
 struct BatchStream::Slot {
   std::vector<ClusterData> decoded;         // [q], buffers reused
   std::vector<const ClusterData*> ordered;  // [q] views for AssembleBatch
-  std::vector<Status> errors;               // [q]
   std::vector<double> decode_cpu_s;         // [q]
   Batch batch;
   double decode_s = 0, assemble_s = 0;
@@ -64,7 +58,6 @@ BatchStream::BatchStream(const ShardDirectory& shards, const StreamOptions& opti
   for (uint32_t i = 0; i < options_.prefetch; ++i) {
     auto s = std::make_unique<Slot>();
     s->decoded.resize(options_.clusters_per_batch);
-    s->errors.resize(options_.clusters_per_batch);
     s->decode_cpu_s.resize(options_.clusters_per_batch);
     slots_.push_back(std::move(s));
   }
@@ -107,7 +100,7 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
     read_ahead_s += Seconds(t0, Clock::now());
   };
   for (size_t i = next; i < next + read_ahead_batches; ++i) read_ahead(i);
-  try {
+  CGCN_RETURN_IF_ERROR(CatchStatus("streaming batches", [&] {
     tbb::parallel_pipeline(
         K, tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> Slot* {
              if (next == groups.size()) {
@@ -127,17 +120,19 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
              const auto& ids = s->batch.clusters;
              const size_t q = ids.size();
              const Clock::time_point t0 = Clock::now();
-             tbb::parallel_for(size_t{0}, q, [&](size_t k) {
+             // The lowest-numbered failure in the batch stops the pipeline.
+             const Status loaded = ParallelFor(size_t{0}, q, "decoding a batch", [&](size_t k) {
                const double c0 = ThreadCpuSeconds();
-               s->errors[k] = shards_.Load(ids[k], kAllSections, decoders.local(), s->decoded[k]);
+               Status status = shards_.Load(ids[k], kAllSections, decoders.local(), s->decoded[k]);
                s->decode_cpu_s[k] = ThreadCpuSeconds() - c0;
+               return status;
              });
+             if (!loaded.ok()) throw StatusException{loaded};
              const Clock::time_point t1 = Clock::now();
              s->decode_s = Seconds(t0, t1);
              s->raw_bytes = 0;
              s->ordered.clear();
              for (size_t k = 0; k < q; ++k) {
-               if (!s->errors[k].ok()) throw StatusError{s->errors[k]};
                s->ordered.push_back(&s->decoded[k]);
                s->raw_bytes += shards_.manifest().shards[ids[k]].raw_bytes;
              }
@@ -155,15 +150,11 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
              st.batch_nodes += s->batch.num_nodes;
              st.batch_entries += s->batch.offsets[s->batch.num_nodes];
              Status status = consume(s->batch);
-             if (!status.ok()) throw StatusError{status};
+             if (!status.ok()) throw StatusException{status};
              idle_since = Clock::now();
              st.consume_s += Seconds(t0, idle_since);
            }));
-  } catch (const StatusError& e) {
-    return e.status;
-  } catch (const std::bad_alloc&) {
-    return Status::IoError("out of memory while streaming batches");
-  }
+  }));
   st.wall_s = Seconds(start, Clock::now());
   st.read_ahead_s = read_ahead_s;
   const DiskReadCounters disk1 = ReadDiskCounters();

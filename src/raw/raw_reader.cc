@@ -1,9 +1,6 @@
 #include "cgcn/raw_reader.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,6 +18,7 @@
 #include <vector>
 
 #include "cgcn/checksum.h"
+#include "util/fd.h"
 #include "util/text_source.h"
 
 namespace cgcn {
@@ -224,21 +222,15 @@ class InputReader {
   uint64_t input_bytes_ = 0;
 };
 
-std::string Errno() { return std::strerror(errno); }
-
 // Appends to a new binary scratch file through a fixed buffer. Errors (ENOSPC...) name the file.
 class BinaryWriter {
  public:
   explicit BinaryWriter(size_t buffer_bytes) : buffer_bytes_(std::max<size_t>(buffer_bytes, 1)) {}
   BinaryWriter(const BinaryWriter&) = delete;
   BinaryWriter& operator=(const BinaryWriter&) = delete;
-  ~BinaryWriter() {
-    if (fd_ >= 0) ::close(fd_);
-  }
   Status Create(const std::string& path) {
     path_ = path;
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd_ < 0) return Status::IoError(path + ": cannot create: " + Errno());
+    CGCN_ASSIGN_OR_RETURN(fd_, CreateFileForWrite(path, CreateMode::kTruncate, 0600));
     buf_ = std::make_unique_for_overwrite<char[]>(buffer_bytes_);
     return Status::Ok();
   }
@@ -257,51 +249,23 @@ class BinaryWriter {
   // Flushes and closes; the file is scratch, so it is not fsynced.
   Status Finish() {
     CGCN_RETURN_IF_ERROR(Flush());
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) return Status::IoError(path_ + ": close failed: " + Errno());
-    return Status::Ok();
+    return fd_.Close(path_);
   }
 
  private:
   Status Flush() {
-    size_t done = 0;
-    while (done < used_) {
-      const ssize_t w = ::write(fd_, buf_.get() + done, used_ - done);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return Status::IoError(path_ + ": write failed at byte " + std::to_string(written_ + done) + ": " + Errno());
-      }
-      done += static_cast<size_t>(w);
-    }
+    CGCN_RETURN_IF_ERROR(WriteAll(fd_.get(), path_, buf_.get(), used_, written_));
     written_ += used_;
     used_ = 0;
     return Status::Ok();
   }
   size_t buffer_bytes_;
   std::string path_;
-  int fd_ = -1;
+  UniqueFd fd_;
   std::unique_ptr<char[]> buf_;
   size_t used_ = 0;
   uint64_t written_ = 0;
 };
-
-// Reads exactly `n` bytes at `offset`; a short file is an internal error (we wrote it).
-Status PreadExact(int fd, const std::string& path, void* data, size_t n, uint64_t offset) {
-  char* p = static_cast<char*>(data);
-  while (n > 0) {
-    const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(offset));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return Status::IoError(path + ": read failed at byte " + std::to_string(offset) + ": " + Errno());
-    }
-    if (r == 0) return Status::Internal(path + ": scratch file ends early at byte " + std::to_string(offset));
-    p += r;
-    n -= static_cast<size_t>(r);
-    offset += static_cast<uint64_t>(r);
-  }
-  return Status::Ok();
-}
 
 class Progress {
  public:
@@ -654,28 +618,15 @@ Result<std::vector<InputFileDigest>> DigestRawInput(const RawReadOptions& option
   // set, and the features file can be far larger than the memory budget.
   std::vector<char> buf(size_t{1} << 20);
   for (const InputFile* f : files.InOrder()) {
-    const int fd = ::open(f->path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::IoError(f->path + ": cannot open: " + Errno());
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      return Status::IoError(f->path + ": not a regular file");
-    }
+    CGCN_ASSIGN_OR_RETURN(const UniqueFd fd, OpenRegularFileForRead(f->path));
     StreamingChecksum sum;
     uint64_t size = 0;
     for (;;) {
-      const ssize_t r = ::read(fd, buf.data(), buf.size());
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) {
-        const std::string err = Errno();
-        ::close(fd);
-        return Status::IoError(f->path + ": read failed at byte " + std::to_string(size) + ": " + err);
-      }
+      CGCN_ASSIGN_OR_RETURN(const size_t r, ReadSome(fd.get(), f->path, buf.data(), buf.size(), size));
       if (r == 0) break;
-      sum.Update(buf.data(), static_cast<size_t>(r));
-      size += static_cast<uint64_t>(r);
+      sum.Update(buf.data(), r);
+      size += r;
     }
-    ::close(fd);
     out.push_back({f->relative, size, sum.Digest()});
   }
   return out;
@@ -787,17 +738,12 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
 Status RawInput::ForEachEdgeChunk(
     const std::function<void(std::span<const uint32_t> src, std::span<const uint32_t> dst)>& fn,
     uint64_t chunk_edges) const {
-  const int fd = ::open(edges_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(edges_path + ": cannot open: " + Errno());
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  CGCN_ASSIGN_OR_RETURN(const UniqueFd fd, OpenRegularFileForRead(edges_path));
   chunk_edges = std::max<uint64_t>(1, std::min(chunk_edges, num_edge_lines));
   std::vector<uint32_t> pairs(2 * chunk_edges), src(chunk_edges), dst(chunk_edges);
   for (uint64_t done = 0; done < num_edge_lines;) {
     const uint64_t n = std::min(chunk_edges, num_edge_lines - done);
-    CGCN_RETURN_IF_ERROR(PreadExact(fd, edges_path, pairs.data(), n * 8, done * 8));
+    CGCN_RETURN_IF_ERROR(PreadExact(fd.get(), edges_path, pairs.data(), n * 8, done * 8));
     for (uint64_t i = 0; i < n; ++i) {
       src[i] = pairs[2 * i];
       dst[i] = pairs[2 * i + 1];
@@ -808,31 +754,25 @@ Status RawInput::ForEachEdgeChunk(
   return Status::Ok();
 }
 
+struct RawNodeRows::Files {
+  UniqueFd features, labels;
+};
+
 Result<RawNodeRows> RawNodeRows::Open(const RawInput& input) {
   RawNodeRows rows;
   rows.features_path_ = input.features_path;
   rows.labels_path_ = input.labels_path;
   rows.num_nodes_ = input.num_nodes;
   rows.feat_dim_ = input.feat_dim;
-  rows.features_fd_ = ::open(input.features_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (rows.features_fd_ < 0) return Status::IoError(input.features_path + ": cannot open: " + Errno());
-  rows.labels_fd_ = ::open(input.labels_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (rows.labels_fd_ < 0) return Status::IoError(input.labels_path + ": cannot open: " + Errno());
+  rows.files_ = std::make_unique<Files>();
+  CGCN_ASSIGN_OR_RETURN(rows.files_->features, OpenRegularFileForRead(input.features_path));
+  CGCN_ASSIGN_OR_RETURN(rows.files_->labels, OpenRegularFileForRead(input.labels_path));
   return rows;
 }
 
-RawNodeRows::RawNodeRows(RawNodeRows&& o) noexcept
-    : features_fd_(std::exchange(o.features_fd_, -1)),
-      labels_fd_(std::exchange(o.labels_fd_, -1)),
-      features_path_(std::move(o.features_path_)),
-      labels_path_(std::move(o.labels_path_)),
-      num_nodes_(o.num_nodes_),
-      feat_dim_(o.feat_dim_) {}
-
-RawNodeRows::~RawNodeRows() {
-  if (features_fd_ >= 0) ::close(features_fd_);
-  if (labels_fd_ >= 0) ::close(labels_fd_);
-}
+RawNodeRows::RawNodeRows() = default;
+RawNodeRows::RawNodeRows(RawNodeRows&&) noexcept = default;
+RawNodeRows::~RawNodeRows() = default;
 
 Status RawNodeRows::Gather(std::span<const uint32_t> ids, float* features, uint32_t* labels) const {
   const uint64_t row_bytes = uint64_t{feat_dim_} * sizeof(float);
@@ -840,9 +780,9 @@ Status RawNodeRows::Gather(std::span<const uint32_t> ids, float* features, uint3
     size_t j = i + 1;  // [i, j) is a run of consecutive ids
     while (j < ids.size() && ids[j] == ids[j - 1] + 1) ++j;
     if (ids[j - 1] >= num_nodes_) return Status::Internal("node id " + std::to_string(ids[j - 1]) + " out of range");
-    CGCN_RETURN_IF_ERROR(
-        PreadExact(features_fd_, features_path_, features + i * feat_dim_, (j - i) * row_bytes, ids[i] * row_bytes));
-    CGCN_RETURN_IF_ERROR(PreadExact(labels_fd_, labels_path_, labels + i, (j - i) * sizeof(uint32_t),
+    CGCN_RETURN_IF_ERROR(PreadExact(files_->features.get(), features_path_, features + i * feat_dim_,
+                                    (j - i) * row_bytes, ids[i] * row_bytes));
+    CGCN_RETURN_IF_ERROR(PreadExact(files_->labels.get(), labels_path_, labels + i, (j - i) * sizeof(uint32_t),
                                     uint64_t{ids[i]} * sizeof(uint32_t)));
     i = j;
   }
@@ -853,7 +793,8 @@ Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& p
   std::error_code ec;
   std::string pattern = (fs::temp_directory_path(ec) / "cgcn-raw-XXXXXX").string();
   if (ec || ::mkdtemp(pattern.data()) == nullptr)
-    return Status::IoError(pattern + ": cannot create a temporary directory: " + (ec ? ec.message() : Errno()));
+    return Status::IoError(pattern +
+                           ": cannot create a temporary directory: " + (ec ? ec.message() : std::strerror(errno)));
   struct RemoveDir {
     std::string path;
     ~RemoveDir() {

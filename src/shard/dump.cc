@@ -14,6 +14,7 @@
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_directory.h"
 #include "util/bytes.h"
+#include "util/parallel.h"
 #include "util/random.h"
 
 namespace cgcn {
@@ -115,6 +116,28 @@ Status FindUnmirroredGroup(const ShardDirectory& d, uint32_t lo) {
                             ": section 'inter': the edges to higher-numbered clusters are not all mirrored");
 }
 
+// Decodes shard k and checks what can be checked from it alone: its checksums and structure, that
+// its adjacency is symmetric and that its edge counts are the manifest's. Counts its split members.
+Status CheckShard(const ShardDirectory& d, uint32_t k, ShardDecoder& decoder, ClusterData& c, uint64_t split_count[3]) {
+  const std::string name = d.ShardPath(k);
+  std::fill(split_count, split_count + 3, 0);
+  CGCN_RETURN_IF_ERROR(d.Load(k, kAllSections, decoder, c));
+  for (uint32_t i = 0; i < c.num_nodes; ++i) {
+    for (int s = 0; s < 3; ++s) split_count[s] += (c.split[i] >> s) & 1;
+    for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e) {
+      const uint32_t j = c.adj_neighbors[e];
+      if (!std::binary_search(c.adj_neighbors.begin() + c.adj_offsets[j],
+                              c.adj_neighbors.begin() + c.adj_offsets[j + 1], i))
+        return Status::Corruption(name + ": section 'adjacency': edge " + std::to_string(i) + " -> " +
+                                  std::to_string(j) + " has no reverse entry");
+    }
+  }
+  const ShardInfo& info = d.manifest().shards[k];
+  if (c.intra_entries() != info.intra_entries || c.inter_entries() != info.inter_entries)
+    return Status::Corruption(name + ": edge counts differ from the manifest");
+  return Status::Ok();
+}
+
 // Every checksum and structural invariant, across shards too: node ids form a permutation
 // of [0, N), adjacency is symmetric inside each shard, inter-cluster edges come in mirrored
 // pairs, split counts match the manifest. Shards are decoded and checked on their own in
@@ -138,55 +161,42 @@ Status VerifyAll(const ShardDirectory& d, std::ostream& out, bool json) {
   uint32_t next = 0;
   Status first_error;               // written by the output stage only
   std::atomic<bool> failed{false};  // read by the input stage, which then stops
-  tbb::parallel_pipeline(
-      in_flight, tbb::make_filter<void, Item*>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> Item* {
-                   if (next == d.num_clusters() || failed.load(std::memory_order_relaxed)) {
-                     fc.stop();
-                     return nullptr;
-                   }
-                   Item* it = &items[next % in_flight];  // free: at most in_flight live tokens
-                   it->k = next++;
-                   return it;
-                 }) & tbb::make_filter<Item*, Item*>(tbb::filter_mode::parallel, [&](Item* it) -> Item* {
-                   const uint32_t k = it->k;
-                   ClusterData& c = it->c;
-                   const std::string name = d.ShardPath(k);
-                   std::fill(std::begin(it->split_count), std::end(it->split_count), 0);
-                   it->status = d.Load(k, kAllSections, decoders.local(), c);
-                   if (!it->status.ok()) return it;
-                   for (uint32_t i = 0; i < c.num_nodes; ++i) {
-                     for (int s = 0; s < 3; ++s) it->split_count[s] += (c.split[i] >> s) & 1;
-                     for (uint32_t e = c.adj_offsets[i]; e < c.adj_offsets[i + 1]; ++e) {
-                       const uint32_t j = c.adj_neighbors[e];
-                       if (!std::binary_search(c.adj_neighbors.begin() + c.adj_offsets[j],
-                                               c.adj_neighbors.begin() + c.adj_offsets[j + 1], i)) {
-                         it->status = Status::Corruption(name + ": section 'adjacency': edge " + std::to_string(i) +
-                                                         " -> " + std::to_string(j) + " has no reverse entry");
-                         return it;
-                       }
-                     }
-                   }
-                   if (c.intra_entries() != m.shards[k].intra_entries || c.inter_entries() != m.shards[k].inter_entries)
-                     it->status = Status::Corruption(name + ": edge counts differ from the manifest");
-                   return it;
-                 }) & tbb::make_filter<Item*, void>(tbb::filter_mode::serial_in_order, [&](Item* it) {
-                   if (!first_error.ok()) return;
-                   if (!it->status.ok()) {
-                     first_error = it->status;
-                     failed = true;
-                     return;
-                   }
-                   for (uint32_t v : it->c.node_ids)
-                     if (seen[v]++) {
-                       first_error = Status::Corruption(d.ShardPath(it->k) + ": section 'nodes': node " +
-                                                        std::to_string(v) + " also appears in an earlier shard");
-                       failed = true;
-                       return;
-                     }
-                   for (int s = 0; s < 3; ++s) split_count[s] += it->split_count[s];
-                   AddInterEdges(it->k, it->c, mirror);
-                   if (!json) out << "  verified " << d.ShardPath(it->k) << "\n";
-                 }));
+  // Errors of single shards travel in their Item, so that the lowest-numbered one is reported;
+  // CatchStatus only sees what the serial stages might throw (out of memory).
+  CGCN_RETURN_IF_ERROR(CatchStatus(d.dir() + ": verifying", [&] {
+    tbb::parallel_pipeline(
+        in_flight,
+        tbb::make_filter<void, Item*>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> Item* {
+          if (next == d.num_clusters() || failed.load(std::memory_order_relaxed)) {
+            fc.stop();
+            return nullptr;
+          }
+          Item* it = &items[next % in_flight];  // free: at most in_flight live tokens
+          it->k = next++;
+          return it;
+        }) & tbb::make_filter<Item*, Item*>(tbb::filter_mode::parallel, [&](Item* it) -> Item* {
+          it->status = CatchStatus(d.ShardPath(it->k),
+                                   [&] { return CheckShard(d, it->k, decoders.local(), it->c, it->split_count); });
+          return it;
+        }) & tbb::make_filter<Item*, void>(tbb::filter_mode::serial_in_order, [&](Item* it) {
+          if (!first_error.ok()) return;
+          if (!it->status.ok()) {
+            first_error = it->status;
+            failed = true;
+            return;
+          }
+          for (uint32_t v : it->c.node_ids)
+            if (seen[v]++) {
+              first_error = Status::Corruption(d.ShardPath(it->k) + ": section 'nodes': node " + std::to_string(v) +
+                                               " also appears in an earlier shard");
+              failed = true;
+              return;
+            }
+          for (int s = 0; s < 3; ++s) split_count[s] += it->split_count[s];
+          AddInterEdges(it->k, it->c, mirror);
+          if (!json) out << "  verified " << d.ShardPath(it->k) << "\n";
+        }));
+  }));
   CGCN_RETURN_IF_ERROR(first_error);
   for (uint64_t v = 0; v < m.num_nodes; ++v)
     if (!seen[v]) return Status::Corruption(d.dir() + ": node " + std::to_string(v) + " is in no shard");

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "util/fd.h"
 #include "util/file_util.h"
 
 namespace fs = std::filesystem;
@@ -66,8 +67,9 @@ Result<ShardDirectory> ShardDirectory::Open(const std::string& dir) {
   for (uint32_t k = 0; k < m.num_parts; ++k) {
     d.sizes_.push_back(m.shards[k].num_nodes);
     const std::string path = d.ShardPath(k);
-    const auto size = fs::file_size(path, ec);
-    if (ec) return Status::IoError(path + ": missing shard file listed in the manifest (" + ec.message() + ")");
+    uint64_t size = 0;
+    if (Result<UniqueFd> f = OpenRegularFileForRead(path, &size); !f.ok())
+      return f.status().WithContext("shard " + std::to_string(k) + " listed in the manifest");
     if (size != m.shards[k].file_size)
       return Status::Corruption(path + ": " + std::to_string(size) + " bytes, the manifest records " +
                                 std::to_string(m.shards[k].file_size) + " (truncated, replaced, or a stale manifest)");

@@ -2,12 +2,10 @@
 
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/global_control.h>
-#include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +17,7 @@
 #include "cgcn/shard_format.h"
 #include "util/file_util.h"
 #include "util/output_dir.h"
+#include "util/parallel.h"
 
 namespace fs = std::filesystem;
 
@@ -189,47 +188,32 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
     std::vector<InterEdge> inter;
   };
   tbb::enumerable_thread_specific<Local> locals;
-  std::mutex mu;  // guards first_error and progress calls
-  Status first_error;
-  std::atomic<bool> failed{false};
-  std::atomic<uint32_t> done{0};
+  std::mutex progress_mu;  // progress is called by one thread at a time
+  uint32_t done = 0;
   // At most `in_flight` clusters at once: an arena of that concurrency, one cluster per task.
   tbb::task_arena arena(static_cast<int>(in_flight));
-  arena.execute([&] {
-    tbb::parallel_for(tbb::blocked_range<uint32_t>(0, P, 1), [&](const tbb::blocked_range<uint32_t>& r) {
-      for (uint32_t c = r.begin(); c != r.end() && !failed.load(); ++c) {
-        Local& l = locals.local();
-        Status s = BuildCluster(raw, rows, graph, partition, layout, c, l.data, l.inter);
-        Result<std::vector<std::byte>> bytes =
-            s.ok() ? EncodeShard(l.data, options.zstd_level, options.min_compression_ratio)
-                   : Result<std::vector<std::byte>>(s);
-        s = bytes.status();
-        if (s.ok()) s = WriteWholeFile(tmp + "/" + ShardFileName(c), *bytes);
-        if (s.ok()) {
-          ShardInfo& info = m.shards[c];
-          info.num_nodes = l.data.num_nodes;
-          info.intra_entries = l.data.intra_entries();
-          info.inter_entries = l.data.inter_entries();
-          info.file_size = bytes->size();
-          Result<ShardHeader> h = ParseShardHeader(*bytes, ShardFileName(c));
-          s = h.status();
-          if (s.ok()) {
-            info.header_checksum = h->header_checksum;
-            info.raw_bytes = h->raw_bytes();
-          }
-        }
-        std::lock_guard<std::mutex> lock(mu);
-        if (!s.ok()) {
-          if (first_error.ok()) first_error = s;
-          failed = true;
-          return;
-        }
-        const uint32_t d = ++done;
-        if (progress) progress("write shards", d, P);
-      }
+  const Status written = arena.execute([&] {
+    return ParallelFor(uint32_t{0}, P, "writing shards", [&](uint32_t c) -> Status {
+      Local& l = locals.local();
+      CGCN_RETURN_IF_ERROR(BuildCluster(raw, rows, graph, partition, layout, c, l.data, l.inter));
+      CGCN_ASSIGN_OR_RETURN(const std::vector<std::byte> bytes,
+                            EncodeShard(l.data, options.zstd_level, options.min_compression_ratio));
+      CGCN_RETURN_IF_ERROR(WriteWholeFile(tmp + "/" + ShardFileName(c), bytes));
+      CGCN_ASSIGN_OR_RETURN(const ShardHeader h, ParseShardHeader(bytes, ShardFileName(c)));
+      ShardInfo& info = m.shards[c];
+      info.num_nodes = l.data.num_nodes;
+      info.intra_entries = l.data.intra_entries();
+      info.inter_entries = l.data.inter_entries();
+      info.file_size = bytes.size();
+      info.header_checksum = h.header_checksum;
+      info.raw_bytes = h.raw_bytes();
+      std::lock_guard<std::mutex> lock(progress_mu);
+      ++done;
+      if (progress) progress("write shards", done, P);
+      return Status::Ok();
     });
   });
-  if (!first_error.ok()) return first_error;
+  CGCN_RETURN_IF_ERROR(written);
 
   ShardWriteReport report;
   report.memory = plan;

@@ -1,6 +1,5 @@
 #include "cgcn/synth.h"
 
-#include <fcntl.h>
 #include <tbb/blocked_range.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
@@ -10,7 +9,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -41,8 +39,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cgcn/raw_reader.h"
+#include "util/fd.h"
 #include "util/file_util.h"
 #include "util/output_dir.h"
+#include "util/parallel.h"
 #include "util/peak_rss.h"
 #include "util/random.h"
 
@@ -237,11 +237,6 @@ struct Chunk {
   TextBuffer packed;  // the gzip member, when compressing
 };
 
-// Thrown inside a pipeline filter to cancel it with a Status.
-struct ChunkFailure {
-  Status status;
-};
-
 // A Boost.Iostreams Sink appending to a TextBuffer (reused between chunks, never zero-filled).
 class TextBufferSink {
  public:
@@ -275,43 +270,28 @@ struct WriteTotals {
   uint64_t stored_bytes = 0;
 };
 
+// Appends to a new file; the error of a failed write names the file and the byte.
 class FileSink {
  public:
-  ~FileSink() {
-    if (fd_ >= 0) ::close(fd_);
-  }
   Status Open(const std::string& path) {
     path_ = path;
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd_ < 0) return Status::IoError(path + ": cannot create: " + std::strerror(errno));
+    CGCN_ASSIGN_OR_RETURN(fd_, CreateFileForWrite(path, CreateMode::kExclusive));
     return Status::Ok();
   }
   Status Write(const char* data, size_t n) {
-    size_t done = 0;
-    while (done < n) {
-      const ssize_t w = ::write(fd_, data + done, n - done);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return Status::IoError(path_ + ": write failed at byte " + std::to_string(offset_ + done) + ": " +
-                               std::strerror(errno));
-      }
-      done += static_cast<size_t>(w);
-    }
+    CGCN_RETURN_IF_ERROR(WriteAll(fd_.get(), path_, data, n, offset_));
     offset_ += n;
     return Status::Ok();
   }
   Status Close() {
-    if (::fsync(fd_) != 0) return Status::IoError(path_ + ": fsync failed: " + std::strerror(errno));
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) return Status::IoError(path_ + ": close failed: " + std::strerror(errno));
-    return Status::Ok();
+    CGCN_RETURN_IF_ERROR(Fsync(fd_.get(), path_));
+    return fd_.Close(path_);
   }
   uint64_t offset() const { return offset_; }
 
  private:
   std::string path_;
-  int fd_ = -1;
+  UniqueFd fd_;
   uint64_t offset_ = 0;
 };
 
@@ -359,30 +339,20 @@ Status WriteChunkedFile(const std::string& path, size_t num_chunks, const FillFn
     std::unique_ptr<Chunk> c(raw);
     text_bytes += c->text.size();
     const TextBuffer& bytes = gzip ? c->packed : c->text;
-    if (Status s = sink.Write(bytes.data(), bytes.size()); !s.ok()) throw ChunkFailure{std::move(s)};
+    if (Status s = sink.Write(bytes.data(), bytes.size()); !s.ok()) throw StatusException{std::move(s)};
     ++written;
     if (progress) progress(phase, written, num_chunks);
     std::lock_guard<std::mutex> lock(pool_mu);
     pool.push_back(std::move(c));
   };
-  try {
+  CGCN_RETURN_IF_ERROR(CatchStatus(path + ": cannot write", [&] {
     tbb::parallel_pipeline(tokens, tbb::make_filter<void, Chunk*>(tbb::filter_mode::serial_in_order, source) &
                                        tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel, make) &
                                        tbb::make_filter<Chunk*, void>(tbb::filter_mode::serial_in_order, sink_chunk));
-  } catch (const ChunkFailure& f) {
-    return f.status;
-  } catch (const std::bad_alloc&) {
-    return Status::Internal(path + ": out of memory while writing");
-  } catch (const std::exception& e) {
-    return Status::IoError(path + ": cannot write: " + e.what());
-  }
+  }));
   if (gzip && text_bytes == 0) {  // an empty file still gets one (empty) gzip member
     TextBuffer empty;
-    try {
-      GzipMember("", 0, level, &empty);
-    } catch (const std::exception& e) {
-      return Status::IoError(path + ": cannot write: " + e.what());
-    }
+    CGCN_RETURN_IF_ERROR(CatchStatus(path + ": cannot write", [&] { GzipMember("", 0, level, &empty); }));
     CGCN_RETURN_IF_ERROR(sink.Write(empty.data(), empty.size()));
   }
   totals->text_bytes += text_bytes;
@@ -937,18 +907,10 @@ Result<SynthReport> GenerateSynthGraph(const SynthOptions& options, const Progre
 
   Generator gen(options, progress);
   auto t = Clock::now();
-  try {
-    gen.Setup();
-  } catch (const std::bad_alloc&) {
-    return Status::Internal("out of memory while setting up the graph model");
-  }
+  CGCN_RETURN_IF_ERROR(CatchStatus("setting up the graph model", [&] { gen.Setup(); }));
   const double setup_s = Since(t);
   t = Clock::now();
-  try {
-    gen.SampleEdges();
-  } catch (const std::bad_alloc&) {
-    return Status::Internal("out of memory while sampling edges");
-  }
+  CGCN_RETURN_IF_ERROR(CatchStatus("sampling edges", [&] { gen.SampleEdges(); }));
   const double edges_s = Since(t);
   t = Clock::now();
   CGCN_RETURN_IF_ERROR(gen.Write(tmp));

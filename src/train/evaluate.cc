@@ -31,6 +31,7 @@
 
 #include "cgcn/batch.h"
 #include "cgcn/raw_reader.h"
+#include "util/parallel.h"
 #include "util/threads.h"
 
 namespace cgcn {
@@ -158,26 +159,6 @@ struct EvalLocal {
   }
 };
 
-// Runs fn(cluster) for clusters [c0, c1) in parallel; returns the first error.
-template <typename Fn>
-Status ForClusters(uint32_t c0, uint32_t c1, Fn&& fn) {
-  std::mutex mu;
-  Status first;
-  std::atomic<bool> failed{false};
-  tbb::parallel_for(tbb::blocked_range<uint32_t>(c0, c1, 1), [&](const tbb::blocked_range<uint32_t>& r) {
-    for (uint32_t c = r.begin(); c != r.end(); ++c) {
-      if (failed.load()) return;
-      Status s = fn(c);
-      if (!s.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first.ok()) first = s;
-        failed = true;
-      }
-    }
-  });
-  return first;
-}
-
 uint32_t Width(const GcnConfig& cfg) {
   const std::vector<uint32_t> dims = cfg.Dims();
   uint32_t width = 0;
@@ -297,7 +278,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     prefetch_block(0);
     for (size_t b = 0; b + 1 < blocks.size(); ++b) {
       prefetch_block(b + 1);
-      CGCN_RETURN_IF_ERROR(ForClusters(blocks[b], blocks[b + 1], [&](uint32_t c) -> Status {
+      CGCN_RETURN_IF_ERROR(ParallelFor(blocks[b], blocks[b + 1], "evaluation", [&](uint32_t c) -> Status {
         EvalLocal& t = locals.local();
         CGCN_RETURN_IF_ERROR(shards.Load(
             c,
@@ -374,7 +355,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       for (uint32_t c = c0; c < c1; ++c) cluster_start[c - c0 + 1] = cluster_start[c - c0] + columns_of(c);
       const uint64_t entries = cluster_start.back();
       rows.columns.resize(entries);
-      CGCN_RETURN_IF_ERROR(ForClusters(c0, c1, [&](uint32_t c) -> Status {
+      CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
         EvalLocal& t = locals.local();
         CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
         const ClusterData& cd = t.data;
@@ -441,7 +422,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       }
 
       // Bias, then ReLU and the next layer's weights, or the scores.
-      CGCN_RETURN_IF_ERROR(ForClusters(c0, c1, [&](uint32_t c) -> Status {
+      CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
         const uint64_t lr = off[c] - r0;
         const auto n = static_cast<Eigen::Index>(off[c + 1] - off[c]);
         if (n == 0) return Status::Ok();

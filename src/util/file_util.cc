@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "util/fd.h"
 #include "util/output_dir.h"
 
 namespace cgcn {
@@ -16,35 +17,16 @@ std::string Errno() { return std::strerror(errno); }
 }  // namespace
 
 Status WriteWholeFile(const std::string& path, std::span<const std::byte> bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IoError(path + ": cannot create: " + Errno());
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      const std::string err = Errno();
-      ::close(fd);
-      return Status::IoError(path + ": write failed at byte " + std::to_string(done) + ": " + err);
-    }
-    done += static_cast<size_t>(w);
-  }
-  if (::fsync(fd) != 0) {
-    const std::string err = Errno();
-    ::close(fd);
-    return Status::IoError(path + ": fsync failed: " + err);
-  }
-  if (::close(fd) != 0) return Status::IoError(path + ": close failed: " + Errno());
-  return Status::Ok();
+  CGCN_ASSIGN_OR_RETURN(UniqueFd fd, CreateFileForWrite(path, CreateMode::kTruncate));
+  CGCN_RETURN_IF_ERROR(WriteAll(fd.get(), path, bytes.data(), bytes.size(), 0));
+  CGCN_RETURN_IF_ERROR(Fsync(fd.get(), path));
+  return fd.Close(path);
 }
 
 Status FsyncDirectory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(dir + ": cannot open directory: " + Errno());
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Status::IoError(dir + ": fsync failed: " + Errno());
-  return Status::Ok();
+  const UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Status::IoError(dir + ": cannot open directory: " + Errno());
+  return Fsync(fd.get(), dir);
 }
 
 Status WriteFileAtomic(const std::string& path, std::span<const std::byte> bytes) {
@@ -89,22 +71,14 @@ Status WriteFileAtomic(const std::string& path, std::span<const std::byte> bytes
 }
 
 Result<std::vector<std::byte>> ReadWholeFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(path + ": cannot open: " + Errno());
-  std::vector<std::byte> out;
-  std::byte buf[1 << 16];
-  for (;;) {
-    const ssize_t r = ::read(fd, buf, sizeof buf);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      const std::string err = Errno();
-      ::close(fd);
-      return Status::IoError(path + ": read failed: " + err);
-    }
-    if (r == 0) break;
-    out.insert(out.end(), buf, buf + r);
-  }
-  ::close(fd);
+  uint64_t size = 0;
+  CGCN_ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFileForRead(path, &size));
+  std::vector<std::byte> out(size);
+  CGCN_RETURN_IF_ERROR(ReadExact(fd.get(), path, out.data(), out.size(), 0));
+  std::byte extra;
+  CGCN_ASSIGN_OR_RETURN(const size_t more, ReadSome(fd.get(), path, &extra, 1, size));
+  if (more != 0)
+    return Status::IoError(path + ": file grew while it was read (" + std::to_string(size) + " bytes when opened)");
   return out;
 }
 

@@ -5,36 +5,35 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <boost/iostreams/device/mapped_file.hpp>
-#include <exception>
-#include <filesystem>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
-#include <system_error>
+
+#include "util/fd.h"
 
 namespace cgcn {
 
+// The mapping; unmapped on destruction. The file descriptor is closed once mapped.
 struct MappedFile::Impl {
-  boost::iostreams::mapped_file_source source;
+  void* addr = nullptr;
+  size_t size = 0;
+  ~Impl() {
+    if (addr != nullptr) ::munmap(addr, size);
+  }
 };
 
 Result<MappedFile> MappedFile::Open(const std::string& path) {
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status)) return Status::IoError(path + ": cannot open: file does not exist");
-  if (!std::filesystem::is_regular_file(status)) return Status::IoError(path + ": not a regular file");
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return Status::IoError(path + ": cannot stat: " + ec.message());
+  uint64_t size = 0;
+  CGCN_ASSIGN_OR_RETURN(const UniqueFd fd, OpenRegularFileForRead(path, &size));
   MappedFile f;
   f.path_ = path;
   f.impl_ = std::make_unique<Impl>();
-  if (size == 0) return f;  // Boost refuses to map empty files; an empty span is the honest view.
-  try {
-    f.impl_->source.open(path);
-  } catch (const std::exception& e) {
-    return Status::IoError(path + ": cannot memory-map: " + e.what());
-  }
-  f.bytes_ =
-      std::span<const std::byte>(reinterpret_cast<const std::byte*>(f.impl_->source.data()), f.impl_->source.size());
+  if (size == 0) return f;  // mmap refuses empty files; an empty span is the honest view
+  void* addr = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (addr == MAP_FAILED) return Status::IoError(path + ": cannot memory-map: " + std::strerror(errno));
+  f.impl_->addr = addr;
+  f.impl_->size = static_cast<size_t>(size);
+  f.bytes_ = std::span<const std::byte>(static_cast<const std::byte*>(addr), f.impl_->size);
   return f;
 }
 
@@ -47,17 +46,15 @@ void MappedFile::WillNeed() const {
 }
 
 void DropPageCache(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;  // advisory: nothing to release
-  posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  close(fd);
+  Result<UniqueFd> fd = OpenRegularFileForRead(path);
+  if (!fd.ok()) return;  // advisory: nothing to release
+  posix_fadvise(fd->get(), 0, 0, POSIX_FADV_DONTNEED);
 }
 
 void ReadAhead(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;  // advisory: the real read reports the error
-  posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-  close(fd);
+  Result<UniqueFd> fd = OpenRegularFileForRead(path);
+  if (!fd.ok()) return;  // advisory: the real read reports the error
+  posix_fadvise(fd->get(), 0, 0, POSIX_FADV_WILLNEED);
 }
 
 DiskReadCounters ReadDiskCounters() {

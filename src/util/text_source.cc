@@ -1,16 +1,17 @@
 #include "util/text_source.h"
 
 #include <algorithm>
-#include <boost/iostreams/device/file.hpp>
 #include <boost/iostreams/filter/gzip.hpp>
 #include <boost/iostreams/filtering_stream.hpp>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <ios>
 #include <memory>
 #include <system_error>
 #include <utility>
+
+#include "util/fd.h"
+#include "util/parallel.h"
 
 namespace cgcn {
 
@@ -24,33 +25,41 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-// Counts (and optionally hashes) the stored bytes as Boost pulls them from the file.
+// The open file and what has been read from it: the stored bytes are counted (and optionally
+// hashed) as they are pulled, and a read error is kept for Fill() to report.
 struct SourceState {
+  UniqueFd fd;
+  std::string path;
   StreamingChecksum* hash = nullptr;
   uint64_t consumed = 0;
+  Status error;
 };
 
-// A Boost.Iostreams Source: a binary file_source that reports every byte it hands
-// out to a SourceState. Boost copies devices, so the state lives outside.
+// A Boost.Iostreams Source over SourceState's file. Boost copies devices, so the state lives
+// outside.
 class HashingFileSource {
  public:
   using char_type = char;
   using category = io::source_tag;
 
-  HashingFileSource(io::file_source file, SourceState* state) : file_(std::move(file)), state_(state) {}
+  explicit HashingFileSource(SourceState* state) : state_(state) {}
 
-  // Returns the number of bytes read, or -1 at the end of the file.
+  // Returns the number of bytes read, or -1 at the end of the file or after a read error
+  // (kept in the state).
   std::streamsize read(char* s, std::streamsize n) {
-    std::streamsize got = file_.read(s, n);
-    if (got > 0) {
-      state_->consumed += static_cast<uint64_t>(got);
-      if (state_->hash != nullptr) state_->hash->Update(s, static_cast<size_t>(got));
+    if (!state_->error.ok()) return -1;
+    Result<size_t> got = ReadSome(state_->fd.get(), state_->path, s, static_cast<size_t>(n), state_->consumed);
+    if (!got.ok()) {
+      state_->error = got.status();
+      return -1;
     }
-    return got;
+    if (*got == 0) return -1;
+    state_->consumed += *got;
+    if (state_->hash != nullptr) state_->hash->Update(s, *got);
+    return static_cast<std::streamsize>(*got);
   }
 
  private:
-  io::file_source file_;  // shares its open file between copies
   SourceState* state_;
 };
 
@@ -90,8 +99,6 @@ Result<std::string> ResolveCsvPath(const std::string& base) {
 }
 
 struct TextSource::Impl {
-  explicit Impl(io::file_source f) : file(std::move(f)) {}
-  io::file_source file;
   SourceState state;
   std::unique_ptr<HashingFileSource> plain;     // set for plain files
   std::unique_ptr<io::filtering_istream> gzip;  // set for .gz files
@@ -102,28 +109,19 @@ TextSource& TextSource::operator=(TextSource&&) noexcept = default;
 TextSource::~TextSource() = default;
 
 Result<TextSource> TextSource::Open(const std::string& path, const Options& options) {
-  std::error_code ec;
-  auto st = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(st)) return Status::IoError(path + ": no such file");
-  if (!std::filesystem::is_regular_file(st)) return Status::IoError(path + ": not a regular file");
-  uint64_t size = std::filesystem::file_size(path, ec);
-  if (ec) return Status::IoError(path + ": cannot get file size: " + ec.message());
-
+  uint64_t size = 0;
+  CGCN_ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFileForRead(path, &size));
   TextSource src;
   src.path_ = path;
   src.gzipped_ = EndsWith(path, ".gz");
   src.stored_size_ = size;
   src.block_bytes_ = std::max<size_t>(options.block_bytes, 16);
-  errno = 0;
-  io::file_source file(path, std::ios_base::in | std::ios_base::binary);
-  if (!file.is_open()) {
-    int err = errno;
-    return Status::IoError(path + ": cannot open: " + (err != 0 ? std::strerror(err) : "unknown error"));
-  }
-  src.impl_ = std::make_unique<Impl>(std::move(file));
+  src.impl_ = std::make_unique<Impl>();
   Impl& impl = *src.impl_;
+  impl.state.fd = std::move(fd);
+  impl.state.path = path;
   impl.state.hash = options.stored_bytes_hash;
-  HashingFileSource device(impl.file, &impl.state);
+  HashingFileSource device(&impl.state);
   try {
     if (src.gzipped_) {
       // Compressed input is pulled in 64 KiB reads; decompressed output comes in
@@ -136,8 +134,8 @@ Result<TextSource> TextSource::Open(const std::string& path, const Options& opti
     } else {
       impl.plain = std::make_unique<HashingFileSource>(device);
     }
-  } catch (const std::exception& e) {
-    return Status::IoError(path + ": cannot open: " + e.what());
+  } catch (...) {
+    return StatusFromCurrentException(path + ": cannot set up reading");
   }
   src.cap_ = src.block_bytes_;
   src.buf_ = std::make_unique_for_overwrite<char[]>(src.cap_);
@@ -184,12 +182,18 @@ bool TextSource::Fill() {
       pending_error_ = Status::InvalidInput(DescribeGzipError(e));
     } catch (const io::zlib_error& e) {  // Boost wraps these in gzip_error; in case it does not
       pending_error_ = Status::InvalidInput(DescribeZlibError(e.error()));
-    } catch (const std::exception& e) {
-      pending_error_ = Status::IoError(std::string("read failed: ") + e.what());
+    } catch (...) {
+      pending_error_ = StatusFromCurrentException("read failed");
     }
   } else {
     std::streamsize n = impl_->plain->read(buf_.get() + end_, static_cast<std::streamsize>(want));
     if (n > 0) got = static_cast<size_t>(n);
+  }
+  // A failed read(2) looks like the end of the file to Boost (and may make the gzip filter
+  // report truncated data): the read error is what to report ("PATH: read failed at byte N").
+  if (!impl_->state.error.ok()) {
+    status_ = impl_->state.error;
+    return false;
   }
   if (got > 0) {
     end_ += got;
@@ -203,9 +207,13 @@ bool TextSource::Fill() {
   // hash, then make sure what we read is the file that was measured at Open().
   eof_ = true;
   if (impl_->gzip) {
-    HashingFileSource rest(impl_->file, &impl_->state);
+    HashingFileSource rest(&impl_->state);
     char scratch[4096];
     while (rest.read(scratch, sizeof scratch) > 0) {
+    }
+    if (!impl_->state.error.ok()) {
+      status_ = impl_->state.error;
+      return false;
     }
   }
   if (impl_->state.consumed != stored_size_) {

@@ -43,7 +43,8 @@ class TextSource {
   };
   static constexpr size_t kMaxLineBytes = size_t{1} << 30;
 
-  // IoError if the file cannot be opened or is not a regular file.
+  // IoError if the file cannot be opened or is not a regular file (OpenRegularFileForRead: a FIFO
+  // is refused, never waited on).
   static Result<TextSource> Open(const std::string& path, const Options& options);
   static Result<TextSource> Open(const std::string& path) { return Open(path, Options()); }
 
