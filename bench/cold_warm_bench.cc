@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "cgcn/byte_size.h"
 #include "cgcn/gcn.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/train.h"
@@ -134,9 +135,9 @@ int main(int argc, char** argv) {
   uint64_t shard_bytes = 0;
   for (const auto& s : m.shards) shard_bytes += s.file_size;
   Gcn model(ModelConfig(m, o), o.seed);
-  std::printf("%s: %llu nodes, %u clusters, %.1f MiB of shards; q=%u, %u x %u GCN, %d threads, %u rounds\n",
-              dir.c_str(), static_cast<unsigned long long>(m.num_nodes), m.num_parts,
-              static_cast<double>(shard_bytes) / 1048576.0, o.clusters_per_batch, o.layers, o.hidden, nthreads, rounds);
+  std::printf("%s: %llu nodes, %u clusters, %s of shards; q=%u, %u x %u GCN, %d threads, %u rounds\n", dir.c_str(),
+              static_cast<unsigned long long>(m.num_nodes), m.num_parts, FormatBytes(shard_bytes).c_str(),
+              o.clusters_per_batch, o.layers, o.hidden, nthreads, rounds);
   std::printf("%5s %6s %9s %8s %8s %10s %8s %9s %7s %9s %7s %7s %8s %7s %7s\n", "epoch", "cache", "epoch_s", "wait_s",
               "decode_s", "decode_cpu", "assem_s", "compute_s", "ra_s", "disk_MB", "majflt", "GB/s/c", "kernel_s",
               "idle_s", "steal_s");

@@ -382,7 +382,7 @@ TEST_F(SpillTest, MemoryPlanFitsLowersPrefetchOrFailsWithNumbers) {
   EXPECT_EQ(roomy->prefetch, 4u);
   EXPECT_FALSE(roomy->eval.spill);
   EXPECT_LE(roomy->train_bytes, roomy->budget);
-  EXPECT_NE(roomy->Describe().find("memory plan: budget 1024 MiB"), std::string::npos) << roomy->Describe();
+  EXPECT_NE(roomy->Describe().find("memory plan: budget 1.0 GiB"), std::string::npos) << roomy->Describe();
 
   const uint64_t one = roomy->train_bytes - 3 * roomy->batch_bytes;  // room for exactly one batch
   o.mem_budget = one + roomy->batch_bytes / 2;
@@ -414,7 +414,7 @@ TEST(Tools, TrainWithinAMemoryBudget) {
   EXPECT_NE(bad.out.find("--mem-budget: '12Q' is not a memory size"), std::string::npos) << bad.out;
   ShellResult small = Shell(base + " --mem-budget 1M");
   EXPECT_EQ(small.exit_code, 2) << small.out;
-  EXPECT_NE(small.out.find("--mem-budget 1 MiB is too small"), std::string::npos) << small.out;
+  EXPECT_NE(small.out.find("--mem-budget 1.0 MiB is too small"), std::string::npos) << small.out;
 
   // A budget where training fits and the evaluation's activations do not.
   auto d = ShardDirectory::Open(tmp.Join("shards"));

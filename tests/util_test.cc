@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "cgcn/byte_size.h"
 #include "cgcn/checkpoint.h"
 #include "cgcn/mapped_file.h"
 #include "cgcn/model_file.h"
@@ -347,6 +348,37 @@ TEST(ParallelFor, CatchStatusTakesVoidAndStatusFunctions) {
   EXPECT_EQ(CatchStatus("sampling edges", [] { throw std::bad_alloc(); }).ToString(),
             "internal error: sampling edges: out of memory");
   EXPECT_EQ(CatchStatus("x", [] { throw 17; }).ToString(), "internal error: x: unknown exception");
+}
+
+// ---------------------------------------------------------------------------------
+// FormatBytes
+
+TEST(FormatBytes, OneDecimalOfTheLargestUnitRoundedUp) {
+  EXPECT_EQ(FormatBytes(0), "0 B");
+  EXPECT_EQ(FormatBytes(1023), "1023 B");
+  EXPECT_EQ(FormatBytes(1024), "1.0 KiB");
+  EXPECT_EQ(FormatBytes(1025), "1.1 KiB");  // rounded up, never down
+  EXPECT_EQ(FormatBytes(136192), "133.0 KiB");
+  EXPECT_EQ(FormatBytes(136193), "133.1 KiB");
+  EXPECT_EQ(FormatBytes((uint64_t{1} << 20) - 1), "1.0 MiB");  // not "1024.0 KiB"
+  EXPECT_EQ(FormatBytes(uint64_t{1} << 20), "1.0 MiB");
+  EXPECT_EQ(FormatBytes(uint64_t{3} << 29), "1.5 GiB");
+  EXPECT_EQ(FormatBytes((uint64_t{5} << 40) + 1), "5.1 TiB");
+  EXPECT_EQ(FormatBytes(uint64_t{1} << 50), "1.0 PiB");
+  EXPECT_EQ(FormatBytes(UINT64_MAX), "16.0 EiB");
+}
+
+// A size printed as "needs at least X" is enough when X is passed back to --mem-budget.
+TEST(FormatBytes, ParsingThePrintedSizeGivesAtLeastTheSize) {
+  for (uint64_t b : {uint64_t{1024}, uint64_t{1025}, uint64_t{99999}, uint64_t{123456789}, uint64_t{987654321012},
+                     (uint64_t{1} << 30) - 1, (uint64_t{7} << 40) + 12345}) {
+    std::string text = FormatBytes(b);
+    text.erase(text.find(' '), 1);  // ParseByteSize takes "1.5GiB", not "1.5 GiB"
+    Result<uint64_t> parsed = ParseByteSize(text);
+    ASSERT_TRUE(parsed.ok()) << text << ": " << parsed.status().ToString();
+    EXPECT_GE(*parsed, b) << text;
+    EXPECT_LT(*parsed - b, *parsed / 10) << text;  // less than a tenth of the unit over
+  }
 }
 
 }  // namespace

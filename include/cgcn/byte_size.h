@@ -1,5 +1,5 @@
 // Memory sizes as users write them on the command line (--mem-budget of cgcn-preprocess and
-// cgcn-train): one parser, one syntax.
+// cgcn-train) and as every message and report prints them: one parser, one formatter.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +16,10 @@ namespace cgcn {
 // Sizes below one byte ("0.5") are refused too, so a budget is never silently "none".
 Result<uint64_t> ParseByteSize(std::string_view text);
 
-// The one way sizes are shown: "512 B", "1.5 KiB", "23.4 MiB", "2.0 GiB" (powers of 1024).
+// The one way sizes are shown: "0 B" .. "1023 B", then one decimal of the largest binary unit
+// that fits: "1.0 KiB", "133.0 KiB", "14.9 MiB", "1.5 GiB" (KiB, MiB, GiB, TiB, PiB, EiB). Rounded
+// up, never down, so that a size printed as "needs at least X" is at least the need: X passed
+// back as --mem-budget is enough.
 std::string FormatBytes(uint64_t bytes);
 
 }  // namespace cgcn

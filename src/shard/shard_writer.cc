@@ -13,6 +13,7 @@
 #include <tuple>
 #include <utility>
 
+#include "cgcn/byte_size.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/shard_format.h"
 #include "util/file_util.h"
@@ -86,12 +87,6 @@ uint64_t ClusterWorkingBytes(uint64_t n, uint64_t degree_sum, uint64_t feat_dim,
   return 4 * raw + 12 * degree_sum + kZstdContext;
 }
 
-std::string Mib(uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  return buf;
-}
-
 }  // namespace
 
 Result<ShardDirectoryWriter> ShardDirectoryWriter::Create(const ShardWriteOptions& options) {
@@ -154,11 +149,12 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
   if (plan.budget != 0) {
     if (plan.graph_bytes + plan.largest_cluster > plan.budget) {
       return Status::InvalidArgument(
-          "--mem-budget " + Mib(plan.budget) + " is too small: the graph-sized arrays need " + Mib(plan.graph_bytes) +
-          " (CSR for METIS " + Mib(graph.bytes()) + ", partition " + Mib(partition.bytes()) + ", cluster layout " +
-          Mib(layout.bytes()) + ", split " + Mib(split_bytes) + ") and the largest cluster up to " +
-          Mib(plan.largest_cluster) + " while it is gathered and encoded; at least " +
-          Mib(plan.graph_bytes + plan.largest_cluster) + " is needed (or use more --parts)");
+          "--mem-budget " + FormatBytes(plan.budget) + " is too small: the graph-sized arrays need " +
+          FormatBytes(plan.graph_bytes) + " (CSR for METIS " + FormatBytes(graph.bytes()) + ", partition " +
+          FormatBytes(partition.bytes()) + ", cluster layout " + FormatBytes(layout.bytes()) + ", split " +
+          FormatBytes(split_bytes) + ") and the largest cluster up to " + FormatBytes(plan.largest_cluster) +
+          " while it is gathered and encoded; at least " + FormatBytes(plan.graph_bytes + plan.largest_cluster) +
+          " is needed (or use more --parts)");
     }
     in_flight = std::clamp<uint64_t>((plan.budget - plan.graph_bytes) / plan.largest_cluster, 1, threads);
   }

@@ -30,6 +30,7 @@
 #include <mutex>
 
 #include "cgcn/batch.h"
+#include "cgcn/byte_size.h"
 #include "cgcn/raw_reader.h"
 #include "util/parallel.h"
 #include "util/threads.h"
@@ -195,18 +196,17 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
                      threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, width);
   plan.min_bytes = plan.fixed_bytes + max_block + kMinChunkBytes;
   const uint64_t M = options.memory_bytes;
-  auto mib = [](uint64_t b) { return std::to_string((b + kMiB - 1) / kMiB) + " MiB"; };
   if (M == 0 || plan.fixed_bytes + plan.activation_bytes + std::min(kMaxBlockBytes, max_block) <= M) {
     plan.block_bytes = M == 0 ? kMaxBlockBytes : std::min(kMaxBlockBytes, M - plan.fixed_bytes - plan.activation_bytes);
   } else {
     plan.spill = true;
     const uint64_t need = plan.min_bytes;
     if (M < need)
-      return Status::InvalidArgument("evaluation cannot fit in " + mib(M) + ": it needs at least " + mib(need) + " (" +
-                                     mib(plan.fixed_bytes) + " for degrees, predictions and decoding on " +
-                                     std::to_string(threads) + " threads, " + mib(max_block) +
-                                     " for the largest cluster's rows and edges at width " + std::to_string(width) +
-                                     ", " + mib(kMinChunkBytes) + " for a chunk of spilled activations)");
+      return Status::InvalidArgument(
+          "evaluation cannot fit in " + FormatBytes(M) + ": it needs at least " + FormatBytes(need) + " (" +
+          FormatBytes(plan.fixed_bytes) + " for degrees, predictions and decoding on " + std::to_string(threads) +
+          " threads, " + FormatBytes(max_block) + " for the largest cluster's rows and edges at width " +
+          std::to_string(width) + ", " + FormatBytes(kMinChunkBytes) + " for a chunk of spilled activations)");
     // Each block reads all of Z once, so blocks get most of the memory; chunks only bound how
     // much of Z is resident at once.
     const uint64_t rest = M - plan.fixed_bytes;

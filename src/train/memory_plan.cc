@@ -2,10 +2,10 @@
 #include "cgcn/memory_plan.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <functional>
 
 #include "cgcn/batch_stream.h"
+#include "cgcn/byte_size.h"
 #include "cgcn/gcn.h"
 #include "cgcn/shard_format.h"
 #include "cgcn/train.h"
@@ -17,27 +17,21 @@ constexpr uint64_t kMiB = uint64_t{1} << 20;
 // The process itself: code, allocator arenas, TBB and thread stacks (measured: about 20 MiB).
 constexpr uint64_t kRuntimeBytes = 32 * kMiB;
 
-// Plans and their errors are stated in whole MiB.
-std::string Mib(uint64_t b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f MiB", static_cast<double>(b) / static_cast<double>(kMiB));
-  return buf;
-}
-
 }  // namespace
 
 std::string MemoryPlan::Describe() const {
-  std::string s = "memory plan: budget " + Mib(budget) + "; training " + Mib(train_bytes) + " = runtime " +
-                  Mib(runtime_bytes) + " + decoding " + Mib(decode_bytes) + " + training step " + Mib(compute_bytes) +
-                  " + " + std::to_string(prefetch) + " x " + Mib(batch_bytes) + " per batch in flight";
+  std::string s = "memory plan: budget " + FormatBytes(budget) + "; training " + FormatBytes(train_bytes) +
+                  " = runtime " + FormatBytes(runtime_bytes) + " + decoding " + FormatBytes(decode_bytes) +
+                  " + training step " + FormatBytes(compute_bytes) + " + " + std::to_string(prefetch) + " x " +
+                  FormatBytes(batch_bytes) + " per batch in flight";
   if (prefetch < requested_prefetch)
     s += " (prefetch lowered from " + std::to_string(requested_prefetch) + " to " + std::to_string(prefetch) +
          " to fit)";
-  s += "; evaluation " + Mib(eval.peak_bytes) + ", activations (" + Mib(eval.activation_bytes) + ") ";
+  s += "; evaluation " + FormatBytes(eval.peak_bytes) + ", activations (" + FormatBytes(eval.activation_bytes) + ") ";
   s += eval.spill ? "spill to " + (eval_options.tmp_dir.empty() ? std::string("$TMPDIR") : eval_options.tmp_dir) +
-                        " in chunks of " + Mib(eval.chunk_bytes)
+                        " in chunks of " + FormatBytes(eval.chunk_bytes)
                   : std::string("in memory");
-  s += ", " + std::to_string(eval.blocks.size() - 1) + " blocks; model + Adam " + Mib(model_bytes) +
+  s += ", " + std::to_string(eval.blocks.size() - 1) + " blocks; model + Adam " + FormatBytes(model_bytes) +
        " outside the budget";
   return s;
 }
@@ -74,13 +68,13 @@ Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint32_t
   p.runtime_bytes = kRuntimeBytes;
   const uint64_t fixed = p.runtime_bytes + p.decode_bytes + p.compute_bytes;
   if (budget < fixed + p.batch_bytes)
-    return Status::InvalidArgument("--mem-budget " + Mib(budget) + " is too small: one batch of the " +
-                                   std::to_string(q) + " largest clusters needs " + Mib(p.batch_bytes) + " (" +
-                                   std::to_string(nodes) + " nodes, " + std::to_string(entries) + " edge entries, " +
-                                   Mib(decoded) + " decoded), its training step " + Mib(p.compute_bytes) +
-                                   ", decoding on " + std::to_string(threads) + " threads " + Mib(p.decode_bytes) +
-                                   " and the process " + Mib(p.runtime_bytes) + ": at least " +
-                                   Mib(fixed + p.batch_bytes) + " (lower -q or --hidden, or use fewer --threads)");
+    return Status::InvalidArgument(
+        "--mem-budget " + FormatBytes(budget) + " is too small: one batch of the " + std::to_string(q) +
+        " largest clusters needs " + FormatBytes(p.batch_bytes) + " (" + std::to_string(nodes) + " nodes, " +
+        std::to_string(entries) + " edge entries, " + FormatBytes(decoded) + " decoded), its training step " +
+        FormatBytes(p.compute_bytes) + ", decoding on " + std::to_string(threads) + " threads " +
+        FormatBytes(p.decode_bytes) + " and the process " + FormatBytes(p.runtime_bytes) + ": at least " +
+        FormatBytes(fixed + p.batch_bytes) + " (lower -q or --hidden, or use fewer --threads)");
   p.prefetch = static_cast<uint32_t>(std::min<uint64_t>(p.requested_prefetch, (budget - fixed) / p.batch_bytes));
   p.train_bytes = fixed + p.prefetch * p.batch_bytes;
   // Evaluation runs between epochs, after the batch buffers are freed; the training step's
@@ -88,7 +82,8 @@ Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint32_t
   p.eval_options.memory_bytes = budget - p.runtime_bytes - p.compute_bytes;
   p.eval_options.tmp_dir = o.tmp_dir;
   Result<EvalPlan> e = PlanEvaluation(m, cfg, p.eval_options, o.predict, threads);
-  if (!e.ok()) return Status::InvalidArgument("--mem-budget " + Mib(budget) + " is too small: " + e.status().message());
+  if (!e.ok())
+    return Status::InvalidArgument("--mem-budget " + FormatBytes(budget) + " is too small: " + e.status().message());
   p.eval = std::move(e).value();
   return p;
 }

@@ -2,7 +2,6 @@
 
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <exception>
 #include <string>
 
@@ -35,16 +34,20 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
 }
 
 std::string FormatBytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 5) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-  return buf;
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  // Tenths of unit u, rounded up: whole units * 10 plus the remainder's tenths (the remainder is
+  // below 2^60, so remainder * 10 does not overflow).
+  const auto tenths = [bytes](int u) {
+    const int shift = 10 * u;
+    const uint64_t remainder = bytes & ((uint64_t{1} << shift) - 1);
+    return (bytes >> shift) * 10 + ((remainder * 10 + (uint64_t{1} << shift) - 1) >> shift);
+  };
+  int u = 1;
+  while (u < 6 && bytes >> (10 * (u + 1)) != 0) ++u;
+  uint64_t t = tenths(u);
+  if (t >= 10240 && u < 6) t = tenths(++u);  // 1023.95 KiB and up print as 1.0 MiB
+  return std::to_string(t / 10) + "." + std::to_string(t % 10) + " " + kUnits[u];
 }
 
 }  // namespace cgcn
