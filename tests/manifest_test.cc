@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
+#include "util/bytes.h"
+
 namespace cgcn {
 namespace {
 
@@ -78,6 +82,50 @@ TEST(Manifest, RejectsSplitCountsWhoseSumWrapsAround) {
   m = Sample();
   m.num_test = m.num_nodes - m.num_train - m.num_valid;  // exactly N: still fine
   EXPECT_TRUE(DecodeManifest(EncodeManifest(m), "m").ok());
+}
+
+// The fields of MANIFEST at the offsets docs/FORMAT.md gives (numbers on purpose), and a bad field
+// named by its byte and its name.
+TEST(Manifest, FieldsSitWhereTheFormatSaysAndErrorsNameThem) {
+  const Manifest m = Sample();
+  const auto b = EncodeManifest(m);
+  auto u32 = [&](size_t at) { return LoadU32(b.data() + at); };
+  auto u64 = [&](size_t at) { return LoadU64(b.data() + at); };
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data()), 8), "CGCNMANI");
+  EXPECT_EQ(u32(8), kManifestVersion);
+  EXPECT_EQ(u32(12), 2u);
+  EXPECT_EQ(u64(16), 10u);
+  EXPECT_EQ(u64(24), 12u);
+  EXPECT_EQ(u32(32), 3u);
+  EXPECT_EQ(u32(36), 2u);
+  EXPECT_EQ(static_cast<int64_t>(u64(40)), -5);
+  EXPECT_EQ(u32(48), 3u);
+  EXPECT_EQ(u32(52), 0u);
+  EXPECT_EQ(u64(56), 2u);
+  EXPECT_EQ(u64(64), 3u);
+  EXPECT_EQ(u64(72), 2u);
+  EXPECT_EQ(u64(80), 4u);
+  EXPECT_EQ(u64(88), m.input_fingerprint);
+  EXPECT_EQ(u64(96), 999u);
+  EXPECT_EQ(u32(104), 6u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data()) + 108, 6), "public");
+  EXPECT_EQ(u32(114), 0u);  // input file records
+  EXPECT_EQ(b.size(), 118 + 2 * 48 + 8u);
+
+  auto error = [](const Manifest& bad) { return DecodeManifest(EncodeManifest(bad), "M").status().message(); };
+  Manifest bad = Sample();
+  bad.feat_dim = 0;
+  EXPECT_EQ(error(bad), "M: byte 32 (manifest field feat_dim): feature dimension 0 outside [1, 2^24]");
+  bad = Sample();
+  bad.num_parts = 1u << 30;
+  EXPECT_EQ(error(bad), "M: byte 12 (manifest field num_parts): part count 1073741824 outside [1, 2^24]");
+  bad = Sample();
+  bad.edge_cut = 13;
+  EXPECT_EQ(error(bad), "M: byte 56 (manifest field edge_cut): edge cut exceeds the edge count");
+  bad = Sample();
+  bad.num_test = 6;
+  EXPECT_EQ(error(bad),
+            "M: bytes 64-87 (manifest fields num_train, num_valid, num_test): split sizes exceed the node count");
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 #include <functional>
 
 #include "cgcn/checksum.h"
-#include "cgcn/raw_reader.h"
+#include "cgcn/split.h"
+#include "util/bytes.h"
 
 namespace cgcn {
 namespace {
@@ -197,12 +198,12 @@ TEST(ShardFormat, NodesWithoutIntraEdgesDecode) {
 // Sets a u64 header field and re-seals the header checksum, as a crafted file would.
 void PatchHeader(std::vector<std::byte>& b, size_t offset, uint64_t value) {
   std::memcpy(b.data() + offset, &value, 8);
-  const uint64_t sum = Checksum64(b.data(), kShardHeaderBytes - 8);
-  std::memcpy(b.data() + kShardHeaderBytes - 8, &sum, 8);
+  const uint64_t sum = Checksum64(b.data(), kHeaderChecksumOffset);
+  std::memcpy(b.data() + kHeaderChecksumOffset, &sum, 8);
 }
-constexpr size_t kIntraField = 40, kInterField = 48;
+constexpr size_t kIntraField = shard_header::kIntraEntries.offset, kInterField = shard_header::kInterEntries.offset;
 size_t RawSizeField(SectionKind k) {
-  return kShardFixedHeaderBytes + (static_cast<size_t>(k) - 1) * kSectionEntryBytes + 24;
+  return SectionEntryOffset(static_cast<uint32_t>(k) - 1) + section_entry::kRawSize.offset;
 }
 
 // Found with fuzz_shard: the intra and inter counts come from the header alone (the manifest's
@@ -260,7 +261,7 @@ namespace {
 
 uint32_t CodecOf(const std::vector<std::byte>& b, SectionKind k) {
   uint32_t v = 0;
-  std::memcpy(&v, b.data() + kShardFixedHeaderBytes + (static_cast<size_t>(k) - 1) * kSectionEntryBytes + 4, 4);
+  std::memcpy(&v, b.data() + SectionEntryOffset(static_cast<uint32_t>(k) - 1) + section_entry::kCodec.offset, 4);
   return v;
 }
 
@@ -337,10 +338,10 @@ TEST(ShardFormat, RejectsUnknownCodecAndRawSectionsOfTheWrongSize) {
   const auto raw = *EncodeShard(c, 3, 1e9);  // every section raw
   ASSERT_EQ(CodecOf(raw, SectionKind::kLabels), kCodecRaw);
   const size_t codec_at =
-      kShardFixedHeaderBytes + (static_cast<size_t>(SectionKind::kLabels) - 1) * kSectionEntryBytes + 4;
+      SectionEntryOffset(static_cast<uint32_t>(SectionKind::kLabels) - 1) + section_entry::kCodec.offset;
   auto reseal = [](std::vector<std::byte>& b) {  // a header checksum that matches, so the field check is what fails
-    const uint64_t sum = Checksum64(b.data(), kShardHeaderBytes - 8);
-    std::memcpy(b.data() + kShardHeaderBytes - 8, &sum, 8);
+    const uint64_t sum = Checksum64(b.data(), kHeaderChecksumOffset);
+    std::memcpy(b.data() + kHeaderChecksumOffset, &sum, 8);
   };
   auto unknown = raw;
   const uint32_t two = 2;
@@ -348,8 +349,9 @@ TEST(ShardFormat, RejectsUnknownCodecAndRawSectionsOfTheWrongSize) {
   reseal(unknown);
   Result<ShardHeader> h = ParseShardHeader(unknown, "f");
   ASSERT_FALSE(h.ok());
-  EXPECT_NE(h.status().message().find("header byte " + std::to_string(codec_at) +
-                                      ": section 'labels': codec 2, expected 0 (raw) or 1 (zstd)"),
+  EXPECT_NE(h.status().message().find("byte " + std::to_string(codec_at) +
+                                      " (section table entry 4, field codec): section 'labels': codec 2, expected 0 "
+                                      "(raw) or 1 (zstd)"),
             std::string::npos)
       << h.status().message();
   // A raw section's stored size must equal its raw size: here the labels claim one byte less.
@@ -385,6 +387,83 @@ TEST(ShardFormat, ReusedOutputBuffersHoldOnlyTheNewCluster) {
   EXPECT_TRUE(out.features.empty());
   EXPECT_TRUE(out.labels.empty());
   EXPECT_TRUE(out.split.empty());
+}
+
+// The tables of shard_format.h against the bytes EncodeShard writes, at the offsets docs/FORMAT.md
+// gives (written out here as numbers on purpose: the constants must match the document).
+TEST(ShardFormat, TablesMatchTheDocumentedLayout) {
+  const ClusterData c = SampleCluster();
+  for (const double ratio : {0.0, 1e9}) {  // every section zstd, then every one raw
+    const auto b = *EncodeShard(c, 3, ratio);
+    EXPECT_EQ(std::memcmp(b.data(), "CGCNSHRD", 8), 0);
+    const std::pair<size_t, uint64_t> u32_fields[] = {{8, 1},  {12, 312}, {16, 1}, {20, 3}, {24, 3},
+                                                      {28, 2}, {32, 4},   {36, 6}, {56, 2}, {60, 0}};
+    for (const auto& [at, want] : u32_fields) EXPECT_EQ(LoadU32(b.data() + at), want) << "byte " << at;
+    EXPECT_EQ(LoadU64(b.data() + 40), 4u);  // intra entries
+    EXPECT_EQ(LoadU64(b.data() + 48), 3u);  // inter entries
+    EXPECT_EQ(LoadU64(b.data() + 304), Checksum64(b.data(), 304));
+    Result<ShardHeader> h = ParseShardHeader(b, "f");
+    ASSERT_TRUE(h.ok()) << h.status().ToString();
+    uint64_t offset = 312;
+    for (uint32_t k = 0; k < kNumSections; ++k) {
+      const std::byte* entry = b.data() + 64 + 40 * k;
+      const SectionSpec& spec = kSections[k];
+      SCOPED_TRACE(spec.name);
+      EXPECT_EQ(LoadU32(entry), k + 1);  // kind
+      EXPECT_EQ(static_cast<uint32_t>(spec.kind), k + 1);
+      EXPECT_EQ(&SectionSpecOf(spec.kind), &spec);
+      EXPECT_STREQ(SectionName(spec.kind), spec.name);
+      EXPECT_EQ(LoadU32(entry + 4), ratio == 0.0 ? kCodecZstd : kCodecRaw);
+      EXPECT_NE(spec.codecs & CodecBit(LoadU32(entry + 4)), 0u);
+      EXPECT_EQ(LoadU64(entry + 8), offset);
+      EXPECT_EQ(LoadU64(entry + 24), spec.raw_bytes(*h));  // raw size = element_bytes x elements
+      EXPECT_EQ(LoadU64(entry + 32), Checksum64(b.data() + offset, LoadU64(entry + 16)));
+      offset += LoadU64(entry + 16);
+    }
+    EXPECT_EQ(offset, b.size());
+  }
+  // Element counts as FORMAT.md's section table states them, for n = 3, F = 2, intra = 4,
+  // inter = 3, G = 2.
+  const ShardHeader h = *ParseShardHeader(*EncodeShard(c, 3), "f");
+  const uint64_t raw[kNumSections] = {4 * 3, 4 * (3 + 1 + 4), 8 * (2 + 3), 4 * 3 * 2, 4 * 3, 3};
+  for (uint32_t k = 0; k < kNumSections; ++k) EXPECT_EQ(kSections[k].raw_bytes(h), raw[k]) << kSections[k].name;
+  EXPECT_STREQ(SectionName(static_cast<SectionKind>(7)), "unknown");
+  EXPECT_STREQ(CodecName(kCodecRaw), "raw");
+  EXPECT_STREQ(CodecName(kCodecZstd), "zstd");
+  EXPECT_STREQ(CodecName(2), "unknown");
+}
+
+// A bad header field is named by its byte and its name.
+TEST(ShardFormat, HeaderErrorsNameTheByteAndTheField) {
+  const auto good = *EncodeShard(SampleCluster(), 3);
+  auto patched = [&](const FieldSpec& f, uint32_t value) {
+    auto b = good;
+    std::memcpy(b.data() + f.offset, &value, 4);
+    const uint64_t sum = Checksum64(b.data(), kHeaderChecksumOffset);
+    std::memcpy(b.data() + kHeaderChecksumOffset, &sum, 8);
+    return ParseShardHeader(b, "s.cgs").status().message();
+  };
+  namespace f = shard_header;
+  EXPECT_EQ(patched(f::kVersion, 2),
+            "s.cgs: byte 8 (header field version): unsupported shard version 2 (this "
+            "build reads version 1)");
+  EXPECT_EQ(patched(f::kHeaderBytes, 64), "s.cgs: byte 12 (header field header_bytes): header size 64, expected 312");
+  EXPECT_EQ(patched(f::kNumNodes, 0x80000000u),
+            "s.cgs: byte 24 (header field num_nodes): node count 2147483648 exceeds 2^31-1");
+  EXPECT_EQ(patched(f::kFeatDim, 0), "s.cgs: byte 28 (header field feat_dim): feature dimension 0 outside [1, 2^24]");
+  EXPECT_EQ(patched(f::kNumSections, 5), "s.cgs: byte 36 (header field num_sections): section count 5, expected 6");
+  EXPECT_EQ(patched(f::kReserved, 1), "s.cgs: byte 60 (header field reserved): reserved field is not zero");
+  auto b = good;
+  b[0] = std::byte{'X'};
+  EXPECT_EQ(ParseShardHeader(b, "s.cgs").status().message(),
+            "s.cgs: byte 0 (header field magic): bad magic, expected \"CGCNSHRD\" (not a cgcn shard file)");
+  const uint32_t nodes_kind = 1;
+  auto swapped = good;  // entry 1 claiming kind 1
+  std::memcpy(swapped.data() + SectionEntryOffset(1) + section_entry::kKind.offset, &nodes_kind, 4);
+  const uint64_t sum = Checksum64(swapped.data(), kHeaderChecksumOffset);
+  std::memcpy(swapped.data() + kHeaderChecksumOffset, &sum, 8);
+  EXPECT_EQ(ParseShardHeader(swapped, "s.cgs").status().message(),
+            "s.cgs: byte 104 (section table entry 1, field kind): section 1 has kind 1, expected 2 (adjacency)");
 }
 
 }  // namespace

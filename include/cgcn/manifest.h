@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "cgcn/raw_reader.h"
+#include "cgcn/input_digest.h"
 #include "cgcn/status.h"
 
 namespace cgcn {

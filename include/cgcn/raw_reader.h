@@ -19,15 +19,12 @@
 #include <string>
 #include <vector>
 
+#include "cgcn/input_digest.h"
 #include "cgcn/progress.h"
+#include "cgcn/split.h"
 #include "cgcn/status.h"
 
 namespace cgcn {
-
-// Split membership bits, one byte per node (also the on-disk encoding).
-inline constexpr uint8_t kSplitTrain = 1;
-inline constexpr uint8_t kSplitValid = 2;
-inline constexpr uint8_t kSplitTest = 4;
 
 struct RawGraph {
   uint32_t num_nodes = 0;
@@ -37,7 +34,7 @@ struct RawGraph {
   std::vector<uint32_t> edge_dst;  // [E]
   std::vector<float> features;     // [num_nodes x feat_dim], row-major
   std::vector<uint32_t> labels;    // [num_nodes]
-  std::vector<uint8_t> split;      // [num_nodes], kSplit* bits, at most one set
+  std::vector<uint8_t> split;      // [num_nodes], kSplit* bits (cgcn/split.h), at most one set
   std::string split_name;
   uint64_t num_train = 0, num_valid = 0, num_test = 0;
   // XXH3-64 over (relative path, size, bytes) of every input file, in a fixed order.
@@ -123,21 +120,7 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
 // small graphs; the same parser and the same checks).
 Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& progress = {});
 
-// One input file as stored: recorded in the manifest so that a shard directory can be checked
-// against the raw input it claims to stand for, file by file.
-struct InputFileDigest {
-  std::string relative;   // path relative to DIR, e.g. "raw/edge.csv.gz"
-  uint64_t size = 0;      // bytes as stored
-  uint64_t checksum = 0;  // XXH3-64 of the stored bytes
-  bool operator==(const InputFileDigest&) const = default;
-};
-
 // Digests of the files ReadRawGraph reads, in the same order (without parsing them).
 Result<std::vector<InputFileDigest>> DigestRawInput(const RawReadOptions& options);
-
-// Describes how `actual` differs from `recorded` ("raw/edge.csv.gz: 18127 -> 18200 bytes,
-// content differs; split/public/test.csv.gz: missing"); empty when they are equal.
-std::string DescribeInputDifferences(const std::vector<InputFileDigest>& recorded,
-                                     const std::vector<InputFileDigest>& actual);
 
 }  // namespace cgcn

@@ -1,7 +1,9 @@
 // Stage 4: the shard file format (docs/FORMAT.md documents every byte).
 //
-// One file per cluster: a fixed header, a section table, a header checksum, then
-// six zstd-compressed sections. All integers are little-endian.
+// One file per cluster: a fixed header, a section table, a header checksum, then six sections,
+// each zstd-compressed or stored raw. All integers are little-endian. What the format is lives in
+// the tables below (header fields, codecs, sections); EncodeShard, ParseShardHeader,
+// ShardDecoder::Decode and cgcn-dump all work from them.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +25,49 @@ inline constexpr size_t kShardFixedHeaderBytes = 64;
 inline constexpr size_t kSectionEntryBytes = 40;
 // fixed header + section table + 8-byte header checksum
 inline constexpr size_t kShardHeaderBytes = kShardFixedHeaderBytes + kNumSections * kSectionEntryBytes + 8;
+// Where the header checksum (XXH3-64 of every header byte before it) is stored.
+inline constexpr size_t kHeaderChecksumOffset = kShardHeaderBytes - 8;
+
+// A field of the fixed header or of a section table entry: where it is, how many bytes it has
+// and its name in messages ("byte 24 (header field num_nodes): ...").
+struct FieldSpec {
+  uint32_t offset;  // from the start of the file (header fields) or of the entry (entry fields)
+  uint32_t size;
+  const char* name;
+};
+
+// The fixed header, in file order.
+namespace shard_header {
+inline constexpr FieldSpec kMagic{0, 8, "magic"};
+inline constexpr FieldSpec kVersion{8, 4, "version"};
+inline constexpr FieldSpec kHeaderBytes{12, 4, "header_bytes"};
+inline constexpr FieldSpec kClusterId{16, 4, "cluster_id"};
+inline constexpr FieldSpec kNumClusters{20, 4, "num_clusters"};
+inline constexpr FieldSpec kNumNodes{24, 4, "num_nodes"};
+inline constexpr FieldSpec kFeatDim{28, 4, "feat_dim"};
+inline constexpr FieldSpec kNumClasses{32, 4, "num_classes"};
+inline constexpr FieldSpec kNumSections{36, 4, "num_sections"};
+inline constexpr FieldSpec kIntraEntries{40, 8, "intra_entries"};
+inline constexpr FieldSpec kInterEntries{48, 8, "inter_entries"};
+inline constexpr FieldSpec kNumInterGroups{56, 4, "num_inter_groups"};
+inline constexpr FieldSpec kReserved{60, 4, "reserved"};
+static_assert(kReserved.offset + kReserved.size == kShardFixedHeaderBytes);
+}  // namespace shard_header
+
+// A section table entry, in file order; entry k (the section of kind k + 1) starts at byte
+// SectionEntryOffset(k).
+namespace section_entry {
+inline constexpr FieldSpec kKind{0, 4, "kind"};
+inline constexpr FieldSpec kCodec{4, 4, "codec"};
+inline constexpr FieldSpec kOffset{8, 8, "offset"};
+inline constexpr FieldSpec kStoredSize{16, 8, "stored_size"};
+inline constexpr FieldSpec kRawSize{24, 8, "raw_size"};
+inline constexpr FieldSpec kChecksum{32, 8, "checksum"};
+static_assert(kChecksum.offset + kChecksum.size == kSectionEntryBytes);
+}  // namespace section_entry
+constexpr size_t SectionEntryOffset(uint32_t index) {
+  return kShardFixedHeaderBytes + size_t{index} * kSectionEntryBytes;
+}
 
 enum class SectionKind : uint32_t {
   kNodes = 1,      // u32[n] original node ids, strictly ascending
@@ -32,11 +77,20 @@ enum class SectionKind : uint32_t {
   kLabels = 5,     // u32[n] class ids
   kSplit = 6,      // u8[n] kSplit* bits
 };
-inline constexpr uint32_t kCodecRaw = 0;
-inline constexpr uint32_t kCodecZstd = 1;
 
+// How a section's bytes are stored.
+inline constexpr uint32_t kCodecRaw = 0;   // the raw contents themselves
+inline constexpr uint32_t kCodecZstd = 1;  // one zstd frame that records its content size
+struct CodecSpec {
+  uint32_t id;
+  const char* name;
+};
+inline constexpr CodecSpec kCodecs[] = {{kCodecRaw, "raw"}, {kCodecZstd, "zstd"}};
+constexpr uint32_t CodecBit(uint32_t codec) { return 1u << codec; }
+
+// The section's name (SectionSpecOf), "unknown" for a kind outside the table.
 const char* SectionName(SectionKind kind);
-// "raw" or "zstd" (ParseShardHeader refuses any other codec).
+// "raw" or "zstd" (from kCodecs), "unknown" otherwise (ParseShardHeader refuses it).
 const char* CodecName(uint32_t codec);
 
 // Which sections a decode should materialize (the header and every checksum of
@@ -103,6 +157,46 @@ struct ShardHeader {
   uint64_t raw_bytes() const;
   uint64_t stored_bytes() const;
 };
+
+// One section kind, as the encoder, the decoder and cgcn-dump see it. kSections lists them in
+// file order: kSections[k] is the k-th section of every shard, of kind k + 1.
+//  - EncodeShard writes each section's elements in this order, checks their count against
+//    `elements`, and stores them with the first codec of `codecs` that applies: zstd, unless it
+//    makes the section less than the minimum ratio smaller (then raw; an empty section stays
+//    zstd, so no section has 0 stored bytes);
+//  - ParseShardHeader checks each entry's kind, codec (in `codecs`) and raw size
+//    (`element_bytes` x `elements` of the header's counts);
+//  - Decode and cgcn-dump name sections, and count their elements, from it.
+struct SectionSpec {
+  SectionKind kind;
+  const char* name;
+  const char* element_type;  // "u32", "f32" or "u8": what the raw contents are an array of
+  uint32_t element_bytes;
+  uint64_t (*elements)(const ShardHeader& h);  // element count implied by the header's counts
+  uint32_t codecs;                             // CodecBit(c) set: codec c allowed
+  uint64_t raw_bytes(const ShardHeader& h) const { return elements(h) * element_bytes; }
+};
+
+namespace shard_format_detail {
+constexpr uint64_t Nodes(const ShardHeader& h) { return h.num_nodes; }
+constexpr uint64_t OffsetsAndNeighbors(const ShardHeader& h) { return uint64_t{h.num_nodes} + 1 + h.intra_entries; }
+constexpr uint64_t GroupsAndPairs(const ShardHeader& h) { return 2 * (uint64_t{h.num_inter_groups} + h.inter_entries); }
+constexpr uint64_t FeatureValues(const ShardHeader& h) { return uint64_t{h.num_nodes} * h.feat_dim; }
+inline constexpr uint32_t kRawOrZstd = CodecBit(kCodecRaw) | CodecBit(kCodecZstd);
+}  // namespace shard_format_detail
+
+// The layout of each section's elements is SectionKind's comment and docs/FORMAT.md's table.
+inline constexpr SectionSpec kSections[kNumSections] = {
+    {SectionKind::kNodes, "nodes", "u32", 4, shard_format_detail::Nodes, shard_format_detail::kRawOrZstd},
+    {SectionKind::kAdjacency, "adjacency", "u32", 4, shard_format_detail::OffsetsAndNeighbors,
+     shard_format_detail::kRawOrZstd},
+    {SectionKind::kInter, "inter", "u32", 4, shard_format_detail::GroupsAndPairs, shard_format_detail::kRawOrZstd},
+    {SectionKind::kFeatures, "features", "f32", 4, shard_format_detail::FeatureValues, shard_format_detail::kRawOrZstd},
+    {SectionKind::kLabels, "labels", "u32", 4, shard_format_detail::Nodes, shard_format_detail::kRawOrZstd},
+    {SectionKind::kSplit, "split", "u8", 1, shard_format_detail::Nodes, shard_format_detail::kRawOrZstd},
+};
+// kSections[kind - 1]; `kind` must be one of SectionKind's values.
+constexpr const SectionSpec& SectionSpecOf(SectionKind kind) { return kSections[static_cast<uint32_t>(kind) - 1]; }
 
 // What the reader knows independently of the file (from the manifest); a file that
 // disagrees is rejected. cluster_sizes (size num_clusters) bounds inter dst ids when non-empty.

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "cgcn/raw_reader.h"
+#include "cgcn/split.h"
 
 namespace cgcn {
 

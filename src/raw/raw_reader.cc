@@ -501,17 +501,6 @@ Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes
   return Status::Ok();
 }
 
-const char* SplitPart(uint8_t bit) {
-  switch (bit) {
-    case kSplitTrain:
-      return "train";
-    case kSplitValid:
-      return "valid";
-    default:
-      return "test";
-  }
-}
-
 Status ReadSplitFile(InputReader& reader, const InputFile& file, uint8_t bit, uint64_t num_nodes,
                      const ProgressFn& progress, std::vector<uint8_t>& split, uint64_t* count, uint64_t* text_bytes) {
   CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
@@ -532,7 +521,7 @@ Status ReadSplitFile(InputReader& reader, const InputFile& file, uint8_t bit, ui
       return Bad(src, "node id " + std::to_string(id) + " is repeated (expected each node at most once per split)");
     }
     if (member != 0) {
-      return Bad(src, "node id " + std::to_string(id) + " is already in the " + SplitPart(member) +
+      return Bad(src, "node id " + std::to_string(id) + " is already in the " + SplitName(member) +
                           " split (expected each node in at most one split)");
     }
     member = bit;
@@ -630,27 +619,6 @@ Result<std::vector<InputFileDigest>> DigestRawInput(const RawReadOptions& option
     out.push_back({f->relative, size, sum.Digest()});
   }
   return out;
-}
-
-std::string DescribeInputDifferences(const std::vector<InputFileDigest>& recorded,
-                                     const std::vector<InputFileDigest>& actual) {
-  std::string d;
-  auto add = [&](const std::string& s) { d += (d.empty() ? "" : "; ") + s; };
-  for (const InputFileDigest& r : recorded) {
-    auto it =
-        std::find_if(actual.begin(), actual.end(), [&](const InputFileDigest& a) { return a.relative == r.relative; });
-    if (it == actual.end())
-      add(r.relative + ": missing now");
-    else if (it->size != r.size)
-      add(r.relative + ": " + std::to_string(r.size) + " -> " + std::to_string(it->size) + " bytes");
-    else if (it->checksum != r.checksum)
-      add(r.relative + ": same size, content differs");
-  }
-  for (const InputFileDigest& a : actual)
-    if (std::none_of(recorded.begin(), recorded.end(),
-                     [&](const InputFileDigest& r) { return r.relative == a.relative; }))
-      add(a.relative + ": not part of the recorded input");
-  return d;
 }
 
 Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& scratch_dir,

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "cgcn/raw_reader.h"
 #include "cgcn/shard_directory.h"
+#include "cgcn/split.h"
 #include "util/bytes.h"
 #include "util/parallel.h"
 #include "util/random.h"
@@ -225,13 +225,17 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
                         {"intra_entries", c.intra_entries()},
                         {"inter_entries", c.inter_entries()},
                         {"header_checksum", Hex64(h.header_checksum)}};
-    for (const SectionEntry& e : h.sections)
-      j["sections"].push_back({{"name", SectionName(e.kind)},
+    for (const SectionEntry& e : h.sections) {
+      const SectionSpec& spec = SectionSpecOf(e.kind);  // ParseShardHeader checked the kinds
+      j["sections"].push_back({{"name", spec.name},
+                               {"elements", e.raw_size / spec.element_bytes},
+                               {"element_type", spec.element_type},
                                {"codec", CodecName(e.codec)},
                                {"offset", e.offset},
                                {"stored", e.stored_size},
                                {"raw", e.raw_size},
                                {"checksum", Hex64(e.checksum)}});
+    }
     for (const InterGroup& g : c.inter_groups)
       j["inter_groups"].push_back({{"cluster", g.cluster}, {"edges", g.count}});
     for (uint32_t i = 0; i < rows; ++i) {
@@ -251,13 +255,15 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
              " inter entries in %zu groups\n",
              c.num_nodes, c.feat_dim, c.num_classes, c.intra_entries(), c.inter_entries(), c.inter_groups.size());
   out << "  header checksum " << Hex64(h.header_checksum) << "\n";
-  out << Fmt("  %-10s %-5s %10s %12s %12s %7s  %s\n", "section", "codec", "offset", "stored", "raw", "ratio",
-             "checksum");
-  for (const SectionEntry& e : h.sections)
-    out << Fmt("  %-10s %-5s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %7.2f  %s\n", SectionName(e.kind),
-               CodecName(e.codec), e.offset, e.stored_size, e.raw_size,
-               e.stored_size ? static_cast<double>(e.raw_size) / static_cast<double>(e.stored_size) : 0.0,
+  out << Fmt("  %-10s %14s %-5s %10s %12s %12s %7s  %s\n", "section", "elements", "codec", "offset", "stored", "raw",
+             "ratio", "checksum");
+  for (const SectionEntry& e : h.sections) {
+    const SectionSpec& spec = SectionSpecOf(e.kind);  // ParseShardHeader checked the kinds
+    out << Fmt("  %-10s %10" PRIu64 " %-3s %-5s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %7.2f  %s\n", spec.name,
+               e.raw_size / spec.element_bytes, spec.element_type, CodecName(e.codec), e.offset, e.stored_size,
+               e.raw_size, e.stored_size ? static_cast<double>(e.raw_size) / static_cast<double>(e.stored_size) : 0.0,
                Hex64(e.checksum).c_str());
+  }
   out << "  inter-cluster edges by cluster:";
   for (size_t g = 0; g < c.inter_groups.size() && g < o.max_rows; ++g)
     out << " " << c.inter_groups[g].cluster << ":" << c.inter_groups[g].count;
@@ -271,10 +277,7 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
       nb += std::to_string(c.adj_neighbors[e]) + " ";
     for (uint32_t f = 0; f < std::min<uint32_t>(6, c.feat_dim); ++f)
       ft += Fmt("%.3g ", c.features[uint64_t{i} * c.feat_dim + f]);
-    const char* split = c.split[i] == kSplitTrain   ? "train"
-                        : c.split[i] == kSplitValid ? "valid"
-                        : c.split[i] == kSplitTest  ? "test"
-                                                    : "-";
+    const char* split = c.split[i] != 0 ? SplitName(c.split[i]) : "-";  // Decode checked the bits
     out << Fmt("  %6u %10u %6u %6s  %-28s %s\n", i, c.node_ids[i], c.labels[i], split, nb.c_str(), ft.c_str());
   }
   if (rows < c.num_nodes) out << "  ... " << c.num_nodes - rows << " more nodes\n";

@@ -1,15 +1,41 @@
 #include "cgcn/manifest.h"
 
+#include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "cgcn/checksum.h"
+#include "cgcn/shard_format.h"
 #include "util/bytes.h"
 
 namespace cgcn {
 namespace {
-constexpr size_t kFixedBytes = 108;  // through the split name length
+// The fixed part of MANIFEST, in file order (docs/FORMAT.md), named in messages:
+// "byte 16 (manifest field num_nodes): ...".
+namespace field {
+constexpr FieldSpec kMagic{0, 8, "magic"};
+constexpr FieldSpec kVersion{8, 4, "version"};
+constexpr FieldSpec kNumParts{12, 4, "num_parts"};
+constexpr FieldSpec kNumNodes{16, 8, "num_nodes"};
+constexpr FieldSpec kNumEdges{24, 8, "num_edges"};
+constexpr FieldSpec kFeatDim{32, 4, "feat_dim"};
+constexpr FieldSpec kNumClasses{36, 4, "num_classes"};
+constexpr FieldSpec kSeed{40, 8, "seed"};
+constexpr FieldSpec kZstdLevel{48, 4, "zstd_level"};
+constexpr FieldSpec kReserved{52, 4, "reserved"};
+constexpr FieldSpec kEdgeCut{56, 8, "edge_cut"};
+constexpr FieldSpec kNumTrain{64, 8, "num_train"};
+constexpr FieldSpec kNumValid{72, 8, "num_valid"};
+constexpr FieldSpec kNumTest{80, 8, "num_test"};
+constexpr FieldSpec kInputFingerprint{88, 8, "input_fingerprint"};
+constexpr FieldSpec kInputBytes{96, 8, "input_bytes"};
+constexpr FieldSpec kSplitNameLength{104, 4, "split_name_length"};
+}  // namespace field
+constexpr size_t kFixedBytes = field::kSplitNameLength.offset + field::kSplitNameLength.size;  // 108
+std::string At(const FieldSpec& f) { return "byte " + std::to_string(f.offset) + " (manifest field " + f.name + ")"; }
 constexpr size_t kShardEntryBytes = 48;
 constexpr uint32_t kMaxParts = 1u << 24;
 constexpr uint32_t kMaxSplitName = 255;
@@ -30,25 +56,31 @@ std::string ShardFileName(uint32_t cluster) {
 }
 
 std::vector<std::byte> EncodeManifest(const Manifest& m) {
-  std::vector<std::byte> out;
+  // The fixed part, each field at its place; the variable-length rest follows in order.
+  std::vector<std::byte> out(kFixedBytes);
+  auto put = [&out](const FieldSpec& f, auto value) {
+    static_assert(std::is_trivially_copyable_v<decltype(value)>);
+    assert(sizeof value == f.size);
+    std::memcpy(out.data() + f.offset, &value, sizeof value);
+  };
+  std::memcpy(out.data() + field::kMagic.offset, kManifestMagic, field::kMagic.size);
+  put(field::kVersion, kManifestVersion);
+  put(field::kNumParts, m.num_parts);
+  put(field::kNumNodes, m.num_nodes);
+  put(field::kNumEdges, m.num_edges);
+  put(field::kFeatDim, m.feat_dim);
+  put(field::kNumClasses, m.num_classes);
+  put(field::kSeed, m.seed);
+  put(field::kZstdLevel, m.zstd_level);
+  put(field::kReserved, uint32_t{0});
+  put(field::kEdgeCut, m.edge_cut);
+  put(field::kNumTrain, m.num_train);
+  put(field::kNumValid, m.num_valid);
+  put(field::kNumTest, m.num_test);
+  put(field::kInputFingerprint, m.input_fingerprint);
+  put(field::kInputBytes, m.input_bytes);
+  put(field::kSplitNameLength, static_cast<uint32_t>(m.split_name.size()));
   ByteWriter w(out);
-  w.Raw(kManifestMagic, 8);
-  w.U32(kManifestVersion);
-  w.U32(m.num_parts);
-  w.U64(m.num_nodes);
-  w.U64(m.num_edges);
-  w.U32(m.feat_dim);
-  w.U32(m.num_classes);
-  w.I64(m.seed);
-  w.U32(static_cast<uint32_t>(m.zstd_level));
-  w.U32(0);  // reserved
-  w.U64(m.edge_cut);
-  w.U64(m.num_train);
-  w.U64(m.num_valid);
-  w.U64(m.num_test);
-  w.U64(m.input_fingerprint);
-  w.U64(m.input_bytes);
-  w.U32(static_cast<uint32_t>(m.split_name.size()));
   w.Raw(m.split_name.data(), m.split_name.size());
   w.U32(static_cast<uint32_t>(m.input_files.size()));
   for (const InputFileDigest& f : m.input_files) {
@@ -75,55 +107,61 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
   if (bytes.size() < kFixedBytes + 8)
     return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes, a manifest needs at least " +
                    std::to_string(kFixedBytes + 8));
-  if (std::memcmp(bytes.data(), kManifestMagic, 8) != 0)
-    return corrupt("byte 0: bad magic, expected \"CGCNMANI\" (not a cgcn manifest)");
+  if (std::memcmp(bytes.data() + field::kMagic.offset, kManifestMagic, field::kMagic.size) != 0)
+    return corrupt(At(field::kMagic) + ": bad magic, expected \"CGCNMANI\" (not a cgcn manifest)");
   const uint64_t stored = LoadU64(bytes.data() + bytes.size() - 8);
   const uint64_t computed = Checksum64(bytes.data(), bytes.size() - 8);
   if (stored != computed)
     return corrupt("checksum mismatch (last 8 bytes: stored " + Hex64(stored) + ", computed " + Hex64(computed) + ")");
+  // The fixed part (bytes.size() >= kFixedBytes + 8), each field from its place.
+  auto get = [&bytes](const FieldSpec& f, auto* value) {
+    assert(sizeof *value == f.size);
+    std::memcpy(value, bytes.data() + f.offset, sizeof *value);
+  };
   Manifest m;
-  ByteReader r(bytes.first(bytes.size() - 8));
-  char magic[8];
-  uint32_t zstd_level = 0, reserved = 0, name_len = 0;
-  (void)r.Raw(magic, 8);
-  (void)r.U32(&m.version);
+  uint32_t reserved = 0, name_len = 0;
+  get(field::kVersion, &m.version);
   if (m.version != kManifestVersion)
-    return corrupt("byte 8: unsupported manifest version " + std::to_string(m.version) + " (this build reads " +
-                   std::to_string(kManifestVersion) + ")");
-  (void)r.U32(&m.num_parts);
-  (void)r.U64(&m.num_nodes);
-  (void)r.U64(&m.num_edges);
-  (void)r.U32(&m.feat_dim);
-  (void)r.U32(&m.num_classes);
-  (void)r.I64(&m.seed);
-  (void)r.U32(&zstd_level);
-  (void)r.U32(&reserved);
-  (void)r.U64(&m.edge_cut);
-  (void)r.U64(&m.num_train);
-  (void)r.U64(&m.num_valid);
-  (void)r.U64(&m.num_test);
-  (void)r.U64(&m.input_fingerprint);
-  (void)r.U64(&m.input_bytes);
-  (void)r.U32(&name_len);
-  m.zstd_level = static_cast<int32_t>(zstd_level);
+    return corrupt(At(field::kVersion) + ": unsupported manifest version " + std::to_string(m.version) +
+                   " (this build reads " + std::to_string(kManifestVersion) + ")");
+  get(field::kNumParts, &m.num_parts);
+  get(field::kNumNodes, &m.num_nodes);
+  get(field::kNumEdges, &m.num_edges);
+  get(field::kFeatDim, &m.feat_dim);
+  get(field::kNumClasses, &m.num_classes);
+  get(field::kSeed, &m.seed);
+  get(field::kZstdLevel, &m.zstd_level);
+  get(field::kReserved, &reserved);
+  get(field::kEdgeCut, &m.edge_cut);
+  get(field::kNumTrain, &m.num_train);
+  get(field::kNumValid, &m.num_valid);
+  get(field::kNumTest, &m.num_test);
+  get(field::kInputFingerprint, &m.input_fingerprint);
+  get(field::kInputBytes, &m.input_bytes);
+  get(field::kSplitNameLength, &name_len);
+  // The variable-length rest, in order, checksum excluded.
+  ByteReader r(bytes.first(bytes.size() - 8));
+  (void)r.Skip(kFixedBytes);
   if (m.num_parts == 0 || m.num_parts > kMaxParts)
-    return corrupt("byte 12: part count " + std::to_string(m.num_parts) + " outside [1, 2^24]");
+    return corrupt(At(field::kNumParts) + ": part count " + std::to_string(m.num_parts) + " outside [1, 2^24]");
   if (m.num_nodes == 0 || m.num_nodes >= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()))
-    return corrupt("byte 16: node count " + std::to_string(m.num_nodes) + " outside [1, 2^31-2]");
+    return corrupt(At(field::kNumNodes) + ": node count " + std::to_string(m.num_nodes) + " outside [1, 2^31-2]");
   if (m.num_edges > static_cast<uint64_t>(std::numeric_limits<int32_t>::max()) / 2)
-    return corrupt("byte 24: edge count " + std::to_string(m.num_edges) + " exceeds METIS's limit");
+    return corrupt(At(field::kNumEdges) + ": edge count " + std::to_string(m.num_edges) + " exceeds METIS's limit");
   if (m.feat_dim == 0 || m.feat_dim > (1u << 24))
-    return corrupt("byte 32: feature dimension " + std::to_string(m.feat_dim) + " outside [1, 2^24]");
+    return corrupt(At(field::kFeatDim) + ": feature dimension " + std::to_string(m.feat_dim) + " outside [1, 2^24]");
   if (m.num_classes == 0 || m.num_classes > (1u << 16))
-    return corrupt("byte 36: class count " + std::to_string(m.num_classes) + " outside [1, 65536]");
-  if (reserved != 0) return corrupt("byte 52: reserved field is not zero");
-  if (m.edge_cut > m.num_edges) return corrupt("byte 56: edge cut exceeds the edge count");
+    return corrupt(At(field::kNumClasses) + ": class count " + std::to_string(m.num_classes) + " outside [1, 65536]");
+  if (reserved != 0) return corrupt(At(field::kReserved) + ": reserved field is not zero");
+  if (m.edge_cut > m.num_edges) return corrupt(At(field::kEdgeCut) + ": edge cut exceeds the edge count");
   // Compared one at a time: the sum of three untrusted u64 can wrap around to a small value.
   if (m.num_train > m.num_nodes || m.num_valid > m.num_nodes - m.num_train ||
       m.num_test > m.num_nodes - m.num_train - m.num_valid)
-    return corrupt("bytes 64-87: split sizes exceed the node count");
+    return corrupt("bytes " + std::to_string(field::kNumTrain.offset) + "-" +
+                   std::to_string(field::kNumTest.offset + field::kNumTest.size - 1) +
+                   " (manifest fields num_train, num_valid, num_test): split sizes exceed the node count");
   if (name_len > kMaxSplitName)
-    return corrupt("byte 104: split name length " + std::to_string(name_len) + " exceeds 255");
+    return corrupt(At(field::kSplitNameLength) + ": split name length " + std::to_string(name_len) + " exceeds 255");
   if (r.remaining() < name_len + 4) return corrupt("truncated in the split name");
   m.split_name.resize(name_len);
   (void)r.Raw(m.split_name.data(), name_len);
@@ -176,6 +214,27 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
                    ") disagree with " + std::to_string(m.num_edges) + " edges and edge cut " +
                    std::to_string(m.edge_cut));
   return m;
+}
+
+std::string DescribeInputDifferences(const std::vector<InputFileDigest>& recorded,
+                                     const std::vector<InputFileDigest>& actual) {
+  std::string d;
+  auto add = [&](const std::string& s) { d += (d.empty() ? "" : "; ") + s; };
+  for (const InputFileDigest& r : recorded) {
+    auto it =
+        std::find_if(actual.begin(), actual.end(), [&](const InputFileDigest& a) { return a.relative == r.relative; });
+    if (it == actual.end())
+      add(r.relative + ": missing now");
+    else if (it->size != r.size)
+      add(r.relative + ": " + std::to_string(r.size) + " -> " + std::to_string(it->size) + " bytes");
+    else if (it->checksum != r.checksum)
+      add(r.relative + ": same size, content differs");
+  }
+  for (const InputFileDigest& a : actual)
+    if (std::none_of(recorded.begin(), recorded.end(),
+                     [&](const InputFileDigest& r) { return r.relative == a.relative; }))
+      add(a.relative + ": not part of the recorded input");
+  return d;
 }
 
 }  // namespace cgcn

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "cgcn/raw_reader.h"  // DigestRawInput, for CheckInput
 #include "util/fd.h"
 #include "util/file_util.h"
 

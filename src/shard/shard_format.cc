@@ -4,13 +4,14 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "cgcn/checksum.h"
 #include "cgcn/manifest.h"
-#include "cgcn/raw_reader.h"
+#include "cgcn/split.h"
 #include "util/bytes.h"
 
 namespace cgcn {
@@ -23,67 +24,78 @@ constexpr uint64_t kMaxFeatDim = 1u << 24;
 constexpr uint64_t kMaxClasses = 1u << 16;
 constexpr uint64_t kMaxSectionBytes = uint64_t{1} << 40;
 
+static_assert(
+    [] {
+      for (uint32_t k = 0; k < kNumSections; ++k)
+        if (static_cast<uint32_t>(kSections[k].kind) != k + 1) return false;
+      return true;
+    }(),
+    "kSections lists the sections in file order, kind k + 1 at position k");
+
 std::string Where(const std::string& name, SectionKind kind) { return name + ": section '" + SectionName(kind) + "'"; }
 
-template <typename T>
-void AppendRaw(std::vector<std::byte>& out, const std::vector<T>& v) {
-  const auto* b = reinterpret_cast<const std::byte*>(v.data());
-  out.insert(out.end(), b, b + v.size() * sizeof(T));
+// "byte 24 (header field num_nodes)"
+std::string At(const FieldSpec& f) { return "byte " + std::to_string(f.offset) + " (header field " + f.name + ")"; }
+// "byte 268 (section table entry 5, field codec)": field `f` of section table entry `index`.
+std::string At(uint32_t index, const FieldSpec& f) {
+  return "byte " + std::to_string(SectionEntryOffset(index) + f.offset) + " (section table entry " +
+         std::to_string(index) + ", field " + f.name + ")";
 }
 
-// Expected decompressed size of each section given the header counts.
-bool ExpectedRawSize(const ShardHeader& h, SectionKind kind, uint64_t* size) {
-  const uint64_t n = h.num_nodes;
+// "0 (raw) or 1 (zstd)": the codecs in `codecs`, for messages.
+std::string CodecList(uint32_t codecs) {
+  std::string list;
+  for (const CodecSpec& c : kCodecs) {
+    if (!(codecs & CodecBit(c.id))) continue;
+    if (!list.empty()) list += " or ";
+    list += std::to_string(c.id) + " (" + c.name + ")";
+  }
+  return list;
+}
+
+// The raw (uncompressed) contents of section `kind` of cluster `c`, appended to `out`.
+void AppendSection(const ClusterData& c, SectionKind kind, std::vector<std::byte>& out) {
+  auto append = [&out](const auto& v) {
+    const auto* b = reinterpret_cast<const std::byte*>(v.data());
+    out.insert(out.end(), b, b + v.size() * sizeof(v[0]));
+  };
   switch (kind) {
     case SectionKind::kNodes:
-      *size = 4 * n;
-      return true;
+      return append(c.node_ids);
     case SectionKind::kAdjacency:
-      *size = 4 * (n + 1 + h.intra_entries);
-      return true;
-    case SectionKind::kInter:
-      *size = 8 * (uint64_t{h.num_inter_groups} + h.inter_entries);
-      return true;
+      append(c.adj_offsets);
+      return append(c.adj_neighbors);
+    case SectionKind::kInter: {
+      ByteWriter w(out);
+      for (const auto& g : c.inter_groups) {
+        w.U32(g.cluster);
+        w.U32(g.count);
+      }
+      for (const auto& g : c.inter_groups) {
+        w.Raw(c.inter_src.data() + g.begin, 4 * uint64_t{g.count});
+        w.Raw(c.inter_dst.data() + g.begin, 4 * uint64_t{g.count});
+      }
+      return;
+    }
     case SectionKind::kFeatures:
-      *size = 4 * n * h.feat_dim;
-      return true;  // n < 2^31, F < 2^24: no overflow
+      return append(c.features);
     case SectionKind::kLabels:
-      *size = 4 * n;
-      return true;
+      return append(c.labels);
     case SectionKind::kSplit:
-      *size = n;
-      return true;
+      return append(c.split);
   }
-  return false;
 }
 
 }  // namespace
 
 const char* SectionName(SectionKind kind) {
-  switch (kind) {
-    case SectionKind::kNodes:
-      return "nodes";
-    case SectionKind::kAdjacency:
-      return "adjacency";
-    case SectionKind::kInter:
-      return "inter";
-    case SectionKind::kFeatures:
-      return "features";
-    case SectionKind::kLabels:
-      return "labels";
-    case SectionKind::kSplit:
-      return "split";
-  }
-  return "unknown";
+  const auto k = static_cast<uint32_t>(kind);
+  return k >= 1 && k <= kNumSections ? kSections[k - 1].name : "unknown";
 }
 
 const char* CodecName(uint32_t codec) {
-  switch (codec) {
-    case kCodecRaw:
-      return "raw";
-    case kCodecZstd:
-      return "zstd";
-  }
+  for (const CodecSpec& c : kCodecs)
+    if (c.id == codec) return c.name;
   return "unknown";
 }
 
@@ -103,171 +115,186 @@ Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level,
   if (c.node_ids.size() != n || c.adj_offsets.size() != n + 1 || c.labels.size() != n || c.split.size() != n ||
       c.features.size() != n * c.feat_dim || c.inter_src.size() != c.inter_dst.size())
     return Status::Internal("EncodeShard: inconsistent ClusterData sizes for cluster " + std::to_string(c.cluster_id));
-  // Raw (uncompressed) bytes of each section.
-  std::vector<std::byte> raw[kNumSections];
-  AppendRaw(raw[0], c.node_ids);
-  AppendRaw(raw[1], c.adj_offsets);
-  AppendRaw(raw[1], c.adj_neighbors);
-  {
-    ByteWriter w(raw[2]);
-    for (const auto& g : c.inter_groups) {
-      w.U32(g.cluster);
-      w.U32(g.count);
-    }
-    for (const auto& g : c.inter_groups) {
-      w.Raw(c.inter_src.data() + g.begin, 4 * uint64_t{g.count});
-      w.Raw(c.inter_dst.data() + g.begin, 4 * uint64_t{g.count});
-    }
-  }
-  AppendRaw(raw[3], c.features);
-  AppendRaw(raw[4], c.labels);
-  AppendRaw(raw[5], c.split);
+  ShardHeader h;  // the counts the sections' sizes follow from
+  h.num_nodes = c.num_nodes;
+  h.feat_dim = c.feat_dim;
+  h.intra_entries = c.intra_entries();
+  h.inter_entries = c.inter_entries();
+  h.num_inter_groups = static_cast<uint32_t>(c.inter_groups.size());
 
   std::vector<std::byte> stored[kNumSections];
   uint32_t codec[kNumSections];
   uint64_t raw_size[kNumSections];
   for (uint32_t i = 0; i < kNumSections; ++i) {
-    stored[i].resize(ZSTD_compressBound(raw[i].size()));
-    const size_t r = ZSTD_compress(stored[i].data(), stored[i].size(), raw[i].data(), raw[i].size(), zstd_level);
+    const SectionSpec& spec = kSections[i];
+    std::vector<std::byte> raw;
+    AppendSection(c, spec.kind, raw);
+    if (raw.size() != spec.raw_bytes(h))
+      return Status::Internal("EncodeShard: cluster " + std::to_string(c.cluster_id) + ": section '" + spec.name +
+                              "' has " + std::to_string(raw.size()) + " bytes, its counts imply " +
+                              std::to_string(spec.raw_bytes(h)));
+    raw_size[i] = raw.size();
+    stored[i].resize(ZSTD_compressBound(raw.size()));
+    const size_t r = ZSTD_compress(stored[i].data(), stored[i].size(), raw.data(), raw.size(), zstd_level);
     if (ZSTD_isError(r)) return Status::Internal(std::string("ZSTD_compress failed: ") + ZSTD_getErrorName(r));
     stored[i].resize(r);
     codec[i] = kCodecZstd;
-    raw_size[i] = raw[i].size();
     // A section zstd barely shrinks is stored as it is: decoding it is then a checksum and a
     // copy instead of a decompression on every epoch (empty sections stay zstd frames, so no
     // section is ever 0 bytes).
-    if (!raw[i].empty() && static_cast<double>(raw[i].size()) < min_ratio * static_cast<double>(r)) {
-      stored[i] = std::move(raw[i]);
+    if ((spec.codecs & CodecBit(kCodecRaw)) && !raw.empty() &&
+        static_cast<double>(raw.size()) < min_ratio * static_cast<double>(r)) {
+      stored[i] = std::move(raw);
       codec[i] = kCodecRaw;
     }
   }
 
-  std::vector<std::byte> out;
-  size_t total = kShardHeaderBytes;
-  for (const auto& s : stored) total += s.size();
-  out.reserve(total);
-  ByteWriter w(out);
-  w.Raw(kShardMagic, 8);
-  w.U32(kShardVersion);
-  w.U32(static_cast<uint32_t>(kShardHeaderBytes));
-  w.U32(c.cluster_id);
-  w.U32(c.num_clusters);
-  w.U32(c.num_nodes);
-  w.U32(c.feat_dim);
-  w.U32(c.num_classes);
-  w.U32(kNumSections);
-  w.U64(c.adj_neighbors.size());
-  w.U64(c.inter_src.size());
-  w.U32(static_cast<uint32_t>(c.inter_groups.size()));
-  w.U32(0);  // reserved
+  // The header, each field at its place in the tables.
+  std::byte header[kShardHeaderBytes] = {};
+  auto put = [&header](size_t base, const FieldSpec& field, auto value) {
+    assert(sizeof value == field.size);
+    std::memcpy(header + base + field.offset, &value, sizeof value);
+  };
+  namespace f = shard_header;
+  namespace e = section_entry;
+  std::memcpy(header + f::kMagic.offset, kShardMagic, f::kMagic.size);
+  put(0, f::kVersion, kShardVersion);
+  put(0, f::kHeaderBytes, static_cast<uint32_t>(kShardHeaderBytes));
+  put(0, f::kClusterId, c.cluster_id);
+  put(0, f::kNumClusters, c.num_clusters);
+  put(0, f::kNumNodes, c.num_nodes);
+  put(0, f::kFeatDim, c.feat_dim);
+  put(0, f::kNumClasses, c.num_classes);
+  put(0, f::kNumSections, kNumSections);
+  put(0, f::kIntraEntries, h.intra_entries);
+  put(0, f::kInterEntries, h.inter_entries);
+  put(0, f::kNumInterGroups, h.num_inter_groups);
+  put(0, f::kReserved, uint32_t{0});
   uint64_t offset = kShardHeaderBytes;
   for (uint32_t i = 0; i < kNumSections; ++i) {
-    w.U32(i + 1);  // SectionKind
-    w.U32(codec[i]);
-    w.U64(offset);
-    w.U64(stored[i].size());
-    w.U64(raw_size[i]);
-    w.U64(Checksum64(stored[i]));
+    const size_t at = SectionEntryOffset(i);
+    put(at, e::kKind, static_cast<uint32_t>(kSections[i].kind));
+    put(at, e::kCodec, codec[i]);
+    put(at, e::kOffset, offset);
+    put(at, e::kStoredSize, uint64_t{stored[i].size()});
+    put(at, e::kRawSize, raw_size[i]);
+    put(at, e::kChecksum, Checksum64(stored[i]));
     offset += stored[i].size();
   }
-  w.U64(Checksum64(out.data(), out.size()));
-  for (const auto& s : stored) w.Raw(s.data(), s.size());
+  const uint64_t header_sum = Checksum64(header, kHeaderChecksumOffset);
+  std::memcpy(header + kHeaderChecksumOffset, &header_sum, sizeof header_sum);
+
+  std::vector<std::byte> out;
+  out.reserve(offset);
+  out.insert(out.end(), header, header + kShardHeaderBytes);
+  for (const auto& st : stored) out.insert(out.end(), st.begin(), st.end());
   return out;
 }
 
 Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std::string& name) {
+  namespace f = shard_header;
+  namespace e = section_entry;
   if (file.size() < kShardHeaderBytes)
     return Status::Corruption(name + ": truncated: " + std::to_string(file.size()) + " bytes, a shard header needs " +
                               std::to_string(kShardHeaderBytes));
-  if (std::memcmp(file.data(), kShardMagic, 8) != 0)
-    return Status::Corruption(name + ": byte 0: bad magic, expected \"CGCNSHRD\" (not a cgcn shard file)");
+  auto u32 = [&file](size_t base, const FieldSpec& field) {
+    assert(field.size == 4);
+    return LoadU32(file.data() + base + field.offset);
+  };
+  auto u64 = [&file](size_t base, const FieldSpec& field) {
+    assert(field.size == 8);
+    return LoadU64(file.data() + base + field.offset);
+  };
+  auto bad = [&](const std::string& where, const std::string& what) {
+    return Status::Corruption(name + ": " + where + ": " + what);
+  };
+  if (std::memcmp(file.data() + f::kMagic.offset, kShardMagic, f::kMagic.size) != 0)
+    return bad(At(f::kMagic), "bad magic, expected \"CGCNSHRD\" (not a cgcn shard file)");
   ShardHeader h;
-  ByteReader r(file);
-  char magic[8];
-  uint32_t header_bytes = 0, num_sections = 0, reserved = 0;
-  (void)r.Raw(magic, 8);
-  (void)r.U32(&h.version);
+  h.version = u32(0, f::kVersion);
   if (h.version != kShardVersion)
-    return Status::Corruption(name + ": byte 8: unsupported shard version " + std::to_string(h.version) +
-                              " (this build reads version " + std::to_string(kShardVersion) + ")");
-  const uint64_t stored_sum = LoadU64(file.data() + kShardHeaderBytes - 8);
-  const uint64_t actual_sum = Checksum64(file.data(), kShardHeaderBytes - 8);
+    return bad(At(f::kVersion), "unsupported shard version " + std::to_string(h.version) +
+                                    " (this build reads version " + std::to_string(kShardVersion) + ")");
+  const uint64_t stored_sum = LoadU64(file.data() + kHeaderChecksumOffset);
+  const uint64_t actual_sum = Checksum64(file.data(), kHeaderChecksumOffset);
   if (stored_sum != actual_sum)
-    return Status::Corruption(name + ": header checksum mismatch (byte " + std::to_string(kShardHeaderBytes - 8) +
+    return Status::Corruption(name + ": header checksum mismatch (byte " + std::to_string(kHeaderChecksumOffset) +
                               ": stored " + Hex64(stored_sum) + ", computed " + Hex64(actual_sum) + ")");
   h.header_checksum = stored_sum;
-  (void)r.U32(&header_bytes);
-  (void)r.U32(&h.cluster_id);
-  (void)r.U32(&h.num_clusters);
-  (void)r.U32(&h.num_nodes);
-  (void)r.U32(&h.feat_dim);
-  (void)r.U32(&h.num_classes);
-  (void)r.U32(&num_sections);
-  (void)r.U64(&h.intra_entries);
-  (void)r.U64(&h.inter_entries);
-  (void)r.U32(&h.num_inter_groups);
-  (void)r.U32(&reserved);
-  auto bad = [&](size_t byte, const std::string& what) {
-    return Status::Corruption(name + ": header byte " + std::to_string(byte) + ": " + what);
-  };
+  const uint32_t header_bytes = u32(0, f::kHeaderBytes);
+  h.cluster_id = u32(0, f::kClusterId);
+  h.num_clusters = u32(0, f::kNumClusters);
+  h.num_nodes = u32(0, f::kNumNodes);
+  h.feat_dim = u32(0, f::kFeatDim);
+  h.num_classes = u32(0, f::kNumClasses);
+  const uint32_t num_sections = u32(0, f::kNumSections);
+  h.intra_entries = u64(0, f::kIntraEntries);
+  h.inter_entries = u64(0, f::kInterEntries);
+  h.num_inter_groups = u32(0, f::kNumInterGroups);
+  const uint32_t reserved = u32(0, f::kReserved);
   if (header_bytes != kShardHeaderBytes)
-    return bad(12, "header size " + std::to_string(header_bytes) + ", expected " + std::to_string(kShardHeaderBytes));
-  if (num_sections != kNumSections) return bad(36, "section count " + std::to_string(num_sections) + ", expected 6");
-  if (reserved != 0) return bad(60, "reserved field is not zero");
+    return bad(At(f::kHeaderBytes),
+               "header size " + std::to_string(header_bytes) + ", expected " + std::to_string(kShardHeaderBytes));
+  if (num_sections != kNumSections)
+    return bad(At(f::kNumSections),
+               "section count " + std::to_string(num_sections) + ", expected " + std::to_string(kNumSections));
+  if (reserved != 0) return bad(At(f::kReserved), "reserved field is not zero");
   if (h.num_clusters == 0 || h.cluster_id >= h.num_clusters)
-    return bad(16, "cluster id " + std::to_string(h.cluster_id) + " not below cluster count " +
-                       std::to_string(h.num_clusters));
-  if (h.num_nodes > kMaxNodes) return bad(24, "node count " + std::to_string(h.num_nodes) + " exceeds 2^31-1");
+    return bad(At(f::kClusterId), "cluster id " + std::to_string(h.cluster_id) + " not below cluster count " +
+                                      std::to_string(h.num_clusters));
+  if (h.num_nodes > kMaxNodes)
+    return bad(At(f::kNumNodes), "node count " + std::to_string(h.num_nodes) + " exceeds 2^31-1");
   if (h.feat_dim == 0 || h.feat_dim > kMaxFeatDim)
-    return bad(28, "feature dimension " + std::to_string(h.feat_dim) + " outside [1, 2^24]");
+    return bad(At(f::kFeatDim), "feature dimension " + std::to_string(h.feat_dim) + " outside [1, 2^24]");
   if (h.num_classes == 0 || h.num_classes > kMaxClasses)
-    return bad(32, "class count " + std::to_string(h.num_classes) + " outside [1, 65536]");
-  if (h.intra_entries > kMaxEntries) return bad(40, "intra entry count exceeds 2^31-1");
-  if (h.inter_entries > kMaxEntries) return bad(48, "inter entry count exceeds 2^31-1");
+    return bad(At(f::kNumClasses), "class count " + std::to_string(h.num_classes) + " outside [1, 65536]");
+  if (h.intra_entries > kMaxEntries) return bad(At(f::kIntraEntries), "intra entry count exceeds 2^31-1");
+  if (h.inter_entries > kMaxEntries) return bad(At(f::kInterEntries), "inter entry count exceeds 2^31-1");
   // No self loops and no repeated neighbour: a cluster of n nodes has at most n(n-1) intra entries.
   // Refused here, before Decode allocates for a count that no valid section can hold.
   const uint64_t max_intra = uint64_t{h.num_nodes} * (h.num_nodes == 0 ? 0 : h.num_nodes - 1);
   if (h.intra_entries > max_intra)
-    return bad(40, "intra entry count " + std::to_string(h.intra_entries) + " exceeds n(n-1) = " +
-                       std::to_string(max_intra) + " for " + std::to_string(h.num_nodes) + " nodes");
+    return bad(At(f::kIntraEntries), "intra entry count " + std::to_string(h.intra_entries) + " exceeds n(n-1) = " +
+                                         std::to_string(max_intra) + " for " + std::to_string(h.num_nodes) + " nodes");
   if (h.num_inter_groups >= h.num_clusters || h.num_inter_groups > h.inter_entries)
-    return bad(56, "inter group count " + std::to_string(h.num_inter_groups) + " inconsistent with " +
-                       std::to_string(h.num_clusters) + " clusters and " + std::to_string(h.inter_entries) +
-                       " entries");
+    return bad(At(f::kNumInterGroups), "inter group count " + std::to_string(h.num_inter_groups) +
+                                           " inconsistent with " + std::to_string(h.num_clusters) + " clusters and " +
+                                           std::to_string(h.inter_entries) + " entries");
   uint64_t expect_offset = kShardHeaderBytes;
   for (uint32_t i = 0; i < kNumSections; ++i) {
-    const size_t at = kShardFixedHeaderBytes + i * kSectionEntryBytes;
-    SectionEntry& e = h.sections[i];
-    uint32_t kind = 0;
-    (void)r.U32(&kind);
-    (void)r.U32(&e.codec);
-    (void)r.U64(&e.offset);
-    (void)r.U64(&e.stored_size);
-    (void)r.U64(&e.raw_size);
-    (void)r.U64(&e.checksum);
-    if (kind != i + 1)
-      return bad(at, "section " + std::to_string(i) + " has kind " + std::to_string(kind) + ", expected " +
-                         std::to_string(i + 1));
-    e.kind = static_cast<SectionKind>(kind);
-    const std::string sec = std::string("section '") + SectionName(e.kind) + "': ";
-    if (e.codec != kCodecZstd && e.codec != kCodecRaw)
-      return bad(at + 4, sec + "codec " + std::to_string(e.codec) + ", expected 0 (raw) or 1 (zstd)");
-    if (e.offset != expect_offset)
-      return bad(at + 8, sec + "offset " + std::to_string(e.offset) + ", expected " + std::to_string(expect_offset));
-    uint64_t want = 0;
-    (void)ExpectedRawSize(h, e.kind, &want);
-    if (e.raw_size != want || e.raw_size > kMaxSectionBytes)
-      return bad(at + 24, sec + "raw size " + std::to_string(e.raw_size) + ", expected " + std::to_string(want) +
-                              " from the header counts");
-    if (e.codec == kCodecRaw ? e.stored_size != e.raw_size || e.raw_size == 0
-                             : e.stored_size == 0 || e.stored_size > ZSTD_compressBound(e.raw_size))
-      return bad(at + 16, sec + "stored size " + std::to_string(e.stored_size) + " impossible for " +
-                              std::to_string(e.raw_size) + " raw bytes with codec " + std::to_string(e.codec));
-    if (e.stored_size > file.size() - std::min<uint64_t>(expect_offset, file.size()))
-      return Status::Corruption(name + ": truncated: " + sec + "needs bytes [" + std::to_string(e.offset) + ", " +
-                                std::to_string(e.offset + e.stored_size) + ") but the file has " +
+    const SectionSpec& spec = kSections[i];
+    const size_t at = SectionEntryOffset(i);
+    SectionEntry& en = h.sections[i];
+    const uint32_t kind = u32(at, e::kKind);
+    en.codec = u32(at, e::kCodec);
+    en.offset = u64(at, e::kOffset);
+    en.stored_size = u64(at, e::kStoredSize);
+    en.raw_size = u64(at, e::kRawSize);
+    en.checksum = u64(at, e::kChecksum);
+    if (kind != static_cast<uint32_t>(spec.kind))
+      return bad(At(i, e::kKind), "section " + std::to_string(i) + " has kind " + std::to_string(kind) + ", expected " +
+                                      std::to_string(static_cast<uint32_t>(spec.kind)) + " (" + spec.name + ")");
+    en.kind = spec.kind;
+    const std::string sec = std::string("section '") + spec.name + "': ";
+    if (en.codec >= 32 || !(spec.codecs & CodecBit(en.codec)))
+      return bad(At(i, e::kCodec), sec + "codec " + std::to_string(en.codec) + ", expected " + CodecList(spec.codecs));
+    if (en.offset != expect_offset)
+      return bad(At(i, e::kOffset),
+                 sec + "offset " + std::to_string(en.offset) + ", expected " + std::to_string(expect_offset));
+    const uint64_t want = spec.raw_bytes(h);
+    if (en.raw_size != want || en.raw_size > kMaxSectionBytes)
+      return bad(At(i, e::kRawSize), sec + "raw size " + std::to_string(en.raw_size) + ", expected " +
+                                         std::to_string(want) + " from the header counts");
+    if (en.codec == kCodecRaw ? en.stored_size != en.raw_size || en.raw_size == 0
+                              : en.stored_size == 0 || en.stored_size > ZSTD_compressBound(en.raw_size))
+      return bad(At(i, e::kStoredSize), sec + "stored size " + std::to_string(en.stored_size) + " impossible for " +
+                                            std::to_string(en.raw_size) + " raw bytes with codec " +
+                                            std::to_string(en.codec));
+    if (en.stored_size > file.size() - std::min<uint64_t>(expect_offset, file.size()))
+      return Status::Corruption(name + ": truncated: " + sec + "needs bytes [" + std::to_string(en.offset) + ", " +
+                                std::to_string(en.offset + en.stored_size) + ") but the file has " +
                                 std::to_string(file.size()));
-    expect_offset += e.stored_size;
+    expect_offset += en.stored_size;
   }
   if (expect_offset != file.size())
     return Status::Corruption(name + ": " + std::to_string(file.size() - expect_offset) +
@@ -484,13 +511,13 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
     CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kSplit), name, out.split.data()));
     for (uint32_t i = 0; i < n; ++i) {
       const uint8_t s = out.split[i];
-      if (s != 0 && s != kSplitTrain && s != kSplitValid && s != kSplitTest)
+      if (SplitName(s) == nullptr)
         return invalid(SectionKind::kSplit,
                        "row " + std::to_string(i) + ": value " + std::to_string(s) + " is not 0, 1, 2 or 4");
     }
   }
   for (uint32_t i = 0; i < kNumSections; ++i)
-    if (mask & SectionBit(static_cast<SectionKind>(i + 1))) decompressed_bytes_ += h.sections[i].raw_size;
+    if (mask & SectionBit(kSections[i].kind)) decompressed_bytes_ += h.sections[i].raw_size;
   return Status::Ok();
 }
 

@@ -38,7 +38,7 @@
 #include <boost/iostreams/filtering_stream.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cgcn/raw_reader.h"
+#include "cgcn/split.h"
 #include "util/fd.h"
 #include "util/file_util.h"
 #include "util/output_dir.h"
@@ -800,10 +800,8 @@ Status Generator::Write(const std::string& dir) {
     t->Commit(p);
   }));
 
-  for (const auto& [bit, name] :
-       {std::pair<uint8_t, const char*>{kSplitTrain, "train"}, std::pair<uint8_t, const char*>{kSplitValid, "valid"},
-        std::pair<uint8_t, const char*>{kSplitTest, "test"}}) {
-    const uint8_t want = bit;
+  for (const uint8_t want : {kSplitTrain, kSplitValid, kSplitTest}) {
+    const char* name = SplitName(want);  // train, valid, test
     const uint32_t rows = std::max<uint32_t>(block_, 1u << 20);
     CGCN_RETURN_IF_ERROR(write(split_dir + name + ext, id_chunks(rows), [&, want, rows](size_t chunk, TextBuffer* t) {
       const uint64_t begin = chunk * uint64_t{rows};

@@ -31,7 +31,7 @@
 
 #include "cgcn/batch.h"
 #include "cgcn/byte_size.h"
-#include "cgcn/raw_reader.h"
+#include "cgcn/split.h"
 #include "util/parallel.h"
 #include "util/threads.h"
 

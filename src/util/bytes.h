@@ -48,6 +48,11 @@ class ByteReader {
   bool I64(int64_t* v) { return Raw(v, 8); }
   bool I32(int32_t* v) { return Raw(v, 4); }
   bool F32(float* v) { return Raw(v, 4); }
+  bool Skip(size_t n) {
+    if (n > in_.size() - pos_) return false;
+    pos_ += n;
+    return true;
+  }
   size_t pos() const { return pos_; }
   size_t remaining() const { return in_.size() - pos_; }
 

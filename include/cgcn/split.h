@@ -1,0 +1,31 @@
+// Split membership: one byte per node, the same bits in memory, in shard files (section 'split')
+// and in the raw reader's output. Shared by the raw reader, the shard layer, batches and the
+// synthetic generator.
+#pragma once
+
+#include <cstdint>
+
+namespace cgcn {
+
+inline constexpr uint8_t kSplitTrain = 1;
+inline constexpr uint8_t kSplitValid = 2;
+inline constexpr uint8_t kSplitTest = 4;
+
+// "train", "valid" or "test" for one membership bit (also the split files' names,
+// split/NAME/train.csv...); "none" for 0; nullptr for anything else (not a valid split byte).
+constexpr const char* SplitName(uint8_t bits) {
+  switch (bits) {
+    case 0:
+      return "none";
+    case kSplitTrain:
+      return "train";
+    case kSplitValid:
+      return "valid";
+    case kSplitTest:
+      return "test";
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace cgcn
