@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <string>
+#include <vector>
 
+#include "cgcn/checksum.h"
 #include "util/bytes.h"
 
 namespace cgcn {
@@ -126,6 +129,36 @@ TEST(Manifest, FieldsSitWhereTheFormatSaysAndErrorsNameThem) {
   bad.num_test = 6;
   EXPECT_EQ(error(bad),
             "M: bytes 64-87 (manifest fields num_train, num_valid, num_test): split sizes exceed the node count");
+}
+
+// docs/FORMAT.md's change log: the input file records (6b38fa5) were added without a version bump.
+// A manifest of the layout before them (no K, no records) must be refused by this reader, not
+// misread, whether shard 0's node count (read where K now is) is a plausible K or not.
+TEST(Manifest, LayoutBeforeInputRecordsIsRefusedNotMisread) {
+  for (const uint32_t shard0_nodes : {0u, 1u, 6u, 64u, 65u, 1000u}) {
+    Manifest m = Sample();
+    m.num_nodes = shard0_nodes + 4;
+    m.shards[0].num_nodes = shard0_nodes;
+    m.shards[0].intra_entries = 0;
+    m.shards[0].inter_entries = 0;
+    m.shards[1].intra_entries = 2 * m.num_edges - 2 * m.edge_cut;
+    m.shards[1].inter_entries = 2 * m.edge_cut;
+    m.num_train = m.num_valid = m.num_test = 0;
+    auto current = EncodeManifest(m);
+    ASSERT_TRUE(DecodeManifest(current, "new").ok()) << shard0_nodes;
+    // The old layout: the same bytes without K (4 bytes after the split name, 0 records), resealed.
+    const size_t k_at = 108 + m.split_name.size();
+    ASSERT_EQ(LoadU32(current.data() + k_at), 0u);
+    std::vector<std::byte> old(current.begin(), current.begin() + static_cast<std::ptrdiff_t>(k_at));
+    old.insert(old.end(), current.begin() + static_cast<std::ptrdiff_t>(k_at) + 4, current.end() - 8);
+    const uint64_t sum = Checksum64(old.data(), old.size());
+    const auto* sum_bytes = reinterpret_cast<const std::byte*>(&sum);
+    old.insert(old.end(), sum_bytes, sum_bytes + 8);
+    ASSERT_EQ(old.size(), 116 + m.split_name.size() + 48 * m.shards.size());
+    Result<Manifest> r = DecodeManifest(old, "old");
+    EXPECT_FALSE(r.ok()) << "shard 0 with " << shard0_nodes << " nodes: an old manifest was accepted";
+    EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << r.status().ToString();
+  }
 }
 
 }  // namespace
