@@ -15,12 +15,12 @@ int main(int argc, char** argv) {
   cgcn::DumpOptions o;
   uint32_t shard = 0;
   app.add_option("SHARD_DIR", o.dir, "shard directory")->required();
-  auto* shard_opt = app.add_option("--shard", shard, "print the contents of shard K");
+  auto* shard_opt = cgcn::cli::AddNumber(app, "--shard", &shard, "print the contents of shard K");
   app.add_flag("--verify", o.verify, "verify every checksum and invariant");
   app.add_flag("--json", o.json, "machine-readable JSON output");
   app.add_option("--check-input", o.check_input,
                  "also check that RAW_DIR is, file for file, the input the shards were built from");
-  app.add_option("--rows", o.max_rows, "rows to show per shard with --shard")->capture_default_str();
+  cgcn::cli::AddNumber(app, "--rows", &o.max_rows, "rows to show per shard with --shard");
   cgcn::cli::AddVersionFlag(app);
   CGCN_PARSE_FLAGS(app, argc, argv);
   if (*shard_opt) o.shard = shard;
