@@ -52,12 +52,10 @@ Status WriteFileAtomic(const std::string& path, std::span<const std::byte> bytes
     if (named) ::unlink(tmp.c_str());
     return Status::IoError(msg);
   };
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return fail("write failed at byte " + std::to_string(done));
-    done += static_cast<size_t>(w);
+  if (Status st = WriteAll(fd, target, bytes.data(), bytes.size(), 0); !st.ok()) {
+    ::close(fd);
+    if (named) ::unlink(tmp.c_str());
+    return st;
   }
   if (::fsync(fd) != 0) return fail("fsync failed");
   if (!named) {
