@@ -27,6 +27,7 @@
 
 #include "cgcn/byte_size.h"
 #include "cgcn/checkpoint.h"
+#include "cgcn/cli.h"
 #include "cgcn/mapped_file.h"
 #include "cgcn/model_file.h"
 #include "cgcn/raw_reader.h"
@@ -379,6 +380,29 @@ TEST(FormatBytes, ParsingThePrintedSizeGivesAtLeastTheSize) {
     EXPECT_GE(*parsed, b) << text;
     EXPECT_LT(*parsed - b, *parsed / 10) << text;  // less than a tenth of the unit over
   }
+}
+
+// Progress lines for hour-long phases: counts shortened, rate over the phase, time left.
+TEST(ProgressLine, ShowsRateAndEta) {
+  EXPECT_EQ(cli::ShortCount(0), "0");
+  EXPECT_EQ(cli::ShortCount(999), "999");
+  EXPECT_EQ(cli::ShortCount(1234), "1.23k");
+  EXPECT_EQ(cli::ShortCount(45'600'000), "45.6M");
+  EXPECT_EQ(cli::ShortCount(789'000'000), "789M");
+  EXPECT_EQ(cli::ShortCount(2'200'000'000), "2.20G");
+  EXPECT_EQ(cli::FormatDuration(59.4), "0:59");
+  EXPECT_EQ(cli::FormatDuration(61), "1:01");
+  EXPECT_EQ(cli::FormatDuration(3725), "1:02:05");
+  // 1.1 G of 2.2 G entries in 100 s: 11 M/s, 100 s left.
+  EXPECT_EQ(cli::FormatProgressLine("sort rows", 1'100'000'000, 2'200'000'000, 100.0),
+            "  sort rows: 1.10G/2.20G (50%), 11.0M/s, ETA 1:40");
+  // Unknown total: no percentage and no ETA.
+  EXPECT_EQ(cli::FormatProgressLine("read edges", 3000, 0, 2.0), "  read edges: 3.00k, 1.50k/s");
+  // Too early for a rate.
+  EXPECT_EQ(cli::FormatProgressLine("write shards", 3, 1500, 0.1), "  write shards: 3/1.50k (0%)");
+  // Finished: no ETA.
+  EXPECT_EQ(cli::FormatProgressLine("write shards", 1500, 1500, 30.0), "  write shards: 1.50k/1.50k (100%), 50/s");
+  EXPECT_EQ(cli::FormatProgressLine("refine", 1, 0, 2.0), "  refine: 1, 0.5/s");
 }
 
 }  // namespace

@@ -84,8 +84,18 @@ int ExitCode(const Status& s);
 // Prints "TOOL: error: KIND: message" on stderr (after flushing stdout); returns ExitCode(s).
 int Fail(std::string_view tool, const Status& s);
 
-// Draws progress on stderr: an updating line on a terminal, a plain line every few seconds
-// otherwise; nothing with --quiet.
+// One progress line: "  PHASE: DONE/TOTAL (P%), RATE/s, ETA H:MM:SS" with counts shortened
+// (12.3M), the rate over the phase so far and the time left at that rate; without a total,
+// "  PHASE: DONE, RATE/s". No rate or ETA before 0.5 s of a phase have passed.
+std::string FormatProgressLine(std::string_view phase, uint64_t done, uint64_t total, double elapsed_s);
+// A count shortened to 3 significant digits: 999, 1.23k, 45.6M, 7.89G.
+std::string ShortCount(double n);
+// Seconds as M:SS or H:MM:SS.
+std::string FormatDuration(double seconds);
+
+// Draws progress on stderr: an updating line on a terminal (redrawn at most 10 times a second), a
+// plain line every 30 seconds otherwise (logs stay short on hour-long phases); nothing with
+// --quiet. Rate and ETA are measured from the first update of each phase.
 class ProgressPrinter {
  public:
   explicit ProgressPrinter(bool quiet);
@@ -101,6 +111,8 @@ class ProgressPrinter {
   bool tty_, quiet_;
   bool dirty_ = false;
   std::chrono::steady_clock::time_point last_{};
+  std::string phase_;  // the phase being timed
+  std::chrono::steady_clock::time_point phase_start_{};
 };
 
 }  // namespace cgcn::cli

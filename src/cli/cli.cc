@@ -3,6 +3,7 @@
 #include <tbb/info.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "cgcn/version.h"
@@ -45,6 +46,48 @@ int Fail(std::string_view tool, const Status& s) {
   return ExitCode(s);
 }
 
+std::string ShortCount(double n) {
+  static const char* const kSuffix[] = {"", "k", "M", "G", "T", "P"};
+  int k = 0;
+  while (n >= 999.5 && k < 5) {
+    n /= 1000.0;
+    ++k;
+  }
+  char buf[32];
+  if (k == 0)
+    std::snprintf(buf, sizeof buf, "%.3g", n);
+  else
+    std::snprintf(buf, sizeof buf, n < 9.995 ? "%.2f%s" : n < 99.95 ? "%.1f%s" : "%.0f%s", n, kSuffix[k]);
+  return buf;
+}
+
+std::string FormatDuration(double seconds) {
+  const auto s = static_cast<uint64_t>(std::max(0.0, seconds) + 0.5);
+  char buf[48];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%llu:%02llu:%02llu", static_cast<unsigned long long>(s / 3600),
+                  static_cast<unsigned long long>(s / 60 % 60), static_cast<unsigned long long>(s % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%llu:%02llu", static_cast<unsigned long long>(s / 60),
+                  static_cast<unsigned long long>(s % 60));
+  return buf;
+}
+
+std::string FormatProgressLine(std::string_view phase, uint64_t done, uint64_t total, double elapsed_s) {
+  std::string line = "  " + std::string(phase) + ": " + ShortCount(static_cast<double>(done));
+  if (total != 0) {
+    char pct[32];
+    std::snprintf(pct, sizeof pct, " (%.0f%%)", 100.0 * static_cast<double>(done) / static_cast<double>(total));
+    line += "/" + ShortCount(static_cast<double>(total)) + pct;
+  }
+  if (elapsed_s >= 0.5 && done > 0) {
+    const double rate = static_cast<double>(done) / elapsed_s;
+    line += ", " + ShortCount(rate) + "/s";
+    if (total > done) line += ", ETA " + FormatDuration(static_cast<double>(total - done) / rate);
+  }
+  return line;
+}
+
 ProgressPrinter::ProgressPrinter(bool quiet) : tty_(isatty(STDERR_FILENO) != 0), quiet_(quiet) {}
 
 ProgressFn ProgressPrinter::Fn() {
@@ -54,23 +97,21 @@ ProgressFn ProgressPrinter::Fn() {
 void ProgressPrinter::Update(std::string_view phase, uint64_t done, uint64_t total) {
   if (quiet_) return;
   const auto now = std::chrono::steady_clock::now();
+  if (phase != phase_) {
+    phase_.assign(phase);
+    phase_start_ = now;
+  }
   const bool finished = total != 0 && done >= total;
   const double since = std::chrono::duration<double>(now - last_).count();
-  if (!finished && since < (tty_ ? 0.1 : 5.0)) return;
+  if (!finished && since < (tty_ ? 0.1 : 30.0)) return;
   last_ = now;
-  char line[256];
-  if (total)
-    std::snprintf(line, sizeof line, "  %.*s: %llu/%llu (%.0f%%)", static_cast<int>(phase.size()), phase.data(),
-                  static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
-                  100.0 * static_cast<double>(done) / static_cast<double>(total));
-  else
-    std::snprintf(line, sizeof line, "  %.*s: %llu", static_cast<int>(phase.size()), phase.data(),
-                  static_cast<unsigned long long>(done));
+  const std::string line =
+      FormatProgressLine(phase, done, total, std::chrono::duration<double>(now - phase_start_).count());
   if (tty_) {
-    std::fprintf(stderr, "\r\033[K%s", line);
+    std::fprintf(stderr, "\r\033[K%s", line.c_str());
     dirty_ = true;
   } else if (!finished) {
-    std::fprintf(stderr, "%s\n", line);
+    std::fprintf(stderr, "%s\n", line.c_str());
   }
 }
 
