@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -392,6 +393,35 @@ TEST(ShardWriter, DumpShowsOneShardAndJson) {
   EXPECT_NE(js.str().find("\"verified\": true"), std::string::npos) << js.str();
   std::ostringstream bad;
   EXPECT_EQ(Dump(DumpOptions{out, 9u, false, false, 20, ""}, bad).code(), StatusCode::kInvalidArgument);
+}
+
+// cgcn-dump --json reports the edge cut and the balance, recounted here from the shards
+// themselves: half the inter-cluster entries, and the largest cluster against N / P.
+TEST(ShardWriter, DumpJsonReportsCutAndBalance) {
+  TempDir tmp;
+  const std::string out = tmp.Join("shards");
+  BuildShards(testutil::TinyRawDataset(), tmp.path(), out, 3);
+  std::ostringstream js;
+  ASSERT_TRUE(Dump(DumpOptions{out, std::nullopt, false, true, 20, ""}, js).ok());
+  const nlohmann::json j = nlohmann::json::parse(js.str());
+  Result<ShardDirectory> d = ShardDirectory::Open(out);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ShardDecoder decoder;
+  ClusterData c;
+  uint64_t inter = 0, largest = 0, nodes = 0;
+  for (uint32_t k = 0; k < d->num_clusters(); ++k) {
+    ASSERT_TRUE(d->Load(k, kStructureSections, decoder, c).ok());
+    inter += c.inter_src.size();
+    largest = std::max<uint64_t>(largest, c.num_nodes);
+    nodes += c.num_nodes;
+  }
+  ASSERT_GT(inter, 0u);
+  EXPECT_EQ(j["manifest"]["edge_cut"].get<uint64_t>(), inter / 2);
+  EXPECT_EQ(j["manifest"]["largest_cluster"].get<uint64_t>(), largest);
+  EXPECT_DOUBLE_EQ(j["manifest"]["balance"].get<double>(),
+                   static_cast<double>(largest) * 3 / static_cast<double>(nodes));
+  EXPECT_DOUBLE_EQ(j["manifest"]["cut_fraction"].get<double>(),
+                   static_cast<double>(inter / 2) / j["manifest"]["num_edges"].get<double>());
 }
 
 }  // namespace

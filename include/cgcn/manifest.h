@@ -46,6 +46,12 @@ struct Manifest {
   // Prefix sums of shard node counts: [num_parts + 1]; cluster c's nodes occupy
   // [offsets[c], offsets[c+1]) in "cluster order".
   std::vector<uint64_t> ClusterOffsets() const;
+  // Nodes of the largest cluster, and its ratio to the mean cluster (N / P): the partition's
+  // balance, 1.0 when every cluster has the same size.
+  uint64_t LargestCluster() const;
+  double Balance() const;
+  // Edge cut as a share of the undirected edges.
+  double CutFraction() const;
 };
 
 std::string ShardFileName(uint32_t cluster);  // "shard-000042.cgs"

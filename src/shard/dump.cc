@@ -36,6 +36,9 @@ nlohmann::json ManifestJson(const Manifest& m) {
           {"seed", m.seed},
           {"zstd_level", m.zstd_level},
           {"edge_cut", m.edge_cut},
+          {"cut_fraction", m.CutFraction()},
+          {"largest_cluster", m.LargestCluster()},
+          {"balance", m.Balance()},
           {"split", m.split_name},
           {"num_train", m.num_train},
           {"num_valid", m.num_valid},
@@ -328,10 +331,10 @@ Status Dump(const DumpOptions& o, std::ostream& out) {
   out << "shard directory " << o.dir << "\n";
   out << Fmt("  %" PRIu64 " nodes, %" PRIu64 " undirected edges, %u features, %u classes\n", m.num_nodes, m.num_edges,
              m.feat_dim, m.num_classes);
-  out << Fmt("  %u clusters (METIS seed %" PRId64 "), edge cut %" PRIu64 " (%.1f%%), zstd level %d\n", m.num_parts,
-             m.seed, m.edge_cut,
-             m.num_edges ? 100.0 * static_cast<double>(m.edge_cut) / static_cast<double>(m.num_edges) : 0.0,
-             m.zstd_level);
+  out << Fmt("  %u clusters (seed %" PRId64 "), edge cut %" PRIu64 " (%.1f%%), zstd level %d\n", m.num_parts, m.seed,
+             m.edge_cut, 100.0 * m.CutFraction(), m.zstd_level);
+  out << Fmt("  largest cluster %" PRIu64 " nodes, %.3f x the mean (%.1f)\n", m.LargestCluster(), m.Balance(),
+             m.num_parts ? static_cast<double>(m.num_nodes) / m.num_parts : 0.0);
   out << Fmt("  split '%s': %" PRIu64 " train, %" PRIu64 " valid, %" PRIu64 " test\n", m.split_name.c_str(),
              m.num_train, m.num_valid, m.num_test);
   out << "  input fingerprint " << Hex64(m.input_fingerprint) << " over " << m.input_bytes << " bytes in "

@@ -43,6 +43,21 @@ constexpr uint32_t kMaxInputFiles = 64;
 constexpr uint32_t kMaxInputName = 4096;
 }  // namespace
 
+uint64_t Manifest::LargestCluster() const {
+  uint64_t largest = 0;
+  for (const ShardInfo& s : shards) largest = std::max<uint64_t>(largest, s.num_nodes);
+  return largest;
+}
+
+double Manifest::Balance() const {
+  if (num_nodes == 0 || num_parts == 0) return 0.0;
+  return static_cast<double>(LargestCluster()) * num_parts / static_cast<double>(num_nodes);
+}
+
+double Manifest::CutFraction() const {
+  return num_edges == 0 ? 0.0 : static_cast<double>(edge_cut) / static_cast<double>(num_edges);
+}
+
 std::vector<uint64_t> Manifest::ClusterOffsets() const {
   std::vector<uint64_t> offsets(shards.size() + 1, 0);
   for (size_t i = 0; i < shards.size(); ++i) offsets[i + 1] = offsets[i] + shards[i].num_nodes;
