@@ -126,11 +126,11 @@ TEST(EndToEnd, CoraReachesPublishedAccuracyRange) {
   ASSERT_TRUE(raw.ok()) << raw.status().ToString();
   auto g = BuildSymmetricCsr(raw->num_nodes, raw->edge_src, raw->edge_dst);
   ASSERT_TRUE(g.ok());
-  auto p = PartitionGraph(*g, PartitionOptions{10, 0});
+  auto p = PartitionGraph(g->view(), PartitionOptions{10, 0});
   ASSERT_TRUE(p.ok());
   ShardWriteOptions wo;
   wo.out_dir = tmp.Join("cora-shards");
-  ASSERT_TRUE(WriteShardDirectory(*raw, *g, *p, wo).ok());
+  ASSERT_TRUE(WriteShardDirectory(*raw, g->view(), *p, wo).ok());
   auto d = ShardDirectory::Open(wo.out_dir);
   ASSERT_TRUE(d.ok());
   TrainOptions o;  // defaults: q=2, 2 x 128, lr 0.01, wd 5e-4, dropout 0.5, row-normalized

@@ -848,12 +848,19 @@ TEST(Reliability, MemBudgetFlag) {
     want.append(bad).append("' is not a memory size");
     EXPECT_NE(r.err.find(want), std::string::npos) << bad << ": " << r.err;
   }
-  // 1 KiB cannot hold METIS's CSR (checked before it is built).
+  // 1 KiB cannot hold the split and the edge scan's buffers (checked before the CSR is built);
+  // 107 KiB leaves too little for the CSR's degree counts (12008 bytes), its largest row and a buffer.
   const ToolRun tiny = run("x", {"--mem-budget", "1K"});
   EXPECT_EQ(tiny.exit_code, 2) << tiny.err;
-  EXPECT_NE(tiny.err.find("--mem-budget 1.0 KiB is too small: building METIS's 32-bit CSR for 1500 nodes and "),
+  EXPECT_NE(tiny.err.find("--mem-budget 1.0 KiB is too small: the split (1.5 KiB) and the edge scan's buffers ("),
             std::string::npos)
       << tiny.err;
+  EXPECT_EQ(OutputAndSiblings(tmp.path(), "x"), std::vector<std::string>{});
+  const ToolRun csr = run("x", {"--mem-budget", "107K"});
+  EXPECT_EQ(csr.exit_code, 2) << csr.err;
+  EXPECT_NE(csr.err.find("to build the CSR of 1500 nodes on disk: the degree counts take 12008 bytes"),
+            std::string::npos)
+      << csr.err;
   EXPECT_EQ(OutputAndSiblings(tmp.path(), "x"), std::vector<std::string>{});
 
   const ToolRun none = run("none", {});

@@ -82,11 +82,11 @@ TEST(ShardWriter, RefusesExistingOutputUnlessOverwriteAndLeavesNoTemporaries) {
   const auto built = BuildShards(spec, tmp.path(), out, 2);
   ShardWriteOptions wo;
   wo.out_dir = out;
-  Result<ShardWriteReport> again = WriteShardDirectory(built.raw, built.graph, built.partition, wo);
+  Result<ShardWriteReport> again = WriteShardDirectory(built.raw, built.graph.view(), built.partition, wo);
   ASSERT_FALSE(again.ok());
   EXPECT_NE(again.status().message().find("already exists"), std::string::npos);
   wo.overwrite = true;
-  ASSERT_TRUE(WriteShardDirectory(built.raw, built.graph, built.partition, wo).ok());
+  ASSERT_TRUE(WriteShardDirectory(built.raw, built.graph.view(), built.partition, wo).ok());
   EXPECT_TRUE(ShardDirectory::Open(out).ok());
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(tmp.path())) names.push_back(e.path().filename().string());
@@ -95,19 +95,28 @@ TEST(ShardWriter, RefusesExistingOutputUnlessOverwriteAndLeavesNoTemporaries) {
 }
 
 // The streamed path as cgcn-preprocess runs it: read into the writer's scratch directory, CSR
-// from the scratch edge file, METIS, write.
+// built on disk there from the scratch edge file (within `csr_budget`, 0 = one bucket) and
+// mapped, METIS, write from the mapped CSR.
 Result<ShardWriteReport> StreamedBuild(const std::string& raw_dir, const std::string& out, int32_t parts,
-                                       uint64_t budget, ShardMemoryPlan* plan = nullptr) {
+                                       uint64_t budget, ShardMemoryPlan* plan = nullptr, uint64_t csr_budget = 0,
+                                       CsrBuildStats* csr_stats = nullptr) {
   ShardWriteOptions wo;
   wo.out_dir = out;
   wo.mem_budget = budget;
   CGCN_ASSIGN_OR_RETURN(ShardDirectoryWriter writer, ShardDirectoryWriter::Create(wo));
   CGCN_ASSIGN_OR_RETURN(RawInput raw, ReadRawInput(RawReadOptions{raw_dir, ""}, writer.scratch_dir()));
-  CGCN_ASSIGN_OR_RETURN(CsrGraph g, BuildSymmetricCsrFromScan(raw.num_nodes, [&](const EdgeChunkSink& sink) {
-                          return raw.ForEachEdgeChunk(sink, 97);  // many small chunks
-                        }));
-  CGCN_ASSIGN_OR_RETURN(Partition p, PartitionGraph(g, PartitionOptions{parts, 0}));
-  Result<ShardWriteReport> r = writer.Write(raw, g, p);
+  ExternalCsrOptions co;
+  co.scratch_dir = writer.scratch_dir();
+  co.mem_budget = csr_budget;
+  co.io_buffer_bytes = 256;
+  CGCN_ASSIGN_OR_RETURN(const MappedCsr g, BuildExternalCsr(
+                                               raw.num_nodes,
+                                               [&](const EdgeChunkSink& sink) {
+                                                 return raw.ForEachEdgeChunk(sink, 97);  // many small chunks
+                                               },
+                                               co, csr_stats));
+  CGCN_ASSIGN_OR_RETURN(Partition p, PartitionGraph(g.view(), PartitionOptions{parts, 0}));
+  Result<ShardWriteReport> r = writer.Write(raw, g.view(), p);
   if (r.ok() && plan != nullptr) *plan = r->memory;
   return r;
 }
@@ -139,20 +148,34 @@ TEST(ShardWriterBudget, SameBytesWhateverTheBudgetAndTheSameAsTheInMemoryPath) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(tight.clusters_in_flight, 1u);
   EXPECT_EQ(tight.graph_bytes, unlimited.graph_bytes);
+  // The mapped CSR is page cache: not in the graph-sized arrays, reported apart.
+  EXPECT_EQ(unlimited.csr_heap_bytes, 0u);
+  EXPECT_GT(unlimited.csr_mapped_bytes, 8u * 2001);
   const auto a = FilesIn(tmp.Join("a")), b = FilesIn(tmp.Join("b"));
   ASSERT_EQ(a.size(), 13u);  // 12 shards + MANIFEST: no scratch files published
   EXPECT_TRUE(a == b) << "shard bytes depend on --mem-budget";
+  // A CSR built in many buckets gives the same shards.
+  CsrBuildStats buckets;
+  ASSERT_TRUE(
+      StreamedBuild(tmp.Join("raw-data"), tmp.Join("d"), 12, 0, nullptr, 8 * 2001 + 256 + 4 * 2000, &buckets).ok());
+  EXPECT_GT(buckets.buckets, 5u);
+  EXPECT_TRUE(FilesIn(tmp.Join("d")) == a) << "shard bytes depend on the CSR's buckets";
   // The in-memory convenience path writes the same bytes too.
   Result<RawGraph> raw = ReadRawGraph(RawReadOptions{tmp.Join("raw-data"), ""});
   ASSERT_TRUE(raw.ok());
   Result<CsrGraph> g = BuildSymmetricCsr(raw->num_nodes, raw->edge_src, raw->edge_dst);
-  Result<Partition> p = PartitionGraph(*g, PartitionOptions{12, 0});
+  Result<Partition> p = PartitionGraph(g->view(), PartitionOptions{12, 0});
   ShardWriteOptions wo;
   wo.out_dir = tmp.Join("c");
-  ASSERT_TRUE(WriteShardDirectory(*raw, *g, *p, wo).ok());
+  Result<ShardWriteReport> c = WriteShardDirectory(*raw, g->view(), *p, wo);
+  ASSERT_TRUE(c.ok());
   EXPECT_TRUE(FilesIn(tmp.Join("c")) == a);
+  // A CSR on the heap counts in the graph-sized arrays.
+  EXPECT_EQ(c->memory.csr_heap_bytes, g->bytes());
+  EXPECT_EQ(c->memory.graph_bytes, unlimited.graph_bytes + g->bytes());
+  EXPECT_EQ(c->memory.csr_mapped_bytes, 0u);
   // No temporaries next to the outputs.
-  EXPECT_EQ(NamesIn(tmp.path()), (std::vector<std::string>{"a", "b", "c", "raw-data"}));
+  EXPECT_EQ(NamesIn(tmp.path()), (std::vector<std::string>{"a", "b", "c", "d", "raw-data"}));
 }
 
 TEST(ShardWriterBudget, TooSmallBudgetIsAClearErrorAndLeavesNothing) {
@@ -168,7 +191,9 @@ TEST(ShardWriterBudget, TooSmallBudgetIsAClearErrorAndLeavesNothing) {
   const std::string& msg = r.status().message();
   EXPECT_NE(msg.find("--mem-budget"), std::string::npos) << msg;
   EXPECT_NE(msg.find("is too small: the graph-sized arrays need"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("CSR for METIS"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("CSR in memory 0 B"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("the mapped CSR's"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("are page cache, not counted"), std::string::npos) << msg;
   EXPECT_NE(msg.find("the largest cluster up to"), std::string::npos) << msg;
   // Neither the output nor its temporary (with the scratch files) is left behind.
   EXPECT_EQ(NamesIn(tmp.path()), (std::vector<std::string>{"ok", "raw-data"}));
@@ -201,7 +226,7 @@ TEST(ShardWriter, FailureLeavesNothingBehind) {
   testutil::WriteFile(tmp.Join("blocker"), "x");
   ShardWriteOptions wo;
   wo.out_dir = tmp.Join("blocker/shards");
-  Result<ShardWriteReport> r = WriteShardDirectory(built.raw, built.graph, built.partition, wo);
+  Result<ShardWriteReport> r = WriteShardDirectory(built.raw, built.graph.view(), built.partition, wo);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kIoError);
   EXPECT_FALSE(fs::exists(tmp.Join("blocker/shards")));
@@ -452,12 +477,12 @@ TEST(ShardWriter, NextRunLeavesUnprovenLookalikeSiblingsAlone) {
   fs::copy(out, out + ".old-" + std::to_string(dead));
   ShardWriteOptions wo;
   wo.out_dir = out;
-  Result<ShardWriteReport> r = WriteShardDirectory(built.raw, built.graph, built.partition, wo);
+  Result<ShardWriteReport> r = WriteShardDirectory(built.raw, built.graph.view(), built.partition, wo);
   ASSERT_FALSE(r.ok());  // exists, no --overwrite
   EXPECT_NE(r.status().message().find("already exists"), std::string::npos);
   EXPECT_TRUE(ShardDirectory::Open(out).ok());
   wo.overwrite = true;
-  ASSERT_TRUE(WriteShardDirectory(built.raw, built.graph, built.partition, wo).ok());
+  ASSERT_TRUE(WriteShardDirectory(built.raw, built.graph.view(), built.partition, wo).ok());
   EXPECT_TRUE(ShardDirectory::Open(out).ok());
   EXPECT_TRUE(fs::exists(out + ".tmp-" + std::to_string(dead) + "/junk"));
   EXPECT_TRUE(ShardDirectory::Open(out + ".old-" + std::to_string(dead)).ok());

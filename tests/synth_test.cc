@@ -187,7 +187,7 @@ TEST(SynthTest, MetisFindsTheCommunities) {
 
   Result<CsrGraph> csr = BuildSymmetricCsr(g.num_nodes, g.edge_src, g.edge_dst);
   ASSERT_TRUE(csr.ok()) << csr.status().ToString();
-  Result<Partition> part = PartitionGraph(*csr, PartitionOptions{30, 0});
+  Result<Partition> part = PartitionGraph(csr->view(), PartitionOptions{30, 0});
   ASSERT_TRUE(part.ok()) << part.status().ToString();
   // A random assignment to 30 parts cuts 29/30 of the edges; the communities alone cut < 30%.
   const double random_cut = edges * 29.0 / 30.0;

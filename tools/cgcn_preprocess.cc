@@ -91,6 +91,10 @@ int main(int argc, char** argv) {
       std::printf("%s %s %.0f", &ph == &r.phases.front() ? "" : ",", ph.name.c_str(), MBps(ph.text_bytes, ph.seconds));
     std::printf("; write %.0f (raw shard bytes), %u cluster%s in flight\n", MBps(r.write.raw_bytes, r.write_s),
                 r.write.memory.clusters_in_flight, r.write.memory.clusters_in_flight == 1 ? "" : "s");
+    std::printf("  CSR              on disk, %u bucket%s, planned peak %s%s%s; files %s (mapped: page cache)\n",
+                r.csr.buckets, r.csr.buckets == 1 ? "" : "s", FormatBytes(r.csr.planned_peak_bytes).c_str(),
+                r.csr_mem_budget ? " within " : "", r.csr_mem_budget ? FormatBytes(r.csr_mem_budget).c_str() : "",
+                FormatBytes(r.csr.csr_file_bytes).c_str());
     std::printf("  memory budget    %s; graph-sized arrays %s, largest cluster <= %s\n",
                 r.write.memory.budget ? FormatBytes(r.write.memory.budget).c_str() : "none",
                 FormatBytes(r.write.memory.graph_bytes).c_str(), FormatBytes(r.write.memory.largest_cluster).c_str());

@@ -12,6 +12,9 @@ struct CsrView {
   uint32_t num_nodes = 0;
   const uint64_t* offsets = nullptr;    // [num_nodes + 1], offsets[0] == 0, non-decreasing
   const uint32_t* neighbors = nullptr;  // [offsets[num_nodes]], each row sorted ascending, no self loop
+  // Bytes of the two arrays on the heap (a CsrGraph); 0 for a mapping (MappedCsr), whose pages
+  // are page cache the kernel may drop and read again, not memory a budget has to hold.
+  uint64_t heap_bytes = 0;
 
   // Adjacency entries: twice the undirected edges.
   uint64_t num_entries() const { return offsets == nullptr ? 0 : offsets[num_nodes]; }

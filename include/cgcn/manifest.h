@@ -14,7 +14,9 @@
 namespace cgcn {
 
 inline constexpr char kManifestMagic[8] = {'C', 'G', 'C', 'N', 'M', 'A', 'N', 'I'};
-inline constexpr uint32_t kManifestVersion = 1;
+// Writers write kManifestVersion; readers accept kOldestManifestVersion to kManifestVersion.
+inline constexpr uint32_t kManifestVersion = 2;
+inline constexpr uint32_t kOldestManifestVersion = 1;
 inline constexpr const char* kManifestFileName = "MANIFEST";
 
 struct ShardInfo {

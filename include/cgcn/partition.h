@@ -2,9 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
-#include "cgcn/graph.h"
+#include "cgcn/csr.h"
 #include "cgcn/status.h"
 
 namespace cgcn {
@@ -22,8 +23,23 @@ struct Partition {
 };
 
 // METIS_PartGraphKway, seeded; num_parts == 1 puts every node in part 0 without
-// calling METIS. Parts may come out empty on tiny or disconnected graphs.
-Result<Partition> PartitionGraph(const CsrGraph& graph, const PartitionOptions& options);
+// calling METIS. Parts may come out empty on tiny or disconnected graphs. METIS (Debian:
+// IDXTYPEWIDTH 32) takes int32 xadj/adjncy: they are copied from the view inside (its rows may
+// be mapped), so a graph with 2^31 - 1 nodes or more than 2^31 - 1 adjacency entries is
+// kUnsupported. Peak: MetisArrayBytes plus METIS's own workspace.
+Result<Partition> PartitionGraph(const CsrView& graph, const PartitionOptions& options);
+
+// Bytes of the arrays PartitionGraph holds for METIS: the int32 xadj [N + 1] and adjncy
+// [entries] copies and the part array [N]. METIS's workspace comes on top.
+uint64_t MetisArrayBytes(uint64_t num_nodes, uint64_t entries);
+
+// Undirected edges whose ends lie in different parts (counted in parallel over the rows).
+// part.size() must be graph.num_nodes.
+uint64_t EdgeCut(const CsrView& graph, std::span<const int32_t> part);
+
+// Largest part / mean part, the mean being N / P (1.0 is perfect balance; 0 with no nodes).
+// Every value of part must lie in [0, num_parts).
+double PartBalance(std::span<const int32_t> part, int32_t num_parts);
 
 // Nodes grouped by part, ascending original id inside a part.
 struct ClusterLayout {

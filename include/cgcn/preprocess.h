@@ -1,8 +1,8 @@
 // Stages 1-4 as one operation, the one cgcn-preprocess runs: a raw graph directory (OGB
-// node-property layout) is read and validated, symmetrized into METIS's CSR, partitioned into P
-// clusters and written as a shard directory (docs/FORMAT.md), atomically, within a memory
-// budget. The output path is checked, locked and prepared before any input is parsed
-// (src/util/output_dir.h); nothing half-written is ever left at it.
+// node-property layout) is read and validated, symmetrized into a CSR built on disk and mapped
+// (graph.h's BuildExternalCsr), partitioned into P clusters with METIS and written as a shard directory
+// (docs/FORMAT.md), atomically, within a memory budget. The output path is checked, locked and prepared before any
+// input is parsed (src/util/output_dir.h); nothing half-written is ever left at it.
 #pragma once
 
 #include <cstdint>
@@ -40,12 +40,14 @@ struct PreprocessReport {
   uint64_t num_train = 0, num_valid = 0, num_test = 0;
   std::vector<RawPhaseStats> phases;
   // Symmetrizing.
-  CsrBuildStats csr;
+  CsrBuildStats csr;            // buckets, scratch and CSR file bytes, planned peak
+  uint64_t csr_mem_budget = 0;  // what --mem-budget left the CSR build (0 = none)
   uint64_t undirected_edges = 0;
   // Partitioning.
   uint64_t edge_cut = 0;
-  uint64_t metis_array_bytes = 0;        // xadj, adjncy and part as METIS is handed them
-  uint64_t metis_workspace_bytes = 0;    // what METIS allocated beyond that (sampled RSS)
+  double part_balance = 0;               // largest part / mean part (PartBalance)
+  uint64_t metis_array_bytes = 0;        // int32 xadj, adjncy and part as METIS is handed them (MetisArrayBytes)
+  uint64_t metis_workspace_bytes = 0;    // what METIS allocated beyond that and the mapped CSR (sampled RSS)
   uint64_t rss_outside_metis_bytes = 0;  // sampled every 2 ms while reading, building the CSR and writing
   // Writing.
   ShardWriteReport write;

@@ -1,4 +1,5 @@
-// Stage 4b: raw input (streamed) + CSR + partition -> a shard directory, written atomically.
+// Stage 4b: raw input (streamed) + CSR (CsrView: in memory or mapped) + partition -> a shard
+// directory, written atomically.
 #pragma once
 
 #include <cstdint>
@@ -6,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "cgcn/graph.h"
+#include "cgcn/csr.h"
 #include "cgcn/manifest.h"
 #include "cgcn/partition.h"
 #include "cgcn/progress.h"
@@ -28,8 +29,9 @@ struct ShardWriteOptions {
   std::vector<std::string> input_dirs;
   int64_t seed = 0;                          // recorded in the manifest
   std::vector<InputFileDigest> input_files;  // recorded in the manifest (DigestRawInput)
-  // Bytes the writer may hold: the graph-sized arrays it is given (CSR, partition, split) plus
-  // the cluster layout it builds must fit, and the rest bounds how many clusters are gathered and
+  // Bytes the writer may hold: the graph-sized arrays it is given (the CSR if it is on the heap,
+  // partition, split) plus the cluster layout it builds must fit (a mapped CSR is page cache,
+  // not counted), and the rest bounds how many clusters are gathered and
   // encoded at once. 0 = no limit (one cluster per thread). Too small: kInvalidArgument naming
   // the numbers. Does not change a single output byte.
   uint64_t mem_budget = 0;
@@ -37,9 +39,11 @@ struct ShardWriteOptions {
 
 // How the writer used memory (all figures in bytes).
 struct ShardMemoryPlan {
-  uint64_t budget = 0;           // 0 = none
-  uint64_t graph_bytes = 0;      // CSR + partition + split + cluster layout, held throughout
-  uint64_t largest_cluster = 0;  // upper bound on one cluster's gather + encode buffers
+  uint64_t budget = 0;            // 0 = none
+  uint64_t graph_bytes = 0;       // CSR if on the heap + partition + split + cluster layout, held throughout
+  uint64_t csr_heap_bytes = 0;    // the CSR's share of graph_bytes (CsrView::heap_bytes)
+  uint64_t csr_mapped_bytes = 0;  // a mapped CSR's files: read through the page cache, not in graph_bytes
+  uint64_t largest_cluster = 0;   // upper bound on one cluster's gather + encode buffers
   uint32_t clusters_in_flight = 0;
 };
 
@@ -76,10 +80,10 @@ class ShardDirectoryWriter {
   // may digest the input after Create has checked the output path.
   void set_input_files(std::vector<InputFileDigest> files) { options_.input_files = std::move(files); }
 
-  // Gathers each cluster (adjacency from `graph`, feature rows and labels from the raw
+  // Gathers each cluster (adjacency from `graph`'s rows, in memory or mapped, feature rows and labels from the raw
   // input's scratch files with pread), encodes and writes it, clusters in parallel within
   // options.mem_budget; then removes scratch/, writes MANIFEST and publishes. Call once.
-  Result<ShardWriteReport> Write(const RawInput& raw, const CsrGraph& graph, const Partition& partition,
+  Result<ShardWriteReport> Write(const RawInput& raw, const CsrView& graph, const Partition& partition,
                                  const ProgressFn& progress = {});
 
  private:
@@ -91,7 +95,7 @@ class ShardDirectoryWriter {
 
 // For tests and small graphs: the same writer, fed from an in-memory RawGraph (its features
 // and labels are first written to the scratch files the streamed reader would have made).
-Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrGraph& graph, const Partition& partition,
+Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrView& graph, const Partition& partition,
                                              const ShardWriteOptions& options, const ProgressFn& progress = {});
 
 }  // namespace cgcn

@@ -1,54 +1,95 @@
 #include "cgcn/partition.h"
 
 #include <metis.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_reduce.h>
 
+#include <algorithm>
+#include <functional>
+#include <limits>
 #include <string>
 
 namespace cgcn {
 
 static_assert(sizeof(idx_t) == sizeof(int32_t), "cgcn expects METIS built with IDXTYPEWIDTH 32 (Debian's)");
 
-Result<Partition> PartitionGraph(const CsrGraph& graph, const PartitionOptions& options) {
-  const int32_t n = graph.num_nodes;
+uint64_t MetisArrayBytes(uint64_t num_nodes, uint64_t entries) {
+  return sizeof(idx_t) * (num_nodes + 1) + sizeof(idx_t) * entries + sizeof(int32_t) * num_nodes;
+}
+
+uint64_t EdgeCut(const CsrView& graph, std::span<const int32_t> part) {
+  const uint64_t entries = tbb::parallel_reduce(
+      tbb::blocked_range<uint32_t>(0, graph.num_nodes, 4096), uint64_t{0},
+      [&](const tbb::blocked_range<uint32_t>& r, uint64_t cut) {
+        for (uint32_t v = r.begin(); v != r.end(); ++v)
+          for (const uint32_t u : graph.row(v)) cut += part[v] != part[u];
+        return cut;
+      },
+      std::plus<uint64_t>());
+  return entries / 2;
+}
+
+double PartBalance(std::span<const int32_t> part, int32_t num_parts) {
+  if (part.empty() || num_parts < 1) return 0.0;
+  std::vector<uint64_t> size(static_cast<size_t>(num_parts), 0);
+  for (const int32_t p : part) ++size[static_cast<size_t>(p)];
+  const double mean = static_cast<double>(part.size()) / num_parts;
+  return static_cast<double>(*std::max_element(size.begin(), size.end())) / mean;
+}
+
+Result<Partition> PartitionGraph(const CsrView& graph, const PartitionOptions& options) {
+  const uint64_t n = graph.num_nodes;
   if (options.num_parts < 1) return Status::InvalidArgument("--parts must be >= 1");
   if (n == 0) return Status::InvalidInput("graph has no nodes");
-  if (options.num_parts > n)
+  if (static_cast<uint64_t>(options.num_parts) > n)
     return Status::InvalidArgument("--parts " + std::to_string(options.num_parts) + " exceeds the number of nodes (" +
                                    std::to_string(n) + ")");
   Partition p;
   p.num_parts = options.num_parts;
   p.part.assign(static_cast<size_t>(n), 0);
   if (options.num_parts == 1) return p;
+  constexpr uint64_t kMaxIdx = static_cast<uint64_t>(std::numeric_limits<idx_t>::max());
+  if (n >= kMaxIdx)
+    return Status::Unsupported(std::to_string(n) + " nodes exceed METIS's 32-bit idx_t (at most " +
+                               std::to_string(kMaxIdx - 1) + "); Debian's libmetis is built with IDXTYPEWIDTH 32");
+  const uint64_t entries = graph.num_entries();
+  if (entries > kMaxIdx)
+    return Status::Unsupported(std::to_string(entries / 2) + " undirected edges need " + std::to_string(entries) +
+                               " adjacency entries, more than METIS's 32-bit idx_t can index (" +
+                               std::to_string(kMaxIdx) + "); Debian's libmetis is built with IDXTYPEWIDTH 32");
 
-  idx_t nvtxs = n, ncon = 1, nparts = options.num_parts, objval = 0;
-  idx_t opts[METIS_NOPTIONS];
-  METIS_SetDefaultOptions(opts);
-  opts[METIS_OPTION_SEED] = static_cast<idx_t>(options.seed);
-  opts[METIS_OPTION_NUMBERING] = 0;
-  // METIS takes non-const pointers but does not modify xadj/adjncy.
-  auto* xadj = const_cast<idx_t*>(graph.offsets.data());
-  auto* adjncy = const_cast<idx_t*>(graph.neighbors.data());
-  const int rc = METIS_PartGraphKway(&nvtxs, &ncon, xadj, adjncy, nullptr, nullptr, nullptr, &nparts, nullptr, nullptr,
-                                     opts, &objval, p.part.data());
-  switch (rc) {
-    case METIS_OK:
-      break;
-    case METIS_ERROR_INPUT:
-      return Status::Internal("METIS_PartGraphKway rejected its input (METIS_ERROR_INPUT)");
-    case METIS_ERROR_MEMORY:
-      return Status::IoError("METIS_PartGraphKway ran out of memory (METIS_ERROR_MEMORY)");
-    default:
-      return Status::Internal("METIS_PartGraphKway failed (METIS_ERROR)");
+  {
+    // METIS's int32 copies of the rows (which may be mapped), freed before the cut is counted.
+    std::vector<idx_t> xadj(static_cast<size_t>(n) + 1), adjncy(static_cast<size_t>(entries));
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, xadj.size(), 1 << 16), [&](const tbb::blocked_range<size_t>& r) {
+      for (size_t i = r.begin(); i != r.end(); ++i) xadj[i] = static_cast<idx_t>(graph.offsets[i]);
+    });
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, adjncy.size(), 1 << 16), [&](const tbb::blocked_range<size_t>& r) {
+      for (size_t i = r.begin(); i != r.end(); ++i) adjncy[i] = static_cast<idx_t>(graph.neighbors[i]);
+    });
+    idx_t nvtxs = static_cast<idx_t>(n), ncon = 1, nparts = options.num_parts, objval = 0;
+    idx_t opts[METIS_NOPTIONS];
+    METIS_SetDefaultOptions(opts);
+    opts[METIS_OPTION_SEED] = static_cast<idx_t>(options.seed);
+    opts[METIS_OPTION_NUMBERING] = 0;
+    const int rc = METIS_PartGraphKway(&nvtxs, &ncon, xadj.data(), adjncy.data(), nullptr, nullptr, nullptr, &nparts,
+                                       nullptr, nullptr, opts, &objval, p.part.data());
+    switch (rc) {
+      case METIS_OK:
+        break;
+      case METIS_ERROR_INPUT:
+        return Status::Internal("METIS_PartGraphKway rejected its input (METIS_ERROR_INPUT)");
+      case METIS_ERROR_MEMORY:
+        return Status::IoError("METIS_PartGraphKway ran out of memory (METIS_ERROR_MEMORY)");
+      default:
+        return Status::Internal("METIS_PartGraphKway failed (METIS_ERROR)");
+    }
   }
+  for (const int32_t c : p.part)
+    if (c < 0 || c >= options.num_parts) return Status::Internal("METIS returned a part id out of range");
   // Recount the cut ourselves rather than trusting objval's meaning across METIS versions.
-  uint64_t cut = 0;
-  for (int32_t v = 0; v < n; ++v)
-    for (int32_t e = graph.offsets[v]; e < graph.offsets[v + 1]; ++e)
-      if (p.part[v] != p.part[graph.neighbors[e]]) ++cut;
-  p.edge_cut = cut / 2;
-  for (int32_t v = 0; v < n; ++v)
-    if (p.part[v] < 0 || p.part[v] >= options.num_parts)
-      return Status::Internal("METIS returned a part id out of range");
+  p.edge_cut = EdgeCut(graph, p.part);
   return p;
 }
 

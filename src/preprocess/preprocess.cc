@@ -109,21 +109,38 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
 
   phase(2, "symmetrizing edges");
   t = Clock::now();
+  // The CSR is built on disk in the writer's scratch directory and mapped. Its budget is what
+  // --mem-budget leaves besides what is held meanwhile: the split (1 byte a node) and the edge
+  // scan's buffers (RawInput::ForEachEdgeChunk: 16 bytes an edge of a chunk).
   const uint64_t budget = options.write.mem_budget;
+  constexpr uint64_t kScanChunk = uint64_t{1} << 20;
+  const uint64_t scan_bytes = 16 * std::max<uint64_t>(1, std::min(kScanChunk, raw.num_edge_lines));
+  ExternalCsrOptions csr_options;
+  csr_options.scratch_dir = writer.scratch_dir();
+  csr_options.num_edges_hint = raw.num_edge_lines;
+  csr_options.progress = progress;
   if (budget != 0) {
-    const uint64_t need = CsrBuildPeakBytes(raw.num_nodes, raw.num_edge_lines) + N;
-    if (need > budget)
-      return Status::InvalidArgument("--mem-budget " + FormatBytes(budget) + " is too small: building " +
-                                     "METIS's 32-bit CSR for " + std::to_string(N) + " nodes and " +
-                                     std::to_string(raw.num_edge_lines) + " edge lines needs up to " +
-                                     FormatBytes(need) + " (adjacency " + FormatBytes(8 * raw.num_edge_lines) +
-                                     ", offsets and counters " + FormatBytes(need - 8 * raw.num_edge_lines) + ")");
+    const uint64_t held = N + scan_bytes;
+    if (budget <= held)
+      return Status::InvalidArgument("--mem-budget " + FormatBytes(budget) + " is too small: the split (" +
+                                     FormatBytes(N) + ") and the edge scan's buffers (" + FormatBytes(scan_bytes) +
+                                     ") leave nothing to build the CSR with");
+    csr_options.mem_budget = budget - held;
+    rep.csr_mem_budget = csr_options.mem_budget;
   }
-  CGCN_ASSIGN_OR_RETURN(
-      CsrGraph graph,
-      BuildSymmetricCsrFromScan(
-          raw.num_nodes, [&](const EdgeChunkSink& sink) { return raw.ForEachEdgeChunk(sink); }, &rep.csr));
+  Result<MappedCsr> csr = BuildExternalCsr(
+      raw.num_nodes, [&](const EdgeChunkSink& sink) { return raw.ForEachEdgeChunk(sink, kScanChunk); }, csr_options,
+      &rep.csr);
+  if (!csr.ok()) {
+    if (csr.status().code() == StatusCode::kInvalidArgument && budget != 0)
+      return csr.status().WithContext("--mem-budget " + FormatBytes(budget) + " leaves " +
+                                      FormatBytes(csr_options.mem_budget) + " to build the CSR (less " +
+                                      FormatBytes(N) + " for the split and " + FormatBytes(scan_bytes) +
+                                      " for the edge scan's buffers)");
+    return csr.status();
+  }
   rep.csr_s = Since(t);
+  const CsrView graph = csr->view();
   rep.undirected_edges = graph.num_undirected_edges();
 
   phase(3, "partitioning into " + std::to_string(options.parts) + " clusters with METIS (seed " +
@@ -141,8 +158,12 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
   if (!part.ok()) return part.status();
   rep.partition_s = Since(t);
   rep.edge_cut = part->edge_cut;
-  rep.metis_array_bytes = graph.bytes() + part->bytes();
-  rep.metis_workspace_bytes = rss_during_metis > rss_before_metis ? rss_during_metis - rss_before_metis : 0;
+  rep.part_balance = PartBalance(part->part, part->num_parts);
+  rep.metis_array_bytes = MetisArrayBytes(N, graph.num_entries());
+  // The growth of the RSS while METIS ran, less its arrays and the mapped CSR's pages the
+  // copies touched (they count in the RSS, but are page cache).
+  const uint64_t besides = rss_before_metis + rep.metis_array_bytes + csr->file_bytes();
+  rep.metis_workspace_bytes = rss_during_metis > besides ? rss_during_metis - besides : 0;
 
   phase(4, "writing shards to " + rep.out_dir);
   t = Clock::now();
@@ -178,11 +199,15 @@ std::string PreprocessReport::SummaryJson() const {
                       {"clusters", m.num_parts},
                       {"empty_clusters", empty_clusters},
                       {"edge_cut", m.edge_cut},
+                      {"part_balance", part_balance},
                       {"input_bytes", input_bytes},
                       {"shard_raw_bytes", write.raw_bytes},
                       {"shard_stored_bytes", write.stored_bytes},
                       {"read_s", read_s},
                       {"symmetrize_s", csr_s},
+                      {"csr_buckets", csr.buckets},
+                      {"csr_scratch_bytes", csr.bucket_file_bytes + csr.csr_file_bytes},
+                      {"csr_planned_peak_mb", static_cast<double>(csr.planned_peak_bytes) / 1048576.0},
                       {"partition_s", partition_s},
                       {"write_s", write_s},
                       {"total_s", total_s},

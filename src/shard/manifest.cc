@@ -136,9 +136,12 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
   Manifest m;
   uint32_t reserved = 0, name_len = 0;
   get(field::kVersion, &m.version);
-  if (m.version != kManifestVersion)
+  // Version 1 is read too: it differs from 2 only in bounding 2E by 2^31 - 1, which a version-1
+  // file meets (docs/FORMAT.md, change log).
+  if (m.version < kOldestManifestVersion || m.version > kManifestVersion)
     return corrupt(At(field::kVersion) + ": unsupported manifest version " + std::to_string(m.version) +
-                   " (this build reads " + std::to_string(kManifestVersion) + ")");
+                   " (this build reads " + std::to_string(kOldestManifestVersion) + " to " +
+                   std::to_string(kManifestVersion) + ")");
   get(field::kNumParts, &m.num_parts);
   get(field::kNumNodes, &m.num_nodes);
   get(field::kNumEdges, &m.num_edges);
@@ -161,8 +164,11 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
     return corrupt(At(field::kNumParts) + ": part count " + std::to_string(m.num_parts) + " outside [1, 2^24]");
   if (m.num_nodes == 0 || m.num_nodes >= static_cast<uint64_t>(std::numeric_limits<int32_t>::max()))
     return corrupt(At(field::kNumNodes) + ": node count " + std::to_string(m.num_nodes) + " outside [1, 2^31-2]");
-  if (m.num_edges > static_cast<uint64_t>(std::numeric_limits<int32_t>::max()) / 2)
-    return corrupt(At(field::kNumEdges) + ": edge count " + std::to_string(m.num_edges) + " exceeds METIS's limit");
+  // A simple graph has at most N(N-1)/2 edges (< 2^61 for N < 2^31 - 1, so 2E cannot wrap).
+  if (m.num_edges > m.num_nodes * (m.num_nodes - 1) / 2)
+    return corrupt(At(field::kNumEdges) + ": edge count " + std::to_string(m.num_edges) +
+                   " exceeds N(N-1)/2 = " + std::to_string(m.num_nodes * (m.num_nodes - 1) / 2) + " for " +
+                   std::to_string(m.num_nodes) + " nodes");
   if (m.feat_dim == 0 || m.feat_dim > (1u << 24))
     return corrupt(At(field::kFeatDim) + ": feature dimension " + std::to_string(m.feat_dim) + " outside [1, 2^24]");
   if (m.num_classes == 0 || m.num_classes > (1u << 16))
@@ -220,14 +226,18 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
     nodes += s.num_nodes;
     intra += s.intra_entries;
     inter += s.inter_entries;
+    if (intra + inter > 2 * m.num_edges) break;  // refused below; stopping here keeps the sums from wrapping
   }
-  if (nodes != m.num_nodes)
-    return corrupt("shard node counts sum to " + std::to_string(nodes) + ", header says " +
-                   std::to_string(m.num_nodes));
-  if (intra + inter != 2 * m.num_edges || inter != 2 * m.edge_cut)
+  const auto edge_counts_disagree = [&] {
     return corrupt("shard edge counts (intra " + std::to_string(intra) + ", inter " + std::to_string(inter) +
                    ") disagree with " + std::to_string(m.num_edges) + " edges and edge cut " +
                    std::to_string(m.edge_cut));
+  };
+  if (intra + inter > 2 * m.num_edges) return edge_counts_disagree();
+  if (nodes != m.num_nodes)
+    return corrupt("shard node counts sum to " + std::to_string(nodes) + ", header says " +
+                   std::to_string(m.num_nodes));
+  if (intra + inter != 2 * m.num_edges || inter != 2 * m.edge_cut) return edge_counts_disagree();
   return m;
 }
 

@@ -32,7 +32,7 @@ struct InterEdge {
 
 // Gathers cluster `c`'s contents: adjacency from the CSR, feature rows and labels from the
 // scratch files. Buffers in `out`/`inter` are reused.
-Status BuildCluster(const RawInput& raw, const RawNodeRows& rows, const CsrGraph& g, const Partition& p,
+Status BuildCluster(const RawInput& raw, const RawNodeRows& rows, const CsrView& g, const Partition& p,
                     const ClusterLayout& layout, uint32_t c, ClusterData& out, std::vector<InterEdge>& inter) {
   const uint32_t begin = layout.offsets[c], n = layout.cluster_size(c);
   const uint32_t F = raw.feat_dim;
@@ -50,8 +50,7 @@ Status BuildCluster(const RawInput& raw, const RawNodeRows& rows, const CsrGraph
   inter.clear();
   for (uint32_t i = 0; i < n; ++i) {
     const uint32_t v = out.node_ids[i];
-    for (int32_t e = g.offsets[v]; e < g.offsets[v + 1]; ++e) {
-      const auto u = static_cast<uint32_t>(g.neighbors[static_cast<size_t>(e)]);
+    for (const uint32_t u : g.row(v)) {
       const auto cu = static_cast<uint32_t>(p.part[u]);
       if (cu == c) {
         out.adj_neighbors.push_back(layout.local_index[u]);  // ascending: ids ascend within a cluster
@@ -115,7 +114,7 @@ ShardDirectoryWriter::~ShardDirectoryWriter() = default;
 const std::string& ShardDirectoryWriter::temp_dir() const { return staged_->temp_dir(); }
 const std::string& ShardDirectoryWriter::out_dir() const { return staged_->target(); }
 
-Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const CsrGraph& graph,
+Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const CsrView& graph,
                                                      const Partition& partition, const ProgressFn& progress) {
   if (!staged_) return Status::Internal("ShardDirectoryWriter::Write called twice or after a move");
   const ShardWriteOptions& options = options_;
@@ -127,17 +126,18 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
     return Status::Internal("shard writer: raw input, CSR and partition disagree on the number of nodes");
 
   // Memory plan: the graph-sized arrays are held throughout; the rest of the budget bounds how
-  // many clusters are in flight.
+  // many clusters are in flight. The CSR counts only when it is on the heap (a CsrGraph): a
+  // mapped CSR (MappedCsr) is read through the page cache, which the kernel can drop and read
+  // again, so it is reported apart and not charged to the budget.
   ShardMemoryPlan plan;
   plan.budget = options.mem_budget;
   const uint64_t split_bytes = raw.split.size();
-  plan.graph_bytes = graph.bytes() + partition.bytes() + layout.bytes() + split_bytes;
+  plan.csr_heap_bytes = graph.heap_bytes;
+  plan.csr_mapped_bytes = graph.heap_bytes != 0 ? 0 : 8 * (uint64_t{graph.num_nodes} + 1) + 4 * graph.num_entries();
+  plan.graph_bytes = plan.csr_heap_bytes + partition.bytes() + layout.bytes() + split_bytes;
   for (uint32_t c = 0; c < P; ++c) {
     uint64_t degree_sum = 0;
-    for (uint32_t k = layout.offsets[c]; k < layout.offsets[c + 1]; ++k) {
-      const uint32_t v = layout.nodes[k];
-      degree_sum += static_cast<uint64_t>(graph.offsets[v + 1] - graph.offsets[v]);
-    }
+    for (uint32_t k = layout.offsets[c]; k < layout.offsets[c + 1]; ++k) degree_sum += graph.degree(layout.nodes[k]);
     plan.largest_cluster =
         std::max(plan.largest_cluster, ClusterWorkingBytes(layout.cluster_size(c), degree_sum, raw.feat_dim, P));
   }
@@ -150,9 +150,13 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
     if (plan.graph_bytes + plan.largest_cluster > plan.budget) {
       return Status::InvalidArgument(
           "--mem-budget " + FormatBytes(plan.budget) + " is too small: the graph-sized arrays need " +
-          FormatBytes(plan.graph_bytes) + " (CSR for METIS " + FormatBytes(graph.bytes()) + ", partition " +
+          FormatBytes(plan.graph_bytes) + " (CSR in memory " + FormatBytes(plan.csr_heap_bytes) + ", partition " +
           FormatBytes(partition.bytes()) + ", cluster layout " + FormatBytes(layout.bytes()) + ", split " +
-          FormatBytes(split_bytes) + ") and the largest cluster up to " + FormatBytes(plan.largest_cluster) +
+          FormatBytes(split_bytes) +
+          (plan.csr_mapped_bytes != 0
+               ? "; the mapped CSR's " + FormatBytes(plan.csr_mapped_bytes) + " are page cache, not counted"
+               : std::string()) +
+          ") and the largest cluster up to " + FormatBytes(plan.largest_cluster) +
           " while it is gathered and encoded; at least " + FormatBytes(plan.graph_bytes + plan.largest_cluster) +
           " is needed (or use more --parts)");
     }
@@ -241,7 +245,7 @@ Status WriteVector(const std::string& path, const void* data, size_t bytes) {
 }
 }  // namespace
 
-Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrGraph& graph, const Partition& partition,
+Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrView& graph, const Partition& partition,
                                              const ShardWriteOptions& options, const ProgressFn& progress) {
   CGCN_ASSIGN_OR_RETURN(ShardDirectoryWriter writer, ShardDirectoryWriter::Create(options));
   RawInput input;

@@ -106,10 +106,12 @@ Manifest AddDataset(const std::string& name, const testutil::RawDatasetSpec& spe
   const RawGraph raw = Check(ReadRawGraph(RawReadOptions{tmp.Join("raw-data"), ""}), name + ": ReadRawGraph");
   const CsrGraph graph =
       Check(BuildSymmetricCsr(raw.num_nodes, raw.edge_src, raw.edge_dst), name + ": BuildSymmetricCsr");
-  const Partition partition = Check(PartitionGraph(graph, PartitionOptions{parts, 0}), name + ": PartitionGraph");
+  const Partition partition =
+      Check(PartitionGraph(graph.view(), PartitionOptions{parts, 0}), name + ": PartitionGraph");
   ShardWriteOptions wo;
   wo.out_dir = tmp.Join("shards");
-  const ShardWriteReport report = Check(WriteShardDirectory(raw, graph, partition, wo), name + ": WriteShardDirectory");
+  const ShardWriteReport report =
+      Check(WriteShardDirectory(raw, graph.view(), partition, wo), name + ": WriteShardDirectory");
   fs::copy_file(fs::path(wo.out_dir) / kManifestFileName, manifest_dir / (name + ".manifest"),
                 fs::copy_options::overwrite_existing);
   ++*files;

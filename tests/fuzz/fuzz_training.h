@@ -22,10 +22,10 @@ inline Status BuildTinyShards(const std::string& raw_dir, const std::string& out
   testutil::WriteRawDataset(raw_dir, testutil::TinyRawDataset(), testutil::Compression::kPlain);
   CGCN_ASSIGN_OR_RETURN(RawGraph raw, ReadRawGraph(RawReadOptions{raw_dir, ""}));
   CGCN_ASSIGN_OR_RETURN(CsrGraph graph, BuildSymmetricCsr(raw.num_nodes, raw.edge_src, raw.edge_dst));
-  CGCN_ASSIGN_OR_RETURN(Partition partition, PartitionGraph(graph, PartitionOptions{2, 0}));
+  CGCN_ASSIGN_OR_RETURN(Partition partition, PartitionGraph(graph.view(), PartitionOptions{2, 0}));
   ShardWriteOptions wo;
   wo.out_dir = out_dir;
-  return WriteShardDirectory(raw, graph, partition, wo).status();
+  return WriteShardDirectory(raw, graph.view(), partition, wo).status();
 }
 
 // Two epochs of one cluster per batch (2 batches an epoch), a checkpoint after every step.

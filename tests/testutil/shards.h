@@ -89,7 +89,7 @@ inline BuiltShards BuildShards(const RawDatasetSpec& spec, const std::string& di
   Result<CsrGraph> g = BuildSymmetricCsr(b.raw.num_nodes, b.raw.edge_src, b.raw.edge_dst);
   if (!g.ok()) throw std::runtime_error(g.status().ToString());
   b.graph = std::move(g).value();
-  Result<Partition> p = PartitionGraph(b.graph, PartitionOptions{parts, seed});
+  Result<Partition> p = PartitionGraph(b.graph.view(), PartitionOptions{parts, seed});
   if (!p.ok()) throw std::runtime_error(p.status().ToString());
   b.partition = std::move(p).value();
   return b;
