@@ -19,7 +19,9 @@ int main(int argc, char** argv) {
   InstallInterruptCleanup();
   CLI::App app{
       "Reads a graph in the OGB node-property-prediction raw layout (DIR/raw/*.csv[.gz], "
-      "DIR/split/NAME/*.csv[.gz]), validates it, partitions it with METIS into P clusters and writes a "
+      "DIR/split/NAME/*.csv[.gz], or raw/data.npz and raw/node-label.npz as ogbn-papers100M ships them), validates "
+      "it, builds the symmetric CSR on disk, partitions it into P clusters (METIS in memory, or an out-of-core "
+      "multilevel partitioner for graphs METIS cannot hold) and writes a "
       "shard directory: one zstd-compressed, checksummed file per cluster plus a MANIFEST (docs/FORMAT.md).\n\n"
       "OUT is checked and locked (OUT.cgcn-lock) before any input is read; the directory is built in a marked "
       "temporary sibling (OUT.cgcn-tmp.*) and swapped into place only when complete. --overwrite replaces only "
@@ -31,25 +33,39 @@ int main(int argc, char** argv) {
   std::string mem_budget;
   app.add_option("--input", o.read.dir, "raw graph directory (holds raw/ and split/)")->required();
   app.add_option("--out", o.write.out_dir, "shard directory to create")->required();
-  cli::AddNumber(app, "--parts", &o.parts, "number of METIS clusters P (1 to 16777216)")->required();
+  cli::AddNumber(app, "--parts", &o.parts, "number of clusters P (1 to 16777216)")->required();
+  std::string partitioner = "auto";
+  app.add_option("--partitioner", partitioner,
+                 "metis: METIS_PartGraphKway in memory (its arrays, 4 bytes per node and per adjacency entry, plus "
+                 "a workspace measured at about 10 times them; at most 2^31-1 adjacency entries). external: "
+                 "size-constrained label propagation over the on-disk CSR, METIS on the coarse graph, refinement "
+                 "on the fine graph; 4 bytes per node plus a coarse graph within --mem-budget. auto: metis when it "
+                 "fits --mem-budget (or, without one, this machine's RAM) and the 32-bit limit, external otherwise. "
+                 "The report says which ran and why.")
+      ->check(CLI::IsMember({"auto", "metis", "external"}))
+      ->capture_default_str();
   app.add_option("--split", o.read.split_name, "split name under DIR/split (default: the only one present)");
-  cli::AddNumber(app, "--seed", &o.write.seed, "METIS seed, 0 to 2147483647 (recorded in the manifest)");
+  cli::AddNumber(app, "--seed", &o.write.seed,
+                 "partitioning seed (METIS's, and the label propagation's order), 0 to 2147483647; recorded in the "
+                 "manifest");
   cli::AddNumber(app, "--zstd-level", &o.write.zstd_level, "zstd compression level (1 to 19)");
   cli::AddNumber(app, "--min-compression-ratio", &o.write.min_compression_ratio,
                  "store a section uncompressed when zstd makes it less than this many times smaller: decoding it is "
                  "then a checksum and a copy instead of a decompression every epoch (1 = compress whatever shrinks)");
   app.add_option("--mem-budget", mem_budget,
-                 "memory for cgcn's own arrays and buffers, e.g. 512M, 2G, 1.5GiB (default: no limit). The "
-                 "graph-sized arrays (METIS's CSR: 4 bytes per node + 8 per edge; partition, layout, split: 13 "
-                 "bytes per node) must fit, else it stops with the numbers; the rest bounds how many clusters "
-                 "are gathered and encoded at once. METIS's own workspace is measured, not bounded. Output "
-                 "bytes do not depend on it.");
+                 "memory for cgcn's own arrays and buffers, e.g. 512M, 2G, 1.5GiB (default: no limit). The CSR is "
+                 "built on disk in buckets that fit; the partitioner must fit (see --partitioner); the "
+                 "graph-sized arrays of the writer (partition, layout, split: 13 bytes per node) must fit, and the "
+                 "rest bounds how many clusters are gathered and encoded at once. Too small: it stops with the "
+                 "numbers before the long work. The page cache of the mapped CSR is not counted (the kernel "
+                 "reclaims it). With the external partitioner the shards do not depend on it.");
   app.add_flag("--overwrite", o.write.overwrite,
                "replace OUT if it is a shard directory (only after the new one is complete)");
   cli::CommonFlags common;
   cli::AddCommonFlags(app, &common);
   CGCN_PARSE_FLAGS(app, argc, argv);
   const char* kTool = "cgcn-preprocess";
+  o.partitioner = *ParsePartitionerKind(partitioner);  // CLI::IsMember checked the name
   if (!mem_budget.empty()) {
     Result<uint64_t> b = ParseByteSize(mem_budget);
     if (!b.ok()) return cli::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
@@ -75,8 +91,20 @@ int main(int argc, char** argv) {
     std::printf("  split            '%s': %llu train, %llu valid, %llu test\n", r.split_name.c_str(),
                 static_cast<unsigned long long>(r.num_train), static_cast<unsigned long long>(r.num_valid),
                 static_cast<unsigned long long>(r.num_test));
-    std::printf("  edge cut         %llu (%.1f%%)\n", static_cast<unsigned long long>(m.edge_cut),
-                Pct(m.edge_cut, m.num_edges));
+    std::printf("  partitioner      %s: %s\n", PartitionerName(r.partitioner), r.partitioner_reason.c_str());
+    if (r.partitioner == PartitionerKind::kExternal)
+      std::printf("                   %d level%s to %llu coarse nodes (%llu entries); cut %llu after METIS, %llu after "
+                  "%d refinement round%s; coarsen %.2f s, contract %.2f s, METIS %.2f s, refine %.2f s\n",
+                  r.external.levels, r.external.levels == 1 ? "" : "s",
+                  static_cast<unsigned long long>(r.external.coarse_nodes),
+                  static_cast<unsigned long long>(r.external.coarse_entries),
+                  static_cast<unsigned long long>(r.external.cut_projected),
+                  static_cast<unsigned long long>(r.external.edge_cut), r.external.refine_rounds_run,
+                  r.external.refine_rounds_run == 1 ? "" : "s", r.external.coarsen_s, r.external.contract_s,
+                  r.external.metis_s, r.external.refine_s);
+    std::printf("  edge cut         %llu (%.1f%%); largest cluster %u nodes, %.3f x the mean\n",
+                static_cast<unsigned long long>(m.edge_cut), Pct(m.edge_cut, m.num_edges), r.max_cluster_nodes,
+                r.part_balance);
     std::printf("  clusters         %u, nodes per cluster min %u / mean %.1f / max %u%s\n", m.num_parts,
                 r.min_cluster_nodes, static_cast<double>(m.num_nodes) / m.num_parts, r.max_cluster_nodes,
                 r.empty_clusters ? (", " + std::to_string(r.empty_clusters) + " empty").c_str() : "");
@@ -86,11 +114,14 @@ int main(int argc, char** argv) {
         static_cast<double>(r.write.raw_bytes) / static_cast<double>(std::max<uint64_t>(1, r.write.stored_bytes)));
     std::printf("  seconds          read %.2f, symmetrize %.2f, partition %.2f, write %.2f, total %.2f\n", r.read_s,
                 r.csr_s, r.partition_s, r.write_s, r.total_s);
-    std::printf("  MB/s             parse");
+    const PreprocessReport::Throughput mbps = r.PhaseMBps();
+    std::printf("  MB/s             read %.0f (input as stored), symmetrize %.0f (edge list), partition %.0f (CSR "
+                "files), write %.0f (shards as stored); parse",
+                mbps.read, mbps.symmetrize, mbps.partition, mbps.write);
     for (const RawPhaseStats& ph : r.phases)
       std::printf("%s %s %.0f", &ph == &r.phases.front() ? "" : ",", ph.name.c_str(), MBps(ph.text_bytes, ph.seconds));
-    std::printf("; write %.0f (raw shard bytes), %u cluster%s in flight\n", MBps(r.write.raw_bytes, r.write_s),
-                r.write.memory.clusters_in_flight, r.write.memory.clusters_in_flight == 1 ? "" : "s");
+    std::printf("; %u cluster%s written at once\n", r.write.memory.clusters_in_flight,
+                r.write.memory.clusters_in_flight == 1 ? "" : "s");
     std::printf("  CSR              on disk, %u bucket%s, planned peak %s%s%s; files %s (mapped: page cache)\n",
                 r.csr.buckets, r.csr.buckets == 1 ? "" : "s", FormatBytes(r.csr.planned_peak_bytes).c_str(),
                 r.csr_mem_budget ? " within " : "", r.csr_mem_budget ? FormatBytes(r.csr_mem_budget).c_str() : "",
@@ -98,14 +129,15 @@ int main(int argc, char** argv) {
     std::printf("  memory budget    %s; graph-sized arrays %s, largest cluster <= %s\n",
                 r.write.memory.budget ? FormatBytes(r.write.memory.budget).c_str() : "none",
                 FormatBytes(r.write.memory.graph_bytes).c_str(), FormatBytes(r.write.memory.largest_cluster).c_str());
-    const double metis_mb = static_cast<double>(r.metis_array_bytes + r.metis_workspace_bytes) / (1 << 20);
-    std::printf(
-        "  peak RSS         %.0f MiB, of which METIS %.0f MiB (%.0f%%: arrays %s + workspace ~%s); features %s\n",
-        r.peak_rss_mb, metis_mb, r.peak_rss_mb > 0 ? 100.0 * metis_mb / r.peak_rss_mb : 0.0,
-        FormatBytes(r.metis_array_bytes).c_str(), FormatBytes(r.metis_workspace_bytes).c_str(),
-        FormatBytes(uint64_t{m.num_nodes} * m.feat_dim * sizeof(float)).c_str());
-    std::printf("  RSS outside METIS %s at most (sampled every 2 ms while reading, building the CSR and writing)\n",
-                FormatBytes(r.rss_outside_metis_bytes).c_str());
+    std::printf("  peak RSS         %.0f MiB (heap %.0f MiB, the rest mapped page cache); features %s\n", r.peak_rss_mb,
+                r.peak_anon_mb, FormatBytes(uint64_t{m.num_nodes} * m.feat_dim * sizeof(float)).c_str());
+    if (r.partitioner == PartitionerKind::kMetis)
+      std::printf("  METIS            %s (arrays %s + workspace ~%s); RSS outside METIS %s at most\n",
+                  FormatBytes(r.metis_array_bytes + r.metis_workspace_bytes).c_str(),
+                  FormatBytes(r.metis_array_bytes).c_str(), FormatBytes(r.metis_workspace_bytes).c_str(),
+                  FormatBytes(r.rss_outside_metis_bytes).c_str());
+    else
+      std::printf("  external         planned peak %s\n", FormatBytes(r.external.peak_bytes_planned).c_str());
   }
   std::printf("%s\n", r.SummaryJson().c_str());
   return 0;

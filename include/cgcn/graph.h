@@ -42,6 +42,12 @@ class MappedCsr {
   CsrView view() const;
   // Bytes of the two files (page cache while mapped, not heap).
   uint64_t file_bytes() const { return offsets_.bytes().size() + neighbors_.bytes().size(); }
+  // Unmaps the pages read so far from this process (MappedFile::ReleaseResident): the RSS then
+  // shows the heap, not the page cache the passes over the CSR touched.
+  void ReleaseResident() const {
+    offsets_.ReleaseResident();
+    neighbors_.ReleaseResident();
+  }
 
  private:
   MappedCsr(MappedFile offsets, MappedFile neighbors, uint32_t num_nodes)

@@ -24,6 +24,10 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Hints the kernel to read the whole file ahead (posix_madvise WILLNEED).
   void WillNeed() const;
+  // Drops this process's mapping of the pages it touched (madvise MADV_DONTNEED): they stay in
+  // the page cache, out of the RSS, and the next read maps them again. For a read-only file
+  // mapping this loses nothing.
+  void ReleaseResident() const;
 
  private:
   MappedFile() = default;

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "cgcn/partition.h"
 #include "cgcn/status.h"
 
 namespace cgcn {
@@ -29,9 +30,7 @@ inline constexpr double kMetisWorkspaceFactor = 10.0;
 inline constexpr uint64_t kMetisMaxEntries = 2147483647;
 inline constexpr uint64_t kMetisMaxNodes = 2147483646;
 
-// Bytes of the arrays METIS is handed: xadj [N + 1], adjncy [entries], part [N], 4 bytes each.
-uint64_t MetisArrayBytes(uint64_t num_nodes, uint64_t entries);
-// The arrays plus the workspace: what running METIS costs.
+// MetisArrayBytes (partition.h) plus the workspace: what running METIS costs.
 uint64_t MetisNeedBytes(uint64_t num_nodes, uint64_t entries);
 
 struct PartitionerPlan {

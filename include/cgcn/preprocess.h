@@ -11,7 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include "cgcn/external_partition.h"
 #include "cgcn/graph.h"
+#include "cgcn/partitioner_choice.h"
 #include "cgcn/progress.h"
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_writer.h"
@@ -23,6 +25,8 @@ struct PreprocessOptions {
   RawReadOptions read;      // input directory and split
   ShardWriteOptions write;  // out_dir, overwrite, zstd level, compression rule, seed, mem_budget
   int32_t parts = 0;        // clusters P, from 1 to 2^24
+  // METIS in memory, the out-of-core multilevel partitioner, or auto (partitioner_choice.h).
+  PartitionerKind partitioner = PartitionerKind::kAuto;
   // Checks every value with sentences ("--parts must be from 1 to 16777216, found 0"); the seed
   // is METIS's 32-bit int: 0 to 2147483647.
   Status Validate() const;
@@ -44,6 +48,9 @@ struct PreprocessReport {
   uint64_t csr_mem_budget = 0;  // what --mem-budget left the CSR build (0 = none)
   uint64_t undirected_edges = 0;
   // Partitioning.
+  PartitionerKind partitioner = PartitionerKind::kMetis;  // the one that ran
+  std::string partitioner_reason;                        // why (ChoosePartitioner)
+  ExternalPartitionReport external;                      // when the external partitioner ran
   uint64_t edge_cut = 0;
   double part_balance = 0;               // largest part / mean part (PartBalance)
   uint64_t metis_array_bytes = 0;        // int32 xadj, adjncy and part as METIS is handed them (MetisArrayBytes)
@@ -54,7 +61,15 @@ struct PreprocessReport {
   uint32_t min_cluster_nodes = 0, max_cluster_nodes = 0, empty_clusters = 0;
   // Wall time of each step, seconds.
   double read_s = 0, csr_s = 0, partition_s = 0, write_s = 0, total_s = 0;
-  double peak_rss_mb = 0;  // the process's peak resident set
+  double peak_rss_mb = 0;  // the process's peak resident set (with mapped pages of the CSR and shards it read)
+  double peak_anon_mb = 0;  // peak of the RSS not backed by files (sampled every 2 ms): the heap
+
+  // MB/s (10^6 bytes) of each step: read = input files as stored; symmetrize = the edge list
+  // (8 bytes a line); partition = the CSR's two files; write = shard files as stored.
+  struct Throughput {
+    double read = 0, symmetrize = 0, partition = 0, write = 0;
+  };
+  Throughput PhaseMBps() const;
 
   // One line of JSON with the figures above (the last line cgcn-preprocess prints).
   std::string SummaryJson() const;

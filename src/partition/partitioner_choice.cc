@@ -27,8 +27,6 @@ const char* PartitionerName(PartitionerKind kind) {
   return "?";
 }
 
-uint64_t MetisArrayBytes(uint64_t num_nodes, uint64_t entries) { return 4 * ((num_nodes + 1) + entries + num_nodes); }
-
 uint64_t MetisNeedBytes(uint64_t num_nodes, uint64_t entries) {
   return static_cast<uint64_t>(static_cast<double>(MetisArrayBytes(num_nodes, entries)) *
                                (1.0 + kMetisWorkspaceFactor));

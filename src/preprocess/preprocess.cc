@@ -22,41 +22,51 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Current resident set size in bytes (/proc/self/statm), 0 if unavailable.
-uint64_t CurrentRssBytes() {
+// Current resident set size in bytes (/proc/self/statm), 0 if unavailable; `anon` (if given)
+// gets the part not backed by files (resident less shared): the heap, without mapped page cache.
+uint64_t CurrentRssBytes(uint64_t* anon = nullptr) {
   std::FILE* f = std::fopen("/proc/self/statm", "r");
   if (f == nullptr) return 0;
-  unsigned long long pages = 0, resident = 0;
-  const int n = std::fscanf(f, "%llu %llu", &pages, &resident);
+  unsigned long long pages = 0, resident = 0, shared = 0;
+  const int n = std::fscanf(f, "%llu %llu %llu", &pages, &resident, &shared);
   std::fclose(f);
-  return n == 2 ? resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+  const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (anon != nullptr) *anon = n == 3 && resident > shared ? (resident - shared) * page : 0;
+  return n >= 2 ? resident * page : 0;
 }
 
-// Samples the RSS every 2 ms on a thread while alive; Stop() returns the highest sample.
+// Samples the RSS every 2 ms on a thread while alive; Stop() returns the highest sample, and
+// peak_anon() the highest sample of its part not backed by files.
 class RssSampler {
  public:
-  RssSampler()
-      : max_(CurrentRssBytes()), thread_([this] {
-          while (!stop_.load()) {
-            const uint64_t r = CurrentRssBytes();
-            if (r > max_.load()) max_.store(r);
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
-          }
-        }) {}
+  RssSampler() : thread_([this] {
+      while (!stop_.load()) {
+        Sample();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }) {
+    Sample();
+  }
   ~RssSampler() { Stop(); }
   uint64_t Stop() {
     if (thread_.joinable()) {
       stop_ = true;
       thread_.join();
-      const uint64_t r = CurrentRssBytes();
-      if (r > max_.load()) max_.store(r);
+      Sample();
     }
     return max_.load();
   }
+  uint64_t peak_anon() const { return max_anon_.load(); }
 
  private:
+  void Sample() {
+    uint64_t anon = 0;
+    const uint64_t r = CurrentRssBytes(&anon);
+    if (r > max_.load()) max_.store(r);
+    if (anon > max_anon_.load()) max_anon_.store(anon);
+  }
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> max_;
+  std::atomic<uint64_t> max_{0}, max_anon_{0};
   std::thread thread_;
 };
 
@@ -88,6 +98,7 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
   CGCN_ASSIGN_OR_RETURN(ShardDirectoryWriter writer, ShardDirectoryWriter::Create(write));
   rep.out_dir = writer.out_dir();
   std::optional<RssSampler> outside_metis(std::in_place);
+  RssSampler whole_run;
 
   phase(1, "reading " + options.read.dir);
   auto t = Clock::now();
@@ -140,30 +151,53 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
     return csr.status();
   }
   rep.csr_s = Since(t);
+  csr->ReleaseResident();
   const CsrView graph = csr->view();
   rep.undirected_edges = graph.num_undirected_edges();
 
-  phase(3, "partitioning into " + std::to_string(options.parts) + " clusters with METIS (seed " +
-               std::to_string(options.write.seed) + ")");
+  // What is held beside the partitioner: the split, 1 byte a node.
+  CGCN_ASSIGN_OR_RETURN(const PartitionerPlan plan,
+                        ChoosePartitioner(options.partitioner, N, graph.num_entries(), budget, N,
+                                          budget != 0 ? 0 : PhysicalMemoryBytes()));
+  rep.partitioner = plan.kind;
+  rep.partitioner_reason = plan.reason;
+  const bool metis = plan.kind == PartitionerKind::kMetis;
+  phase(3, "partitioning into " + std::to_string(options.parts) + " clusters with " +
+               (metis ? std::string("METIS") : std::string("the external partitioner")) + " (seed " +
+               std::to_string(options.write.seed) + "): " + plan.reason);
   t = Clock::now();
   rep.rss_outside_metis_bytes = outside_metis->Stop();
   outside_metis.reset();
   const uint64_t rss_before_metis = CurrentRssBytes();
-  RssSampler sampler;
-  Result<Partition> part = PartitionGraph(graph, PartitionOptions{options.parts, options.write.seed});
-  const uint64_t rss_during_metis = sampler.Stop();
-  // Hand METIS's freed workspace back to the kernel: glibc keeps freed heap memory resident,
-  // which would otherwise stay in the RSS while the shards are written.
-  ::malloc_trim(0);
+  Result<Partition> part = Status::Internal("no partitioner ran");
+  if (metis) {
+    RssSampler sampler;
+    part = PartitionGraph(graph, PartitionOptions{options.parts, options.write.seed});
+    const uint64_t rss_during_metis = sampler.Stop();
+    // Hand METIS's freed workspace back to the kernel: glibc keeps freed heap memory resident,
+    // which would otherwise stay in the RSS while the shards are written.
+    ::malloc_trim(0);
+    rep.metis_array_bytes = MetisArrayBytes(N, graph.num_entries());
+    // The growth of the RSS while METIS ran, less its arrays and the mapped CSR's pages the
+    // copies touched (they count in the RSS, but are page cache).
+    const uint64_t besides = rss_before_metis + rep.metis_array_bytes + csr->file_bytes();
+    rep.metis_workspace_bytes = rss_during_metis > besides ? rss_during_metis - besides : 0;
+  } else {
+    ExternalPartitionOptions eo;
+    eo.num_parts = options.parts;
+    eo.seed = options.write.seed;
+    eo.mem_budget = budget != 0 ? budget - N : 0;
+    part = PartitionExternal(graph, eo, &rep.external, progress);
+    if (!part.ok() && part.status().code() == StatusCode::kInvalidArgument && budget != 0)
+      return part.status().WithContext("--mem-budget " + FormatBytes(budget) + " leaves " +
+                                       FormatBytes(eo.mem_budget) + " to the external partitioner (less " +
+                                       FormatBytes(N) + " for the split)");
+  }
   if (!part.ok()) return part.status();
+  csr->ReleaseResident();
   rep.partition_s = Since(t);
   rep.edge_cut = part->edge_cut;
   rep.part_balance = PartBalance(part->part, part->num_parts);
-  rep.metis_array_bytes = MetisArrayBytes(N, graph.num_entries());
-  // The growth of the RSS while METIS ran, less its arrays and the mapped CSR's pages the
-  // copies touched (they count in the RSS, but are page cache).
-  const uint64_t besides = rss_before_metis + rep.metis_array_bytes + csr->file_bytes();
-  rep.metis_workspace_bytes = rss_during_metis > besides ? rss_during_metis - besides : 0;
 
   phase(4, "writing shards to " + rep.out_dir);
   t = Clock::now();
@@ -179,6 +213,8 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
   }
   rep.total_s = Since(t_all);
   rep.peak_rss_mb = PeakRssMb();
+  whole_run.Stop();
+  rep.peak_anon_mb = static_cast<double>(whole_run.peak_anon()) / 1048576.0;
   return rep;
 }
 
@@ -198,8 +234,11 @@ std::string PreprocessReport::SummaryJson() const {
                       {"test", num_test},
                       {"clusters", m.num_parts},
                       {"empty_clusters", empty_clusters},
+                      {"partitioner", PartitionerName(partitioner)},
+                      {"partitioner_reason", partitioner_reason},
                       {"edge_cut", m.edge_cut},
-                      {"part_balance", part_balance},
+                      {"balance", part_balance},
+                      {"largest_cluster", max_cluster_nodes},
                       {"input_bytes", input_bytes},
                       {"shard_raw_bytes", write.raw_bytes},
                       {"shard_stored_bytes", write.stored_bytes},
@@ -211,11 +250,34 @@ std::string PreprocessReport::SummaryJson() const {
                       {"partition_s", partition_s},
                       {"write_s", write_s},
                       {"total_s", total_s},
+                      {"read_mb_s", PhaseMBps().read},
+                      {"symmetrize_mb_s", PhaseMBps().symmetrize},
+                      {"partition_mb_s", PhaseMBps().partition},
+                      {"write_mb_s", PhaseMBps().write},
                       {"peak_rss_mb", peak_rss_mb},
+                      {"peak_anon_mb", peak_anon_mb},
                       {"metis_mb", static_cast<double>(metis_array_bytes + metis_workspace_bytes) / 1048576.0},
                       {"mem_budget_mb", static_cast<double>(write.memory.budget) / 1048576.0},
                       {"clusters_in_flight", write.memory.clusters_in_flight}};
+  if (partitioner == PartitionerKind::kExternal)
+    j["external"] = {{"levels", external.levels},
+                     {"coarse_nodes", external.coarse_nodes},
+                     {"coarse_entries", external.coarse_entries},
+                     {"cut_projected", external.cut_projected},
+                     {"refine_rounds", external.refine_rounds_run},
+                     {"part_limit_nodes", external.part_limit_nodes},
+                     {"planned_peak_mb", static_cast<double>(external.peak_bytes_planned) / 1048576.0},
+                     {"coarsen_s", external.coarsen_s},
+                     {"contract_s", external.contract_s},
+                     {"metis_s", external.metis_s},
+                     {"refine_s", external.refine_s}};
   return j.dump();
+}
+
+PreprocessReport::Throughput PreprocessReport::PhaseMBps() const {
+  const auto rate = [](uint64_t bytes, double s) { return s > 0 ? static_cast<double>(bytes) / 1e6 / s : 0.0; };
+  return {rate(input_bytes, read_s), rate(8 * num_edge_lines, csr_s), rate(csr.csr_file_bytes, partition_s),
+          rate(write.stored_bytes, write_s)};
 }
 
 }  // namespace cgcn

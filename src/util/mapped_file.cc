@@ -45,6 +45,10 @@ void MappedFile::WillNeed() const {
   if (!bytes_.empty()) posix_madvise(const_cast<std::byte*>(bytes_.data()), bytes_.size(), POSIX_MADV_WILLNEED);
 }
 
+void MappedFile::ReleaseResident() const {
+  if (!bytes_.empty()) ::madvise(const_cast<std::byte*>(bytes_.data()), bytes_.size(), MADV_DONTNEED);
+}
+
 void DropPageCache(const std::string& path) {
   Result<UniqueFd> fd = OpenRegularFileForRead(path);
   if (!fd.ok()) return;  // advisory: nothing to release
