@@ -25,10 +25,10 @@ double SecondsSince(Clock::time_point t0) { return std::chrono::duration<double>
 
 // A cluster may hold at most 1/kClusterFraction of a part's bound in fine nodes.
 constexpr uint64_t kClusterFraction = 16;
-constexpr int kDefaultCoarsenRounds = 4;
+constexpr int kDefaultCoarsenRounds = 3;
 constexpr int kDefaultRefineRounds = 8;
 // Coarsening stops once the coarse graph has at most this many nodes per part (and fits).
-constexpr uint64_t kCoarseNodesPerPart = 12;
+constexpr uint64_t kCoarseNodesPerPart = 32;
 constexpr int kMaxLevels = 6;
 // A level that keeps more than this fraction of its nodes ends coarsening (label propagation is stuck).
 constexpr double kMinShrink = 0.9;
@@ -43,7 +43,7 @@ constexpr uint64_t kMetisWorkspaceFactor = 10;
 // fewest fine edges between two clusters) are left out of its input. On graphs with many
 // scattered edges the coarse graph is dense with weight-1 edges that cost METIS time and barely
 // steer the partition; the fine refinement and the recounted cut still see every edge.
-constexpr uint64_t kMetisAvgDegree = 64;
+constexpr uint64_t kMetisAvgDegree = 160;
 constexpr uint64_t kFixedBytes = uint64_t{16} << 20;  // per-thread maps, sub-round buffers, slack
 
 // Bytes held, and the most held at once.

@@ -155,21 +155,31 @@ class ConnMap {
   uint32_t mask_ = 0;
 };
 
-// A ConnMap and the labels of one row: the row's labels are loaded first in a loop without
-// branches on them (the loads are scattered over the label array: this lets the misses overlap),
-// then counted.
+// A ConnMap and a buffer for a row's labels: they are loaded in pieces of kPiece, each in a loop
+// without branches on them (the loads are scattered over the label array: this lets the misses
+// overlap), then counted. The buffer stays small whatever the row's length.
 struct RowScratch {
+  static constexpr size_t kPiece = 1024;
   ConnMap map;
-  std::vector<uint32_t> label, weight;
+  uint32_t label[kPiece];
+  uint32_t weight[kPiece];
   template <typename G>
   void AddRow(const G& g, uint32_t v, const uint32_t* labels) {
-    label.clear();
-    weight.clear();
+    size_t k = 0;
     g.ForEachNeighbor(v, [&](uint32_t u, uint32_t w) {
-      label.push_back(labels[u]);
-      weight.push_back(w);
+      label[k] = labels[u];
+      weight[k] = w;
+      if (++k == kPiece) {
+        Flush(k);
+        k = 0;
+      }
     });
-    for (size_t i = 0; i < label.size(); ++i) map.Add(label[i], weight[i]);
+    Flush(k);
+  }
+
+ private:
+  void Flush(size_t k) {
+    for (size_t i = 0; i < k; ++i) map.Add(label[i], weight[i]);
   }
 };
 
