@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cgcn/byte_size.h"
+#include "cgcn/partitioner_choice.h"
 #include "partition/label_propagation.h"
 #include "util/parallel.h"
 #include "util/threads.h"
@@ -36,9 +37,6 @@ constexpr double kMinShrink = 0.9;
 constexpr uint64_t kHubDegree = uint64_t{1} << 16;
 // Refinement stops after a pass that lowers the cut by less than this fraction.
 constexpr double kMinRefineGain = 0.001;
-// METIS_PartGraphKway's workspace as a multiple of the arrays it is handed (xadj, adjncy, vwgt,
-// adjwgt), measured on coarse graphs of bench/partition_bench.cc.
-constexpr uint64_t kMetisWorkspaceFactor = 10;
 // METIS gets at most this many entries per coarse node: beyond it the lightest coarse edges (the
 // fewest fine edges between two clusters) are left out of its input. On graphs with many
 // scattered edges the coarse graph is dense with weight-1 edges that cost METIS time and barely
@@ -271,8 +269,14 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
   const int refine_rounds = o.refine_rounds > 0 ? o.refine_rounds : kDefaultRefineRounds;
   const uint64_t cluster_bound = std::max<uint64_t>(1, limit / kClusterFraction);
   const uint64_t seed = static_cast<uint64_t>(o.seed);
-  const uint64_t metis_factor = 1 + kMetisWorkspaceFactor;
-  auto metis_bytes = [&](const lp::WeightedGraph& g) { return metis_factor * g.bytes() + 4 * uint64_t{g.num_nodes()}; };
+  // What METIS takes on top of the coarse graph already held: its workspace (kMetisWorkspaceFactor
+  // times xadj, adjncy and part, measured for METIS on fine graphs; partitioner_choice.h) for the
+  // entries it is handed, plus the part array.
+  auto metis_extra = [&](const lp::WeightedGraph& g) {
+    const uint64_t entries = std::min<uint64_t>(g.num_entries(), kMetisAvgDegree * g.num_nodes());
+    return static_cast<uint64_t>(kMetisWorkspaceFactor * static_cast<double>(MetisArrayBytes(g.num_nodes(), entries))) +
+           4 * uint64_t{g.num_nodes()};
+  };
   // What the contraction scratch may take: half of what is left, the rest for its output.
   auto range_entries = [&]() -> uint64_t {
     if (ws.budget == 0) return std::numeric_limits<uint64_t>::max();
@@ -326,7 +330,7 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
   // or has more nodes than METIS needs.
   const uint64_t target_nodes = kCoarseNodesPerPart * num_parts;
   while (rep->levels < kMaxLevels && cluster_bound > 1 &&
-         (!ws.Fits(metis_bytes(coarse) - coarse.bytes()) || coarse.num_nodes() > target_nodes)) {
+         (!ws.Fits(metis_extra(coarse)) || coarse.num_nodes() > target_nodes)) {
     t0 = Clock::now();
     const uint32_t c = coarse.num_nodes();
     std::vector<uint32_t> clabels(c), csizes(c);
@@ -368,19 +372,19 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
   }
   rep->coarse_nodes = coarse.num_nodes();
   rep->coarse_entries = coarse.num_entries();
-  if (!ws.Fits(metis_bytes(coarse) - coarse.bytes()))
+  if (!ws.Fits(metis_extra(coarse)))
     return Status::InvalidArgument(
         "--mem-budget " + Bytes(o.mem_budget) + " is too small for the external partitioner: after " +
         std::to_string(rep->levels) + " coarsening levels the coarse graph has " + std::to_string(coarse.num_nodes()) +
         " nodes and " + std::to_string(coarse.num_entries()) + " entries (" + Bytes(coarse.bytes()) +
-        "); METIS needs about " + Bytes(metis_bytes(coarse)) + " for it on top of " + Bytes(label_bytes) +
+        "), and METIS needs about " + Bytes(metis_extra(coarse)) + " more for it, on top of " + Bytes(label_bytes) +
         " of labels and " + Bytes(kFixedBytes) + " of buffers");
 
   // METIS on the coarse graph, or one cluster per part when there are no more clusters than parts.
   t0 = Clock::now();
   {
     std::vector<int32_t> coarse_part;
-    ws.ledger.Spike(metis_bytes(coarse) - coarse.bytes());
+    ws.ledger.Spike(metis_extra(coarse));
     if (coarse.num_nodes() <= num_parts) {
       coarse_part.resize(coarse.num_nodes());
       for (uint32_t c = 0; c < coarse.num_nodes(); ++c) coarse_part[c] = static_cast<int32_t>(c);
