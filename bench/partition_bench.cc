@@ -196,6 +196,7 @@ int main(int argc, char** argv) {
   ext["metis_entries"] = rep.metis_entries;
   ext["cut_projected"] = rep.cut_projected;
   ext["refine_rounds_run"] = rep.refine_rounds_run;
+  ext["contract_scans"] = rep.contract_scans;
   ext["rebalance_passes"] = rep.rebalance_passes;
   ext["part_limit_nodes"] = rep.part_limit_nodes;
   ext["peak_bytes_planned"] = rep.peak_bytes_planned;

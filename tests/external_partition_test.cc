@@ -297,6 +297,30 @@ TEST(ExternalPartition, BudgetTooSmallIsAClearError) {
   CheckPartition(g, o, *fits, rep);
 }
 
+TEST(ExternalPartition, ContractionInRangesUnderABudgetGivesTheSameResult) {
+  const TestGraph g = Communities(30000, 30, 300000, 0.8, 6);
+  ExternalPartitionReport free_rep;
+  const Partition free = RunExternal(g, Options(30, 4), &free_rep);
+  EXPECT_EQ(free_rep.contract_scans, free_rep.levels);  // one range a level without a budget
+  bool ranged = false;
+  for (uint64_t extra = uint64_t{8} << 20; extra >= (uint64_t{1} << 20) && !ranged; extra /= 2) {
+    ExternalPartitionOptions o = Options(30, 4);
+    o.mem_budget = (uint64_t{16} << 20) + extra;
+    ExternalPartitionReport rep;
+    Result<Partition> p = PartitionExternal(g.view(), o, &rep);
+    if (!p.ok()) {
+      EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument) << p.status().ToString();
+      EXPECT_NE(p.status().message().find("--mem-budget"), std::string::npos) << p.status().ToString();
+      break;
+    }
+    CheckPartition(g, o, *p, rep);
+    EXPECT_LE(rep.peak_bytes_planned, o.mem_budget);
+    EXPECT_EQ(p->part, free.part) << "budget " << o.mem_budget;
+    ranged = rep.contract_scans > 2 * rep.levels;  // counting and filling sweeps, several ranges
+  }
+  EXPECT_TRUE(ranged);
+}
+
 TEST(ExternalPartition, BadOptions) {
   const TestGraph g = Cliques(3, 4, true);
   EXPECT_EQ(PartitionExternal(g.view(), Options(0)).status().code(), StatusCode::kInvalidArgument);

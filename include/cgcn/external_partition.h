@@ -39,6 +39,7 @@ struct ExternalPartitionReport {
   uint64_t cut_projected = 0;   // edge cut of METIS's result on the fine graph
   uint64_t edge_cut = 0;        // after refinement
   int refine_rounds_run = 0;
+  int contract_scans = 0;           // scans of a graph's rows by the contractions (ranges x sweeps)
   int rebalance_passes = 0;         // passes that moved nodes out of parts above the bound
   uint64_t max_part_nodes = 0;      // largest part
   uint64_t part_limit_nodes = 0;    // the balance bound it respects

@@ -149,6 +149,13 @@ void Rebalance(const CsrView& g, uint32_t* part, uint32_t* sizes, uint32_t num_p
   }
 }
 
+// What a contraction held at most: with a budget its scratch includes the exact output; without
+// one the output arrays grew by doubling (up to twice their size, while copying).
+uint64_t ContractPeak(const lp::ContractStats& cs, const lp::WeightedGraph& out, uint64_t budget) {
+  return budget != 0 ? cs.scratch_bytes_peak
+                     : cs.scratch_bytes_peak + 3 * (out.bytes() - 4 * uint64_t{out.num_nodes()});
+}
+
 struct Workspace {
   uint32_t n = 0;
   uint32_t num_parts = 0;
@@ -277,11 +284,14 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
     return static_cast<uint64_t>(kMetisWorkspaceFactor * static_cast<double>(MetisArrayBytes(g.num_nodes(), entries))) +
            4 * uint64_t{g.num_nodes()};
   };
-  // What the contraction scratch may take: half of what is left, the rest for its output.
-  auto range_entries = [&]() -> uint64_t {
-    if (ws.budget == 0) return std::numeric_limits<uint64_t>::max();
-    const uint64_t left = ws.budget > ws.ledger.now ? ws.budget - ws.ledger.now : 0;
-    return std::max<uint64_t>(uint64_t{1} << 16, left / 2 / 8);
+  auto budget_context = [&] {
+    return "--mem-budget " + Bytes(o.mem_budget) + " is too small for the external partitioner at coarsening level " +
+           std::to_string(rep->levels) + " (labels and coarse graphs hold " + Bytes(ws.ledger.now) + ")";
+  };
+  // What the contraction may take (its scratch and its output): what is left; 0 = no limit.
+  auto contract_budget = [&]() -> uint64_t {
+    if (ws.budget == 0) return 0;
+    return ws.budget > ws.ledger.now ? ws.budget - ws.ledger.now : 1;
   };
 
   // Level 1: size-constrained label propagation over the fine CSR.
@@ -318,9 +328,12 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
                                      " clusters: labels and sizes hold " + Bytes(ws.ledger.now) +
                                      ", the contraction needs " + Bytes(16 * c) + " more before its entry buffer");
     lp::ContractStats cs;
-    CGCN_ASSIGN_OR_RETURN(coarse,
-                          lp::Contract(fine, labels, std::move(vwgt), range_entries(), &cs, "contract", &progress));
-    ws.ledger.Spike(cs.scratch_bytes_peak + 2 * coarse.bytes());
+    Result<lp::WeightedGraph> contracted =
+        lp::Contract(fine, labels, std::move(vwgt), contract_budget(), &cs, "contract", &progress);
+    if (!contracted.ok()) return contracted.status().WithContext(budget_context());
+    coarse = std::move(contracted).value();
+    ws.ledger.Spike(ContractPeak(cs, coarse, ws.budget));
+    rep->contract_scans += cs.scans;
     ws.ledger.Release(label_bytes + 4 * uint64_t{coarse.num_nodes()});  // the sizes (now the renaming) go
     ws.ledger.Hold(coarse.bytes());
     rep->contract_s += SecondsSince(t0);
@@ -362,9 +375,12 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
     });
     ws.ledger.Hold(4 * uint64_t{vwgt.size()});
     lp::ContractStats cs;
-    CGCN_ASSIGN_OR_RETURN(lp::WeightedGraph next, lp::Contract(cg, clabels.data(), std::move(vwgt), range_entries(),
-                                                               &cs, "contract", &progress));
-    ws.ledger.Spike(cs.scratch_bytes_peak + 2 * next.bytes());
+    Result<lp::WeightedGraph> contracted =
+        lp::Contract(cg, clabels.data(), std::move(vwgt), contract_budget(), &cs, "contract", &progress);
+    if (!contracted.ok()) return contracted.status().WithContext(budget_context());
+    lp::WeightedGraph next = std::move(contracted).value();
+    ws.ledger.Spike(ContractPeak(cs, next, ws.budget));
+    rep->contract_scans += cs.scans;
     ws.ledger.Release(8 * uint64_t{c} + coarse.bytes() + 4 * uint64_t{next.num_nodes()});
     ws.ledger.Hold(next.bytes());
     coarse = std::move(next);

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cgcn/byte_size.h"
 #include "cgcn/csr.h"
 #include "cgcn/progress.h"
 #include "cgcn/status.h"
@@ -327,89 +328,142 @@ inline std::vector<int32_t> RelabelDense(uint32_t n, uint32_t* labels, uint32_t*
 }
 
 struct ContractStats {
-  int scans = 0;                    // passes over the graph's rows (one per range of clusters)
-  uint64_t scratch_bytes_peak = 0;  // degree bounds, cursors and the entry buffer of one range
+  int scans = 0;                    // passes over the graph's rows (one per range of clusters and sweep)
+  uint64_t scratch_bytes_peak = 0;  // degree bounds, cursors, row lengths and the entry buffer of one range
 };
 
 // The weighted quotient graph of `g` under coarse_of (node -> cluster in [0, C), C = vwgt.size()):
 // an edge between two clusters weighs the sum of the edge weights between them. Rows are
-// gathered for a range of clusters at a time, the range holding at most max_range_entries row
-// entries (a single cluster's may exceed it), with one scan over g per range: the nodes are read
+// gathered for a range of clusters at a time with one scan over g per range; the nodes are read
 // in id order, so a mapped CSR is read sequentially. Each cluster's entries are sorted and
 // merged, so the result does not depend on the scan's thread schedule.
+//
+// budget_bytes == 0: one range, output arrays grown as needed. Otherwise the scratch and the
+// output stay within budget_bytes: a first sweep counts each coarse row, the arrays are then
+// allocated at their exact size and a second sweep fills them, each range holding as many row
+// entries as the bytes left allow (a single cluster's rows may exceed it); kInvalidArgument if
+// the coarse graph itself does not fit.
 template <typename G>
-Result<WeightedGraph> Contract(const G& g, const uint32_t* coarse_of, std::vector<int32_t> vwgt,
-                               uint64_t max_range_entries, ContractStats* stats, std::string_view phase,
-                               const ProgressFn* progress) {
+Result<WeightedGraph> Contract(const G& g, const uint32_t* coarse_of, std::vector<int32_t> vwgt, uint64_t budget_bytes,
+                               ContractStats* stats, std::string_view phase, const ProgressFn* progress) {
   const uint32_t n = g.num_nodes();
   const auto num_clusters = static_cast<uint32_t>(vwgt.size());
   std::vector<uint64_t> bound(num_clusters, 0);  // sum of member degrees: a bound on the row
   for (uint32_t v = 0; v < n; ++v) bound[coarse_of[v]] += g.degree(v);
-  WeightedGraph out;
-  out.vwgt = std::move(vwgt);
-  out.xadj.reserve(uint64_t{num_clusters} + 1);
-  out.xadj.push_back(0);
   struct Entry {
     uint32_t label;
     uint32_t weight;
   };
-  uint32_t c0 = 0;
-  while (c0 < num_clusters) {
-    uint64_t total = 0;
-    uint32_t c1 = c0;
-    while (c1 < num_clusters && (c1 == c0 || total + bound[c1] <= max_range_entries)) total += bound[c1++];
-    std::vector<uint64_t> cursor(uint64_t{c1 - c0} + 1, 0);
-    for (uint32_t c = c0; c < c1; ++c) cursor[c - c0 + 1] = cursor[c - c0] + bound[c];
-    std::vector<uint64_t> start(cursor);
-    std::vector<Entry> buf(total);
-    if (stats != nullptr) {
-      ++stats->scans;
-      stats->scratch_bytes_peak =
-          std::max(stats->scratch_bytes_peak, 8 * (uint64_t{num_clusters} + 2 * cursor.size()) + sizeof(Entry) * total);
-    }
-    tbb::parallel_for(tbb::blocked_range<uint32_t>(0, n, 1 << 12), [&](const tbb::blocked_range<uint32_t>& r) {
-      for (uint32_t v = r.begin(); v != r.end(); ++v) {
-        const uint32_t c = coarse_of[v];
-        if (c < c0 || c >= c1) continue;
-        uint64_t at = std::atomic_ref<uint64_t>(cursor[c - c0]).fetch_add(g.degree(v), std::memory_order_relaxed);
-        g.ForEachNeighbor(v, [&](uint32_t u, uint32_t w) {
-          const uint32_t cu = coarse_of[u];
-          buf[at++] = Entry{cu == c ? kNone : cu, w};
-        });
+  const uint64_t fixed = 8 * uint64_t{num_clusters} + 4 * uint64_t{num_clusters};  // bound, row lengths
+  std::vector<uint32_t> row_len(num_clusters, 0);
+  // Gathers, sorts and merges the rows of ranges of clusters holding at most max_entries entries
+  // each; calls on_range(c0, c1, buf, start) with cluster c's merged row at buf[start[c - c0]],
+  // row_len[c] long.
+  auto sweep = [&](uint64_t max_entries, auto&& on_range) {
+    uint32_t c0 = 0;
+    while (c0 < num_clusters) {
+      uint64_t total = 0;
+      uint32_t c1 = c0;
+      while (c1 < num_clusters && (c1 == c0 || total + bound[c1] <= max_entries)) total += bound[c1++];
+      std::vector<uint64_t> cursor(uint64_t{c1 - c0} + 1, 0);
+      for (uint32_t c = c0; c < c1; ++c) cursor[c - c0 + 1] = cursor[c - c0] + bound[c];
+      std::vector<uint64_t> start(cursor);
+      std::vector<Entry> buf(total);
+      if (stats != nullptr) {
+        ++stats->scans;
+        stats->scratch_bytes_peak =
+            std::max(stats->scratch_bytes_peak, fixed + 16 * uint64_t{cursor.size()} + sizeof(Entry) * total);
       }
-    });
-    std::vector<uint32_t> row_len(c1 - c0);
-    tbb::parallel_for(tbb::blocked_range<uint32_t>(c0, c1, 64), [&](const tbb::blocked_range<uint32_t>& r) {
-      for (uint32_t c = r.begin(); c != r.end(); ++c) {
-        Entry* b = buf.data() + start[c - c0];
-        Entry* e = buf.data() + start[c - c0 + 1];
-        std::sort(b, e, [](const Entry& x, const Entry& y) { return x.label < y.label; });
-        Entry* o = b;
-        for (Entry* it = b; it != e && it->label != kNone;) {
-          uint64_t w = 0;
-          const uint32_t l = it->label;
-          for (; it != e && it->label == l; ++it) w += it->weight;
-          *o++ = Entry{l, static_cast<uint32_t>(std::min<uint64_t>(w, std::numeric_limits<int32_t>::max()))};
+      tbb::parallel_for(tbb::blocked_range<uint32_t>(0, n, 1 << 12), [&](const tbb::blocked_range<uint32_t>& r) {
+        for (uint32_t v = r.begin(); v != r.end(); ++v) {
+          const uint32_t c = coarse_of[v];
+          if (c < c0 || c >= c1) continue;
+          uint64_t at = std::atomic_ref<uint64_t>(cursor[c - c0]).fetch_add(g.degree(v), std::memory_order_relaxed);
+          g.ForEachNeighbor(v, [&](uint32_t u, uint32_t w) {
+            const uint32_t cu = coarse_of[u];
+            buf[at++] = Entry{cu == c ? kNone : cu, w};
+          });
         }
-        row_len[c - c0] = static_cast<uint32_t>(o - b);
-      }
-    });
-    for (uint32_t c = c0; c < c1; ++c) {
-      const uint64_t len = row_len[c - c0];
-      if (out.adjncy.size() + len > static_cast<uint64_t>(std::numeric_limits<int32_t>::max()))
-        return Status::Unsupported("the coarse graph has more than 2^31 - 1 adjacency entries (METIS's idx_t)");
-      const Entry* b = buf.data() + start[c - c0];
-      for (uint64_t i = 0; i < len; ++i) {
-        out.adjncy.push_back(static_cast<int32_t>(b[i].label));
-        out.adjwgt.push_back(static_cast<int32_t>(b[i].weight));
-      }
-      out.xadj.push_back(static_cast<int32_t>(out.adjncy.size()));
+      });
+      tbb::parallel_for(tbb::blocked_range<uint32_t>(c0, c1, 64), [&](const tbb::blocked_range<uint32_t>& r) {
+        for (uint32_t c = r.begin(); c != r.end(); ++c) {
+          Entry* b = buf.data() + start[c - c0];
+          Entry* e = buf.data() + start[c - c0 + 1];
+          std::sort(b, e, [](const Entry& x, const Entry& y) { return x.label < y.label; });
+          Entry* o = b;
+          for (Entry* it = b; it != e && it->label != kNone;) {
+            uint64_t w = 0;
+            const uint32_t l = it->label;
+            for (; it != e && it->label == l; ++it) w += it->weight;
+            *o++ = Entry{l, static_cast<uint32_t>(std::min<uint64_t>(w, std::numeric_limits<int32_t>::max()))};
+          }
+          row_len[c] = static_cast<uint32_t>(o - b);
+        }
+      });
+      on_range(c0, c1, buf, start);
+      if (progress != nullptr && *progress) (*progress)(phase, c1, num_clusters);
+      c0 = c1;
     }
-    if (progress != nullptr && *progress) (*progress)(phase, c1, num_clusters);
-    c0 = c1;
+  };
+  constexpr uint64_t kMinRangeEntries = uint64_t{1} << 16;
+  auto entries_for = [&](uint64_t held) -> uint64_t {
+    if (budget_bytes == 0) return std::numeric_limits<uint64_t>::max();
+    const uint64_t left = budget_bytes > held ? budget_bytes - held : 0;
+    return std::max(kMinRangeEntries, left / (sizeof(Entry) + 8));
+  };
+  constexpr uint64_t kMaxEntries = static_cast<uint64_t>(std::numeric_limits<int32_t>::max());
+  WeightedGraph out;
+  out.vwgt = std::move(vwgt);
+  auto too_many = [] {
+    return Status::Unsupported("the coarse graph has more than 2^31 - 1 adjacency entries (METIS's idx_t)");
+  };
+  if (budget_bytes == 0) {
+    out.xadj.reserve(uint64_t{num_clusters} + 1);
+    out.xadj.push_back(0);
+    bool overflow = false;
+    sweep(entries_for(0),
+          [&](uint32_t c0, uint32_t c1, const std::vector<Entry>& buf, const std::vector<uint64_t>& start) {
+            for (uint32_t c = c0; c < c1 && !overflow; ++c) {
+              if (out.adjncy.size() + row_len[c] > kMaxEntries) overflow = true;
+              const Entry* b = buf.data() + start[c - c0];
+              for (uint32_t i = 0; i < row_len[c] && !overflow; ++i) {
+                out.adjncy.push_back(static_cast<int32_t>(b[i].label));
+                out.adjwgt.push_back(static_cast<int32_t>(b[i].weight));
+              }
+              out.xadj.push_back(static_cast<int32_t>(out.adjncy.size()));
+            }
+          });
+    if (overflow) return too_many();
+    out.adjncy.shrink_to_fit();
+    out.adjwgt.shrink_to_fit();
+    return out;
   }
-  out.adjncy.shrink_to_fit();
-  out.adjwgt.shrink_to_fit();
+  // Counting sweep, then the exact arrays, then the filling sweep.
+  sweep(entries_for(fixed), [](uint32_t, uint32_t, const std::vector<Entry>&, const std::vector<uint64_t>&) {});
+  uint64_t entries = 0;
+  for (uint32_t c = 0; c < num_clusters; ++c) entries += row_len[c];
+  if (entries > kMaxEntries) return too_many();
+  const uint64_t out_bytes = WeightedGraph::BytesFor(num_clusters, entries);
+  if (fixed + out_bytes + sizeof(Entry) * kMinRangeEntries > budget_bytes)
+    return Status::InvalidArgument("the coarse graph of " + std::to_string(num_clusters) + " clusters and " +
+                                   std::to_string(entries) + " entries needs " + FormatBytes(out_bytes) + " plus " +
+                                   FormatBytes(fixed + sizeof(Entry) * kMinRangeEntries) + " to build it; " +
+                                   FormatBytes(budget_bytes) + " were left");
+  out.xadj.assign(uint64_t{num_clusters} + 1, 0);
+  out.adjncy.resize(entries);
+  out.adjwgt.resize(entries);
+  for (uint32_t c = 0; c < num_clusters; ++c) out.xadj[c + 1] = out.xadj[c] + static_cast<int32_t>(row_len[c]);
+  sweep(entries_for(fixed + out_bytes),
+        [&](uint32_t c0, uint32_t c1, const std::vector<Entry>& buf, const std::vector<uint64_t>& start) {
+          for (uint32_t c = c0; c < c1; ++c) {
+            const Entry* b = buf.data() + start[c - c0];
+            for (uint32_t i = 0; i < row_len[c]; ++i) {
+              out.adjncy[static_cast<size_t>(out.xadj[c]) + i] = static_cast<int32_t>(b[i].label);
+              out.adjwgt[static_cast<size_t>(out.xadj[c]) + i] = static_cast<int32_t>(b[i].weight);
+            }
+          }
+        });
+  if (stats != nullptr) stats->scratch_bytes_peak += out_bytes;
   return out;
 }
 
