@@ -344,8 +344,9 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
   const uint64_t target_nodes = kCoarseNodesPerPart * num_parts;
   while (rep->levels < kMaxLevels && cluster_bound > 1 &&
          (!ws.Fits(metis_extra(coarse)) || coarse.num_nodes() > target_nodes)) {
-    t0 = Clock::now();
     const uint32_t c = coarse.num_nodes();
+    if (!ws.Fits(12 * uint64_t{c})) break;  // no room for another level's labels, sizes and weights
+    t0 = Clock::now();
     std::vector<uint32_t> clabels(c), csizes(c);
     ws.ledger.Hold(8 * uint64_t{c});
     for (uint32_t v = 0; v < c; ++v) {

@@ -359,12 +359,16 @@ Result<WeightedGraph> Contract(const G& g, const uint32_t* coarse_of, std::vecto
   // Gathers, sorts and merges the rows of ranges of clusters holding at most max_entries entries
   // each; calls on_range(c0, c1, buf, start) with cluster c's merged row at buf[start[c - c0]],
   // row_len[c] long.
-  auto sweep = [&](uint64_t max_entries, auto&& on_range) {
+  // held: output bytes allocated during the sweep (for the scratch peak). A range's buffer and
+  // cursors take at most max_bytes (a single cluster's may exceed it).
+  auto sweep = [&](uint64_t max_bytes, uint64_t held, auto&& on_range) {
     uint32_t c0 = 0;
     while (c0 < num_clusters) {
       uint64_t total = 0;
       uint32_t c1 = c0;
-      while (c1 < num_clusters && (c1 == c0 || total + bound[c1] <= max_entries)) total += bound[c1++];
+      while (c1 < num_clusters &&
+             (c1 == c0 || sizeof(Entry) * (total + bound[c1]) + 16 * (uint64_t{c1 - c0} + 2) <= max_bytes))
+        total += bound[c1++];
       std::vector<uint64_t> cursor(uint64_t{c1 - c0} + 1, 0);
       for (uint32_t c = c0; c < c1; ++c) cursor[c - c0 + 1] = cursor[c - c0] + bound[c];
       std::vector<uint64_t> start(cursor);
@@ -372,7 +376,7 @@ Result<WeightedGraph> Contract(const G& g, const uint32_t* coarse_of, std::vecto
       if (stats != nullptr) {
         ++stats->scans;
         stats->scratch_bytes_peak =
-            std::max(stats->scratch_bytes_peak, fixed + 16 * uint64_t{cursor.size()} + sizeof(Entry) * total);
+            std::max(stats->scratch_bytes_peak, fixed + held + 16 * uint64_t{cursor.size()} + sizeof(Entry) * total);
       }
       tbb::parallel_for(tbb::blocked_range<uint32_t>(0, n, 1 << 12), [&](const tbb::blocked_range<uint32_t>& r) {
         for (uint32_t v = r.begin(); v != r.end(); ++v) {
@@ -406,10 +410,10 @@ Result<WeightedGraph> Contract(const G& g, const uint32_t* coarse_of, std::vecto
     }
   };
   constexpr uint64_t kMinRangeEntries = uint64_t{1} << 16;
-  auto entries_for = [&](uint64_t held) -> uint64_t {
+  auto bytes_for = [&](uint64_t held) -> uint64_t {
     if (budget_bytes == 0) return std::numeric_limits<uint64_t>::max();
     const uint64_t left = budget_bytes > held ? budget_bytes - held : 0;
-    return std::max(kMinRangeEntries, left / (sizeof(Entry) + 8));
+    return std::max(sizeof(Entry) * kMinRangeEntries, left);
   };
   constexpr uint64_t kMaxEntries = static_cast<uint64_t>(std::numeric_limits<int32_t>::max());
   WeightedGraph out;
@@ -421,7 +425,7 @@ Result<WeightedGraph> Contract(const G& g, const uint32_t* coarse_of, std::vecto
     out.xadj.reserve(uint64_t{num_clusters} + 1);
     out.xadj.push_back(0);
     bool overflow = false;
-    sweep(entries_for(0),
+    sweep(bytes_for(0), 0,
           [&](uint32_t c0, uint32_t c1, const std::vector<Entry>& buf, const std::vector<uint64_t>& start) {
             for (uint32_t c = c0; c < c1 && !overflow; ++c) {
               if (out.adjncy.size() + row_len[c] > kMaxEntries) overflow = true;
@@ -439,7 +443,7 @@ Result<WeightedGraph> Contract(const G& g, const uint32_t* coarse_of, std::vecto
     return out;
   }
   // Counting sweep, then the exact arrays, then the filling sweep.
-  sweep(entries_for(fixed), [](uint32_t, uint32_t, const std::vector<Entry>&, const std::vector<uint64_t>&) {});
+  sweep(bytes_for(fixed), 0, [](uint32_t, uint32_t, const std::vector<Entry>&, const std::vector<uint64_t>&) {});
   uint64_t entries = 0;
   for (uint32_t c = 0; c < num_clusters; ++c) entries += row_len[c];
   if (entries > kMaxEntries) return too_many();
@@ -453,7 +457,7 @@ Result<WeightedGraph> Contract(const G& g, const uint32_t* coarse_of, std::vecto
   out.adjncy.resize(entries);
   out.adjwgt.resize(entries);
   for (uint32_t c = 0; c < num_clusters; ++c) out.xadj[c + 1] = out.xadj[c] + static_cast<int32_t>(row_len[c]);
-  sweep(entries_for(fixed + out_bytes),
+  sweep(bytes_for(fixed + out_bytes), out_bytes,
         [&](uint32_t c0, uint32_t c1, const std::vector<Entry>& buf, const std::vector<uint64_t>& start) {
           for (uint32_t c = c0; c < c1; ++c) {
             const Entry* b = buf.data() + start[c - c0];
@@ -463,7 +467,6 @@ Result<WeightedGraph> Contract(const G& g, const uint32_t* coarse_of, std::vecto
             }
           }
         });
-  if (stats != nullptr) stats->scratch_bytes_peak += out_bytes;
   return out;
 }
 
