@@ -35,9 +35,12 @@ struct ExternalPartitionReport {
   int levels = 0;               // coarsening levels run (the first over the fine CSR)
   uint64_t coarse_nodes = 0;    // nodes of the graph METIS partitioned
   uint64_t coarse_entries = 0;  // its adjacency entries
+  uint64_t metis_entries = 0;   // of those, handed to METIS (the lightest dropped on dense coarse graphs)
   uint64_t cut_projected = 0;   // edge cut of METIS's result on the fine graph
   uint64_t edge_cut = 0;        // after refinement
   int refine_rounds_run = 0;
+  int contract_scans = 0;           // scans of a graph's rows by the contractions (ranges x sweeps)
+  int rebalance_passes = 0;         // passes that moved nodes out of parts above the bound
   uint64_t max_part_nodes = 0;      // largest part
   uint64_t part_limit_nodes = 0;    // the balance bound it respects
   uint64_t peak_bytes_planned = 0;  // what the plan held at most
