@@ -486,11 +486,13 @@ Status Validate(const SynthOptions& o) {
                " train, " + std::to_string(n_valid) + " valid of " + std::to_string(o.num_nodes) + " nodes)");
   const uint64_t node_bytes = kSynthBytesPerNode * o.num_nodes, mean_bytes = ClassMeanBytes(o);
   if (o.mem_budget != 0 && o.mem_budget < node_bytes + mean_bytes + kSynthMinWorkingSet)
-    return bad("--mem-budget " + FormatBytes(o.mem_budget) + " is too small: the per-node arrays of " +
-               std::to_string(o.num_nodes) + " nodes take " + FormatBytes(node_bytes) + " (" +
-               std::to_string(kSynthBytesPerNode) + " bytes per node), the class means " + FormatBytes(mean_bytes) +
+    return bad("--mem-budget " + FormatBytes(o.mem_budget) + " (" + std::to_string(o.mem_budget) +
+               " bytes) is too small: the per-node arrays of " + std::to_string(o.num_nodes) + " nodes take " +
+               FormatBytes(node_bytes) + " (" + std::to_string(kSynthBytesPerNode) +
+               " bytes per node), the class means " + FormatBytes(mean_bytes) +
                ", and the edge keys need a working set of at least " + FormatBytes(kSynthMinWorkingSet) +
-               "; give at least " + FormatBytes(node_bytes + mean_bytes + kSynthMinWorkingSet));
+               "; give at least " + FormatBytes(node_bytes + mean_bytes + kSynthMinWorkingSet) + " (" +
+               std::to_string(node_bytes + mean_bytes + kSynthMinWorkingSet) + " bytes)");
   return Status::Ok();
 }
 
