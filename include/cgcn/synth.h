@@ -17,6 +17,15 @@
 //   - a random split with exactly round(N * train_frac) train and round(N * valid_frac) valid nodes,
 //     the rest test.
 //
+// Memory is bounded whatever the edge count (SynthOptions::mem_budget): the per-node arrays stay
+// in RAM, the edge keys do not. Each round samples its blocks in waves that fit the working set
+// and spills every wave, grouped by sub-bucket (a slice of an edge bucket's id range), to a scratch
+// file; then each group of sub-buckets that fits is read back, radix-sorted, deduplicated and merged
+// into the store of the edges drawn so far (a scratch file, rewritten each round); edge.csv is
+// written from the last store in pieces. Scratch files live in the staged output directory and are
+// removed before it is published (or with it on failure). The bytes are those of an all-in-memory
+// run: the budget changes how the work is cut, never the sets, counts or order it produces.
+//
 // Every random stream is derived from (seed, purpose, block index) with splitmix64, and work is
 // done in fixed-size blocks, so the bytes written depend on the options only, never on the
 // number of threads. Gzip output is a concatenation of independently compressed members (one

@@ -609,9 +609,11 @@ class Generator {
   }
   // The working set (the budget minus the per-node arrays), the sub-buckets and the edge.csv pieces.
   void PlanMemory();
-  // Bytes of the bookkeeping arrays kept while sampling: the store's and `waves` waves' offsets.
+  // Bytes of the bookkeeping kept during a round: the offsets of the store, of the next store, of
+  // `waves` waves and the per-sub-bucket counts; the blocks' sample bounds; a KeyFile's buffer.
   uint64_t Bookkeeping(size_t waves) const {
-    return (waves + 2) * (uint64_t{num_subs_} + 1) * sizeof(uint64_t) + KeyFile::kBufferKeys * sizeof(uint64_t);
+    return (waves + 3) * (uint64_t{num_subs_} + 1) * sizeof(uint64_t) + uint64_t{num_blocks_} * sizeof(uint64_t) +
+           KeyFile::kBufferKeys * sizeof(uint64_t);
   }
   // One sampling block's edge keys, grouped by sub-bucket, and its sample counts.
   struct BlockKeys {
