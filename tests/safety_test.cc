@@ -290,6 +290,30 @@ TEST(Synth, OverwriteReplacesOnlyWhatCgcnSynthMade) {
   EXPECT_EQ(again.exit_code, 0) << again.err;
 }
 
+TEST(Synth, MemBudgetFlagIsParsedAndChecked) {
+  TempDir tmp("cgcn-synth-budget");
+  const std::vector<std::string> args = {"--nodes",   "3000", "--avg-degree", "8",     "--features", "4",
+                                         "--classes", "3",    "--quiet",      "--out", tmp.Join("g")};
+  std::vector<std::string> a = args;
+  a.insert(a.end(), {"--mem-budget", "12Q"});
+  ToolRun r = RunTool("cgcn-synth", a, tmp.path(), 120);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--mem-budget: '12Q' is not a memory size"), std::string::npos) << r.err;
+  a = args;
+  a.insert(a.end(), {"--mem-budget", "1M"});  // 3000 nodes take 117.2 KiB, plus the 4 MiB working set
+  r = RunTool("cgcn-synth", a, tmp.path(), 120);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--mem-budget 1.0 MiB (1048576 bytes) is too small"), std::string::npos) << r.err;
+  EXPECT_TRUE(Snapshot(tmp.path()).empty());
+  a = args;
+  a.insert(a.end(), {"--mem-budget", "5M"});
+  r = RunTool("cgcn-synth", a, tmp.path(), 120);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"mem_budget\":5242880"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"scratch_bytes\":"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(tmp.Join("g/scratch")));
+}
+
 TEST(WriteFileAtomic, LeavesEveryOtherFileAloneAndFollowsLinks) {
   TempDir tmp("cgcn-atomic");
   const std::string path = tmp.Join("model.cgcn");

@@ -8,10 +8,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cgcn/checksum.h"
 #include "cgcn/graph.h"
 #include "cgcn/partition.h"
 #include "cgcn/raw_reader.h"
@@ -370,6 +372,182 @@ TEST(SynthTest, RejectsBadOptions) {
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << i << ": " << r.status().ToString();
   }
   EXPECT_TRUE(Entries(tmp.path()).empty());
+}
+
+// ---------------------------------------------------------------------------------
+// The memory budget: edge keys through scratch files, the same bytes whatever the budget.
+
+// 100000 nodes, ~800000 edges: 6.4 MB of keys, far more than the 4 MiB working set of TightBudget.
+SynthOptions MidOptions(const std::string& dir, uint64_t seed, bool gzip) {
+  SynthOptions o;
+  o.out_dir = dir;
+  o.num_nodes = 100000;
+  o.avg_degree = 16;
+  o.feat_dim = 4;
+  o.num_classes = 5;
+  o.seed = seed;
+  o.gzip = gzip;
+  return o;
+}
+// The smallest budget accepted: the per-node arrays, the class means and kSynthMinWorkingSet.
+uint64_t TightBudget(const SynthOptions& o) {
+  return kSynthBytesPerNode * o.num_nodes + 8ull * o.num_classes * o.feat_dim + kSynthMinWorkingSet;
+}
+
+// Records the total of each progress phase.
+struct PhaseTotals {
+  std::map<std::string, uint64_t> total;
+  ProgressFn Fn() {
+    return [this](std::string_view phase, uint64_t, uint64_t t) { total[std::string(phase)] = t; };
+  }
+};
+
+SynthReport GenerateWithThreads(const SynthOptions& o, int threads, PhaseTotals* phases = nullptr) {
+  tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+  Result<SynthReport> r = GenerateSynthGraph(o, phases ? phases->Fn() : ProgressFn{});
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : SynthReport{};
+}
+
+// What was left beside the output directories: nothing but the directories themselves.
+void ExpectOnlyOutputs(const std::string& dir, std::vector<std::string> outputs) {
+  std::sort(outputs.begin(), outputs.end());
+  EXPECT_EQ(Entries(dir), outputs);
+}
+
+TEST(SynthBudgetTest, TightBudgetGivesTheSameBytesAsTheDefault) {
+  TempDir tmp;
+  std::vector<std::string> outputs;
+  for (const uint64_t seed : {3u, 11u}) {
+    for (const bool gzip : {true, false}) {
+      const std::string tag = std::to_string(seed) + (gzip ? "-gz" : "-plain");
+      SynthOptions ref = MidOptions(tmp.Join("ref-" + tag), seed, gzip);
+      PhaseTotals ref_phases;
+      const SynthReport ref_rep = GenerateWithThreads(ref, 2, &ref_phases);
+      outputs.push_back("ref-" + tag);
+      const auto want = ReadTree(ref.out_dir);
+      ASSERT_EQ(want.size(), 9u);
+      EXPECT_EQ(ref_rep.mem_budget, TightBudget(ref) - kSynthMinWorkingSet + kSynthDefaultWorkingSet);
+      EXPECT_EQ(ref_rep.sample_waves, ref_rep.rounds);  // one wave a round fits the default budget
+
+      for (const int threads : {1, 3}) {
+        SynthOptions tight = MidOptions(tmp.Join("tight-" + tag + "-" + std::to_string(threads)), seed, gzip);
+        tight.mem_budget = TightBudget(tight);
+        PhaseTotals phases;
+        const SynthReport rep = GenerateWithThreads(tight, threads, &phases);
+        outputs.push_back(fs::path(tight.out_dir).filename().string());
+        EXPECT_TRUE(ReadTree(tight.out_dir) == want) << tag << " threads " << threads;
+        EXPECT_EQ(rep.num_edges, ref_rep.num_edges);
+        EXPECT_EQ(rep.samples, ref_rep.samples);
+        EXPECT_EQ(rep.duplicates_dropped, ref_rep.duplicates_dropped);
+        EXPECT_EQ(rep.rounds, ref_rep.rounds);
+        EXPECT_EQ(rep.mem_budget, tight.mem_budget);
+        // It did spill: several waves in the first round, sub-buckets finer than the buckets, and
+        // at least the first round's samples and every round's union went through scratch files.
+        EXPECT_GE(rep.sample_waves, rep.rounds + 3) << tag << " threads " << threads;
+        EXPECT_GT(phases.total.at("sort edges"), ref_phases.total.at("sort edges"));
+        EXPECT_GE(rep.scratch_bytes, 8 * (rep.samples - rep.self_loops_dropped + rep.num_edges));
+        EXPECT_LE(rep.peak_rss_mb, 1e9);  // reported (the process's, so not a bound on this run)
+      }
+    }
+  }
+  // No scratch directory, temporary or lock file was left behind.
+  ExpectOnlyOutputs(tmp.path(), outputs);
+}
+
+// The in-memory generator (before the edge keys went to scratch files) wrote these bytes for
+// `cgcn-synth --nodes 100000 --avg-degree 16 --features 4 --classes 5 --seed 3 [--plain]`
+// (XXH3-64 of each file, made by that generator's binary).
+TEST(SynthBudgetTest, TightBudgetKeepsTheBytesOfTheInMemoryGenerator) {
+  const std::map<std::string, uint64_t> plain = {
+      {"cgcn-synth.txt", 0xd3f374782d34b66dull},        {"raw/edge.csv", 0xd58ceea233bfd97cull},
+      {"raw/node-feat.csv", 0xfd9c742294a717feull},     {"raw/node-label.csv", 0x30ff99c9296b3bd6ull},
+      {"raw/num-edge-list.csv", 0x62827780cb6c5e83ull}, {"raw/num-node-list.csv", 0x4391a5cd90352f38ull},
+      {"split/random/test.csv", 0x821062c76110824eull}, {"split/random/train.csv", 0xa03447d5ee5d3b65ull},
+      {"split/random/valid.csv", 0xee62bea26b93dd6cull}};
+  const std::map<std::string, uint64_t> gzip = {
+      {"cgcn-synth.txt", 0xd3f374782d34b66dull},           {"raw/edge.csv.gz", 0x82dac5171e528261ull},
+      {"raw/node-feat.csv.gz", 0x4bad19680227c003ull},     {"raw/node-label.csv.gz", 0x310319391b1e9d2eull},
+      {"raw/num-edge-list.csv.gz", 0xe6f484d14b7822e9ull}, {"raw/num-node-list.csv.gz", 0x2b968393dd406a32ull},
+      {"split/random/test.csv.gz", 0x2097a4093d4abfc6ull}, {"split/random/train.csv.gz", 0x046490cbd5b27928ull},
+      {"split/random/valid.csv.gz", 0x3192d9cb6237c68aull}};
+  TempDir tmp;
+  for (const bool gz : {true, false}) {
+    for (const bool tight : {true, false}) {
+      SynthOptions o = MidOptions(tmp.Join(std::string(gz ? "gz" : "plain") + (tight ? "-tight" : "")), 3, gz);
+      if (tight) o.mem_budget = TightBudget(o);
+      GenerateWithThreads(o, 2);
+      std::map<std::string, uint64_t> got;
+      for (const auto& [name, bytes] : ReadTree(o.out_dir)) got[name] = Checksum64(bytes.data(), bytes.size());
+      EXPECT_EQ(got, gz ? gzip : plain) << o.out_dir;
+    }
+  }
+}
+
+TEST(SynthBudgetTest, ScratchFilesLiveInTheStagedDirectoryAndGoOnFailure) {
+  TempDir tmp;
+  SynthOptions o = MidOptions(tmp.Join("g"), 5, true);
+  o.mem_budget = TightBudget(o);
+  // Stop the run in the second round's merge, when the first round's store and the second's fresh
+  // keys are on disk; and once more while edge.csv is written from the last store.
+  for (const std::string stop_phase : {"sort edges", "write edge.csv.gz"}) {
+    std::vector<std::string> seen;  // the scratch files when the run was stopped
+    int sorts = 0;
+    const ProgressFn stop = [&](std::string_view phase, uint64_t done, uint64_t) {
+      if (phase != stop_phase || done != 1) return;
+      if (phase == "sort edges" && ++sorts < 2) return;
+      for (const auto& e : fs::directory_iterator(tmp.path())) {
+        const fs::path scratch = e.path() / "scratch";
+        if (!fs::is_directory(scratch)) continue;
+        for (const auto& f : fs::directory_iterator(scratch)) seen.push_back(f.path().filename().string());
+      }
+      throw std::runtime_error("stopped by the test");
+    };
+    tbb::global_control gc(tbb::global_control::max_allowed_parallelism, 1);
+    Result<SynthReport> r = GenerateSynthGraph(o, stop);
+    ASSERT_FALSE(r.ok()) << stop_phase;
+    EXPECT_NE(r.status().message().find("stopped by the test"), std::string::npos) << r.status().ToString();
+    std::sort(seen.begin(), seen.end());
+    if (stop_phase == "sort edges")
+      EXPECT_EQ(seen, (std::vector<std::string>{"edges-1.keys", "edges-2.keys", "fresh-1.keys"}));
+    else
+      EXPECT_EQ(seen.size(), 1u) << stop_phase;  // the last store alone
+    // The staged directory, its scratch files and the lock are gone; nothing was published.
+    EXPECT_TRUE(Entries(tmp.path()).empty()) << stop_phase;
+  }
+  // Success: the published directory holds no scratch.
+  const SynthReport rep = GenerateWithThreads(o, 2);
+  EXPECT_GT(rep.scratch_bytes, 0u);
+  EXPECT_EQ(ReadTree(o.out_dir).size(), 9u);
+  EXPECT_FALSE(fs::exists(tmp.Join("g/scratch")));
+  ExpectOnlyOutputs(tmp.path(), {"g"});
+}
+
+TEST(SynthBudgetTest, RefusesABudgetBelowThePerNodeArrays) {
+  TempDir tmp;
+  SynthOptions o = MidOptions(tmp.Join("g"), 1, false);
+  o.mem_budget = TightBudget(o) - 1;
+  Result<SynthReport> r = GenerateSynthGraph(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  const std::string& m = r.status().message();
+  // The sentence names the budget, the per-node bytes, the working set and what would do.
+  for (const char* want : {"--mem-budget 7.9 MiB (8194463 bytes) is too small",
+                           "100000 nodes take 3.9 MiB (40 bytes per node), the class means 160 B",
+                           "a working set of at least 4.0 MiB", "give at least 7.9 MiB (8194464 bytes)"})
+    EXPECT_NE(m.find(want), std::string::npos) << m;
+  // A budget that fits the arrays but not one sampling block of 100000 nodes (~900000 keys).
+  o.block_nodes = 100000;
+  o.mem_budget = TightBudget(o);
+  r = GenerateSynthGraph(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("sampling block 0 of round 0"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(Entries(tmp.path()).empty());
+  // The same options with room for the block run.
+  o.mem_budget = TightBudget(o) + (uint64_t{32} << 20);
+  GenerateWithThreads(o, 2);
+  ExpectOnlyOutputs(tmp.path(), {"g"});
 }
 
 }  // namespace

@@ -44,12 +44,24 @@ int main(int argc, char** argv) {
   app.add_flag("--plain", plain, "write plain *.csv")->excludes(gz);
   cli::AddNumber(app, "--gzip-level", &o.gzip_level, "gzip compression level");
   app.add_flag("--overwrite", o.overwrite, "replace RAW_DIR if it exists (only once the new one is complete)");
+  std::string mem_budget;
+  app.add_option("--mem-budget", mem_budget,
+                 "memory for the generator, e.g. 512M, 2G, 1.5GiB (default: the per-node arrays + 1 GiB). The "
+                 "per-node arrays (40 bytes per node, plus 8 * classes * features for the class means) must fit, "
+                 "with at least 4 MiB to spare, else it stops with the numbers; the edge keys go to scratch files "
+                 "in the directory being built, in as many passes as the rest needs. Output bytes do not depend "
+                 "on it.");
   cli::CommonFlags common;
   cli::AddCommonFlags(app, &common);
   CGCN_PARSE_FLAGS(app, argc, argv);
   threads = common.threads;
   quiet = common.quiet;
   o.gzip = !plain;
+  if (!mem_budget.empty()) {
+    Result<uint64_t> b = ParseByteSize(mem_budget);
+    if (!b.ok()) return cli::Fail("cgcn-synth", Status::InvalidArgument("--mem-budget: " + b.status().message()));
+    o.mem_budget = *b;
+  }
 
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
@@ -84,7 +96,8 @@ int main(int argc, char** argv) {
                 FormatBytes(r.stored_bytes).c_str(), o.gzip ? "gzip" : "plain");
     std::printf("  seconds          setup %.2f, edges %.2f, write %.2f, total %.2f (%d threads)\n", r.seconds_setup,
                 r.seconds_edges, r.seconds_write, r.seconds_setup + r.seconds_edges + r.seconds_write, nthreads);
-    std::printf("  peak RSS         %.0f MiB\n", r.peak_rss_mb);
+    std::printf("  memory           peak RSS %.0f MiB, budget %s; %s of edge keys through scratch files in %u waves\n",
+                r.peak_rss_mb, FormatBytes(r.mem_budget).c_str(), FormatBytes(r.scratch_bytes).c_str(), r.sample_waves);
   }
   std::printf("%s\n", r.SummaryJson(o).c_str());
   return 0;

@@ -17,6 +17,15 @@
 //   - a random split with exactly round(N * train_frac) train and round(N * valid_frac) valid nodes,
 //     the rest test.
 //
+// Memory is bounded whatever the edge count (SynthOptions::mem_budget): the per-node arrays stay
+// in RAM, the edge keys do not. Each round samples its blocks in waves that fit the working set
+// and spills every wave, grouped by sub-bucket (a slice of an edge bucket's id range), to a scratch
+// file; then each group of sub-buckets that fits is read back, radix-sorted, deduplicated and merged
+// into the store of the edges drawn so far (a scratch file, rewritten each round); edge.csv is
+// written from the last store in pieces. Scratch files live in the staged output directory and are
+// removed before it is published (or with it on failure). The bytes are those of an all-in-memory
+// run: the budget changes how the work is cut, never the sets, counts or order it produces.
+//
 // Every random stream is derived from (seed, purpose, block index) with splitmix64, and work is
 // done in fixed-size blocks, so the bytes written depend on the options only, never on the
 // number of threads. Gzip output is a concatenation of independently compressed members (one
@@ -57,7 +66,17 @@ struct SynthOptions {
   // Tuning; 0 = automatic (a function of N and F only). Changing them changes the output bytes.
   uint32_t block_nodes = 0;   // nodes per sampling/feature/label block (and per gzip member)
   uint32_t bucket_nodes = 0;  // width in node ids of an edge bucket (edges keyed by their smaller end)
+  // Memory for the generator's arrays and buffers, in bytes; 0 = automatic: the per-node arrays
+  // (kSynthBytesPerNode per node, plus 8 * classes * features for the class means) and
+  // kSynthDefaultWorkingSet for the edges. The edge keys live in scratch files inside the staged
+  // output directory (removed before it is published), so the edge count does not bound it. A
+  // budget below the per-node arrays plus kSynthMinWorkingSet is refused. Does not change the bytes.
+  uint64_t mem_budget = 0;
 };
+
+inline constexpr uint64_t kSynthBytesPerNode = 40;  // alias tables, weights, permutation, labels, split...
+inline constexpr uint64_t kSynthMinWorkingSet = uint64_t{4} << 20;
+inline constexpr uint64_t kSynthDefaultWorkingSet = uint64_t{1} << 30;
 
 struct SynthReport {
   uint32_t num_nodes = 0;
@@ -76,6 +95,9 @@ struct SynthReport {
   uint64_t stored_bytes = 0;  // bytes of the files as stored
   double seconds_setup = 0, seconds_edges = 0, seconds_write = 0;
   double peak_rss_mb = 0;           // the process's peak resident set when the directory was published
+  uint64_t mem_budget = 0;          // the budget that ran (the automatic one when options said 0)
+  uint64_t scratch_bytes = 0;       // bytes of edge keys written to scratch files, over all rounds
+  uint32_t sample_waves = 0;        // sampling waves over all rounds (each spilled to its own file)
   std::vector<uint32_t> community;  // [num_nodes] community of each node id (not written to disk)
   // One line of JSON with the figures above and the options that made them (cgcn-synth's last line).
   std::string SummaryJson(const SynthOptions& options) const;

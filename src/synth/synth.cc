@@ -29,7 +29,7 @@
 
 // GCC 12 reports a bogus -Wrestrict inside Boost's gzip_compressor (an inlined
 // std::char_traits::copy into its header/footer string); it is not in our code. Popped after
-// GzipMember, the only user.
+// GzipMemberWriter and GzipMember, its only users.
 #pragma GCC diagnostic push
 #if !defined(__clang__)  // clang has no -Wrestrict (and warns about the unknown group)
 #pragma GCC diagnostic ignored "-Wrestrict"
@@ -38,6 +38,7 @@
 #include <boost/iostreams/filtering_stream.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cgcn/byte_size.h"
 #include "cgcn/split.h"
 #include "util/fd.h"
 #include "util/file_util.h"
@@ -233,6 +234,9 @@ void WithDecimals(uint32_t decimals, Fn&& fn, std::integer_sequence<uint32_t, kD
 
 struct Chunk {
   size_t index = 0;
+  size_t piece_begin = 0, piece_end = 1;  // the pieces of chunk `index` this item makes
+  bool ends_chunk = true;                 // the item holds the chunk's last piece
+  uint64_t text_bytes = 0;
   TextBuffer text;
   TextBuffer packed;  // the gzip member, when compressing
 };
@@ -254,14 +258,30 @@ class TextBufferSink {
   TextBuffer* out_;
 };
 
-// Appends one complete gzip member (zero timestamp, so deterministic) holding data[0, n) to *out.
+// Compresses one complete gzip member (zero timestamp, so deterministic) onto *out from text given
+// in any number of pieces. Deflate flushes only at Finish, so the bytes do not depend on where the
+// text is cut: a member written piece by piece equals the one written from the whole text.
+class GzipMemberWriter {
+ public:
+  GzipMemberWriter(int level, TextBuffer* out) {
+    os_.push(io::gzip_compressor(io::gzip_params(level), kBuffer), kBuffer);
+    os_.push(TextBufferSink(out), kBuffer);
+  }
+  void Write(const char* data, size_t n) { os_.write(data, static_cast<std::streamsize>(n)); }
+  void Finish() { os_.reset(); }  // closes the chain: flushes the deflate stream and writes the footer
+
+ private:
+  static constexpr std::streamsize kBuffer = 1 << 20;
+  io::filtering_ostream os_;
+};
+// What a GzipMemberWriter holds besides its output: two 1 MiB stream buffers and zlib's state.
+constexpr uint64_t kGzipWriterBytes = uint64_t{3} << 20;
+
+// Appends one complete gzip member holding data[0, n) to *out.
 void GzipMember(const char* data, size_t n, int level, TextBuffer* out) {
-  constexpr std::streamsize kBuffer = 1 << 20;
-  io::filtering_ostream os;
-  os.push(io::gzip_compressor(io::gzip_params(level), kBuffer), kBuffer);
-  os.push(TextBufferSink(out), kBuffer);
-  os.write(data, static_cast<std::streamsize>(n));
-  os.reset();  // closes the chain: flushes the deflate stream and writes the footer
+  GzipMemberWriter w(level, out);
+  w.Write(data, n);
+  w.Finish();
 }
 #pragma GCC diagnostic pop
 
@@ -295,20 +315,34 @@ class FileSink {
   uint64_t offset_ = 0;
 };
 
-// Calls `fill(i, &text)` for i in [0, num_chunks) (in parallel, any order) and writes the
-// texts to `path` in order, each gzip-compressed as its own member when `gzip`.
+// How WriteChunkedFile writes: compression, and at most `tokens` items in memory at once.
+struct ChunkedWrite {
+  bool gzip = true;
+  int level = 1;
+  size_t tokens = 1;
+  const ProgressFn* progress = nullptr;
+};
+
+// Appends piece `piece` of chunk `chunk`'s text to *text.
+using PieceFillFn = std::function<void(size_t chunk, size_t piece, TextBuffer* text)>;
 using FillFn = std::function<void(size_t chunk, TextBuffer* text)>;
 
-Status WriteChunkedFile(const std::string& path, size_t num_chunks, const FillFn& fill, bool gzip, int level,
-                        const ProgressFn& progress, const std::string& phase, WriteTotals* totals) {
+// Calls `fill(i, p, &text)` for every chunk i in [0, num_chunks) and piece p in [0, pieces(i)) (in
+// parallel, any order) and writes the texts to `path` in order. Gzip: a chunk is one member, its
+// pieces made and compressed one after the other by one task, so only the member is held whole;
+// an empty chunk gives no member. Plain: every piece is an item of its own. The bytes depend on
+// the texts only, never on the pieces or the tokens.
+Status WriteChunkedFile(const std::string& path, size_t num_chunks, const std::function<size_t(size_t)>& pieces,
+                        const PieceFillFn& fill, const ChunkedWrite& how, const std::string& phase,
+                        WriteTotals* totals) {
   FileSink sink;
   CGCN_RETURN_IF_ERROR(sink.Open(path));
-  const size_t tokens = 2 * static_cast<size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
+  const bool gzip = how.gzip;
   std::mutex pool_mu;
   std::vector<std::unique_ptr<Chunk>> pool;
-  size_t next = 0, written = 0;
+  size_t next = 0, next_piece = 0, written = 0;
   uint64_t text_bytes = 0;
-  // Serial, in order: hands out chunk indices with a (recycled) buffer.
+  // Serial, in order: hands out items (a chunk, or one piece of it) with a (recycled) buffer.
   const auto source = [&](tbb::flow_control& fc) -> Chunk* {
     if (next == num_chunks) {
       fc.stop();
@@ -323,36 +357,64 @@ Status WriteChunkedFile(const std::string& path, size_t num_chunks, const FillFn
       }
     }
     if (!c) c = std::make_unique<Chunk>();
-    c->index = next++;
+    c->index = next;
+    const size_t n = std::max<size_t>(1, pieces(next));
+    if (gzip) {
+      c->piece_begin = 0;
+      c->piece_end = n;
+    } else {
+      c->piece_begin = next_piece;
+      c->piece_end = ++next_piece;
+    }
+    c->ends_chunk = c->piece_end == n;
+    if (c->ends_chunk) {
+      ++next;
+      next_piece = 0;
+    }
     return c.release();
   };
   // Parallel: makes the text and compresses it.
   const auto make = [&](Chunk* c) {
     c->text.clear();
     c->packed.clear();
-    fill(c->index, &c->text);
-    if (gzip && c->text.size() != 0) GzipMember(c->text.data(), c->text.size(), level, &c->packed);
+    c->text_bytes = 0;
+    std::unique_ptr<GzipMemberWriter> member;  // opened at the first non-empty piece
+    for (size_t p = c->piece_begin; p < c->piece_end; ++p) {
+      if (gzip) c->text.clear();
+      const size_t before = c->text.size();
+      fill(c->index, p, &c->text);
+      const size_t n = c->text.size() - before;
+      c->text_bytes += n;
+      if (gzip && n != 0) {
+        if (!member) member = std::make_unique<GzipMemberWriter>(how.level, &c->packed);
+        member->Write(c->text.data(), n);
+      }
+    }
+    if (member) member->Finish();
     return c;
   };
   // Serial, in order: appends to the file and recycles the buffer.
   const auto sink_chunk = [&](Chunk* raw) {
     std::unique_ptr<Chunk> c(raw);
-    text_bytes += c->text.size();
+    text_bytes += c->text_bytes;
     const TextBuffer& bytes = gzip ? c->packed : c->text;
     if (Status s = sink.Write(bytes.data(), bytes.size()); !s.ok()) throw StatusException{std::move(s)};
-    ++written;
-    if (progress) progress(phase, written, num_chunks);
+    if (c->ends_chunk) {
+      ++written;
+      if (how.progress && *how.progress) (*how.progress)(phase, written, num_chunks);
+    }
     std::lock_guard<std::mutex> lock(pool_mu);
     pool.push_back(std::move(c));
   };
   CGCN_RETURN_IF_ERROR(CatchStatus(path + ": cannot write", [&] {
-    tbb::parallel_pipeline(tokens, tbb::make_filter<void, Chunk*>(tbb::filter_mode::serial_in_order, source) &
-                                       tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel, make) &
-                                       tbb::make_filter<Chunk*, void>(tbb::filter_mode::serial_in_order, sink_chunk));
+    tbb::parallel_pipeline(std::max<size_t>(1, how.tokens),
+                           tbb::make_filter<void, Chunk*>(tbb::filter_mode::serial_in_order, source) &
+                               tbb::make_filter<Chunk*, Chunk*>(tbb::filter_mode::parallel, make) &
+                               tbb::make_filter<Chunk*, void>(tbb::filter_mode::serial_in_order, sink_chunk));
   }));
   if (gzip && text_bytes == 0) {  // an empty file still gets one (empty) gzip member
     TextBuffer empty;
-    CGCN_RETURN_IF_ERROR(CatchStatus(path + ": cannot write", [&] { GzipMember("", 0, level, &empty); }));
+    CGCN_RETURN_IF_ERROR(CatchStatus(path + ": cannot write", [&] { GzipMember("", 0, how.level, &empty); }));
     CGCN_RETURN_IF_ERROR(sink.Write(empty.data(), empty.size()));
   }
   totals->text_bytes += text_bytes;
@@ -380,7 +442,16 @@ class SharedProgress {
 };
 
 // ---------------------------------------------------------------------------------
-// Validation
+// Validation and the memory budget
+
+// The class means of node-feat.csv: C x F doubles.
+uint64_t ClassMeanBytes(const SynthOptions& o) { return uint64_t{8} * o.num_classes * o.feat_dim; }
+
+// The budget that runs: the options' one, or the per-node arrays plus kSynthDefaultWorkingSet.
+uint64_t EffectiveBudget(const SynthOptions& o) {
+  if (o.mem_budget != 0) return o.mem_budget;
+  return kSynthBytesPerNode * o.num_nodes + ClassMeanBytes(o) + kSynthDefaultWorkingSet;
+}
 
 Status Validate(const SynthOptions& o) {
   const auto bad = [](const std::string& m) { return Status::InvalidArgument(m); };
@@ -413,15 +484,86 @@ Status Validate(const SynthOptions& o) {
   if (n_train < 1 || n_valid < 1 || n_train + n_valid >= o.num_nodes)
     return bad("the split must give train, valid and test at least one node each (got " + std::to_string(n_train) +
                " train, " + std::to_string(n_valid) + " valid of " + std::to_string(o.num_nodes) + " nodes)");
+  const uint64_t node_bytes = kSynthBytesPerNode * o.num_nodes, mean_bytes = ClassMeanBytes(o);
+  if (o.mem_budget != 0 && o.mem_budget < node_bytes + mean_bytes + kSynthMinWorkingSet)
+    return bad("--mem-budget " + FormatBytes(o.mem_budget) + " (" + std::to_string(o.mem_budget) +
+               " bytes) is too small: the per-node arrays of " + std::to_string(o.num_nodes) + " nodes take " +
+               FormatBytes(node_bytes) + " (" + std::to_string(kSynthBytesPerNode) +
+               " bytes per node), the class means " + FormatBytes(mean_bytes) +
+               ", and the edge keys need a working set of at least " + FormatBytes(kSynthMinWorkingSet) +
+               "; give at least " + FormatBytes(node_bytes + mean_bytes + kSynthMinWorkingSet) + " (" +
+               std::to_string(node_bytes + mean_bytes + kSynthMinWorkingSet) + " bytes)");
   return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------
 // The generator
 
+// A scratch file of edge keys: appended front to back through a 1 MiB buffer, then (after
+// FinishWriting) read at any key offset by any thread. Errors name the file and the byte.
+class KeyFile {
+ public:
+  static constexpr size_t kBufferKeys = size_t{1} << 17;
+
+  Status Create(const std::string& path) {
+    path_ = path;
+    size_ = 0;
+    CGCN_ASSIGN_OR_RETURN(fd_, CreateFileForWrite(path, CreateMode::kExclusive));
+    return Status::Ok();
+  }
+  Status Append(const uint64_t* keys, size_t n) {
+    if (buffer_.size() + n > kBufferKeys) CGCN_RETURN_IF_ERROR(Flush());
+    if (n >= kBufferKeys) {
+      CGCN_RETURN_IF_ERROR(WriteAll(fd_.get(), path_, keys, n * sizeof(uint64_t), written_ * sizeof(uint64_t)));
+      written_ += n;
+    } else {
+      buffer_.insert(buffer_.end(), keys, keys + n);
+    }
+    size_ += n;
+    return Status::Ok();
+  }
+  // Writes what is buffered, closes, and reopens the file for reading.
+  Status FinishWriting() {
+    CGCN_RETURN_IF_ERROR(Flush());
+    std::vector<uint64_t>().swap(buffer_);
+    CGCN_RETURN_IF_ERROR(fd_.Close(path_));
+    CGCN_ASSIGN_OR_RETURN(fd_, OpenRegularFileForRead(path_));
+    return Status::Ok();
+  }
+  Status Read(uint64_t first, uint64_t* out, size_t n) const {
+    return PreadExact(fd_.get(), path_, out, n * sizeof(uint64_t), first * sizeof(uint64_t));
+  }
+  Status Remove() {
+    if (path_.empty()) return Status::Ok();
+    CGCN_RETURN_IF_ERROR(fd_.Close(path_));
+    std::error_code ec;
+    fs::remove(path_, ec);
+    if (ec) return Status::IoError(path_ + ": cannot remove: " + ec.message());
+    path_.clear();
+    return Status::Ok();
+  }
+  uint64_t size() const { return size_; }  // keys appended
+
+ private:
+  Status Flush() {
+    if (buffer_.empty()) return Status::Ok();
+    CGCN_RETURN_IF_ERROR(
+        WriteAll(fd_.get(), path_, buffer_.data(), buffer_.size() * sizeof(uint64_t), written_ * sizeof(uint64_t)));
+    written_ += buffer_.size();
+    buffer_.clear();
+    return Status::Ok();
+  }
+  std::string path_;
+  UniqueFd fd_;
+  uint64_t size_ = 0, written_ = 0;
+  std::vector<uint64_t> buffer_;
+};
+
 class Generator {
  public:
-  Generator(const SynthOptions& o, const ProgressFn& progress) : o_(o), progress_(progress) {
+  // `scratch_dir` is created by SampleEdges and removed by Write, once edge.csv is written.
+  Generator(const SynthOptions& o, const ProgressFn& progress, std::string scratch_dir)
+      : o_(o), progress_(progress), scratch_dir_(std::move(scratch_dir)) {
     n_ = o.num_nodes;
     k_ = o.num_communities != 0 ? o.num_communities
                                 : static_cast<uint32_t>(std::max<int64_t>(1, std::llround(n_ / 1000.0)));
@@ -432,10 +574,11 @@ class Generator {
     // Feature chunks hold at most ~8 M values so a chunk's text stays around 50 MiB.
     feat_rows_ = std::max<uint32_t>(1, std::min<uint32_t>(block_, (1u << 23) / o.feat_dim));
     target_edges_ = static_cast<uint64_t>(std::llround(n_ * o.avg_degree / 2));
+    PlanMemory();
   }
 
   void Setup();
-  void SampleEdges();
+  Status SampleEdges();
   Status Write(const std::string& dir);
   SynthReport TakeReport() {
     report_.community = std::move(community_of_id_);
@@ -450,35 +593,101 @@ class Generator {
     while (CommunityStart(c) > i) --c;
     return static_cast<uint32_t>(c);
   }
-  // One sampling block's edge keys, grouped by bucket, and its sample counts.
+  // Edge keys are stored by sub-bucket: bucket b (the edge.csv chunk of the edges whose smaller
+  // end lies in [b * bucket_width_, (b + 1) * bucket_width_)) is split into split_ ranges of
+  // sub_width_ ids, so that one range's keys fit the working set whatever the bucket width.
+  // The sub-buckets of a bucket are consecutive, and keys sort by smaller end first, so the
+  // sorted, unique keys of a bucket are its sub-buckets' ones one after the other.
+  uint32_t SubOf(uint64_t key) const {
+    const auto src = static_cast<uint32_t>(key >> 32);
+    const uint32_t b = src / bucket_width_;
+    return b * split_ + (src - b * bucket_width_) / sub_width_;
+  }
+  uint64_t SubBase(uint32_t sub) const {  // the smallest key of sub-bucket `sub`
+    const uint64_t src = uint64_t{sub / split_} * bucket_width_ + uint64_t{sub % split_} * sub_width_;
+    return src << 32;
+  }
+  // The working set (the budget minus the per-node arrays), the sub-buckets and the edge.csv pieces.
+  void PlanMemory();
+  // Bytes of the bookkeeping kept during a round: the offsets of the store, of the next store, of
+  // `waves` waves and the per-sub-bucket counts; the blocks' sample bounds; a KeyFile's buffer.
+  uint64_t Bookkeeping(size_t waves) const {
+    return (waves + 3) * (uint64_t{num_subs_} + 1) * sizeof(uint64_t) + uint64_t{num_blocks_} * sizeof(uint64_t) +
+           KeyFile::kBufferKeys * sizeof(uint64_t);
+  }
+  // One sampling block's edge keys, grouped by sub-bucket, and its sample counts.
   struct BlockKeys {
-    std::unique_ptr<uint64_t[]> keys;   // [bucket_offset.back()] grouped by bucket
-    std::vector<size_t> bucket_offset;  // [num_buckets + 1]
+    std::unique_ptr<uint64_t[]> keys;   // [bucket_offset.back()] grouped by sub-bucket
+    std::vector<size_t> bucket_offset;  // [num_subs_ + 1]
     uint64_t samples = 0, self_loops = 0;
   };
-  // `scratch` is reused between blocks run by one thread.
-  void SampleBlock(uint32_t round, uint32_t block, double samples_per_weight, std::vector<uint64_t>& scratch,
-                   BlockKeys* out) const;
-  uint64_t MergeRound(std::vector<BlockKeys>& blocks);
+  // `scratch` is reused between blocks run by one thread; `bound` bounds the block's samples.
+  void SampleBlock(uint32_t round, uint32_t block, double samples_per_weight, uint64_t bound,
+                   std::vector<uint64_t>& scratch, BlockKeys* out) const;
+  // Samples every block of a round, in waves that fit the working set, each spilled to `fresh`
+  // grouped by sub-bucket; (*wave_offset)[w][s] is where wave w's keys of sub-bucket s start.
+  Status SampleRound(uint32_t round, double samples_per_weight, KeyFile* fresh,
+                     std::vector<std::vector<uint64_t>>* wave_offset);
+  // Adds the round's fresh keys to the store (sorted, unique per sub-bucket), rewriting it;
+  // *added receives the number of new edges.
+  Status MergeRound(uint32_t round, const KeyFile& fresh, const std::vector<std::vector<uint64_t>>& wave_offset,
+                    uint64_t* added);
+  // Tokens in flight for a file whose items hold up to `item_bytes` each.
+  size_t WriteTokens(uint64_t item_bytes) const {
+    const uint64_t fit = working_ / std::max<uint64_t>(1, item_bytes);
+    return static_cast<size_t>(std::clamp<uint64_t>(fit, 1, 2 * uint64_t{threads_}));
+  }
 
   const SynthOptions& o_;
   const ProgressFn& progress_;
+  std::string scratch_dir_;
   uint32_t n_ = 0, k_ = 0, block_ = 0, bucket_width_ = 0, num_blocks_ = 0, num_buckets_ = 0, feat_rows_ = 0;
   uint64_t target_edges_ = 0;
+  uint32_t threads_ = 1;
+  uint64_t budget_ = 0, working_ = 0;  // working_ = budget_ minus the per-node arrays and class means
+  uint32_t split_ = 1, sub_width_ = 0, num_subs_ = 0;
+  uint64_t piece_keys_ = 0;  // keys per piece of an edge.csv chunk
 
   // "Internal" order: community c holds the internal indices [CommunityStart(c), CommunityStart(c + 1)).
   std::vector<uint32_t> node_of_index_;    // [N] internal index -> node id (a random permutation)
   std::vector<uint32_t> community_of_id_;  // [N] node id -> community
   std::vector<double> weight_;             // [N] by internal index
   double total_weight_ = 0;
-  std::vector<AliasEntry> global_alias_;        // [N] over all internal indices
-  std::vector<AliasEntry> community_alias_;     // [N] one table per community, over its own range
-  std::vector<uint16_t> label_;                 // [N] by node id
-  std::vector<uint8_t> split_;                  // [N] by node id: kSplit* bits
-  std::vector<std::vector<uint64_t>> buckets_;  // edge keys, sorted and unique per bucket
+  std::vector<AliasEntry> global_alias_;     // [N] over all internal indices
+  std::vector<AliasEntry> community_alias_;  // [N] one table per community, over its own range
+  std::vector<uint16_t> label_;              // [N] by node id
+  std::vector<uint8_t> split_of_;            // [N] by node id: kSplit* bits
+  // The edges drawn so far: sorted and unique per sub-bucket, sub-bucket s at keys
+  // [store_offset_[s], store_offset_[s + 1]) of the scratch file store_.
+  KeyFile store_;
+  std::vector<uint64_t> store_offset_;
   Ziggurat normal_;
   SynthReport report_;
 };
+
+void Generator::PlanMemory() {
+  threads_ = static_cast<uint32_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
+  budget_ = EffectiveBudget(o_);
+  working_ = budget_ - kSynthBytesPerNode * n_ - ClassMeanBytes(o_);  // Validate checked it is >= kSynthMinWorkingSet
+  // A sub-bucket of width w holds about 2 * target * w / N keys at the low ids (the smaller end of
+  // a random pair lies there twice as often as on average); with 1.5x slack for the degree tail and
+  // the repeats, and 8 bytes a key for the store plus 16 for the fresh keys and the sort, merging
+  // it takes about 72 * target * w / N bytes. Aim for a quarter of the working set per thread.
+  const double unit_cap = static_cast<double>(working_) / (4.0 * threads_);
+  const auto unit_bytes = [&](uint64_t width) {
+    return 72.0 * static_cast<double>(target_edges_) * static_cast<double>(width) / n_;
+  };
+  split_ = 1;
+  while (split_ < bucket_width_ && uint64_t{num_buckets_} * split_ * 2 <= (uint64_t{1} << 16) &&
+         unit_bytes((bucket_width_ + split_ - 1) / split_) > unit_cap)
+    split_ *= 2;
+  sub_width_ = (bucket_width_ + split_ - 1) / split_;
+  num_subs_ = num_buckets_ * split_;
+  // An edge.csv piece: 8 bytes a key read back, up to 22 of text ("src,dst\n"), twice that for a
+  // buffer that grew by doubling: ~60 bytes a key, for each of up to 2 items per thread.
+  piece_keys_ = std::clamp<uint64_t>(working_ / (2 * uint64_t{threads_} * 60), 4096, uint64_t{1} << 20);
+  report_.mem_budget = budget_;
+}
 
 // Edge key: smaller id in bits 63..32, larger id in bits 31..1, "same community" in bit 0.
 // Keys sort as (src, dst) pairs, and a repeated pair gives the same key.
@@ -555,7 +764,7 @@ void Generator::Setup() {
   });
 
   // Split: exact sizes, chosen by a seeded Fisher-Yates shuffle of the ids.
-  split_.assign(n_, kSplitTest);
+  split_of_.assign(n_, kSplitTest);
   {
     const auto n_train = static_cast<uint64_t>(std::llround(n_ * o_.train_frac));
     const auto n_valid = static_cast<uint64_t>(std::llround(n_ * o_.valid_frac));
@@ -564,7 +773,7 @@ void Generator::Setup() {
     Rng rng = StreamRng(o_.seed, Stream::kSplit, 0, 0);
     for (uint64_t i = 0; i < n_train + n_valid; ++i) {  // a partial shuffle picks the first n_train + n_valid
       std::swap(order[i], order[i + rng.Below(n_ - i)]);
-      split_[order[i]] = i < n_train ? kSplitTrain : kSplitValid;
+      split_of_[order[i]] = i < n_train ? kSplitTrain : kSplitValid;
     }
     report_.num_train = n_train;
     report_.num_valid = n_valid;
@@ -572,12 +781,13 @@ void Generator::Setup() {
   }
 }
 
-void Generator::SampleBlock(uint32_t round, uint32_t block, double samples_per_weight, std::vector<uint64_t>& keys,
-                            BlockKeys* out) const {
+void Generator::SampleBlock(uint32_t round, uint32_t block, double samples_per_weight, uint64_t bound,
+                            std::vector<uint64_t>& keys, BlockKeys* out) const {
   Rng rng = StreamRng(o_.seed, Stream::kEdges, round, block);
   const uint32_t begin = block * block_;
   const uint32_t end = static_cast<uint32_t>(std::min<uint64_t>(n_, uint64_t{block + 1} * block_));
   keys.clear();
+  keys.reserve(bound);
   uint64_t samples = 0, self_loops = 0;
   uint32_t c = CommunityOfIndex(begin);
   uint64_t c_end = CommunityStart(c + 1);
@@ -603,13 +813,13 @@ void Generator::SampleBlock(uint32_t round, uint32_t block, double samples_per_w
       keys.push_back(EdgeKey(u, node_of_index_[j], same));
     }
   }
-  // Group by bucket (a counting sort on the smaller end's bucket).
-  out->bucket_offset.assign(num_buckets_ + 1, 0);
-  for (uint64_t key : keys) ++out->bucket_offset[(key >> 32) / bucket_width_ + 1];
-  for (uint32_t b = 0; b < num_buckets_; ++b) out->bucket_offset[b + 1] += out->bucket_offset[b];
+  // Group by sub-bucket (a counting sort on the smaller end's sub-bucket).
+  out->bucket_offset.assign(num_subs_ + 1, 0);
+  for (uint64_t key : keys) ++out->bucket_offset[SubOf(key) + 1];
+  for (uint32_t s = 0; s < num_subs_; ++s) out->bucket_offset[s + 1] += out->bucket_offset[s];
   out->keys = std::make_unique_for_overwrite<uint64_t[]>(keys.size());
   std::vector<size_t> pos(out->bucket_offset.begin(), out->bucket_offset.end() - 1);
-  for (uint64_t key : keys) out->keys[pos[(key >> 32) / bucket_width_]++] = key;
+  for (uint64_t key : keys) out->keys[pos[SubOf(key)]++] = key;
   out->samples = samples;
   out->self_loops = self_loops;
 }
@@ -638,41 +848,175 @@ void RadixSort(uint64_t* keys, uint64_t* tmp, size_t n, uint32_t bits) {
   if (src != keys) std::memcpy(keys, src, n * sizeof(uint64_t));
 }
 
-// Adds every block's keys to the buckets (sorted, unique); returns the number of new edges.
-uint64_t Generator::MergeRound(std::vector<BlockKeys>& blocks) {
-  std::vector<uint64_t> added(num_buckets_, 0);
-  SharedProgress ticks(progress_, "sort edges", num_buckets_);
-  // Keys of bucket b minus its base have 32 + bit_width(bucket_width_ - 1) significant bits.
-  uint32_t bits = 32;
-  while ((uint64_t{1} << (bits - 32)) < bucket_width_) ++bits;
-  tbb::parallel_for(uint32_t{0}, num_buckets_, [&](uint32_t b) {
-    size_t total = 0;
-    for (const BlockKeys& bk : blocks) total += bk.bucket_offset[b + 1] - bk.bucket_offset[b];
-    auto fresh = std::make_unique_for_overwrite<uint64_t[]>(total);
-    auto tmp = std::make_unique_for_overwrite<uint64_t[]>(total);
-    const uint64_t base = uint64_t{b} * bucket_width_ << 32;
-    size_t n = 0;
-    for (const BlockKeys& bk : blocks)
-      for (size_t i = bk.bucket_offset[b]; i < bk.bucket_offset[b + 1]; ++i) fresh[n++] = bk.keys[i] - base;
-    RadixSort(fresh.get(), tmp.get(), n, bits);
-    n = static_cast<size_t>(std::unique(fresh.get(), fresh.get() + n) - fresh.get());
-    for (size_t i = 0; i < n; ++i) fresh[i] += base;
-    std::vector<uint64_t>& have = buckets_[b];
-    const size_t before = have.size();
-    std::vector<uint64_t> merged;
-    merged.reserve(before + n);
-    std::set_union(have.begin(), have.end(), fresh.get(), fresh.get() + n, std::back_inserter(merged));
-    have = std::move(merged);
-    added[b] = have.size() - before;
-    ticks.Tick();
+Status Generator::SampleRound(uint32_t round, double samples_per_weight, KeyFile* fresh,
+                              std::vector<std::vector<uint64_t>>* wave_offset) {
+  // A block draws floor or ceil of each node's expected count: at most the block's expected total
+  // plus one per node (with slack for the rounding of the sums).
+  std::vector<uint64_t> bound(num_blocks_);
+  tbb::parallel_for(uint32_t{0}, num_blocks_, [&](uint32_t b) {
+    const uint32_t begin = b * block_;
+    const uint32_t end = static_cast<uint32_t>(std::min<uint64_t>(n_, uint64_t{b + 1} * block_));
+    double w = 0;
+    for (uint32_t i = begin; i < end; ++i) w += weight_[i];
+    bound[b] = static_cast<uint64_t>(samples_per_weight * w * (1 + 1e-9)) + (end - begin) + 16;
   });
-  uint64_t sum = 0;
-  for (uint64_t a : added) sum += a;
-  return sum;
+  const uint64_t offsets_bytes = (uint64_t{num_subs_} + 1) * sizeof(size_t);
+  SharedProgress ticks(progress_, "sample edges", num_blocks_);
+  for (uint32_t first = 0; first < num_blocks_;) {
+    // The wave [first, last): its blocks' keys and offsets, and one sampling buffer per thread
+    // as large as its largest block, within what the bookkeeping leaves of the working set.
+    const uint64_t bookkeeping = Bookkeeping(wave_offset->size() + 1);
+    const uint64_t avail = working_ > bookkeeping ? working_ - bookkeeping : 0;
+    uint32_t last = first;
+    uint64_t sum = 0, largest = 0;
+    while (last < num_blocks_) {
+      const uint64_t s = sum + bound[last] * sizeof(uint64_t) + offsets_bytes;
+      const uint64_t l = std::max(largest, bound[last]);
+      const uint64_t need = s + std::min<uint64_t>(threads_, last - first + 1) * l * sizeof(uint64_t);
+      if (need > avail) break;
+      sum = s;
+      largest = l;
+      ++last;
+    }
+    if (last == first) {
+      const uint64_t need = 2 * bound[first] * sizeof(uint64_t) + offsets_bytes + bookkeeping;
+      return Status::InvalidArgument("--mem-budget " + FormatBytes(budget_) + " is too small: sampling block " +
+                                     std::to_string(first) + " of round " + std::to_string(round) + " may draw " +
+                                     std::to_string(bound[first]) + " edges, which need " + FormatBytes(need) +
+                                     " besides the per-node arrays (" + FormatBytes(budget_ - working_) +
+                                     "); give at least " + FormatBytes(budget_ - working_ + need));
+    }
+    std::vector<BlockKeys> blocks(last - first);
+    tbb::enumerable_thread_specific<std::vector<uint64_t>> scratch;
+    tbb::parallel_for(first, last, [&](uint32_t b) {
+      SampleBlock(round, b, samples_per_weight, bound[b], scratch.local(), &blocks[b - first]);
+      ticks.Tick();
+    });
+    scratch.clear();
+    // Spill the wave grouped by sub-bucket.
+    std::vector<uint64_t>& offset = wave_offset->emplace_back(num_subs_ + 1);
+    for (uint32_t s = 0; s < num_subs_; ++s) {
+      offset[s] = fresh->size();
+      for (const BlockKeys& bk : blocks)
+        CGCN_RETURN_IF_ERROR(
+            fresh->Append(bk.keys.get() + bk.bucket_offset[s], bk.bucket_offset[s + 1] - bk.bucket_offset[s]));
+    }
+    offset[num_subs_] = fresh->size();
+    for (const BlockKeys& bk : blocks) {
+      report_.samples += bk.samples;
+      report_.self_loops_dropped += bk.self_loops;
+    }
+    ++report_.sample_waves;
+    first = last;
+  }
+  report_.scratch_bytes += fresh->size() * sizeof(uint64_t);
+  return fresh->FinishWriting();
 }
 
-void Generator::SampleEdges() {
-  buckets_.assign(num_buckets_, {});
+// In-place merge of the sorted, unique fresh[0, n) into buf, whose existing sorted, unique keys
+// sit at buf[n, n + m): the union, sorted and unique, lands at buf[0, k); returns k. The write
+// position never passes the read position of the existing keys (k <= i + j <= n + i).
+size_t MergeInPlace(const uint64_t* fresh, size_t n, uint64_t* buf, size_t m) {
+  const uint64_t* have = buf + n;
+  size_t i = 0, j = 0, k = 0;
+  while (i < m && j < n) {
+    const uint64_t a = have[i], b = fresh[j];
+    if (a < b) {
+      buf[k++] = a;
+      ++i;
+    } else if (b < a) {
+      buf[k++] = b;
+      ++j;
+    } else {
+      buf[k++] = a;
+      ++i;
+      ++j;
+    }
+  }
+  while (j < n) buf[k++] = fresh[j++];
+  while (i < m) buf[k++] = have[i++];
+  return k;
+}
+
+Status Generator::MergeRound(uint32_t round, const KeyFile& fresh,
+                             const std::vector<std::vector<uint64_t>>& wave_offset, uint64_t* added) {
+  KeyFile next;
+  CGCN_RETURN_IF_ERROR(next.Create(scratch_dir_ + "/edges-" + std::to_string(round + 1) + ".keys"));
+  std::vector<uint64_t> next_offset(num_subs_ + 1, 0);
+  std::vector<uint64_t> fresh_count(num_subs_, 0);
+  for (const std::vector<uint64_t>& off : wave_offset)
+    for (uint32_t s = 0; s < num_subs_; ++s) fresh_count[s] += off[s + 1] - off[s];
+  const auto have_count = [&](uint32_t s) { return store_offset_[s + 1] - store_offset_[s]; };
+  // A sub-bucket's merge holds its fresh keys and a sort buffer, then the fresh keys and the union.
+  const auto unit_bytes = [&](uint32_t s) { return (2 * fresh_count[s] + have_count(s)) * sizeof(uint64_t); };
+  const uint64_t bookkeeping = Bookkeeping(wave_offset.size() + 1);
+  const uint64_t avail = working_ > bookkeeping ? working_ - bookkeeping : 0;
+  // Keys of sub-bucket s minus its base have 32 + bit_width(sub_width_ - 1) significant bits.
+  uint32_t bits = 32;
+  while ((uint64_t{1} << (bits - 32)) < sub_width_) ++bits;
+  SharedProgress ticks(progress_, "sort edges", num_subs_);
+  *added = 0;
+  for (uint32_t first = 0; first < num_subs_;) {
+    // A group of consecutive sub-buckets whose merges fit the working set together.
+    uint32_t last = first;
+    uint64_t sum = 0;
+    while (last < num_subs_ && sum + unit_bytes(last) <= avail) sum += unit_bytes(last++);
+    if (last == first)
+      return Status::InvalidArgument("--mem-budget " + FormatBytes(budget_) + " is too small: merging sub-bucket " +
+                                     std::to_string(first) + " (node ids from " + std::to_string(SubBase(first) >> 32) +
+                                     ") in round " + std::to_string(round) + " needs " +
+                                     FormatBytes(unit_bytes(first) + bookkeeping) + " besides the per-node arrays (" +
+                                     FormatBytes(budget_ - working_) + "); give at least " +
+                                     FormatBytes(budget_ - working_ + unit_bytes(first) + bookkeeping));
+    std::vector<std::unique_ptr<uint64_t[]>> merged(last - first);
+    std::vector<size_t> merged_count(last - first, 0);
+    CGCN_RETURN_IF_ERROR(ParallelFor(first, last, "merging edge keys", [&](uint32_t s) -> Status {
+      const size_t n = fresh_count[s], m = have_count(s);
+      auto keys = std::make_unique_for_overwrite<uint64_t[]>(n);
+      size_t at = 0;
+      for (const std::vector<uint64_t>& off : wave_offset) {
+        CGCN_RETURN_IF_ERROR(fresh.Read(off[s], keys.get() + at, off[s + 1] - off[s]));
+        at += off[s + 1] - off[s];
+      }
+      const uint64_t base = SubBase(s);
+      for (size_t i = 0; i < n; ++i) keys[i] -= base;
+      {
+        auto tmp = std::make_unique_for_overwrite<uint64_t[]>(n);
+        RadixSort(keys.get(), tmp.get(), n, bits);
+      }
+      const auto unique = static_cast<size_t>(std::unique(keys.get(), keys.get() + n) - keys.get());
+      for (size_t i = 0; i < unique; ++i) keys[i] += base;
+      auto out = std::make_unique_for_overwrite<uint64_t[]>(unique + m);
+      CGCN_RETURN_IF_ERROR(store_.Read(store_offset_[s], out.get() + unique, m));
+      merged_count[s - first] = MergeInPlace(keys.get(), unique, out.get(), m);
+      merged[s - first] = std::move(out);
+      ticks.Tick();
+      return Status::Ok();
+    }));
+    for (uint32_t s = first; s < last; ++s) {
+      next_offset[s] = next.size();
+      CGCN_RETURN_IF_ERROR(next.Append(merged[s - first].get(), merged_count[s - first]));
+      merged[s - first].reset();
+      *added += merged_count[s - first] - have_count(s);
+    }
+    first = last;
+  }
+  next_offset[num_subs_] = next.size();
+  report_.scratch_bytes += next.size() * sizeof(uint64_t);
+  CGCN_RETURN_IF_ERROR(next.FinishWriting());
+  CGCN_RETURN_IF_ERROR(store_.Remove());
+  store_ = std::move(next);
+  store_offset_ = std::move(next_offset);
+  return Status::Ok();
+}
+
+Status Generator::SampleEdges() {
+  std::error_code ec;
+  fs::create_directory(scratch_dir_, ec);
+  if (ec) return Status::IoError(scratch_dir_ + ": cannot create directory: " + ec.message());
+  CGCN_RETURN_IF_ERROR(store_.Create(scratch_dir_ + "/edges-0.keys"));  // no edges yet
+  CGCN_RETURN_IF_ERROR(store_.FinishWriting());
+  store_offset_.assign(num_subs_ + 1, 0);
   uint64_t edges = 0;
   double efficiency = 1.0;  // new edges per sample in the last round
   // Stop within 0.01% of the target, after 16 rounds, or when samples hardly find new pairs.
@@ -681,20 +1025,15 @@ void Generator::SampleEdges() {
   for (uint32_t round = 0; round < kMaxRounds && edges + tolerance < target_edges_; ++round) {
     const double want = static_cast<double>(target_edges_ - edges) / efficiency;
     const double samples_per_weight = want / total_weight_;
-    std::vector<BlockKeys> blocks(num_blocks_);
-    SharedProgress ticks(progress_, "sample edges", num_blocks_);
-    tbb::enumerable_thread_specific<std::vector<uint64_t>> scratch;
-    tbb::parallel_for(uint32_t{0}, num_blocks_, [&](uint32_t b) {
-      SampleBlock(round, b, samples_per_weight, scratch.local(), &blocks[b]);
-      ticks.Tick();
-    });
-    uint64_t samples = 0;
-    for (const BlockKeys& bk : blocks) {
-      samples += bk.samples;
-      report_.self_loops_dropped += bk.self_loops;
-    }
-    const uint64_t added = MergeRound(blocks);
-    report_.samples += samples;
+    const uint64_t samples_before = report_.samples;
+    KeyFile fresh;
+    CGCN_RETURN_IF_ERROR(fresh.Create(scratch_dir_ + "/fresh-" + std::to_string(round) + ".keys"));
+    std::vector<std::vector<uint64_t>> wave_offset;
+    CGCN_RETURN_IF_ERROR(SampleRound(round, samples_per_weight, &fresh, &wave_offset));
+    uint64_t added = 0;
+    CGCN_RETURN_IF_ERROR(MergeRound(round, fresh, wave_offset, &added));
+    CGCN_RETURN_IF_ERROR(fresh.Remove());
+    const uint64_t samples = report_.samples - samples_before;
     report_.rounds = round + 1;
     edges += added;
     if (samples == 0 || added == 0) break;
@@ -708,16 +1047,30 @@ void Generator::SampleEdges() {
   std::vector<AliasEntry>().swap(community_alias_);
   std::vector<double>().swap(weight_);
   std::vector<uint32_t>().swap(node_of_index_);
+  return Status::Ok();
 }
 
 Status Generator::Write(const std::string& dir) {
+  std::error_code ec;
   const std::string ext = o_.gzip ? ".csv.gz" : ".csv";
   const std::string raw = dir + "/raw/";
   const std::string split_dir = dir + "/split/" + o_.split_name + "/";
   WriteTotals totals;
-  const auto write = [&](const std::string& path, size_t chunks, const FillFn& fill) {
+  // Each item in flight holds its text (a buffer grown by doubling: up to twice the text) and,
+  // with gzip, the member and the compressor: `text_bytes` bounds one chunk's text.
+  const auto tokens_for = [&](uint64_t text_bytes) {
+    return WriteTokens(2 * text_bytes + (o_.gzip ? 2 * text_bytes + kGzipWriterBytes : 0));
+  };
+  const auto write_pieces = [&](const std::string& path, size_t chunks, const std::function<size_t(size_t)>& pieces,
+                                const PieceFillFn& fill, size_t tokens) {
     const std::string name = fs::path(path).filename().string();
-    return WriteChunkedFile(path, chunks, fill, o_.gzip, o_.gzip_level, progress_, "write " + name, &totals);
+    const ChunkedWrite how{o_.gzip, o_.gzip_level, tokens, &progress_};
+    return WriteChunkedFile(path, chunks, pieces, fill, how, "write " + name, &totals);
+  };
+  const auto write = [&](const std::string& path, size_t chunks, uint64_t chunk_text_bytes, const FillFn& fill) {
+    return write_pieces(
+        path, chunks, [](size_t) { return size_t{1}; }, [&](size_t c, size_t, TextBuffer* t) { fill(c, t); },
+        tokens_for(chunk_text_bytes));
   };
   const auto one_line = [](uint64_t v) {
     return [v](size_t, TextBuffer* t) {
@@ -726,37 +1079,64 @@ Status Generator::Write(const std::string& dir) {
       t->Commit(p);
     };
   };
-  CGCN_RETURN_IF_ERROR(write(raw + "num-node-list" + ext, 1, one_line(n_)));
-  CGCN_RETURN_IF_ERROR(write(raw + "num-edge-list" + ext, 1, one_line(report_.num_edges)));
+  CGCN_RETURN_IF_ERROR(write(raw + "num-node-list" + ext, 1, 24, one_line(n_)));
+  CGCN_RETURN_IF_ERROR(write(raw + "num-edge-list" + ext, 1, 24, one_line(report_.num_edges)));
 
-  // edge.csv: one chunk per bucket. Degrees are counted on the way (relaxed atomic adds).
+  // edge.csv: one chunk per bucket, read back from the store in pieces of piece_keys_ keys (with
+  // gzip a chunk is one member, compressed piece by piece). Degrees are counted on the way
+  // (relaxed atomic adds).
   {
     std::vector<uint32_t> degree(n_, 0);
     std::vector<uint64_t> intra(num_buckets_, 0);
-    CGCN_RETURN_IF_ERROR(write(raw + "edge" + ext, num_buckets_, [&](size_t b, TextBuffer* t) {
-      const std::vector<uint64_t>& keys = buckets_[b];
-      char* p = t->Reserve(keys.size() * 22);
-      uint64_t same = 0;
-      for (uint64_t key : keys) {
-        const auto src = static_cast<uint32_t>(key >> 32);
-        const auto dst = static_cast<uint32_t>((key >> 1) & 0x7fffffffu);
-        same += key & 1;
-        std::atomic_ref<uint32_t>(degree[src]).fetch_add(1, std::memory_order_relaxed);
-        std::atomic_ref<uint32_t>(degree[dst]).fetch_add(1, std::memory_order_relaxed);
-        p = WriteUint(p, src);
-        *p++ = ',';
-        p = WriteUint(p, dst);
-        *p++ = '\n';
-      }
-      intra[b] = same;
-      t->Commit(p);
-    }));
+    const auto first_key = [&](size_t b) { return store_offset_[b * split_]; };
+    const auto end_key = [&](size_t b) { return store_offset_[std::min<size_t>((b + 1) * split_, num_subs_)]; };
+    uint64_t largest = 0;
+    for (size_t b = 0; b < num_buckets_; ++b) largest = std::max(largest, end_key(b) - first_key(b));
+    constexpr uint64_t kLineBytes = 22;  // "src,dst\n" with ids below 2^31
+    // An item holds a piece's keys and text (twice, for a buffer grown by doubling); with gzip
+    // also the bucket's member, at most about its text (stored blocks), and the compressor.
+    const uint64_t piece_bytes = piece_keys_ * (sizeof(uint64_t) + 2 * kLineBytes);
+    const size_t tokens =
+        WriteTokens(o_.gzip ? piece_bytes + 2 * kLineBytes * largest + kGzipWriterBytes : piece_bytes);
+    const auto pieces = [&](size_t b) {
+      return static_cast<size_t>(std::max<uint64_t>(1, (end_key(b) - first_key(b) + piece_keys_ - 1) / piece_keys_));
+    };
+    CGCN_RETURN_IF_ERROR(write_pieces(
+        raw + "edge" + ext, num_buckets_, pieces,
+        [&](size_t b, size_t piece, TextBuffer* t) {
+          const uint64_t begin = first_key(b) + piece * piece_keys_;
+          const uint64_t end = std::min(end_key(b), begin + piece_keys_);
+          const auto n = static_cast<size_t>(end - begin);
+          auto keys = std::make_unique_for_overwrite<uint64_t[]>(n);
+          if (Status s = store_.Read(begin, keys.get(), n); !s.ok()) throw StatusException{std::move(s)};
+          char* p = t->Reserve(n * kLineBytes);
+          uint64_t same = 0;
+          for (size_t i = 0; i < n; ++i) {
+            const uint64_t key = keys[i];
+            const auto src = static_cast<uint32_t>(key >> 32);
+            const auto dst = static_cast<uint32_t>((key >> 1) & 0x7fffffffu);
+            same += key & 1;
+            std::atomic_ref<uint32_t>(degree[src]).fetch_add(1, std::memory_order_relaxed);
+            std::atomic_ref<uint32_t>(degree[dst]).fetch_add(1, std::memory_order_relaxed);
+            p = WriteUint(p, src);
+            *p++ = ',';
+            p = WriteUint(p, dst);
+            *p++ = '\n';
+          }
+          std::atomic_ref<uint64_t>(intra[b]).fetch_add(same, std::memory_order_relaxed);
+          t->Commit(p);
+        },
+        tokens));
     for (uint64_t x : intra) report_.intra_edges += x;
     for (uint32_t d : degree) {
       report_.max_degree = std::max(report_.max_degree, d);
       report_.isolated_nodes += d == 0;
     }
-    std::vector<std::vector<uint64_t>>().swap(buckets_);
+    // The edge keys are written: the scratch directory goes now.
+    CGCN_RETURN_IF_ERROR(store_.Remove());
+    std::vector<uint64_t>().swap(store_offset_);
+    fs::remove_all(scratch_dir_, ec);
+    if (ec) return Status::IoError(scratch_dir_ + ": cannot remove: " + ec.message());
   }
 
   // node-feat.csv: chunks of feat_rows_ rows, each drawn from its own stream.
@@ -768,7 +1148,9 @@ Status Generator::Write(const std::string& dir) {
       for (uint32_t j = 0; j < F; ++j) means[uint64_t{k} * F + j] = normal_.Sample(rng);
     }
     const size_t chunks = (n_ + feat_rows_ - 1) / feat_rows_;
-    CGCN_RETURN_IF_ERROR(write(raw + "node-feat" + ext, chunks, [&](size_t chunk, TextBuffer* t) {
+    // A value prints as sign, up to 3 integer digits (noise of a few units), point, decimals and comma.
+    const uint64_t chunk_text = uint64_t{feat_rows_} * F * (o_.feature_decimals + 6);
+    CGCN_RETURN_IF_ERROR(write(raw + "node-feat" + ext, chunks, chunk_text, [&](size_t chunk, TextBuffer* t) {
       Rng rng = StreamRng(o_.seed, Stream::kFeatures, 0, chunk);
       const uint64_t begin = chunk * uint64_t{feat_rows_};
       const uint64_t end = std::min<uint64_t>(n_, begin + feat_rows_);
@@ -789,31 +1171,33 @@ Status Generator::Write(const std::string& dir) {
   }
 
   const auto id_chunks = [&](uint32_t rows) { return (size_t{n_} + rows - 1) / rows; };
-  CGCN_RETURN_IF_ERROR(write(raw + "node-label" + ext, id_chunks(block_), [&](size_t chunk, TextBuffer* t) {
-    const uint64_t begin = chunk * uint64_t{block_};
-    const uint64_t end = std::min<uint64_t>(n_, begin + block_);
-    char* p = t->Reserve((end - begin) * 7);
-    for (uint64_t id = begin; id < end; ++id) {
-      p = WriteUint(p, label_[id]);
-      *p++ = '\n';
-    }
-    t->Commit(p);
-  }));
+  CGCN_RETURN_IF_ERROR(
+      write(raw + "node-label" + ext, id_chunks(block_), uint64_t{block_} * 7, [&](size_t chunk, TextBuffer* t) {
+        const uint64_t begin = chunk * uint64_t{block_};
+        const uint64_t end = std::min<uint64_t>(n_, begin + block_);
+        char* p = t->Reserve((end - begin) * 7);
+        for (uint64_t id = begin; id < end; ++id) {
+          p = WriteUint(p, label_[id]);
+          *p++ = '\n';
+        }
+        t->Commit(p);
+      }));
 
   for (const uint8_t want : {kSplitTrain, kSplitValid, kSplitTest}) {
     const char* name = SplitName(want);  // train, valid, test
     const uint32_t rows = std::max<uint32_t>(block_, 1u << 20);
-    CGCN_RETURN_IF_ERROR(write(split_dir + name + ext, id_chunks(rows), [&, want, rows](size_t chunk, TextBuffer* t) {
-      const uint64_t begin = chunk * uint64_t{rows};
-      const uint64_t end = std::min<uint64_t>(n_, begin + rows);
-      char* p = t->Reserve((end - begin) * 12);
-      for (uint64_t id = begin; id < end; ++id) {
-        if (split_[id] != want) continue;
-        p = WriteUint(p, id);
-        *p++ = '\n';
-      }
-      t->Commit(p);
-    }));
+    CGCN_RETURN_IF_ERROR(write(split_dir + name + ext, id_chunks(rows), uint64_t{rows} * 12,
+                               [&, want, rows](size_t chunk, TextBuffer* t) {
+                                 const uint64_t begin = chunk * uint64_t{rows};
+                                 const uint64_t end = std::min<uint64_t>(n_, begin + rows);
+                                 char* p = t->Reserve((end - begin) * 12);
+                                 for (uint64_t id = begin; id < end; ++id) {
+                                   if (split_of_[id] != want) continue;
+                                   p = WriteUint(p, id);
+                                   *p++ = '\n';
+                                 }
+                                 t->Commit(p);
+                               }));
   }
   report_.text_bytes = totals.text_bytes;
   report_.stored_bytes = totals.stored_bytes;
@@ -856,6 +1240,9 @@ std::string SynthReport::SummaryJson(const SynthOptions& o) const {
                             {"text_bytes", text_bytes},
                             {"stored_bytes", stored_bytes},
                             {"gzip", o.gzip},
+                            {"mem_budget", mem_budget},
+                            {"scratch_bytes", scratch_bytes},
+                            {"sample_waves", sample_waves},
                             {"total_s", seconds_setup + seconds_edges + seconds_write}};
   return j.dump();
 }
@@ -903,12 +1290,14 @@ Result<SynthReport> GenerateSynthGraph(const SynthOptions& options, const Progre
     if (ec) return Status::IoError(d + ": cannot create directory: " + ec.message());
   }
 
-  Generator gen(options, progress);
+  // The edge keys' scratch files live in the staged directory: gone with it on failure, and
+  // removed by Write before it is published.
+  Generator gen(options, progress, tmp + "/scratch");
   auto t = Clock::now();
   CGCN_RETURN_IF_ERROR(CatchStatus("setting up the graph model", [&] { gen.Setup(); }));
   const double setup_s = Since(t);
   t = Clock::now();
-  CGCN_RETURN_IF_ERROR(CatchStatus("sampling edges", [&] { gen.SampleEdges(); }));
+  CGCN_RETURN_IF_ERROR(CatchStatus("sampling edges", [&] { return gen.SampleEdges(); }));
   const double edges_s = Since(t);
   t = Clock::now();
   CGCN_RETURN_IF_ERROR(gen.Write(tmp));
