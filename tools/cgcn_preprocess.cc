@@ -93,15 +93,16 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(r.num_test));
     std::printf("  partitioner      %s: %s\n", PartitionerName(r.partitioner), r.partitioner_reason.c_str());
     if (r.partitioner == PartitionerKind::kExternal)
-      std::printf("                   %d level%s to %llu coarse nodes (%llu entries); cut %llu after METIS, %llu after "
-                  "%d refinement round%s; coarsen %.2f s, contract %.2f s, METIS %.2f s, refine %.2f s\n",
-                  r.external.levels, r.external.levels == 1 ? "" : "s",
-                  static_cast<unsigned long long>(r.external.coarse_nodes),
-                  static_cast<unsigned long long>(r.external.coarse_entries),
-                  static_cast<unsigned long long>(r.external.cut_projected),
-                  static_cast<unsigned long long>(r.external.edge_cut), r.external.refine_rounds_run,
-                  r.external.refine_rounds_run == 1 ? "" : "s", r.external.coarsen_s, r.external.contract_s,
-                  r.external.metis_s, r.external.refine_s);
+      std::printf(
+          "                   %d level%s to %llu coarse nodes (%llu entries); cut %llu after METIS, %llu after "
+          "%d refinement round%s; coarsen %.2f s, contract %.2f s, METIS %.2f s, refine %.2f s\n",
+          r.external.levels, r.external.levels == 1 ? "" : "s",
+          static_cast<unsigned long long>(r.external.coarse_nodes),
+          static_cast<unsigned long long>(r.external.coarse_entries),
+          static_cast<unsigned long long>(r.external.cut_projected),
+          static_cast<unsigned long long>(r.external.edge_cut), r.external.refine_rounds_run,
+          r.external.refine_rounds_run == 1 ? "" : "s", r.external.coarsen_s, r.external.contract_s, r.external.metis_s,
+          r.external.refine_s);
     std::printf("  edge cut         %llu (%.1f%%); largest cluster %u nodes, %.3f x the mean\n",
                 static_cast<unsigned long long>(m.edge_cut), Pct(m.edge_cut, m.num_edges), r.max_cluster_nodes,
                 r.part_balance);
@@ -115,9 +116,10 @@ int main(int argc, char** argv) {
     std::printf("  seconds          read %.2f, symmetrize %.2f, partition %.2f, write %.2f, total %.2f\n", r.read_s,
                 r.csr_s, r.partition_s, r.write_s, r.total_s);
     const PreprocessReport::Throughput mbps = r.PhaseMBps();
-    std::printf("  MB/s             read %.0f (input as stored), symmetrize %.0f (edge list), partition %.0f (CSR "
-                "files), write %.0f (shards as stored); parse",
-                mbps.read, mbps.symmetrize, mbps.partition, mbps.write);
+    std::printf(
+        "  MB/s             read %.0f (input as stored), symmetrize %.0f (edge list), partition %.0f (CSR "
+        "files), write %.0f (shards as stored); parse",
+        mbps.read, mbps.symmetrize, mbps.partition, mbps.write);
     for (const RawPhaseStats& ph : r.phases)
       std::printf("%s %s %.0f", &ph == &r.phases.front() ? "" : ",", ph.name.c_str(), MBps(ph.text_bytes, ph.seconds));
     std::printf("; %u cluster%s written at once\n", r.write.memory.clusters_in_flight,

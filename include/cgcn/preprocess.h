@@ -49,8 +49,8 @@ struct PreprocessReport {
   uint64_t undirected_edges = 0;
   // Partitioning.
   PartitionerKind partitioner = PartitionerKind::kMetis;  // the one that ran
-  std::string partitioner_reason;                        // why (ChoosePartitioner)
-  ExternalPartitionReport external;                      // when the external partitioner ran
+  std::string partitioner_reason;                         // why (ChoosePartitioner)
+  ExternalPartitionReport external;                       // when the external partitioner ran
   uint64_t edge_cut = 0;
   double part_balance = 0;               // largest part / mean part (PartBalance)
   uint64_t metis_array_bytes = 0;        // int32 xadj, adjncy and part as METIS is handed them (MetisArrayBytes)
@@ -61,7 +61,7 @@ struct PreprocessReport {
   uint32_t min_cluster_nodes = 0, max_cluster_nodes = 0, empty_clusters = 0;
   // Wall time of each step, seconds.
   double read_s = 0, csr_s = 0, partition_s = 0, write_s = 0, total_s = 0;
-  double peak_rss_mb = 0;  // the process's peak resident set (with mapped pages of the CSR and shards it read)
+  double peak_rss_mb = 0;   // the process's peak resident set (with mapped pages of the CSR and shards it read)
   double peak_anon_mb = 0;  // peak of the RSS not backed by files (sampled every 2 ms): the heap
 
   // MB/s (10^6 bytes) of each step: read = input files as stored; symmetrize = the edge list

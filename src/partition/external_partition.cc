@@ -253,13 +253,16 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
   ws.budget = o.mem_budget;
   // Labels (the part array) and the fine cluster sizes are held through coarsening.
   const uint64_t label_bytes = 4 * uint64_t{n};
-  if (!ws.Fits(2 * label_bytes + kFixedBytes))
-    return Status::InvalidArgument("--mem-budget " + Bytes(o.mem_budget) +
-                                   " is too small for the external partitioner: " + std::to_string(n) + " nodes need " +
-                                   Bytes(label_bytes) + " of labels plus " + Bytes(label_bytes) +
-                                   " of cluster sizes plus " + Bytes(kFixedBytes) + " of buffers, " +
-                                   Bytes(2 * label_bytes + kFixedBytes) + " in all, before any coarse graph");
+  const uint64_t first_bytes = 2 * label_bytes + kFixedBytes + graph.heap_bytes;
+  if (!ws.Fits(first_bytes))
+    return Status::InvalidArgument(
+        "--mem-budget " + Bytes(o.mem_budget) + " is too small for the external partitioner: " + std::to_string(n) +
+        " nodes need " + Bytes(label_bytes) + " of labels plus " + Bytes(label_bytes) + " of cluster sizes plus " +
+        Bytes(kFixedBytes) + " of buffers" +
+        (graph.heap_bytes != 0 ? " plus the in-memory CSR's " + Bytes(graph.heap_bytes) : std::string()) + ", " +
+        Bytes(first_bytes) + " in all, before any coarse graph");
   ws.ledger.Hold(kFixedBytes);
+  ws.ledger.Hold(graph.heap_bytes);  // a CSR in memory counts; a mapped one is page cache
 
   Partition result;
   result.num_parts = o.num_parts;

@@ -39,12 +39,13 @@ uint64_t CurrentRssBytes(uint64_t* anon = nullptr) {
 // peak_anon() the highest sample of its part not backed by files.
 class RssSampler {
  public:
-  RssSampler() : thread_([this] {
-      while (!stop_.load()) {
-        Sample();
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      }
-    }) {
+  RssSampler()
+      : thread_([this] {
+          while (!stop_.load()) {
+            Sample();
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          }
+        }) {
     Sample();
   }
   ~RssSampler() { Stop(); }
@@ -189,9 +190,8 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
     eo.mem_budget = budget != 0 ? budget - N : 0;
     part = PartitionExternal(graph, eo, &rep.external, progress);
     if (!part.ok() && part.status().code() == StatusCode::kInvalidArgument && budget != 0)
-      return part.status().WithContext("--mem-budget " + FormatBytes(budget) + " leaves " +
-                                       FormatBytes(eo.mem_budget) + " to the external partitioner (less " +
-                                       FormatBytes(N) + " for the split)");
+      return part.status().WithContext("--mem-budget " + FormatBytes(budget) + " leaves " + FormatBytes(eo.mem_budget) +
+                                       " to the external partitioner (less " + FormatBytes(N) + " for the split)");
   }
   if (!part.ok()) return part.status();
   csr->ReleaseResident();
