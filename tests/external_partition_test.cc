@@ -204,7 +204,7 @@ TEST(ExternalPartition, RefinementLowersTheProjectedCutAndQualityIsCloseToMetis)
   EXPECT_GT(rep.peak_bytes_planned, 4 * uint64_t{g.n});
   Result<CsrGraph> csr = BuildSymmetricCsr(g.n, g.src, g.dst);
   ASSERT_TRUE(csr.ok());
-  Result<Partition> metis = PartitionGraph(*csr, PartitionOptions{40, 1});
+  Result<Partition> metis = PartitionGraph(csr->view(), PartitionOptions{40, 1});
   ASSERT_TRUE(metis.ok());
   EXPECT_LE(static_cast<double>(p.edge_cut), 1.15 * static_cast<double>(metis->edge_cut))
       << "external " << p.edge_cut << " METIS " << metis->edge_cut;
