@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -131,6 +132,64 @@ TEST(Manifest, FieldsSitWhereTheFormatSaysAndErrorsNameThem) {
             "M: bytes 64-87 (manifest fields num_train, num_valid, num_test): split sizes exceed the node count");
 }
 
+// Version 2 (docs/FORMAT.md's change log): written as 2; 1 is still read (its layout is the same);
+// any other version is refused by its number, as a version-1 reader refuses 2.
+TEST(Manifest, WritesVersion2ReadsVersions1And2RefusesOthers) {
+  const Manifest m = Sample();
+  auto with_version = [&](uint32_t v) {
+    std::vector<std::byte> b = EncodeManifest(m);
+    std::memcpy(b.data() + 8, &v, 4);
+    const uint64_t sum = Checksum64(b.data(), b.size() - 8);
+    std::memcpy(b.data() + b.size() - 8, &sum, 8);
+    return DecodeManifest(b, "M");
+  };
+  EXPECT_EQ(LoadU32(EncodeManifest(m).data() + 8), 2u);
+  Result<Manifest> v1 = with_version(1), v2 = with_version(2);
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  EXPECT_EQ(v1->version, 1u);
+  EXPECT_EQ(v2->version, 2u);
+  EXPECT_EQ(v1->num_edges, v2->num_edges);
+  for (const uint32_t v : {0u, 3u, 0xffffffffu})
+    EXPECT_EQ(with_version(v).status().message(), "M: byte 8 (manifest field version): unsupported manifest version " +
+                                                      std::to_string(v) + " (this build reads 1 to 2)");
+}
+
+// 2E past 2^31 - 1 (and E past 2^32) is valid now; E is bounded by N(N-1)/2 alone, and per-shard
+// sums that could wrap around are refused, not wrapped.
+TEST(Manifest, EdgeCountsPast2To31AreValidAndBoundedByASimpleGraph) {
+  Manifest m = Sample();
+  m.num_nodes = 200'000;
+  m.num_edges = 5'000'000'000;  // 2E = 1e10
+  m.edge_cut = 1'000'000'000;
+  m.num_train = m.num_valid = m.num_test = 0;
+  m.shards = {{100'000, 4'000'000'000, 1'000'000'000, 1, 1, 1}, {100'000, 4'000'000'000, 1'000'000'000, 1, 1, 1}};
+  Result<Manifest> r = DecodeManifest(EncodeManifest(m), "M");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->num_edges, 5'000'000'000u);
+  EXPECT_EQ(r->shards[0].intra_entries, 4'000'000'000u);
+  // N(N-1)/2 = 19999900000 for N = 200000: one more is refused.
+  m.num_edges = 19'999'900'001;
+  EXPECT_EQ(DecodeManifest(EncodeManifest(m), "M").status().message(),
+            "M: byte 24 (manifest field num_edges): edge count 19999900001 exceeds N(N-1)/2 = 19999900000 for "
+            "200000 nodes");
+  // Shard counts that sum past 2^64 if added blindly: each within 2E, their sum is not.
+  m = Sample();
+  m.num_nodes = 2'000'000'000;
+  m.num_edges = m.num_nodes * (m.num_nodes - 1) / 2;  // 2E ~ 4e18
+  m.edge_cut = 0;
+  m.shards = {{1'000'000'000, 2 * m.num_edges, 0, 1, 1, 1},
+              {500'000'000, 2 * m.num_edges, 0, 1, 1, 1},
+              {250'000'000, 2 * m.num_edges, 0, 1, 1, 1},
+              {250'000'000, 2 * m.num_edges, 0, 1, 1, 1},
+              {0, 2 * m.num_edges, 0, 1, 1, 1}};
+  m.num_parts = 5;
+  const std::string msg = DecodeManifest(EncodeManifest(m), "M").status().message();
+  EXPECT_NE(msg.find("shard edge counts (intra 7999999996000000000, inter 0) disagree with 1999999999000000000 edges"),
+            std::string::npos)
+      << msg;
+}
+
 // docs/FORMAT.md's change log: the input file records (6b38fa5) were added without a version bump.
 // A manifest of the layout before them (no K, no records) must be refused by this reader, not
 // misread, whether shard 0's node count (read where K now is) is a plausible K or not.
@@ -138,6 +197,7 @@ TEST(Manifest, LayoutBeforeInputRecordsIsRefusedNotMisread) {
   for (const uint32_t shard0_nodes : {0u, 1u, 6u, 64u, 65u, 1000u}) {
     Manifest m = Sample();
     m.num_nodes = shard0_nodes + 4;
+    m.num_edges = 6;  // at most N(N-1)/2 = 6 edges for N = 4
     m.shards[0].num_nodes = shard0_nodes;
     m.shards[0].intra_entries = 0;
     m.shards[0].inter_entries = 0;
