@@ -446,7 +446,8 @@ Result<uint64_t> NpyHeaderBytes(std::span<const char> first, const std::string& 
   return total;
 }
 
-Result<NpyHeader> ParseNpyHeader(std::span<const char> bytes, uint64_t member_size, const std::string& where) {
+Result<NpyHeader> ParseNpyHeader(std::span<const char> bytes, uint64_t member_size, const std::string& where,
+                                 std::span<const std::string_view> dtypes) {
   CGCN_ASSIGN_OR_RETURN(const uint64_t total, NpyHeaderBytes(bytes, where));
   if (bytes.size() != total) {
     return Status::Internal(where + ": ParseNpyHeader given " + std::to_string(bytes.size()) +
@@ -519,6 +520,14 @@ Result<NpyHeader> ParseNpyHeader(std::span<const char> bytes, uint64_t member_si
                        : !have_order ? "fortran_order"
                                      : "shape") +
                       "'");
+  }
+  if (!dtypes.empty() && std::find(dtypes.begin(), dtypes.end(), h.descr) == dtypes.end()) {
+    std::string want;
+    for (size_t i = 0; i < dtypes.size(); ++i) {
+      want += i == 0 ? "" : i + 1 == dtypes.size() ? " or " : ", ";
+      want += "'" + std::string(dtypes[i]) + "'";
+    }
+    return BadNpy(where, descr_at, "expected dtype " + want + ", found '" + Printable(h.descr) + "'");
   }
   const size_t item = ItemSize(h.descr);
   if (item == 0) {

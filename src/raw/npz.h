@@ -17,6 +17,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cgcn/status.h"
@@ -64,10 +65,12 @@ struct NpyHeader {
 // kMaxNpyHeaderBytes. `where` prefixes messages ("PATH member NAME").
 Result<uint64_t> NpyHeaderBytes(std::span<const char> first, const std::string& where);
 
-// Parses a whole header (`bytes` holds exactly NpyHeaderBytes of it) and checks that the member's
+// Parses a whole header (`bytes` holds exactly NpyHeaderBytes of it), checks the dtype against
+// `dtypes` (when not empty; "expected dtype '<i8' or '<i4', found '>f4'"), then that the member's
 // `member_size` bytes hold exactly the shape's elements of the dtype's size (an unknown dtype size
-// is refused here: only '<', '>', '|' or '=' followed by b1, i1/u1, i2/u2/f2, i4/u4/f4, i8/u8/f8).
-Result<NpyHeader> ParseNpyHeader(std::span<const char> bytes, uint64_t member_size, const std::string& where);
+// is refused: only '<', '>', '|' or '=' followed by b1, i1/u1, i2/u2/f2, i4/u4/f4, i8/u8/f8).
+Result<NpyHeader> ParseNpyHeader(std::span<const char> bytes, uint64_t member_size, const std::string& where,
+                                 std::span<const std::string_view> dtypes = {});
 
 // Decodes one member's stored bytes. Feed it every stored byte in order through Run (in pieces of
 // any size), then call Finish. Memory: zlib's inflate state (about 44 KiB) and nothing else.
