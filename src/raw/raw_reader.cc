@@ -503,7 +503,7 @@ bool IsCsvUnlabeled(std::string_view field) {
 Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes, const ProgressFn& progress,
                   BinaryWriter& out, LabelSummary* summary, uint64_t* text_bytes) {
   CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
-  const std::string expected = std::to_string(num_nodes) + " lines of one class id each (or an empty field, nan or -1)";
+  const std::string expected = std::to_string(num_nodes) + " lines of one class id each";
   Progress ticker(progress, "read labels", num_nodes);
   summary->source = src.path();
 
