@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of tests/fuzz with clang (ASan + UBSan) into build-fuzz/, writes
-# their seed corpora with fuzz_seed_corpus (real shard directories, raw CSV/gzip files, model
-# files and checkpoints, all written by the library from small datasets), then runs each target
-# for SECONDS (default 60), JOBS at a time (default 2, one per core of the CI machine):
+# their seed corpora with fuzz_seed_corpus (real shard directories, raw CSV/gzip files, .npz
+# files, model files and checkpoints, all written by the library from small datasets), then runs
+# the targets JOBS at a time (default 2, one per core of the CI machine). SECONDS (default 60) sets
+# the budget as it did for the first six targets: 6 x SECONDS of fuzzing in all, shared equally,
+# so each of the seven targets runs 6 x SECONDS / 7 (51 s for 60):
 #   fuzz_manifest     DecodeManifest
 #   fuzz_shard        ParseShardHeader, ShardDecoder::Decode
 #   fuzz_text_source  TextSource, the line reader (plain and gzip)
 #   fuzz_raw_reader   ReadRawGraph, the CSV/gzip raw dataset reader
+#   fuzz_npz          ReadZipDirectory, MemberDecoder, ParseNpyHeader, ReadRawGraph on raw/data.npz
 #   fuzz_model        LoadModel
 #   fuzz_checkpoint   LoadCheckpoint, then Train resuming from what it accepts
 #
@@ -21,7 +24,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 JOBS=${FUZZ_JOBS:-2}
-TARGETS=(fuzz_manifest fuzz_shard fuzz_text_source fuzz_raw_reader fuzz_model fuzz_checkpoint)
+TARGETS=(fuzz_manifest fuzz_shard fuzz_text_source fuzz_raw_reader fuzz_npz fuzz_model fuzz_checkpoint)
+# The budget of the six targets this script began with, 6 x SECS, shared by all of them.
+PER_TARGET=$(( 6 * SECS / ${#TARGETS[@]} > 0 ? 6 * SECS / ${#TARGETS[@]} : 1 ))
 T0=$SECONDS
 scripts/install-deps.sh || exit 1
 
@@ -74,7 +79,7 @@ start() {
   mkdir -p "$B/corpus/$t"
   # -max_len: the largest seed is a few KiB; bigger inputs add nothing but time.
   "$B/bin/$t" "$B/corpus/$t" "$B/seeds/$t" \
-    -max_total_time="$SECS" -timeout=10 -rss_limit_mb=512 -malloc_limit_mb=256 -max_len=16384 \
+    -max_total_time="$PER_TARGET" -timeout=10 -rss_limit_mb=512 -malloc_limit_mb=256 -max_len=16384 \
     -print_final_stats=1 -artifact_prefix="$B/artifacts/$t-" >"$B/logs/$t.log" 2>&1 &
   target_of[$!]=$t
 }
@@ -103,7 +108,7 @@ for t in "${TARGETS[@]}"; do
   cov=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE).*cov: ' "$log" | tail -n1 | sed -nE 's/.*cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/cov \1, ft \2, corpus \3/p')
   if [ "$rc" -eq 0 ] && [ -n "$execs" ]; then
     passed=$((passed + 1))
-    echo "fuzz: $t: ok, ${execs} executions in ${SECS} s (${rate:-?}/s; ${cov:-no coverage line})"
+    echo "fuzz: $t: ok, ${execs} executions in ${PER_TARGET} s (${rate:-?}/s; ${cov:-no coverage line})"
   else
     failed=$((failed + 1))
     echo "fuzz: $t: FAILED (exit $rc) after ${execs:-?} executions; log $log, last lines:"

@@ -465,8 +465,9 @@ TEST_F(RawReaderBadInputTest, EmptyLineInEdges) {
 }
 
 TEST_F(RawReaderBadInputTest, BlankLineAtEndOfLabels) {
+  // An empty line is an unlabeled node: here a seventh label.
   Write("raw/node-label.csv", "0\n1\n0\n1\n1\n0\n\n");
-  ExpectError(StatusCode::kInvalidInput, {"node-label.csv:7:", "empty line"});
+  ExpectError(StatusCode::kInvalidInput, {"node-label.csv:7:", "expected 6 labels", "found more"});
 }
 
 // Node count.
@@ -614,8 +615,9 @@ TEST_F(RawReaderBadInputTest, LabelNotAnInteger) {
 }
 
 TEST_F(RawReaderBadInputTest, NegativeLabel) {
-  Write("raw/node-label.csv", "0\n1\n0\n-1\n");
-  ExpectError(StatusCode::kInvalidInput, {"node-label.csv:4:", "non-negative", "'-1'"});
+  // -1 is an unlabeled node; other negative values are errors.
+  Write("raw/node-label.csv", "0\n1\n0\n-2\n");
+  ExpectError(StatusCode::kInvalidInput, {"node-label.csv:4:", "non-negative", "'-2'"});
 }
 
 TEST_F(RawReaderBadInputTest, LabelTooLarge) {

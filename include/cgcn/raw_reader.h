@@ -1,14 +1,43 @@
 // Stage 1: the OGB node-property-prediction raw layout -> binary scratch files (or an in-memory graph).
 //
+// Two layouts of DIR/raw; a directory holding files of both is refused (the error names both).
+//
+// The CSV layout:
 //   DIR/raw/num-node-list.csv[.gz]   one line: N
 //   DIR/raw/num-edge-list.csv[.gz]   one line: number of lines in edge.csv (optional)
 //   DIR/raw/edge.csv[.gz]            "src,dst" per line, 0-based ids < N
 //   DIR/raw/node-feat.csv[.gz]       N lines of F comma-separated finite floats
-//   DIR/raw/node-label.csv[.gz]      N lines, one integer class id in [0, 2^16)
+//   DIR/raw/node-label.csv[.gz]      N lines, each one integer class id in [0, 2^16) or, for an
+//                                    unlabeled node, an empty line, "nan" (any case) or "-1"
+// Every CSV file may be gzipped (read through Boost.Iostreams' gzip filter) or plain; every error
+// names the file, the 1-based line and what was expected.
+//
+// The .npz layout (what ogbn-papers100M ships): NumPy .npz files, zip archives of .npy members,
+// each stored or deflated (ZIP64 accepted), read straight from the zip without unpacking:
+//   DIR/raw/data.npz         edge_index.npy      '<i8' or '<i4', shape (2, E); C order (every source,
+//                                                then every destination) or Fortran order (pairs)
+//                            node_feat.npy       '<f4', '<f2' or '<f8' (converted to f32; values
+//                                                must be finite and fit a float), shape (N, F), C order
+//                            num_nodes_list.npy  '<i8' or '<i4', shape (1,): N
+//                            num_edges_list.npy  '<i8' or '<i4', shape (1,): E
+//                            (other members are ignored, but fingerprinted with the file)
+//   DIR/raw/node-label.npz   node_label.npy      '<f4', '<f8', '<f2', '<i8' or '<i4', shape (N,) or
+//                                                (N, 1): an integral class id in [0, 2^16), or NaN
+//                                                or -1 for an unlabeled node
+// Every .npy header is checked (magic, version 1.0/2.0/3.0, the dict, dtype, shape against the
+// other members, fortran_order, data size against shape), and every member's CRC-32 as it is
+// streamed; errors name the .npz file, the member and the byte offset in it ("DIR/raw/data.npz
+// member edge_index.npy byte 22: expected dtype '<i8' or '<i4', found '>f4'"), or for the zip
+// structure the byte offset in the file. No member is ever held in memory: each file is read once,
+// front to back, in blocks of text_block_bytes.
+//
+// Both layouts share the split files:
 //   DIR/split/NAME/{train,valid,test}.csv[.gz]   node ids, one per line
 //
-// Every file may be gzipped (read through Boost.Iostreams' gzip filter) or plain.
-// Every error names the file, the 1-based line and what was expected.
+// Unlabeled nodes are kept: their label is kNoLabel (cgcn/split.h) in labels.u32 and in the
+// shards, and they count in no loss and no metric. A split file naming an unlabeled node is an
+// error ("PATH:LINE: node id 7 has no label in ... (expected only labeled nodes in a split)").
+// num_classes is the largest class id + 1; at least one node must be labeled.
 #pragma once
 
 #include <cstddef>
@@ -21,7 +50,7 @@
 
 #include "cgcn/input_digest.h"
 #include "cgcn/progress.h"
-#include "cgcn/split.h"
+#include "cgcn/split.h"  // kNoLabel
 #include "cgcn/status.h"
 
 namespace cgcn {
@@ -30,10 +59,11 @@ struct RawGraph {
   uint32_t num_nodes = 0;
   uint32_t feat_dim = 0;
   uint32_t num_classes = 0;        // max label + 1
+  uint64_t num_unlabeled = 0;      // nodes whose label is kNoLabel
   std::vector<uint32_t> edge_src;  // [E] as read, E = lines in edge.csv
   std::vector<uint32_t> edge_dst;  // [E]
   std::vector<float> features;     // [num_nodes x feat_dim], row-major
-  std::vector<uint32_t> labels;    // [num_nodes]
+  std::vector<uint32_t> labels;    // [num_nodes], a class id or kNoLabel
   std::vector<uint8_t> split;      // [num_nodes], kSplit* bits (cgcn/split.h), at most one set
   std::string split_name;
   uint64_t num_train = 0, num_valid = 0, num_test = 0;
@@ -57,7 +87,7 @@ struct RawReadOptions {
 // Throughput of one parse phase (one input file, or the three split files together).
 struct RawPhaseStats {
   std::string name;           // "edges", "features", "labels", "split"
-  uint64_t text_bytes = 0;    // bytes of CSV text parsed (after gunzip)
+  uint64_t text_bytes = 0;    // bytes parsed: CSV text after gunzip, or .npy members after inflate
   uint64_t stored_bytes = 0;  // bytes of the file(s) as stored
   double seconds = 0;
 };
@@ -68,12 +98,15 @@ struct RawPhaseStats {
 // the scratch directory (cgcn-preprocess puts it inside "<out>.tmp-<pid>/").
 //   edges.u32     u32 pairs (src, dst) in edge.csv line order, host byte order   [num_edge_lines x 2]
 //   features.f32  f32 rows in node order, host byte order                        [num_nodes x feat_dim]
-//   labels.u32    u32 class ids in node order                                    [num_nodes]
+//   labels.u32    u32 class ids (kNoLabel: unlabeled) in node order              [num_nodes]
+// (The .npz layout's C-order edge_index also uses edges.src.u32, the E sources, while it pairs
+// them with the destinations; it is removed as soon as edges.u32 is complete.)
 struct RawInput {
   uint32_t num_nodes = 0;
   uint32_t feat_dim = 0;
   uint32_t num_classes = 0;     // max label + 1
-  uint64_t num_edge_lines = 0;  // lines in edge.csv
+  uint64_t num_unlabeled = 0;   // nodes whose label is kNoLabel
+  uint64_t num_edge_lines = 0;  // lines in edge.csv, or E of edge_index
   std::string edges_path, features_path, labels_path;
   std::vector<uint8_t> split;  // [num_nodes], kSplit* bits (1 byte per node: kept in memory)
   std::string split_name;
@@ -111,7 +144,8 @@ class RawNodeRows {
 
 // Reads and validates everything, writing edges.u32, features.f32 and labels.u32 into
 // `scratch_dir` (which must exist). Node ids must be < 2^31 - 1 (METIS's idx_t). Memory used:
-// the split (1 byte per node) plus fixed-size read and write buffers (a few MiB).
+// the split (1 byte per node), a bit per node once one node is unlabeled, plus fixed-size read
+// and write buffers (a few MiB).
 // On failure the files written so far are removed.
 Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& scratch_dir,
                               const ProgressFn& progress = {});

@@ -74,7 +74,7 @@ enum class SectionKind : uint32_t {
   kAdjacency = 2,  // u32 offsets[n+1], u32 neighbors[intra] (local ids)
   kInter = 3,      // G x {u32 cluster, u32 count}, then per group u32 src[count], u32 dst[count]
   kFeatures = 4,   // f32[n x feat_dim], row-major
-  kLabels = 5,     // u32[n] class ids
+  kLabels = 5,     // u32[n] class ids; kNoLabel (0xffffffff) for an unlabeled node, in no split
   kSplit = 6,      // u8[n] kSplit* bits
 };
 
@@ -124,7 +124,7 @@ struct ClusterData {
   std::vector<uint32_t> inter_src;       // [inter entries]
   std::vector<uint32_t> inter_dst;       // [inter entries]
   std::vector<float> features;           // [n x feat_dim]
-  std::vector<uint32_t> labels;          // [n]
+  std::vector<uint32_t> labels;          // [n], < num_classes or kNoLabel (then split 0)
   std::vector<uint8_t> split;            // [n]
   uint64_t intra_entries() const { return adj_neighbors.size(); }
   uint64_t inter_entries() const { return inter_src.size(); }

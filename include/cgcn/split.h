@@ -1,6 +1,6 @@
-// Split membership: one byte per node, the same bits in memory, in shard files (section 'split')
-// and in the raw reader's output. Shared by the raw reader, the shard layer, batches and the
-// synthetic generator.
+// Split membership: one byte per node (and kNoLabel, the label of a node that has none), the same bits in memory, in
+// shard files (section 'split') and in the raw reader's output. Shared by the raw reader, the shard layer, batches and
+// the synthetic generator.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,10 @@ namespace cgcn {
 inline constexpr uint8_t kSplitTrain = 1;
 inline constexpr uint8_t kSplitValid = 2;
 inline constexpr uint8_t kSplitTest = 4;
+
+// The label of an unlabeled node, in the raw reader's labels.u32, in memory and in shard files
+// (section 'labels'). Such a node is in no split: it counts in no loss and no metric.
+inline constexpr uint32_t kNoLabel = 0xFFFFFFFF;
 
 // "train", "valid" or "test" for one membership bit (also the split files' names,
 // split/NAME/train.csv...); "none" for 0; nullptr for anything else (not a valid split byte).

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cfloat>
 #include <charconv>
@@ -10,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "cgcn/checksum.h"
+#include "raw/npz.h"
 #include "util/fd.h"
 #include "util/text_source.h"
 
@@ -202,17 +205,22 @@ class InputReader {
     options.block_bytes = block_bytes_;
     options.stored_bytes_hash = &fingerprint_;
     CGCN_ASSIGN_OR_RETURN(TextSource src, TextSource::Open(file.path, options));
-    // Path bytes, a NUL, the size as 8 little-endian bytes; the file's bytes follow as
-    // the source reads them.
+    BeginFile(file, src.stored_size());  // the file's bytes follow as the source reads them
+    return src;
+  }
+  // Hashes the path bytes, a NUL and the size as 8 little-endian bytes; the caller then feeds
+  // the file's stored bytes, in order, to the returned checksum (the .npz files are read so).
+  StreamingChecksum& BeginFile(const InputFile& file, uint64_t stored_size) {
     fingerprint_.Update(file.relative.data(), file.relative.size());
     const char nul = '\0';
     fingerprint_.Update(&nul, 1);
     unsigned char size_le[8];
-    for (int i = 0; i < 8; ++i) size_le[i] = static_cast<unsigned char>(src.stored_size() >> (8 * i));
+    for (int i = 0; i < 8; ++i) size_le[i] = static_cast<unsigned char>(stored_size >> (8 * i));
     fingerprint_.Update(size_le, sizeof size_le);
-    input_bytes_ += src.stored_size();
-    return src;
+    input_bytes_ += stored_size;
+    return fingerprint_;
   }
+  size_t block_bytes() const { return block_bytes_; }
   uint64_t fingerprint() const { return fingerprint_.Digest(); }
   uint64_t input_bytes() const { return input_bytes_; }
 
@@ -465,44 +473,82 @@ std::optional<std::string> ParseSingleField(std::string_view line, std::string_v
   return ParseUintField(line, what, value);
 }
 
+// Which nodes are unlabeled (a bit per node, allocated at the first one) and the largest class id.
+struct LabelSummary {
+  uint64_t max_label = 0;
+  uint64_t num_labeled = 0, num_unlabeled = 0;
+  std::vector<uint64_t> unlabeled_bits;
+  std::string source;  // the label file's path, for the split files' messages
+  void Labeled(uint64_t label) {
+    max_label = num_labeled == 0 ? label : std::max(max_label, label);
+    ++num_labeled;
+  }
+  void Unlabeled(uint64_t node, uint64_t num_nodes) {
+    if (unlabeled_bits.empty()) unlabeled_bits.assign((num_nodes + 63) / 64, 0);
+    unlabeled_bits[node / 64] |= uint64_t{1} << (node % 64);
+    ++num_unlabeled;
+  }
+  bool IsUnlabeled(uint64_t node) const {
+    return !unlabeled_bits.empty() && (unlabeled_bits[node / 64] >> (node % 64) & 1) != 0;
+  }
+};
+
+bool IsCsvUnlabeled(std::string_view field) {
+  if (field.empty() || field == "-1") return true;
+  if (field.size() != 3) return false;
+  auto lower = [](char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c); };
+  return lower(field[0]) == 'n' && lower(field[1]) == 'a' && lower(field[2]) == 'n';
+}
+
 Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes, const ProgressFn& progress,
-                  BinaryWriter& out, uint32_t* num_classes, uint64_t* text_bytes) {
+                  BinaryWriter& out, LabelSummary* summary, uint64_t* text_bytes) {
   CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
   const std::string expected = std::to_string(num_nodes) + " lines of one class id each";
   Progress ticker(progress, "read labels", num_nodes);
+  summary->source = src.path();
 
+  // Empty lines are empty fields: unlabeled nodes.
   std::string_view line;
-  Status error;
   uint64_t rows = 0;
-  uint64_t max_label = 0;
-  while (NextNonEmpty(src, &line, expected, &error, text_bytes)) {
+  while (src.Next(&line)) {
+    *text_bytes += line.size() + 1;
     if (rows == num_nodes) {
       return Bad(src, "expected " + std::to_string(num_nodes) + " labels (num-node-list), found more");
     }
-    uint64_t label = 0;
-    if (auto why = ParseSingleField(line, "a class id", &label)) return Bad(src, *why);
-    if (label > kMaxLabel) {
-      return Bad(src, "expected a class id in [0, " + std::to_string(kMaxLabel) + "], found " + std::to_string(label));
+    uint32_t value = kNoLabel;
+    if (IsCsvUnlabeled(line)) {
+      summary->Unlabeled(rows, num_nodes);
+    } else {
+      uint64_t label = 0;
+      if (auto why = ParseSingleField(line, "a class id", &label)) return Bad(src, *why);
+      if (label > kMaxLabel) {
+        return Bad(src,
+                   "expected a class id in [0, " + std::to_string(kMaxLabel) + "], found " + std::to_string(label));
+      }
+      summary->Labeled(label);
+      value = static_cast<uint32_t>(label);
     }
-    max_label = std::max(max_label, label);
-    const auto value = static_cast<uint32_t>(label);
     CGCN_RETURN_IF_ERROR(out.Append(&value, sizeof value));
     ticker.Line(++rows);
   }
-  CGCN_RETURN_IF_ERROR(error);
+  CGCN_RETURN_IF_ERROR(src.status());
   if (rows == 0) return EmptyFile(src, expected);
   if (rows != num_nodes) {
     return Status::InvalidInput(src.path() + ":" + std::to_string(rows + 1) + ": expected " +
                                 std::to_string(num_nodes) + " labels (num-node-list), found only " +
                                 std::to_string(rows));
   }
-  *num_classes = static_cast<uint32_t>(max_label + 1);
+  if (summary->num_labeled == 0) {
+    return Status::InvalidInput(src.path() + ": expected at least one labeled node, found " + std::to_string(rows) +
+                                " unlabeled ones");
+  }
   ticker.Done(rows);
   return Status::Ok();
 }
 
 Status ReadSplitFile(InputReader& reader, const InputFile& file, uint8_t bit, uint64_t num_nodes,
-                     const ProgressFn& progress, std::vector<uint8_t>& split, uint64_t* count, uint64_t* text_bytes) {
+                     const LabelSummary& labels, const ProgressFn& progress, std::vector<uint8_t>& split,
+                     uint64_t* count, uint64_t* text_bytes) {
   CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
   const std::string expected = "one node id per line";
   Progress ticker(progress, "read split", 0);
@@ -515,6 +561,10 @@ Status ReadSplitFile(InputReader& reader, const InputFile& file, uint8_t bit, ui
     if (id >= num_nodes) {
       return Bad(src,
                  "expected a node id < " + std::to_string(num_nodes) + " (num-node-list), found " + std::to_string(id));
+    }
+    if (labels.IsUnlabeled(id)) {
+      return Bad(src, "node id " + std::to_string(id) + " has no label in " + labels.source +
+                          " (expected only labeled nodes in a split)");
     }
     uint8_t& member = split[id];
     if (member == bit) {
@@ -531,6 +581,595 @@ Status ReadSplitFile(InputReader& reader, const InputFile& file, uint8_t bit, ui
   if (rows == 0) return EmptyFile(src, expected);
   *count = rows;
   ticker.Done(rows);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------
+// The .npz layout (raw/data.npz, raw/node-label.npz): see cgcn/raw_reader.h.
+
+// One .npy member: where it is, its header, and for the one-element count arrays their value.
+struct NpzArray {
+  std::string where;  // "PATH member NAME.npy"
+  npz::ZipMember member;
+  npz::NpyHeader header;
+  size_t item = 0;  // bytes per element
+};
+
+std::string ShapeText(const std::vector<uint64_t>& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+// The first min(want, size) bytes of a member, decoded from stored blocks read with pread.
+Result<std::vector<char>> ReadMemberPrefix(int fd, const std::string& path, const npz::ZipMember& m,
+                                           const std::string& where, uint64_t want) {
+  want = std::min(want, m.size);
+  std::vector<char> out(static_cast<size_t>(want));
+  npz::MemberDecoder dec(m, where);
+  std::vector<char> in(64 << 10);
+  uint64_t got = 0, fed = 0;
+  std::span<const char> pending;
+  while (got < want) {
+    if (pending.empty() && fed < m.stored_size) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(in.size(), m.stored_size - fed));
+      CGCN_RETURN_IF_ERROR(PreadExact(fd, path, in.data(), n, m.data_offset + fed));
+      fed += n;
+      pending = std::span<const char>(in.data(), n);
+    }
+    CGCN_ASSIGN_OR_RETURN(const size_t n, dec.Run(&pending, out.data() + got, static_cast<size_t>(want - got)));
+    got += n;
+    if (n == 0 && pending.empty() && fed == m.stored_size) break;  // the member ends early
+  }
+  if (got < want) {
+    CGCN_RETURN_IF_ERROR(dec.Finish());  // says why (a truncated deflate stream)
+    return Status::Internal(where + ": decoded " + std::to_string(got) + " of " + std::to_string(want) + " bytes");
+  }
+  return out;
+}
+
+// Finds member NAME.npy, reads and checks its header, and its dtype against `dtypes`.
+Result<NpzArray> InspectArray(int fd, const std::string& path, const std::vector<npz::ZipMember>& members,
+                              const std::string& name, std::initializer_list<std::string_view> dtypes) {
+  const std::string member_name = name + ".npy";
+  const npz::ZipMember* found = nullptr;
+  std::string listed;
+  for (const npz::ZipMember& m : members) {
+    if (m.name == member_name) found = &m;
+    listed += (listed.empty() ? "" : ", ") + Quote(m.name);
+  }
+  if (found == nullptr) {
+    return Status::InvalidInput(path + ": expected a member " + member_name + ", found " +
+                                (listed.empty() ? std::string("no members") : "only " + listed));
+  }
+  NpzArray a;
+  a.where = path + " member " + member_name;
+  a.member = *found;
+  CGCN_ASSIGN_OR_RETURN(std::vector<char> first, ReadMemberPrefix(fd, path, a.member, a.where, npz::kNpyPreambleBytes));
+  CGCN_ASSIGN_OR_RETURN(const uint64_t header_bytes, npz::NpyHeaderBytes(first, a.where));
+  if (header_bytes > a.member.size) {
+    return Status::InvalidInput(a.where + " byte " + std::to_string(a.member.size) + ": expected an .npy header of " +
+                                std::to_string(header_bytes) + " bytes, found a member of only " +
+                                std::to_string(a.member.size) + " bytes (truncated)");
+  }
+  CGCN_ASSIGN_OR_RETURN(std::vector<char> header, ReadMemberPrefix(fd, path, a.member, a.where, header_bytes));
+  const std::vector<std::string_view> allowed(dtypes);
+  CGCN_ASSIGN_OR_RETURN(a.header, npz::ParseNpyHeader(header, a.member.size, a.where, allowed));
+  a.item = static_cast<size_t>(a.header.descr[2] - '0');
+  return a;
+}
+
+Status BadShape(const NpzArray& a, const std::string& expected) {
+  return Status::InvalidInput(a.where + " byte " + std::to_string(a.header.shape_at) + ": expected shape " + expected +
+                              ", found " + ShapeText(a.header.shape));
+}
+
+// The value of a one-element integer array (num_nodes_list, num_edges_list).
+Result<uint64_t> ReadCount(int fd, const std::string& path, const NpzArray& a, const std::string& what) {
+  if (a.header.shape != std::vector<uint64_t>{1}) return BadShape(a, "(1,) (one graph)");
+  CGCN_ASSIGN_OR_RETURN(std::vector<char> bytes,
+                        ReadMemberPrefix(fd, path, a.member, a.where, a.header.data_offset + a.item));
+  int64_t v = 0;
+  if (a.item == 8) {
+    std::memcpy(&v, bytes.data() + a.header.data_offset, 8);
+  } else {
+    int32_t v32 = 0;
+    std::memcpy(&v32, bytes.data() + a.header.data_offset, 4);
+    v = v32;
+  }
+  if (v < 0) {
+    return Status::InvalidInput(a.where + " byte " + std::to_string(a.header.data_offset) + ": expected " + what +
+                                " >= 0, found " + std::to_string(v));
+  }
+  return static_cast<uint64_t>(v);
+}
+
+// Receives a member's array data (the bytes after its .npy header) in order, in pieces of any
+// size, as whole elements.
+class ElementSink {
+ public:
+  explicit ElementSink(const NpzArray& a) : a_(a) {}
+  virtual ~ElementSink() = default;
+  Status Data(const char* p, size_t n) {
+    if (carry_n_ > 0) {
+      const size_t take = std::min(n, a_.item - carry_n_);
+      std::memcpy(carry_ + carry_n_, p, take);
+      carry_n_ += take;
+      p += take;
+      n -= take;
+      if (carry_n_ < a_.item) return Status::Ok();
+      CGCN_RETURN_IF_ERROR(Elements(carry_, 1, next_));
+      ++next_;
+      carry_n_ = 0;
+    }
+    const size_t whole = n / a_.item;
+    if (whole > 0) {
+      CGCN_RETURN_IF_ERROR(Elements(p, whole, next_));
+      next_ += whole;
+    }
+    carry_n_ = n - whole * a_.item;
+    std::memcpy(carry_, p + whole * a_.item, carry_n_);
+    return Status::Ok();
+  }
+  virtual Status Finish() = 0;
+  uint64_t elements_done() const { return next_; }
+
+ protected:
+  // `count` elements starting with element number `first` (in the member's storage order).
+  virtual Status Elements(const char* p, uint64_t count, uint64_t first) = 0;
+  // "PATH member NAME byte B (CONTEXT)": the message prefix for element `index`.
+  std::string At(uint64_t index, const std::string& context) const {
+    return a_.where + " byte " + std::to_string(a_.header.data_offset + index * a_.item) + " (" + context + ")";
+  }
+  const NpzArray& a_;
+
+ private:
+  char carry_[8];
+  size_t carry_n_ = 0;
+  uint64_t next_ = 0;
+};
+
+int64_t LoadInt(const char* p, size_t item) {
+  if (item == 8) {
+    int64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  }
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// IEEE 754 binary16 -> binary32 (exact).
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
+  const uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {  // subnormal: mant * 2^-24, exact in a float
+    const float v = static_cast<float>(mant) * 0x1p-24f;
+    bits = sign | std::bit_cast<uint32_t>(v);
+  }
+  return std::bit_cast<float>(bits);
+}
+
+// One element of a float dtype ('<f2', '<f4', '<f8') as a double (every value is exact).
+double LoadFloat(const char* p, size_t item) {
+  if (item == 2) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return HalfToFloat(h);
+  }
+  if (item == 4) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  double d;
+  std::memcpy(&d, p, 8);
+  return d;
+}
+
+std::string ShowNumber(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+// edge_index [2, E] -> edges.u32 (src, dst) pairs. Fortran order interleaves each edge's two ids;
+// C order holds every source, then every destination: the sources go to a scratch file first,
+// which the destinations are then paired with.
+class EdgeSink final : public ElementSink {
+ public:
+  EdgeSink(const NpzArray& a, uint64_t num_nodes, uint64_t num_edges, BinaryWriter& out, const std::string& src_path,
+           size_t buffer_bytes, const ProgressFn& progress)
+      : ElementSink(a),
+        num_nodes_(num_nodes),
+        num_edges_(num_edges),
+        out_(out),
+        src_path_(src_path),
+        src_out_(buffer_bytes),
+        buffer_bytes_(std::max<size_t>(buffer_bytes / 4, 1)),
+        ticker_(progress, "read edges", num_edges) {}
+  Status Start() {
+    if (!a_.header.fortran_order) CGCN_RETURN_IF_ERROR(src_out_.Create(src_path_));
+    return Status::Ok();
+  }
+  Status Finish() override {
+    if (elements_done() != 2 * num_edges_) {
+      return Status::Internal(a_.where + ": " + std::to_string(elements_done()) + " ids streamed, expected " +
+                              std::to_string(2 * num_edges_));
+    }
+    src_in_ = UniqueFd();
+    ::unlink(src_path_.c_str());
+    ticker_.Done(num_edges_);
+    return Status::Ok();
+  }
+
+ protected:
+  Status Elements(const char* p, uint64_t count, uint64_t first) override {
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint64_t k = first + i;
+      const bool fortran = a_.header.fortran_order;
+      const uint64_t edge = fortran ? k / 2 : k % num_edges_;
+      const bool is_dst = fortran ? (k & 1) != 0 : k >= num_edges_;
+      const int64_t v = LoadInt(p + i * a_.item, a_.item);
+      if (v < 0 || static_cast<uint64_t>(v) >= num_nodes_) {
+        const std::string ctx = "edge " + std::to_string(edge) + ", " + (is_dst ? "destination" : "source");
+        if (v < 0) return Status::InvalidInput(At(k, ctx) + ": expected a node id >= 0, found " + std::to_string(v));
+        return Status::InvalidInput(At(k, ctx) + ": expected node ids < " + std::to_string(num_nodes_) +
+                                    " (num_nodes_list says " + std::to_string(num_nodes_) + " nodes), found " +
+                                    std::to_string(v));
+      }
+      const auto id = static_cast<uint32_t>(v);
+      if (fortran) {
+        if (!is_dst) {
+          pending_src_ = id;
+          continue;
+        }
+        const uint32_t pair[2] = {pending_src_, id};
+        CGCN_RETURN_IF_ERROR(out_.Append(pair, sizeof pair));
+      } else if (!is_dst) {
+        CGCN_RETURN_IF_ERROR(src_out_.Append(&id, sizeof id));
+        if (k + 1 == num_edges_) {
+          CGCN_RETURN_IF_ERROR(src_out_.Finish());
+          CGCN_ASSIGN_OR_RETURN(src_in_, OpenRegularFileForRead(src_path_));
+          src_buf_.resize(buffer_bytes_);
+        }
+        continue;
+      } else {
+        if (src_pos_ == src_end_) {  // the next block of sources
+          const uint64_t n = std::min<uint64_t>(src_buf_.size(), num_edges_ - edge);
+          CGCN_RETURN_IF_ERROR(PreadExact(src_in_.get(), src_path_, src_buf_.data(), n * 4, edge * 4));
+          src_pos_ = 0;
+          src_end_ = n;
+        }
+        const uint32_t pair[2] = {src_buf_[src_pos_++], id};
+        CGCN_RETURN_IF_ERROR(out_.Append(pair, sizeof pair));
+      }
+      if ((edge & 0xffff) == 0) ticker_.Done(edge);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  uint64_t num_nodes_, num_edges_;
+  BinaryWriter& out_;
+  std::string src_path_;
+  BinaryWriter src_out_;
+  size_t buffer_bytes_;
+  UniqueFd src_in_;
+  std::vector<uint32_t> src_buf_;
+  uint64_t src_pos_ = 0, src_end_ = 0;
+  uint32_t pending_src_ = 0;
+  Progress ticker_;
+};
+
+// node_feat [N, F] (C order) -> features.f32 rows.
+class FeatureSink final : public ElementSink {
+ public:
+  FeatureSink(const NpzArray& a, uint64_t feat_dim, BinaryWriter& out, const ProgressFn& progress)
+      : ElementSink(a), feat_dim_(feat_dim), out_(out), ticker_(progress, "read features", a.header.shape[0]) {}
+  Status Finish() override {
+    ticker_.Done(a_.header.shape[0]);
+    return Status::Ok();
+  }
+
+ protected:
+  Status Elements(const char* p, uint64_t count, uint64_t first) override {
+    if (a_.item == 4) {  // the common case: checked in place, written as is
+      uint32_t non_finite = 0;
+      for (uint64_t i = 0; i < count; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, p + i * 4, 4);
+        non_finite |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+      }
+      if (non_finite == 0) {
+        CGCN_RETURN_IF_ERROR(out_.Append(p, count * 4));
+        Tick(first + count);
+        return Status::Ok();
+      }
+    }
+    for (uint64_t i = 0; i < count; ++i) {
+      const double v = LoadFloat(p + i * a_.item, a_.item);
+      const uint64_t k = first + i;
+      if (!std::isfinite(v) || std::fabs(v) > FLT_MAX) {
+        const std::string ctx =
+            "node " + std::to_string(k / feat_dim_) + ", feature " + std::to_string(k % feat_dim_ + 1);
+        return Status::InvalidInput(At(k, ctx) + ": " +
+                                    (std::isfinite(v) ? "expected a number that fits a 32-bit float, found "
+                                                      : "expected a finite number, found ") +
+                                    ShowNumber(v));
+      }
+      const auto f = static_cast<float>(v);
+      CGCN_RETURN_IF_ERROR(out_.Append(&f, sizeof f));
+    }
+    Tick(first + count);
+    return Status::Ok();
+  }
+
+ private:
+  void Tick(uint64_t done) {
+    const uint64_t rows = done / feat_dim_;
+    if (rows / kProgressEvery != last_tick_) {
+      last_tick_ = rows / kProgressEvery;
+      ticker_.Done(rows);
+    }
+  }
+  uint64_t feat_dim_;
+  BinaryWriter& out_;
+  Progress ticker_;
+  uint64_t last_tick_ = 0;
+};
+
+// node_label [N] or [N, 1] -> labels.u32; NaN (or -1) is an unlabeled node.
+class LabelSink final : public ElementSink {
+ public:
+  LabelSink(const NpzArray& a, uint64_t num_nodes, BinaryWriter& out, LabelSummary* summary, const ProgressFn& progress)
+      : ElementSink(a),
+        num_nodes_(num_nodes),
+        out_(out),
+        summary_(summary),
+        ticker_(progress, "read labels", num_nodes) {}
+  Status Finish() override {
+    if (summary_->num_labeled == 0) {
+      return Status::InvalidInput(a_.where + ": expected at least one labeled node, found " +
+                                  std::to_string(num_nodes_) + " unlabeled ones");
+    }
+    ticker_.Done(num_nodes_);
+    return Status::Ok();
+  }
+
+ protected:
+  Status Elements(const char* p, uint64_t count, uint64_t first) override {
+    const bool is_float = a_.header.descr[1] == 'f';
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint64_t node = first + i;
+      uint32_t value = kNoLabel;
+      const double v =
+          is_float ? LoadFloat(p + i * a_.item, a_.item) : static_cast<double>(LoadInt(p + i * a_.item, a_.item));
+      if (std::isnan(v) || v == -1) {
+        summary_->Unlabeled(node, num_nodes_);
+      } else {
+        const std::string ctx = "node " + std::to_string(node);
+        if (v != std::floor(v)) {
+          return Status::InvalidInput(
+              At(node, ctx) + ": expected an integral class id (or NaN for an unlabeled node), found " + ShowNumber(v));
+        }
+        if (v < 0 || v > static_cast<double>(kMaxLabel)) {
+          return Status::InvalidInput(At(node, ctx) + ": expected a class id in [0, " + std::to_string(kMaxLabel) +
+                                      "] (or NaN or -1 for an unlabeled node), found " + ShowNumber(v));
+        }
+        value = static_cast<uint32_t>(v);
+        summary_->Labeled(value);
+      }
+      CGCN_RETURN_IF_ERROR(out_.Append(&value, sizeof value));
+      if ((node & 0xffff) == 0) ticker_.Done(node);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  uint64_t num_nodes_;
+  BinaryWriter& out_;
+  LabelSummary* summary_;
+  Progress ticker_;
+};
+
+// A one-element array streamed again: its value must be the one read when it was inspected.
+class CountSink final : public ElementSink {
+ public:
+  CountSink(const NpzArray& a, uint64_t expected) : ElementSink(a), expected_(expected) {}
+  Status Finish() override { return Status::Ok(); }
+
+ protected:
+  Status Elements(const char* p, uint64_t count, uint64_t first) override {
+    for (uint64_t i = 0; i < count; ++i) {
+      const int64_t v = LoadInt(p + i * a_.item, a_.item);
+      if (v < 0 || static_cast<uint64_t>(v) != expected_) {
+        return Status::IoError(At(first + i, "value") + ": read " + std::to_string(expected_) + " first, then " +
+                               std::to_string(v) + " (the file changed while it was read)");
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  uint64_t expected_;
+};
+
+// A member to stream and what receives its data.
+struct MemberJob {
+  const NpzArray* array;
+  ElementSink* sink;
+  RawPhaseStats* stats;  // time, stored and decoded bytes; may be null
+};
+
+// Reads an .npz file once, front to back, in blocks: every stored byte goes into the fingerprint,
+// and the stored bytes of each job's member are decoded and handed to its sink (after the .npy
+// header, which was checked when the member was inspected).
+Status StreamNpzFile(InputReader& reader, const InputFile& file, int fd, uint64_t file_size,
+                     std::vector<MemberJob> jobs) {
+  using Clock = std::chrono::steady_clock;
+  std::sort(jobs.begin(), jobs.end(), [](const MemberJob& a, const MemberJob& b) {
+    return a.array->member.data_offset < b.array->member.data_offset;
+  });
+  StreamingChecksum& hash = reader.BeginFile(file, file_size);
+  const size_t block = std::max<size_t>(reader.block_bytes(), 64);
+  std::vector<char> buf(block), out(block);
+  struct Live {
+    std::unique_ptr<npz::MemberDecoder> dec;
+    uint64_t decoded = 0;
+    bool done = false;
+  };
+  std::vector<Live> live(jobs.size());
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    live[j].dec = std::make_unique<npz::MemberDecoder>(jobs[j].array->member, jobs[j].array->where);
+    if (jobs[j].stats != nullptr) jobs[j].stats->stored_bytes += jobs[j].array->member.stored_size;
+  }
+  // Decodes what `in` holds (all of it, or nothing but pending output) into job j's sink.
+  auto pump = [&](size_t j, std::span<const char> in) -> Status {
+    const NpzArray& a = *jobs[j].array;
+    do {
+      CGCN_ASSIGN_OR_RETURN(const size_t n, live[j].dec->Run(&in, out.data(), out.size()));
+      uint64_t skip = 0;
+      if (live[j].decoded < a.header.data_offset) skip = std::min<uint64_t>(n, a.header.data_offset - live[j].decoded);
+      live[j].decoded += n;
+      if (jobs[j].stats != nullptr) jobs[j].stats->text_bytes += n;
+      if (n > skip) CGCN_RETURN_IF_ERROR(jobs[j].sink->Data(out.data() + skip, n - skip));
+      if (n < out.size() && in.empty()) return Status::Ok();
+    } while (true);
+  };
+  for (uint64_t off = 0; off < file_size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(block, file_size - off));
+    CGCN_RETURN_IF_ERROR(PreadExact(fd, file.path, buf.data(), n, off));
+    hash.Update(buf.data(), n);
+    const uint64_t end = off + n;
+    for (size_t j = 0; j < jobs.size(); ++j) {
+      if (live[j].done) continue;
+      const npz::ZipMember& m = jobs[j].array->member;
+      const uint64_t m_end = m.data_offset + m.stored_size;
+      if (m.data_offset >= end) break;  // sorted: the rest start later
+      const auto t0 = Clock::now();
+      if (m_end > off) {
+        const uint64_t lo = std::max(off, m.data_offset), hi = std::min(end, m_end);
+        CGCN_RETURN_IF_ERROR(pump(j, std::span<const char>(buf.data() + (lo - off), static_cast<size_t>(hi - lo))));
+      }
+      if (m_end <= end) {  // the member's last stored byte was in this block
+        CGCN_RETURN_IF_ERROR(pump(j, {}));
+        CGCN_RETURN_IF_ERROR(live[j].dec->Finish());
+        CGCN_RETURN_IF_ERROR(jobs[j].sink->Finish());
+        live[j].done = true;
+      }
+      if (jobs[j].stats != nullptr) jobs[j].stats->seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    off = end;
+  }
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (!live[j].done) return Status::Internal(jobs[j].array->where + ": not streamed to its end");
+  }
+  return Status::Ok();
+}
+
+// An open .npz file and its members.
+struct NpzFile {
+  UniqueFd fd;
+  uint64_t size = 0;
+  std::vector<npz::ZipMember> members;
+};
+
+Result<NpzFile> OpenNpz(const InputFile& file) {
+  NpzFile f;
+  CGCN_ASSIGN_OR_RETURN(f.fd, OpenRegularFileForRead(file.path, &f.size));
+  CGCN_ASSIGN_OR_RETURN(f.members, npz::ReadZipDirectory(f.fd.get(), file.path, f.size));
+  return f;
+}
+
+// Reads raw/data.npz and raw/node-label.npz into the scratch files. Every header and shape is
+// checked before anything is written; then each file is streamed once.
+Status ReadNpzInput(InputReader& reader, const InputFile& data_file, const InputFile& label_file,
+                    const RawReadOptions& options, const ProgressFn& progress, RawInput& input,
+                    const std::string& src_scratch, LabelSummary* labels) {
+  CGCN_ASSIGN_OR_RETURN(NpzFile data, OpenNpz(data_file));
+  CGCN_ASSIGN_OR_RETURN(NpzFile label, OpenNpz(label_file));
+  const int dfd = data.fd.get();
+  const std::string& dpath = data_file.path;
+  CGCN_ASSIGN_OR_RETURN(const NpzArray num_nodes_a,
+                        InspectArray(dfd, dpath, data.members, "num_nodes_list", {"<i8", "<i4"}));
+  CGCN_ASSIGN_OR_RETURN(const NpzArray num_edges_a,
+                        InspectArray(dfd, dpath, data.members, "num_edges_list", {"<i8", "<i4"}));
+  CGCN_ASSIGN_OR_RETURN(const NpzArray edges_a, InspectArray(dfd, dpath, data.members, "edge_index", {"<i8", "<i4"}));
+  CGCN_ASSIGN_OR_RETURN(const NpzArray feat_a,
+                        InspectArray(dfd, dpath, data.members, "node_feat", {"<f4", "<f2", "<f8"}));
+  CGCN_ASSIGN_OR_RETURN(const NpzArray label_a, InspectArray(label.fd.get(), label_file.path, label.members,
+                                                             "node_label", {"<f4", "<f8", "<f2", "<i8", "<i4"}));
+  CGCN_ASSIGN_OR_RETURN(const uint64_t num_nodes, ReadCount(dfd, dpath, num_nodes_a, "a node count"));
+  CGCN_ASSIGN_OR_RETURN(const uint64_t num_edges, ReadCount(dfd, dpath, num_edges_a, "an edge count"));
+  const std::string nodes_at = num_nodes_a.where + " byte " + std::to_string(num_nodes_a.header.data_offset);
+  if (num_nodes == 0) return Status::InvalidInput(nodes_at + ": expected a node count >= 1, found 0");
+  if (num_nodes > kMaxNodes) {
+    return Status::Unsupported(nodes_at + ": expected a node count <= " + std::to_string(kMaxNodes) +
+                               " (METIS's 32-bit ids), found " + std::to_string(num_nodes));
+  }
+  const std::string n = std::to_string(num_nodes);
+  const std::string says_n = " (num_nodes_list says " + n + " nodes)";
+  const std::vector<uint64_t>& es = edges_a.header.shape;
+  if (es.size() != 2 || es[0] != 2 || es[1] != num_edges) {
+    return BadShape(edges_a, "(2, " + std::to_string(num_edges) + ") (num_edges_list says " +
+                                 std::to_string(num_edges) + " edges)");
+  }
+  if (num_edges == 0)
+    return Status::InvalidInput(edges_a.where + " byte " + std::to_string(edges_a.header.shape_at) +
+                                ": expected at least one edge, found shape (2, 0)");
+  const std::vector<uint64_t>& fs = feat_a.header.shape;
+  if (fs.size() != 2 || fs[0] != num_nodes || fs[1] == 0 || fs[1] > UINT32_MAX) {
+    return BadShape(feat_a, "(" + n + ", F) with 1 <= F < 2^32" + says_n);
+  }
+  if (feat_a.header.fortran_order && fs[1] > 1 && num_nodes > 1) {
+    return Status::InvalidInput(feat_a.where + " byte " + std::to_string(feat_a.header.fortran_order_at) +
+                                ": expected fortran_order False (rows of features one after " +
+                                "another), found True; re-save the array with numpy.ascontiguousarray");
+  }
+  const std::vector<uint64_t>& ls = label_a.header.shape;
+  if (!(ls == std::vector<uint64_t>{num_nodes} || ls == std::vector<uint64_t>{num_nodes, 1})) {
+    return BadShape(label_a, "(" + n + ",) or (" + n + ", 1)" + says_n);
+  }
+  input.num_nodes = static_cast<uint32_t>(num_nodes);
+  input.feat_dim = static_cast<uint32_t>(fs[1]);
+  input.num_edge_lines = num_edges;
+
+  // Now stream: data.npz (edges and features), then node-label.npz.
+  RawPhaseStats edge_stats{"edges"}, feat_stats{"features"}, label_stats{"labels"};
+  BinaryWriter edges_out(options.scratch_buffer_bytes), feat_out(options.scratch_buffer_bytes),
+      labels_out(options.scratch_buffer_bytes);
+  CGCN_RETURN_IF_ERROR(edges_out.Create(input.edges_path));
+  CGCN_RETURN_IF_ERROR(feat_out.Create(input.features_path));
+  EdgeSink edge_sink(edges_a, num_nodes, num_edges, edges_out, src_scratch, options.scratch_buffer_bytes, progress);
+  CGCN_RETURN_IF_ERROR(edge_sink.Start());
+  FeatureSink feat_sink(feat_a, fs[1], feat_out, progress);
+  CountSink nodes_sink(num_nodes_a, num_nodes), edges_count_sink(num_edges_a, num_edges);
+  CGCN_RETURN_IF_ERROR(StreamNpzFile(reader, data_file, dfd, data.size,
+                                     {{&num_nodes_a, &nodes_sink, nullptr},
+                                      {&num_edges_a, &edges_count_sink, nullptr},
+                                      {&edges_a, &edge_sink, &edge_stats},
+                                      {&feat_a, &feat_sink, &feat_stats}}));
+  CGCN_RETURN_IF_ERROR(edges_out.Finish());
+  CGCN_RETURN_IF_ERROR(feat_out.Finish());
+  CGCN_RETURN_IF_ERROR(labels_out.Create(input.labels_path));
+  labels->source = label_a.where;
+  LabelSink label_sink(label_a, num_nodes, labels_out, labels, progress);
+  CGCN_RETURN_IF_ERROR(
+      StreamNpzFile(reader, label_file, label.fd.get(), label.size, {{&label_a, &label_sink, &label_stats}}));
+  CGCN_RETURN_IF_ERROR(labels_out.Finish());
+  // In the order the CSV layout reads them.
+  input.phases.push_back(std::move(edge_stats));
+  input.phases.push_back(std::move(feat_stats));
+  input.phases.push_back(std::move(label_stats));
   return Status::Ok();
 }
 
@@ -562,22 +1201,33 @@ Result<std::string> ChooseSplit(const std::string& dir, const std::string& reque
   return names[0];
 }
 
-// The input files of a dataset, resolved (gz or plain) in reading order.
+// The input files of a dataset, resolved (gz or plain) in reading order: the CSV layout, or the
+// .npz one (raw/data.npz and raw/node-label.npz), then the split files.
 struct InputFiles {
   std::string dir;
   std::string split_name;
-  InputFile num_nodes;
+  bool npz = false;
+  InputFile num_nodes;  // CSV layout
   std::optional<InputFile> num_edges;
-  InputFile edges, features, labels, train, valid, test;
+  InputFile edges, features, labels;
+  InputFile data_npz, label_npz;  // .npz layout
+  InputFile train, valid, test;
   std::vector<const InputFile*> InOrder() const {
-    std::vector<const InputFile*> v = {&num_nodes};
-    if (num_edges) v.push_back(&*num_edges);
-    for (const InputFile* f : {&edges, &features, &labels, &train, &valid, &test}) v.push_back(f);
+    std::vector<const InputFile*> v;
+    if (npz) {
+      v = {&data_npz, &label_npz};
+    } else {
+      v = {&num_nodes};
+      if (num_edges) v.push_back(&*num_edges);
+      for (const InputFile* f : {&edges, &features, &labels}) v.push_back(f);
+    }
+    for (const InputFile* f : {&train, &valid, &test}) v.push_back(f);
     return v;
   }
 };
 
-// Resolves every file before any is read, so a missing one fails fast.
+// Resolves every file before any is read, so a missing one fails fast. The two layouts may not
+// be mixed: an .npz file next to any raw CSV file is refused, naming both.
 Result<InputFiles> ResolveInputFiles(const RawReadOptions& options) {
   InputFiles f;
   f.dir = options.dir;
@@ -586,11 +1236,37 @@ Result<InputFiles> ResolveInputFiles(const RawReadOptions& options) {
   if (f.dir.empty() || !fs::is_directory(f.dir, ec))
     return Status::IoError((f.dir.empty() ? "''" : f.dir) + ": no such directory");
   CGCN_ASSIGN_OR_RETURN(f.split_name, ChooseSplit(f.dir, options.split_name));
-  CGCN_ASSIGN_OR_RETURN(f.num_nodes, Resolve(f.dir, "raw/num-node-list"));
-  if (auto r = Resolve(f.dir, "raw/num-edge-list"); r.ok()) f.num_edges = std::move(r).value();
-  CGCN_ASSIGN_OR_RETURN(f.edges, Resolve(f.dir, "raw/edge"));
-  CGCN_ASSIGN_OR_RETURN(f.features, Resolve(f.dir, "raw/node-feat"));
-  CGCN_ASSIGN_OR_RETURN(f.labels, Resolve(f.dir, "raw/node-label"));
+  std::optional<std::string> npz_found;
+  for (const char* name : {"raw/data.npz", "raw/node-label.npz"}) {
+    if (fs::exists(f.dir + "/" + name, ec)) {
+      npz_found = name;
+      break;
+    }
+  }
+  if (npz_found) {
+    for (const char* base : {"raw/num-node-list", "raw/num-edge-list", "raw/edge", "raw/node-feat", "raw/node-label"}) {
+      if (Result<std::string> csv = ResolveCsvPath(f.dir + "/" + base); csv.ok()) {
+        return Status::InvalidInput(f.dir + "/" + *npz_found + " and " + *csv +
+                                    " are both present: expected one raw layout, the .npz files (raw/data.npz, "
+                                    "raw/node-label.npz) or the CSV files; remove one");
+      }
+    }
+    f.npz = true;
+    for (auto [file, name] : {std::pair{&f.data_npz, "raw/data.npz"}, std::pair{&f.label_npz, "raw/node-label.npz"}}) {
+      file->relative = name;
+      file->path = f.dir + "/" + name;
+      if (!fs::exists(file->path, ec)) {
+        return Status::IoError(file->path + ": no such file (expected with " + f.dir + "/" + *npz_found +
+                               ", the .npz layout)");
+      }
+    }
+  } else {
+    CGCN_ASSIGN_OR_RETURN(f.num_nodes, Resolve(f.dir, "raw/num-node-list"));
+    if (auto r = Resolve(f.dir, "raw/num-edge-list"); r.ok()) f.num_edges = std::move(r).value();
+    CGCN_ASSIGN_OR_RETURN(f.edges, Resolve(f.dir, "raw/edge"));
+    CGCN_ASSIGN_OR_RETURN(f.features, Resolve(f.dir, "raw/node-feat"));
+    CGCN_ASSIGN_OR_RETURN(f.labels, Resolve(f.dir, "raw/node-label"));
+  }
   const std::string split_base = "split/" + f.split_name + "/";
   CGCN_ASSIGN_OR_RETURN(f.train, Resolve(f.dir, split_base + "train"));
   CGCN_ASSIGN_OR_RETURN(f.valid, Resolve(f.dir, split_base + "valid"));
@@ -630,32 +1306,23 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
   input.edges_path = scratch_dir + "/edges.u32";
   input.features_path = scratch_dir + "/features.f32";
   input.labels_path = scratch_dir + "/labels.u32";
+  const std::string src_scratch = scratch_dir + "/edges.src.u32";  // the .npz layout's C-order sources
   // The scratch files go away on every failure path.
   struct Cleanup {
     const RawInput& input;
+    const std::string& src_scratch;
     bool armed = true;
     ~Cleanup() {
       if (!armed) return;
-      for (const std::string* p : {&input.edges_path, &input.features_path, &input.labels_path}) ::unlink(p->c_str());
+      for (const std::string* p : {&input.edges_path, &input.features_path, &input.labels_path, &src_scratch})
+        ::unlink(p->c_str());
     }
-  } cleanup{input};
-  const InputFile& num_node_file = files.num_nodes;
-  const std::optional<InputFile>& num_edge_file = files.num_edges;
+  } cleanup{input, src_scratch};
 
   // The files are read (and fingerprinted) in exactly this order.
   InputReader reader(options.text_block_bytes);
-  CGCN_ASSIGN_OR_RETURN(uint64_t num_nodes, ReadSingleCount(reader, num_node_file, "a node count"));
-  if (num_nodes == 0) return Status::InvalidInput(num_node_file.path + ":1: expected a node count >= 1, found 0");
-  if (num_nodes > kMaxNodes) {
-    return Status::Unsupported(num_node_file.path + ":1: expected a node count <= " + std::to_string(kMaxNodes) +
-                               " (METIS's 32-bit ids), found " + std::to_string(num_nodes));
-  }
-  input.num_nodes = static_cast<uint32_t>(num_nodes);
-
-  std::optional<uint64_t> declared_edges;
-  if (num_edge_file) {
-    CGCN_ASSIGN_OR_RETURN(declared_edges, ReadSingleCount(reader, *num_edge_file, "an edge count"));
-  }
+  LabelSummary labels;
+  uint64_t num_nodes = 0;
   // Runs one parse phase, recording its text bytes, stored bytes and time.
   auto phase = [&](const char* name, const std::function<Status(uint64_t*)>& body) -> Status {
     RawPhaseStats st;
@@ -668,33 +1335,56 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
     input.phases.push_back(std::move(st));
     return Status::Ok();
   };
-  CGCN_RETURN_IF_ERROR(phase("edges", [&](uint64_t* text) {
-    BinaryWriter out(options.scratch_buffer_bytes);
-    CGCN_RETURN_IF_ERROR(out.Create(input.edges_path));
-    CGCN_RETURN_IF_ERROR(ReadEdges(reader, files.edges, num_nodes, declared_edges,
-                                   num_edge_file ? num_edge_file->path : std::string(), progress, out,
-                                   &input.num_edge_lines, text));
-    return out.Finish();
-  }));
-  CGCN_RETURN_IF_ERROR(phase("features", [&](uint64_t* text) {
-    BinaryWriter out(options.scratch_buffer_bytes);
-    CGCN_RETURN_IF_ERROR(out.Create(input.features_path));
-    CGCN_RETURN_IF_ERROR(ReadFeatures(reader, files.features, num_nodes, progress, out, &input.feat_dim, text));
-    return out.Finish();
-  }));
-  CGCN_RETURN_IF_ERROR(phase("labels", [&](uint64_t* text) {
-    BinaryWriter out(options.scratch_buffer_bytes);
-    CGCN_RETURN_IF_ERROR(out.Create(input.labels_path));
-    CGCN_RETURN_IF_ERROR(ReadLabels(reader, files.labels, num_nodes, progress, out, &input.num_classes, text));
-    return out.Finish();
-  }));
+  if (files.npz) {
+    CGCN_RETURN_IF_ERROR(
+        ReadNpzInput(reader, files.data_npz, files.label_npz, options, progress, input, src_scratch, &labels));
+    num_nodes = input.num_nodes;
+  } else {
+    const InputFile& num_node_file = files.num_nodes;
+    const std::optional<InputFile>& num_edge_file = files.num_edges;
+    CGCN_ASSIGN_OR_RETURN(num_nodes, ReadSingleCount(reader, num_node_file, "a node count"));
+    if (num_nodes == 0) return Status::InvalidInput(num_node_file.path + ":1: expected a node count >= 1, found 0");
+    if (num_nodes > kMaxNodes) {
+      return Status::Unsupported(num_node_file.path + ":1: expected a node count <= " + std::to_string(kMaxNodes) +
+                                 " (METIS's 32-bit ids), found " + std::to_string(num_nodes));
+    }
+    input.num_nodes = static_cast<uint32_t>(num_nodes);
+
+    std::optional<uint64_t> declared_edges;
+    if (num_edge_file) {
+      CGCN_ASSIGN_OR_RETURN(declared_edges, ReadSingleCount(reader, *num_edge_file, "an edge count"));
+    }
+    CGCN_RETURN_IF_ERROR(phase("edges", [&](uint64_t* text) {
+      BinaryWriter out(options.scratch_buffer_bytes);
+      CGCN_RETURN_IF_ERROR(out.Create(input.edges_path));
+      CGCN_RETURN_IF_ERROR(ReadEdges(reader, files.edges, num_nodes, declared_edges,
+                                     num_edge_file ? num_edge_file->path : std::string(), progress, out,
+                                     &input.num_edge_lines, text));
+      return out.Finish();
+    }));
+    CGCN_RETURN_IF_ERROR(phase("features", [&](uint64_t* text) {
+      BinaryWriter out(options.scratch_buffer_bytes);
+      CGCN_RETURN_IF_ERROR(out.Create(input.features_path));
+      CGCN_RETURN_IF_ERROR(ReadFeatures(reader, files.features, num_nodes, progress, out, &input.feat_dim, text));
+      return out.Finish();
+    }));
+    CGCN_RETURN_IF_ERROR(phase("labels", [&](uint64_t* text) {
+      BinaryWriter out(options.scratch_buffer_bytes);
+      CGCN_RETURN_IF_ERROR(out.Create(input.labels_path));
+      CGCN_RETURN_IF_ERROR(ReadLabels(reader, files.labels, num_nodes, progress, out, &labels, text));
+      return out.Finish();
+    }));
+  }
+  input.num_classes = static_cast<uint32_t>(labels.max_label + 1);
+  input.num_unlabeled = labels.num_unlabeled;
   input.split.assign(num_nodes, 0);
   CGCN_RETURN_IF_ERROR(phase("split", [&](uint64_t* text) {
-    CGCN_RETURN_IF_ERROR(
-        ReadSplitFile(reader, files.train, kSplitTrain, num_nodes, progress, input.split, &input.num_train, text));
-    CGCN_RETURN_IF_ERROR(
-        ReadSplitFile(reader, files.valid, kSplitValid, num_nodes, progress, input.split, &input.num_valid, text));
-    return ReadSplitFile(reader, files.test, kSplitTest, num_nodes, progress, input.split, &input.num_test, text);
+    CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.train, kSplitTrain, num_nodes, labels, progress, input.split,
+                                       &input.num_train, text));
+    CGCN_RETURN_IF_ERROR(ReadSplitFile(reader, files.valid, kSplitValid, num_nodes, labels, progress, input.split,
+                                       &input.num_valid, text));
+    return ReadSplitFile(reader, files.test, kSplitTest, num_nodes, labels, progress, input.split, &input.num_test,
+                         text);
   }));
 
   input.fingerprint = reader.fingerprint();
@@ -775,6 +1465,7 @@ Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& p
   graph.num_nodes = input.num_nodes;
   graph.feat_dim = input.feat_dim;
   graph.num_classes = input.num_classes;
+  graph.num_unlabeled = input.num_unlabeled;
   graph.edge_src.reserve(input.num_edge_lines);
   graph.edge_dst.reserve(input.num_edge_lines);
   CGCN_RETURN_IF_ERROR(input.ForEachEdgeChunk([&](std::span<const uint32_t> s, std::span<const uint32_t> d) {

@@ -246,7 +246,7 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
                                c.adj_neighbors.begin() + c.adj_offsets[i + 1]);
       j["nodes"].push_back({{"local", i},
                             {"id", c.node_ids[i]},
-                            {"label", c.labels[i]},
+                            {"label", c.labels[i] == kNoLabel ? nlohmann::json(nullptr) : nlohmann::json(c.labels[i])},
                             {"split", c.split[i]},
                             {"intra_neighbors", nb}});
     }
@@ -280,8 +280,9 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
       nb += std::to_string(c.adj_neighbors[e]) + " ";
     for (uint32_t f = 0; f < std::min<uint32_t>(6, c.feat_dim); ++f)
       ft += Fmt("%.3g ", c.features[uint64_t{i} * c.feat_dim + f]);
-    const char* split = c.split[i] != 0 ? SplitName(c.split[i]) : "-";  // Decode checked the bits
-    out << Fmt("  %6u %10u %6u %6s  %-28s %s\n", i, c.node_ids[i], c.labels[i], split, nb.c_str(), ft.c_str());
+    const char* split = c.split[i] != 0 ? SplitName(c.split[i]) : "-";                      // Decode checked the bits
+    const std::string label = c.labels[i] == kNoLabel ? "-" : std::to_string(c.labels[i]);  // "-": unlabeled
+    out << Fmt("  %6u %10u %6s %6s  %-28s %s\n", i, c.node_ids[i], label.c_str(), split, nb.c_str(), ft.c_str());
   }
   if (rows < c.num_nodes) out << "  ... " << c.num_nodes - rows << " more nodes\n";
   return Status::Ok();

@@ -115,6 +115,13 @@ Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level,
   if (c.node_ids.size() != n || c.adj_offsets.size() != n + 1 || c.labels.size() != n || c.split.size() != n ||
       c.features.size() != n * c.feat_dim || c.inter_src.size() != c.inter_dst.size())
     return Status::Internal("EncodeShard: inconsistent ClusterData sizes for cluster " + std::to_string(c.cluster_id));
+  for (uint64_t i = 0; i < n; ++i) {
+    if ((c.labels[i] >= c.num_classes && c.labels[i] != kNoLabel) || (c.labels[i] == kNoLabel && c.split[i] != 0))
+      return Status::Internal("EncodeShard: cluster " + std::to_string(c.cluster_id) + " row " + std::to_string(i) +
+                              ": label " + std::to_string(c.labels[i]) + " with split byte " +
+                              std::to_string(c.split[i]) + " (expected a class id below " +
+                              std::to_string(c.num_classes) + ", or 0xffffffff in no split)");
+  }
   ShardHeader h;  // the counts the sections' sizes follow from
   h.num_nodes = c.num_nodes;
   h.feat_dim = c.feat_dim;
@@ -502,9 +509,10 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
     out.labels.resize(n);
     CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kLabels), name, out.labels.data()));
     for (uint32_t i = 0; i < n; ++i)
-      if (out.labels[i] >= h.num_classes)
+      if (out.labels[i] >= h.num_classes && out.labels[i] != kNoLabel)
         return invalid(SectionKind::kLabels, "row " + std::to_string(i) + ": label " + std::to_string(out.labels[i]) +
-                                                 " not below " + std::to_string(h.num_classes) + " classes");
+                                                 " not below " + std::to_string(h.num_classes) +
+                                                 " classes (nor 0xffffffff, unlabeled)");
   }
   if (mask & SectionBit(SectionKind::kSplit)) {
     out.split.resize(n);
@@ -514,6 +522,13 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
       if (SplitName(s) == nullptr)
         return invalid(SectionKind::kSplit,
                        "row " + std::to_string(i) + ": value " + std::to_string(s) + " is not 0, 1, 2 or 4");
+    }
+    // An unlabeled node counts in no metric: it may be in no split.
+    if (mask & SectionBit(SectionKind::kLabels)) {
+      for (uint32_t i = 0; i < n; ++i)
+        if (out.labels[i] == kNoLabel && out.split[i] != 0)
+          return invalid(SectionKind::kSplit, "row " + std::to_string(i) + ": an unlabeled node in the " +
+                                                  SplitName(out.split[i]) + " split");
     }
   }
   for (uint32_t i = 0; i < kNumSections; ++i)

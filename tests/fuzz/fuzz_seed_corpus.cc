@@ -43,6 +43,7 @@
 #include "fuzz/fuzz_text.h"
 #include "fuzz/fuzz_training.h"
 #include "fuzz/fuzz_util.h"
+#include "testutil/npz_writer.h"
 #include "testutil/testutil.h"
 
 namespace fs = std::filesystem;
@@ -319,6 +320,29 @@ int Main(int argc, char** argv) {
   ++files;
 
   AddTextSeeds(out / "fuzz_text_source", out / "fuzz_raw_reader", &files);
+  // fuzz_npz: the tiny dataset's data.npz as numpy's savez and savez_compressed write it, with
+  // and without ZIP64, edge_index in C and Fortran order, .npy versions 1.0 to 3.0.
+  {
+    const fs::path dir = out / "fuzz_npz";
+    fs::create_directories(dir);
+    struct Seed {
+      const char* name;
+      bool deflate, zip64, fortran;
+      int major;
+    };
+    for (const Seed& sd :
+         {Seed{"stored", false, false, false, 1}, Seed{"deflated", true, false, false, 1},
+          Seed{"zip64-v2", false, true, false, 2}, Seed{"deflated-fortran-v3", true, false, true, 3}}) {
+      testutil::NpzOptions o;
+      o.deflate = sd.deflate;
+      o.zip64 = sd.zip64;
+      o.fortran_edges = sd.fortran;
+      o.npy_major = sd.major;
+      testutil::WriteFile((dir / (std::string(sd.name) + ".npz")).string(),
+                          testutil::ZipBytes(testutil::NpzDataMembers(testutil::TinyRawDataset(), o), sd.zip64));
+      ++files;
+    }
+  }
   testutil::TempDir tmp("cgcn-fuzz-seed");
   Check(BuildTinyShards(tmp.Join("raw"), tmp.Join("shards")), "BuildTinyShards");
   ShardDirectory shards = Check(ShardDirectory::Open(tmp.Join("shards")), "ShardDirectory::Open");

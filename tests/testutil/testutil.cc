@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "cgcn/split.h"
+
 // GCC 12 at -O2 reports a bogus -Wrestrict inside Boost's gzip_compressor (inlined
 // std::char_traits::copy in indirect_streambuf); it is not in our code.
 #pragma GCC diagnostic push
@@ -186,7 +188,7 @@ std::vector<std::pair<std::string, std::string>> RawDatasetFiles(const RawDatase
   }
   files.emplace_back("raw/node-feat", text);
   text.clear();
-  for (uint32_t label : spec.labels) text += std::to_string(label) + "\n";
+  for (uint32_t label : spec.labels) text += (label == kNoLabel ? std::string("nan") : std::to_string(label)) + "\n";
   files.emplace_back("raw/node-label", text);
   const std::pair<const char*, const std::vector<uint32_t>*> splits[] = {
       {"train", &spec.train}, {"valid", &spec.valid}, {"test", &spec.test}};

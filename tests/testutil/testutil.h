@@ -70,7 +70,7 @@ struct RawDatasetSpec {
   uint32_t num_nodes = 0;
   std::vector<std::pair<uint32_t, uint32_t>> edges;  // written in this order, one per line
   std::vector<std::vector<float>> features;          // [num_nodes][feat_dim]
-  std::vector<uint32_t> labels;                      // [num_nodes]
+  std::vector<uint32_t> labels;                      // [num_nodes]; kNoLabel is written "nan"
   std::string split_name = "s";
   std::vector<uint32_t> train, valid, test;  // node ids, written in this order
   bool write_num_edges = true;               // also write raw/num-edge-list.csv
