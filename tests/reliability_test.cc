@@ -830,8 +830,8 @@ INSTANTIATE_TEST_SUITE_P(Reliability, OddButValidInput, ::testing::ValuesIn(Good
                          [](const ::testing::TestParamInfo<GoodCase>& p) { return std::string(p.param.name); });
 
 // --mem-budget through the real binary: bad values are usage errors; a budget below the
-// graph-sized arrays stops with the numbers and writes nothing; any budget that fits gives
-// the same bytes as no budget.
+// graph-sized arrays stops with the numbers and writes nothing; without a budget auto runs METIS;
+// with the external partitioner any budget that fits gives the same bytes as no budget.
 TEST(Reliability, MemBudgetFlag) {
   TempDir tmp("cgcn-reliability");
   const std::string dir = tmp.Join("raw");
@@ -863,28 +863,43 @@ TEST(Reliability, MemBudgetFlag) {
       << csr.err;
   EXPECT_EQ(OutputAndSiblings(tmp.path(), "x"), std::vector<std::string>{});
 
-  const ToolRun none = run("none", {});
+  const ToolRun metis = run("metis", {});
+  ASSERT_EQ(metis.exit_code, 0) << metis.err;
+  EXPECT_NE(metis.out.find("memory budget    none"), std::string::npos) << metis.out;
+  EXPECT_NE(metis.out.find("partitioner      metis: auto: METIS needs about"), std::string::npos) << metis.out;
+  EXPECT_NE(metis.out.find("METIS            "), std::string::npos) << metis.out;
+  EXPECT_NE(metis.out.find("MB/s             read "), std::string::npos) << metis.out;
+  EXPECT_NE(metis.out.find("; parse edges "), std::string::npos) << metis.out;
+  const ToolRun none = run("none", {"--partitioner", "external"});
   ASSERT_EQ(none.exit_code, 0) << none.err;
-  EXPECT_NE(none.out.find("memory budget    none"), std::string::npos) << none.out;
-  EXPECT_NE(none.out.find("of which METIS"), std::string::npos) << none.out;
-  EXPECT_NE(none.out.find("MB/s             parse edges "), std::string::npos) << none.out;
+  EXPECT_NE(none.out.find("partitioner      external: --partitioner external was requested"), std::string::npos)
+      << none.out;
   // 5M fits one cluster at a time (each is bounded with 4 MiB for zstd's context).
   // --threads 1 caps the clusters in flight too.
   const ToolRun one = run("one-thread", {"--threads", "1", "--mem-budget", "1G"});
   ASSERT_EQ(one.exit_code, 0) << one.err;
-  EXPECT_NE(one.out.find(", 1 cluster in flight"), std::string::npos) << one.out;
-  for (const char* budget : {"1.5GiB", "5M", "64mib"}) {
-    const ToolRun r = run(budget, {"--mem-budget", budget});
-    ASSERT_EQ(r.exit_code, 0) << budget << ": " << r.err;
-    if (std::string(budget) == "5M") {
-      EXPECT_NE(r.out.find(", 1 cluster in flight"), std::string::npos) << r.out;
+  EXPECT_NE(one.out.find("; 1 cluster written at once"), std::string::npos) << one.out;
+  // Any budget that fits gives the bytes of the same partitioner without one: METIS (auto: its
+  // 620 KiB fit all three) and the external partitioner (which needs 16 MiB of buffers).
+  struct Case {
+    const char* budget;
+    const char* partitioner;
+    const char* reference;
+  };
+  for (const Case& c : {Case{"1.5GiB", "auto", "metis"}, Case{"5M", "auto", "metis"}, Case{"64mib", "auto", "metis"},
+                        Case{"24M", "external", "none"}, Case{"1.5GiB", "external", "none"}}) {
+    const std::string out = std::string(c.budget) + "-" + c.partitioner;
+    const ToolRun r = run(out, {"--mem-budget", c.budget, "--partitioner", c.partitioner});
+    ASSERT_EQ(r.exit_code, 0) << out << ": " << r.err;
+    if (std::string(c.budget) == "5M") {
+      EXPECT_NE(r.out.find("; 1 cluster written at once"), std::string::npos) << r.out;
     }
-    for (const auto& e : fs::directory_iterator(tmp.Join("none"))) {
+    for (const auto& e : fs::directory_iterator(tmp.Join(c.reference))) {
       const std::string name = e.path().filename().string();
-      EXPECT_EQ(testutil::ReadFile(e.path().string()), testutil::ReadFile(tmp.Join(std::string(budget) + "/" + name)))
-          << name << " differs with --mem-budget " << budget;
+      EXPECT_EQ(testutil::ReadFile(e.path().string()), testutil::ReadFile(tmp.Join(out + "/" + name)))
+          << name << " differs with --mem-budget " << c.budget << " --partitioner " << c.partitioner;
     }
-    EXPECT_EQ(OutputAndSiblings(tmp.path(), budget), std::vector<std::string>{budget});
+    EXPECT_EQ(OutputAndSiblings(tmp.path(), out), std::vector<std::string>{out});
   }
 }
 
