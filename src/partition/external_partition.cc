@@ -15,6 +15,7 @@
 #include "cgcn/byte_size.h"
 #include "cgcn/partitioner_choice.h"
 #include "partition/label_propagation.h"
+#include "partition/metis_kway.h"
 #include "util/parallel.h"
 #include "util/threads.h"
 
@@ -201,28 +202,10 @@ Status RunMetis(lp::WeightedGraph& g, int32_t num_parts, int64_t seed, double im
     const uint64_t d = (total + (uint64_t{1} << 30) - 1) >> 30;
     for (int32_t& w : g.adjwgt) w = static_cast<int32_t>((static_cast<uint64_t>(w) + d - 1) / d);
   }
-  idx_t nvtxs = static_cast<idx_t>(g.num_nodes()), ncon = 1, nparts = num_parts, objval = 0;
-  idx_t opts[METIS_NOPTIONS];
-  METIS_SetDefaultOptions(opts);
-  opts[METIS_OPTION_SEED] = static_cast<idx_t>(seed);
-  opts[METIS_OPTION_NUMBERING] = 0;
-  opts[METIS_OPTION_UFACTOR] = std::max<idx_t>(1, static_cast<idx_t>(std::lround(imbalance * 1000)));
   part->assign(g.num_nodes(), 0);
-  const int rc = METIS_PartGraphKway(&nvtxs, &ncon, g.xadj.data(), g.adjncy.data(), g.vwgt.data(), nullptr,
-                                     g.adjwgt.data(), &nparts, nullptr, nullptr, opts, &objval, part->data());
-  switch (rc) {
-    case METIS_OK:
-      break;
-    case METIS_ERROR_INPUT:
-      return Status::Internal("METIS_PartGraphKway rejected the coarse graph (METIS_ERROR_INPUT)");
-    case METIS_ERROR_MEMORY:
-      return Status::IoError("METIS_PartGraphKway ran out of memory on the coarse graph (METIS_ERROR_MEMORY)");
-    default:
-      return Status::Internal("METIS_PartGraphKway failed on the coarse graph (METIS_ERROR)");
-  }
-  for (int32_t p : *part)
-    if (p < 0 || p >= num_parts) return Status::Internal("METIS returned a part id out of range");
-  return Status::Ok();
+  return MetisKway(static_cast<idx_t>(g.num_nodes()), g.xadj.data(), g.adjncy.data(), g.vwgt.data(), g.adjwgt.data(),
+                   num_parts, seed, std::max<idx_t>(1, static_cast<idx_t>(std::lround(imbalance * 1000))), part->data(),
+                   "the coarse graph");
 }
 
 Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, ExternalPartitionReport* rep,

@@ -10,9 +10,34 @@
 #include <limits>
 #include <string>
 
+#include "partition/metis_kway.h"
+
 namespace cgcn {
 
-static_assert(sizeof(idx_t) == sizeof(int32_t), "cgcn expects METIS built with IDXTYPEWIDTH 32 (Debian's)");
+Status MetisKway(idx_t n, idx_t* xadj, idx_t* adjncy, idx_t* vwgt, idx_t* adjwgt, int32_t num_parts, int64_t seed,
+                 idx_t ufactor, int32_t* part, const char* what) {
+  idx_t nvtxs = n, ncon = 1, nparts = num_parts, objval = 0;
+  idx_t opts[METIS_NOPTIONS];
+  METIS_SetDefaultOptions(opts);
+  opts[METIS_OPTION_SEED] = static_cast<idx_t>(seed);
+  opts[METIS_OPTION_NUMBERING] = 0;
+  if (ufactor > 0) opts[METIS_OPTION_UFACTOR] = ufactor;
+  const int rc = METIS_PartGraphKway(&nvtxs, &ncon, xadj, adjncy, vwgt, nullptr, adjwgt, &nparts, nullptr, nullptr,
+                                     opts, &objval, part);
+  switch (rc) {
+    case METIS_OK:
+      break;
+    case METIS_ERROR_INPUT:
+      return Status::Internal(std::string("METIS_PartGraphKway rejected ") + what + " (METIS_ERROR_INPUT)");
+    case METIS_ERROR_MEMORY:
+      return Status::IoError(std::string("METIS_PartGraphKway ran out of memory on ") + what + " (METIS_ERROR_MEMORY)");
+    default:
+      return Status::Internal(std::string("METIS_PartGraphKway failed on ") + what + " (METIS_ERROR)");
+  }
+  for (idx_t v = 0; v < n; ++v)
+    if (part[v] < 0 || part[v] >= num_parts) return Status::Internal("METIS returned a part id out of range");
+  return Status::Ok();
+}
 
 uint64_t MetisArrayBytes(uint64_t num_nodes, uint64_t entries) {
   return sizeof(idx_t) * (num_nodes + 1) + sizeof(idx_t) * entries + sizeof(int32_t) * num_nodes;
@@ -68,26 +93,9 @@ Result<Partition> PartitionGraph(const CsrView& graph, const PartitionOptions& o
     tbb::parallel_for(tbb::blocked_range<size_t>(0, adjncy.size(), 1 << 16), [&](const tbb::blocked_range<size_t>& r) {
       for (size_t i = r.begin(); i != r.end(); ++i) adjncy[i] = static_cast<idx_t>(graph.neighbors[i]);
     });
-    idx_t nvtxs = static_cast<idx_t>(n), ncon = 1, nparts = options.num_parts, objval = 0;
-    idx_t opts[METIS_NOPTIONS];
-    METIS_SetDefaultOptions(opts);
-    opts[METIS_OPTION_SEED] = static_cast<idx_t>(options.seed);
-    opts[METIS_OPTION_NUMBERING] = 0;
-    const int rc = METIS_PartGraphKway(&nvtxs, &ncon, xadj.data(), adjncy.data(), nullptr, nullptr, nullptr, &nparts,
-                                       nullptr, nullptr, opts, &objval, p.part.data());
-    switch (rc) {
-      case METIS_OK:
-        break;
-      case METIS_ERROR_INPUT:
-        return Status::Internal("METIS_PartGraphKway rejected its input (METIS_ERROR_INPUT)");
-      case METIS_ERROR_MEMORY:
-        return Status::IoError("METIS_PartGraphKway ran out of memory (METIS_ERROR_MEMORY)");
-      default:
-        return Status::Internal("METIS_PartGraphKway failed (METIS_ERROR)");
-    }
+    CGCN_RETURN_IF_ERROR(MetisKway(static_cast<idx_t>(n), xadj.data(), adjncy.data(), nullptr, nullptr,
+                                   options.num_parts, options.seed, 0, p.part.data(), "the graph"));
   }
-  for (const int32_t c : p.part)
-    if (c < 0 || c >= options.num_parts) return Status::Internal("METIS returned a part id out of range");
   // Recount the cut ourselves rather than trusting objval's meaning across METIS versions.
   p.edge_cut = EdgeCut(graph, p.part);
   return p;

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
@@ -152,6 +154,10 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
     return csr.status();
   }
   rep.csr_s = Since(t);
+  // The edge list is in the CSR now: its scratch copy (8 bytes an edge) goes before the
+  // partitioner and the shards need the disk.
+  if (::unlink(raw.edges_path.c_str()) != 0)
+    return Status::IoError("cannot remove the scratch file " + raw.edges_path + ": " + std::strerror(errno));
   csr->ReleaseResident();
   const CsrView graph = csr->view();
   rep.undirected_edges = graph.num_undirected_edges();
