@@ -2,7 +2,7 @@
 # Preprocessing a graph larger than its memory: the products-sized graph with --mem-budget 1G
 # inside a 1.5 GiB memory cgroup that charges page cache (bench/in_cgroup.sh), first with the
 # default partitioner (auto, which must choose external), then the METIS path twice: with the same
-# budget (refused before any input is read, naming what METIS would need) and without a budget
+# budget (refused before METIS runs, naming what it would need) and without a budget
 # (METIS's workspace meets the cgroup's limit). Needs root and cgroup v1.
 #
 #   bench/preprocess_cgroup.sh [products|1m] [LIMIT] [BUDGET]      # defaults: products 1.5G 1G
@@ -29,7 +29,7 @@ status=0
 echo; echo "=== 1. default partitioner (auto), --mem-budget $BUDGET"
 bench/in_cgroup.sh "$LIMIT" $BIN/cgcn-preprocess --input "$RAW" --out "$BENCH_DIR/$WHICH-cgroup-shards" --overwrite \
   --parts $P --mem-budget "$BUDGET" || status=$?
-echo; echo "=== 2. --partitioner metis, --mem-budget $BUDGET (expected: refused up front)"
+echo; echo "=== 2. --partitioner metis, --mem-budget $BUDGET (expected: refused once the CSR gives the edge count, before METIS runs)"
 bench/in_cgroup.sh "$LIMIT" $BIN/cgcn-preprocess --input "$RAW" --out "$BENCH_DIR/$WHICH-cgroup-metis-shards" \
   --overwrite --parts $P --mem-budget "$BUDGET" --partitioner metis || echo "(exit status $?, as expected)"
 echo; echo "=== 3. --partitioner metis without a budget (expected: fails inside the cgroup)"
