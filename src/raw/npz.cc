@@ -579,7 +579,7 @@ Result<size_t> MemberDecoder::Run(std::span<const char>* in, char* out, size_t c
   size_t wrote = 0;
   if (!zlib_) {
     wrote = std::min(cap, in->size());
-    std::memcpy(out, in->data(), wrote);
+    if (wrote != 0) std::memcpy(out, in->data(), wrote);  // an empty span may have a null data()
     *in = in->subspan(wrote);
     consumed_ += wrote;
   } else {
