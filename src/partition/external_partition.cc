@@ -280,6 +280,21 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
     return ws.budget > ws.ledger.now ? ws.budget - ws.ledger.now : 1;
   };
 
+  // The coarsening parameters of every level: `label_space` nodes, the seed varied by level.
+  const auto coarsen_params = [&](uint64_t label_space, uint64_t level) {
+    lp::LpParams p;
+    p.bound = cluster_bound;
+    p.rounds = coarsen_rounds;
+    p.seed = SplitMix64(seed + level);
+    p.coarsen = true;
+    p.max_degree = kHubDegree;
+    p.label_space = label_space;
+    p.min_pass_gain = std::max<uint64_t>(1, label_space / 100);
+    p.phase = "coarsen";
+    p.progress = &progress;
+    return p;
+  };
+
   // Level 1: size-constrained label propagation over the fine CSR.
   auto t0 = Clock::now();
   lp::WeightedGraph coarse;
@@ -291,16 +306,7 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
     });
     const lp::FineGraph fine{&graph};
     lp::PackIsolated(fine, labels, sizes.data(), cluster_bound);
-    lp::LpParams p;
-    p.bound = cluster_bound;
-    p.rounds = coarsen_rounds;
-    p.seed = SplitMix64(seed);
-    p.coarsen = true;
-    p.max_degree = kHubDegree;
-    p.label_space = n;
-    p.min_pass_gain = std::max<uint64_t>(1, n / 100);
-    p.phase = "coarsen";
-    p.progress = &progress;
+    const lp::LpParams p = coarsen_params(n, 0);
     if (cluster_bound > 1) lp::RunLabelPropagation(fine, labels, sizes.data(), p);
     rep->levels = 1;
     std::vector<int32_t> vwgt = lp::RelabelDense(n, labels, sizes.data(), n);
@@ -341,16 +347,7 @@ Result<Partition> Run(const CsrView& graph, const ExternalPartitionOptions& o, E
     }
     const lp::CoarseGraph cg{&coarse};
     lp::PackIsolated(cg, clabels.data(), csizes.data(), cluster_bound);
-    lp::LpParams p;
-    p.bound = cluster_bound;
-    p.rounds = coarsen_rounds;
-    p.seed = SplitMix64(seed + static_cast<uint64_t>(rep->levels));
-    p.coarsen = true;
-    p.max_degree = kHubDegree;
-    p.label_space = c;
-    p.min_pass_gain = std::max<uint64_t>(1, c / 100);
-    p.phase = "coarsen";
-    p.progress = &progress;
+    const lp::LpParams p = coarsen_params(c, static_cast<uint64_t>(rep->levels));
     lp::RunLabelPropagation(cg, clabels.data(), csizes.data(), p);
     std::vector<int32_t> vwgt = lp::RelabelDense(c, clabels.data(), csizes.data(), c);
     rep->coarsen_s += SecondsSince(t0);
