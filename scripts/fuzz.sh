@@ -17,7 +17,8 @@
 #
 # Any crash, leak, UBSan report, timeout (10 s per input), RSS over 512 MB or single allocation
 # over 256 MB fails the run; the reproducer is saved as build-fuzz/artifacts/TARGET-*. Inputs
-# that found new coverage are kept in build-fuzz/corpus/TARGET for the next run. The targets'
+# that found new coverage are kept in build-fuzz/corpus/TARGET for the next run; inputs that once
+# failed are kept in tests/fuzz/regressions/TARGET and replayed every run. The targets'
 # scratch files go to $TMPDIR: a directory in /dev/shm, else build-fuzz/tmp. The last line reads
 # "fuzz: N passed, N failed".
 set -uo pipefail
@@ -36,11 +37,22 @@ if [ -z "$CXX_CLANG" ]; then
   echo "fuzz: 0 passed, ${#TARGETS[@]} failed"
   exit 1
 fi
-echo "fuzz: building build-fuzz with $CXX_CLANG"
-if ! { cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER="$CXX_CLANG" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-         -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only" \
-         -DCGCN_FUZZ=ON -DCGCN_SANITIZE=address,undefined -DCGCN_BUILD_TESTS=OFF >/dev/null &&
-       cmake --build build-fuzz -j"$(nproc)" --target "${TARGETS[@]}" fuzz_seed_corpus; }; then
+# scripts/sanitize.sh's ASan build holds the fuzz targets when it was made with clang and
+# -DCGCN_FUZZ=ON (same flags as below): then only they are brought up to date there.
+BIN=build-fuzz/bin
+CACHE=build-asan/CMakeCache.txt
+if grep -q '^CGCN_FUZZ:BOOL=ON$' "$CACHE" 2>/dev/null && grep -q '^CGCN_SANITIZE:STRING=address,undefined$' "$CACHE"; then
+  echo "fuzz: building the fuzz targets in build-asan (configured by scripts/sanitize.sh)"
+  BUILD_CMD=(cmake --build build-asan -j"$(nproc)" --target "${TARGETS[@]}" fuzz_seed_corpus)
+  BIN=build-asan/bin
+else
+  echo "fuzz: building build-fuzz with $CXX_CLANG"
+  BUILD_CMD=(cmake --build build-fuzz -j"$(nproc)" --target "${TARGETS[@]}" fuzz_seed_corpus)
+  cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER="$CXX_CLANG" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -gline-tables-only" \
+    -DCGCN_FUZZ=ON -DCGCN_SANITIZE=address,undefined -DCGCN_BUILD_TESTS=OFF >/dev/null || BUILD_CMD=(false)
+fi
+if ! "${BUILD_CMD[@]}"; then
   echo "fuzz: build failed"
   echo "fuzz: 0 passed, ${#TARGETS[@]} failed"
   exit 1
@@ -65,7 +77,7 @@ else
   TMPDIR=$(cd "$B/tmp" && pwd)
 fi
 export TMPDIR
-if ! "$B/bin/fuzz_seed_corpus" "$B/seeds"; then
+if ! "$BIN/fuzz_seed_corpus" "$B/seeds"; then
   echo "fuzz: writing the seed corpus failed"
   echo "fuzz: 0 passed, ${#TARGETS[@]} failed"
   exit 1
@@ -78,7 +90,10 @@ start() {
   local t=$1
   mkdir -p "$B/corpus/$t"
   # -max_len: the largest seed is a few KiB; bigger inputs add nothing but time.
-  "$B/bin/$t" "$B/corpus/$t" "$B/seeds/$t" \
+  # tests/fuzz/regressions/TARGET: inputs that once failed a run, replayed first (read only).
+  local regress=()
+  [ -d "tests/fuzz/regressions/$t" ] && regress=("tests/fuzz/regressions/$t")
+  "$BIN/$t" "$B/corpus/$t" "$B/seeds/$t" "${regress[@]}" \
     -max_total_time="$PER_TARGET" -timeout=10 -rss_limit_mb=512 -malloc_limit_mb=256 -max_len=16384 \
     -print_final_stats=1 -artifact_prefix="$B/artifacts/$t-" >"$B/logs/$t.log" 2>&1 &
   target_of[$!]=$t

@@ -266,11 +266,13 @@ void CheckAccepted(const RawGraph& g, unsigned file, const Expectation& e, std::
 
 void CheckRefused(const Status& s, unsigned file) {
   CGCN_FUZZ_CHECK(s.code() == StatusCode::kInvalidInput || s.code() == StatusCode::kUnsupported);
-  // The replaced file, or a later one whose checks depend on it.
+  // The replaced file, or a later one whose checks depend on it (a split file naming a node the
+  // replaced labels file left unlabeled, say).
   bool named = false;
   for (unsigned i = 0; i < 8 && !named; ++i) {
     const bool may = i == file || file == kNumNodes || (file == kNumEdges && i == kEdges) ||
-                     (file == kTrain && i > kTrain) || (file == kValid && i == kTest);
+                     (file == kLabels && i >= kTrain) || (file == kTrain && i > kTrain) ||
+                     (file == kValid && i == kTest);
     named = may && StartsWith(s.message(), PathOf(i, false) + (i == file ? "" : ":"));
   }
   CGCN_FUZZ_CHECK(named);
