@@ -22,12 +22,25 @@ int main(int argc, char** argv) {
       "cgcn-train"};
   TrainRunOptions run;
   TrainOptions& o = run.train;
-  std::string feature_norm = "row", mem_budget;
+  std::string feature_norm = "row", mem_budget, layer_kind = "gcn", norm = "none";
   app.add_option("--shards", run.shards_dir, "shard directory written by cgcn-preprocess")->required();
   cli::AddNumber(app, "--clusters-per-batch,-q", &o.clusters_per_batch, "clusters per batch q (at most the clusters)");
   cli::AddNumber(app, "--epochs", &o.epochs, "training epochs (at least 1)");
   cli::AddNumber(app, "--layers", &o.layers, "GCN layers (1 to 16)");
   cli::AddNumber(app, "--hidden", &o.hidden, "hidden units per layer (1 to 65536)");
+  app.add_option("--model", layer_kind,
+                 "layer kind: gcn (GCNConv), cluster-gcn (ClusterGCNConv: (A' + lambda diag(A')) X W + X W_root, A' = "
+                 "(D + I)^-1 (A + I)), sage (GraphSAGE mean aggregation with a root weight); recorded in the model file")
+      ->check(CLI::IsMember({"gcn", "cluster-gcn", "sage"}))
+      ->capture_default_str();
+  cli::AddNumber(app, "--diag-lambda", &o.diag_lambda, "cluster-gcn: the weight lambda of diag(A') (default 0)");
+  app.add_flag("--residual", o.residual,
+               "add each hidden layer's input to its output where the widths match: h' = dropout(relu(norm(conv(h)))) + h");
+  app.add_option("--norm", norm,
+                 "normalization of every hidden layer's convolution output, before ReLU: none, layer (LayerNorm) or "
+                 "batch (BatchNorm1d over the batch's nodes; running statistics in evaluation)")
+      ->check(CLI::IsMember({"none", "layer", "batch"}))
+      ->capture_default_str();
   cli::AddNumber(app, "--lr", &o.lr, "Adam learning rate (greater than 0)");
   cli::AddNumber(app, "--weight-decay", &o.weight_decay, "L2 weight decay (added to the gradient, as torch Adam)");
   cli::AddNumber(app, "--dropout", &o.dropout, "dropout after every hidden layer (0 to 0.99)");
@@ -65,6 +78,8 @@ int main(int argc, char** argv) {
   CGCN_PARSE_FLAGS(app, argc, argv);
   const char* kTool = "cgcn-train";
   o.row_normalize = feature_norm == "row";
+  ParseLayerKind(layer_kind, &o.layer_kind);  // CLI::IsMember admitted only known names
+  ParseNormKind(norm, &o.norm);
   if (!mem_budget.empty()) {
     Result<uint64_t> b = ParseByteSize(mem_budget);
     if (!b.ok()) return cli::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
@@ -79,10 +94,13 @@ int main(int argc, char** argv) {
   cb.on_start = [&](const Manifest& m, uint32_t threads) {
     if (quiet) return;
     std::printf(
-        "cgcn-train: %llu nodes, %llu edges, %u features, %u classes, %u clusters; q=%u, %u x %u GCN, %u epochs, "
-        "%u threads\n",
+        "cgcn-train: %llu nodes, %llu edges, %u features, %u classes, %u clusters; q=%u, %u x %u %s%s%s%s, %u "
+        "epochs, %u threads\n",
         static_cast<unsigned long long>(m.num_nodes), static_cast<unsigned long long>(m.num_edges), m.feat_dim,
-        m.num_classes, m.num_parts, o.clusters_per_batch, o.layers, o.hidden, o.epochs, threads);
+        m.num_classes, m.num_parts, o.clusters_per_batch, o.layers, o.hidden, LayerKindName(o.layer_kind),
+        o.norm != NormKind::kNone ? " + " : "", o.norm != NormKind::kNone ? NormKindName(o.norm) : "",
+        o.norm != NormKind::kNone ? " norm" : "", o.epochs, threads);
+    if (o.residual) std::printf("residual connections on the hidden layers\n");
     if (o.resume) std::printf("resuming from %s\n", CheckpointPath(o.checkpoint_dir).c_str());
     std::fflush(stdout);
   };

@@ -18,6 +18,7 @@ struct Checkpoint {
   double loss_sum = 0;      // the epoch's running loss (sum over training nodes) ...
   uint64_t loss_count = 0;  // ... and node count
   std::vector<float> params, adam_m, adam_v;
+  std::vector<float> buffers;  // the model's buffers (batch norm running statistics; version 2)
 };
 
 // The file in the checkpoint directory.

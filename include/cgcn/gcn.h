@@ -1,8 +1,11 @@
-// The model: L GCNConv layers (transform, propagate, bias), ReLU and dropout between them.
+// The model: L graph convolution layers (GCNConv, ClusterGCNConv, SAGEConv), ReLU and dropout
+// between them, with optional normalization and residual connections on the hidden layers.
 #pragma once
 
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "cgcn/dense.h"
@@ -11,17 +14,56 @@
 
 namespace cgcn {
 
+// The convolution of every layer (the numbers are stored in model files).
+//   gcn:         C = A_hat (H W) + b, A_hat = D^-1/2 (A + I) D^-1/2 (PyG GCNConv).
+//   cluster-gcn: C = (A' + lambda diag(A')) (H W) + H W_root + b, A' = (D + I)^-1 (A + I)
+//                (PyG ClusterGCNConv: lin_out with bias, lin_root without).
+//   sage:        C = mean_{j in N(i)} (H W)_j + H W_root + b, no self loop, 0 for a node without
+//                neighbours (PyG SAGEConv with mean aggregation: lin_l with bias, lin_r without).
+// D counts the neighbours in the graph the layer runs on: the batch's subgraph in training, the
+// full graph in evaluation.
+enum class LayerKind : uint32_t { kGcn = 0, kClusterGcn = 1, kSage = 2 };
+// Normalization of a hidden layer's convolution output, before the activation: none, LayerNorm
+// over the row's units, or BatchNorm over the batch's rows (running statistics, momentum 0.1, in
+// evaluation; torch.nn.BatchNorm1d). Both with eps 1e-5 and a learned scale and shift.
+enum class NormKind : uint32_t { kNone = 0, kLayer = 1, kBatch = 2 };
+const char* LayerKindName(LayerKind kind);  // "gcn", "cluster-gcn", "sage"
+const char* NormKindName(NormKind kind);    // "none", "layer", "batch"
+// The kind a name gives; false for an unknown name.
+bool ParseLayerKind(std::string_view name, LayerKind* kind);
+bool ParseNormKind(std::string_view name, NormKind* kind);
+
 struct GcnConfig {
   uint32_t in_dim = 0;
   uint32_t hidden = 128;
   uint32_t out_dim = 0;
   uint32_t layers = 2;                 // >= 1; layer l maps dims[l] -> dims[l+1]
   float dropout = 0.5f;                // applied after ReLU of every layer but the last (never on inputs)
+  LayerKind kind = LayerKind::kGcn;    // the convolution of every layer
+  float diag_lambda = 0.0f;            // cluster-gcn: the weight of diag(A') added to A'
+  bool residual = false;               // hidden layers whose input and output widths match add their input
+  NormKind norm = NormKind::kNone;     // on every hidden layer (not the last)
   std::vector<uint32_t> Dims() const;  // [layers + 1]: in, hidden..., out
+
+  // Today's GCN (GCNConv, no norm, no residual): the optimized path (aggregate-first, Batch::propagated).
+  bool Plain() const { return kind == LayerKind::kGcn && !residual && norm == NormKind::kNone; }
+  // Whether the layers have a root weight W_root (cluster-gcn, sage).
+  bool HasRoot() const { return kind == LayerKind::kClusterGcn || kind == LayerKind::kSage; }
+  // Whether layer l is normalized (a hidden layer with a norm).
+  bool Normalized(uint32_t l) const { return norm != NormKind::kNone && l + 1 < layers; }
+  // Whether layer l adds its input to its output: a hidden layer of equal input and output width.
+  bool ResidualAt(uint32_t l) const;
+  // The layer options as text ("model=sage diag_lambda=0 residual=1 norm=batch"), for checkpoint
+  // signatures and reports.
+  std::string LayerSignature() const;
 };
 
-// All parameters in one contiguous array (W_0, b_0, W_1, b_1, ...), W_l [dims[l] x dims[l+1]]
-// row-major, b_l [dims[l+1]]; gradients in a parallel array. Adam and checkpoints see flat arrays.
+// All parameters in one contiguous array, layer by layer: W_l [dims[l] x dims[l+1]] row-major,
+// b_l [dims[l+1]], then W_root_l [dims[l] x dims[l+1]] (cluster-gcn, sage), then the norm's
+// scale gamma_l and shift beta_l [dims[l+1]] (normalized layers). A plain GCN is W_0, b_0, W_1,
+// b_1, ... as ever. Gradients in a parallel array. Adam and checkpoints see flat arrays.
+// Buffers (not trained, not in Adam): batch norm's running mean and variance [dims[l+1]] each,
+// per normalized layer, in one flat array.
 class Gcn {
  public:
   // Glorot-uniform W (as PyG's glorot), zero b, from `seed`.
@@ -37,6 +79,28 @@ class Gcn {
   Eigen::Map<const Eigen::RowVectorXf> bias(uint32_t l) const;
   MatrixMap weight_grad(uint32_t l);
   Eigen::Map<Eigen::RowVectorXf> bias_grad(uint32_t l);
+  // W_root_l (config().HasRoot()).
+  MatrixMap root_weight(uint32_t l);
+  ConstMatrixMap root_weight(uint32_t l) const;
+  // gamma_l, beta_l (config().Normalized(l)).
+  Eigen::Map<Eigen::RowVectorXf> norm_scale(uint32_t l);
+  Eigen::Map<const Eigen::RowVectorXf> norm_scale(uint32_t l) const;
+  Eigen::Map<Eigen::RowVectorXf> norm_shift(uint32_t l);
+  Eigen::Map<const Eigen::RowVectorXf> norm_shift(uint32_t l) const;
+  // Batch norm's running statistics of layer l (norm batch, config().Normalized(l)).
+  Eigen::Map<Eigen::RowVectorXf> running_mean(uint32_t l);
+  Eigen::Map<Eigen::RowVectorXf> running_var(uint32_t l);
+  std::span<float> buffers() { return buffers_; }
+  std::span<const float> buffers() const { return buffers_; }
+  // Offset of a parameter block in params() (for tests and files): W, b, W_root, gamma, beta.
+  size_t weight_offset(uint32_t l) const { return w_offset_[l]; }
+  size_t root_offset(uint32_t l) const { return root_offset_[l]; }
+  size_t scale_offset(uint32_t l) const { return gamma_offset_[l]; }
+
+  // Layer l's norm in evaluation mode (layer norm, or batch norm with the running statistics),
+  // then its scale and shift, on every row of h [n x dims[l+1]] in place. The same arithmetic in
+  // Forward(training = false) and in the full-graph evaluation.
+  void NormalizeForEval(uint32_t l, MatrixMap h) const;
 
   // Whether layer 0 is computed as (A_hat X) W_0 rather than A_hat (X W_0): the same function,
   // cheaper when in_dim <= 2 * dims[1] (propagating X costs in_dim per edge once, while
@@ -62,17 +126,26 @@ class Gcn {
 
   // Sizes, for memory plans. Parameters of a model with `config` (params().size()):
   static uint64_t ParamCount(const GcnConfig& config);
+  // Its buffers (buffers().size()):
+  static uint64_t BufferCount(const GcnConfig& config);
   // Its parameters and gradients:
   static uint64_t PlannedBytes(const GcnConfig& config);
   // The work buffers a Forward and Backward over `nodes` nodes hold: per layer the
-  // pre-activation, output and mask; A_hat x; two gradient buffers.
+  // pre-activation, output and mask; A_hat x; two gradient buffers (more for the general path:
+  // root term, normalized values, aggregation weights, four gradient buffers).
   static uint64_t WorkspaceBytes(const GcnConfig& config, uint64_t nodes);
 
  private:
+  // The path for every configuration but Plain() (src/model/layers.cc).
+  ConstMatrixMap ForwardGeneral(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed);
+  void BackwardGeneral(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_logits);
+  // Builds x's CSR and CSC (sparse_x_) when at most 1/8 of x is non-zero.
+  void BuildSparseInput(ConstMatrixMap x);
+
   GcnConfig config_;
   std::vector<uint32_t> dims_;
-  std::vector<size_t> w_offset_, b_offset_;
-  std::vector<float> params_, grads_;
+  std::vector<size_t> w_offset_, b_offset_, root_offset_, gamma_offset_, beta_offset_, mean_offset_, var_offset_;
+  std::vector<float> params_, grads_, buffers_;
   bool aggregate_first_ = false;
   // Layer 0 with transform first and a sparse input (bag-of-words features): X in CSR and CSC,
   // rebuilt per batch when at most 1/8 of X is non-zero (SparseInput in gcn.cc).
@@ -88,6 +161,14 @@ class Gcn {
   std::vector<Workspace> mask_;  // [n x dims[l+1]]  ReLU * dropout scale factors (0 where dropped/negative)
   Workspace grad_a_, grad_b_, scratch_;
   Eigen::Index n_ = 0;
+  // General path: the aggregation (cluster-gcn, sage) and its transpose, per batch; per layer the
+  // normalized values (xhat) and the norm's reciprocal standard deviations (per row for layer
+  // norm, per unit for batch norm); whether the last Forward was training.
+  std::vector<float> agg_w_, agg_self_, agg_tw_;
+  std::vector<Workspace> xhat_, rstd_;
+  Workspace grad_c_, grad_d_, dw_;
+  std::vector<float> zeros_;
+  bool last_training_ = false;
 };
 
 // Mean softmax cross-entropy over rows with mask[i] != 0; grad [n x C] gets d(loss)/d(logits)

@@ -24,6 +24,11 @@ struct TrainOptions {
   uint32_t epochs = 200;
   uint32_t layers = 2;
   uint32_t hidden = 128;
+  // The layers (GcnConfig): --model, --diag-lambda, --residual, --norm.
+  LayerKind layer_kind = LayerKind::kGcn;
+  float diag_lambda = 0.0f;
+  bool residual = false;
+  NormKind norm = NormKind::kNone;
   float lr = 0.01f;
   float weight_decay = 5e-4f;
   float dropout = 0.5f;
@@ -55,8 +60,8 @@ struct TrainOptions {
   std::string Signature() const;
 };
 
-// The GCN a training run builds: the manifest's feature and class counts with the options'
-// layers, hidden width and dropout.
+// The model a training run builds: the manifest's feature and class counts with the options'
+// layers (count, kind, norm, residual), hidden width and dropout.
 GcnConfig ModelConfig(const Manifest& m, const TrainOptions& options);
 
 struct EpochRecord {

@@ -1,6 +1,8 @@
 // The GCN model (PyG GCNConv stack), its backward pass and the softmax cross-entropy loss.
 #include "cgcn/gcn.h"
 
+#include "model/kernels.h"
+
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
@@ -9,124 +11,12 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 namespace cgcn {
-namespace {
 
-constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
-
-// SplitMix64's output function: a bijective 64-bit mixer.
-inline uint64_t Mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// Uniform in [0, 1) from the top 24 bits (every value exactly representable as a float).
-inline float UnitFloat(uint64_t r) { return static_cast<float>(r >> 40) * 0x1.0p-24f; }
-
-// A bijective 32-bit mixer (Wellons' "lowbias32"): two multiplies, so a row's draws vectorize
-// (AVX2 has 32-bit but no 64-bit lane multiplies).
-inline uint32_t Mix32(uint32_t x) {
-  x ^= x >> 16;
-  x *= 0x7feb352du;
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
-  x ^= x >> 16;
-  return x;
-}
-
-// The dropout key of row `row` of a layer: both halves of the 64-bit layer key and the row.
-inline uint32_t RowKey(uint64_t layer_key, uint64_t row) {
-  return Mix32(Mix32(static_cast<uint32_t>(row) ^ static_cast<uint32_t>(layer_key)) ^
-               static_cast<uint32_t>(layer_key >> 32) ^ static_cast<uint32_t>(row >> 32));
-}
-
-// One row of h = relu(y + b) * dropout, in place in y [d], and mask [d] = d h / d y (0 where
-// y + b <= 0 or the unit is dropped, else keep_scale). Element j is kept when the top 24 bits of
-// Mix32(row_key ^ (j + 1) * golden32), read as a fraction of 2^24, are >= p, i.e. when they are
-// >= threshold = ceil(p * 2^24); this depends only on (layer key, row, j), never on which thread
-// runs the row. Branch-free, 32-bit integer lanes, so GCC vectorizes it eight elements at a time.
-void ReluDropoutRow(float* __restrict y, float* __restrict mask, const float* __restrict b, Eigen::Index d,
-                    uint32_t row_key, uint32_t threshold, float keep_scale) {
-  for (Eigen::Index j = 0; j < d; ++j) {
-    const float v = y[j] + b[j];
-    const uint32_t r = Mix32(row_key ^ (static_cast<uint32_t>(j) + 1u) * 0x9E3779B9u) >> 8;
-    const float kept = r >= threshold ? keep_scale : 0.0f;
-    mask[j] = v > 0.0f ? kept : 0.0f;
-    y[j] = std::max(v, 0.0f) * kept;
-  }
-}
-
-// The same without dropout: h = relu(y + b), mask = 1 where y + b > 0.
-void ReluRow(float* __restrict y, float* __restrict mask, const float* __restrict b, Eigen::Index d) {
-  for (Eigen::Index j = 0; j < d; ++j) {
-    const float v = y[j] + b[j];
-    mask[j] = static_cast<float>(v > 0.0f);
-    y[j] = std::max(v, 0.0f);
-  }
-}
-
-// Rows per task for the elementwise passes over [n x d] activations.
-constexpr Eigen::Index kRowGrain = 64;
-// Rows per partial sum in AddColumnSums (fixed: the reduction order must not depend on threads).
-constexpr Eigen::Index kSumRows = 2048;
-
-// Eigen has no implicit MatrixMap -> ConstMatrixMap conversion.
-ConstMatrixMap AsConst(MatrixMap m) { return ConstMatrixMap(m.data(), m.rows(), m.cols()); }
-
-// Calls fn(begin, end) over [0, rows) in parallel; fn must treat rows independently.
-template <typename Fn>
-void ParallelRows(Eigen::Index rows, const Fn& fn) {
-  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, rows, kRowGrain),
-                    [&](const tbb::blocked_range<Eigen::Index>& r) { fn(r.begin(), r.end()); });
-}
-
-// acc[d] += sum of the rows of m [n x d], summed per fixed chunk of kSumRows rows and the chunk
-// partials added in order. scratch holds the partials.
-void AddColumnSums(ConstMatrixMap m, Eigen::Map<Eigen::RowVectorXf> acc, Workspace& scratch) {
-  const Eigen::Index n = m.rows(), d = m.cols();
-  const Eigen::Index chunks = (n + kSumRows - 1) / kSumRows;
-  if (chunks == 0) return;
-  MatrixMap partials = scratch.Get(chunks, d);  // [chunks x d]
-  tbb::parallel_for(
-      tbb::blocked_range<Eigen::Index>(0, chunks, 1),
-      [&](const tbb::blocked_range<Eigen::Index>& r) {
-        for (Eigen::Index c = r.begin(); c != r.end(); ++c) {
-          const Eigen::Index begin = c * kSumRows, end = std::min(n, begin + kSumRows);
-          auto p = partials.row(c);
-          p = m.row(begin);
-          for (Eigen::Index i = begin + 1; i < end; ++i) p += m.row(i);
-        }
-      },
-      tbb::simple_partitioner());
-  for (Eigen::Index c = 0; c < chunks; ++c) acc += partials.row(c);
-}
-
-}  // namespace
-
-namespace {
-
-// z [n x m] = X w for X [n x k] in CSR (row_offsets, cols, vals) and w [k x m] row-major; rows in
-// parallel, each row summed over its non-zeros in ascending column order (deterministic).
-void SparseTimesDense(std::span<const uint32_t> row_offsets, std::span<const uint32_t> cols,
-                      std::span<const float> vals, ConstMatrixMap w, MatrixMap z) {
-  const Eigen::Index n = z.rows(), m = z.cols();
-  ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
-    for (Eigen::Index i = begin; i < end; ++i) {
-      float* zi = z.data() + i * m;
-      std::fill(zi, zi + m, 0.0f);
-      for (uint32_t e = row_offsets[i]; e < row_offsets[i + 1]; ++e) {
-        const float v = vals[e];
-        const float* wk = w.data() + static_cast<Eigen::Index>(cols[e]) * m;
-        for (Eigen::Index j = 0; j < m; ++j) zi[j] += v * wk[j];
-      }
-    }
-  });
-}
-
-}  // namespace
+using namespace model_detail;
 
 std::vector<uint32_t> GcnConfig::Dims() const {
   assert(layers >= 1);
@@ -136,49 +26,147 @@ std::vector<uint32_t> GcnConfig::Dims() const {
   return dims;
 }
 
+const char* LayerKindName(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::kGcn:
+      return "gcn";
+    case LayerKind::kClusterGcn:
+      return "cluster-gcn";
+    case LayerKind::kSage:
+      return "sage";
+  }
+  return "?";
+}
+
+const char* NormKindName(NormKind kind) {
+  switch (kind) {
+    case NormKind::kNone:
+      return "none";
+    case NormKind::kLayer:
+      return "layer";
+    case NormKind::kBatch:
+      return "batch";
+  }
+  return "?";
+}
+
+bool ParseLayerKind(std::string_view name, LayerKind* kind) {
+  for (LayerKind k : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage})
+    if (name == LayerKindName(k)) {
+      *kind = k;
+      return true;
+    }
+  return false;
+}
+
+bool ParseNormKind(std::string_view name, NormKind* kind) {
+  for (NormKind k : {NormKind::kNone, NormKind::kLayer, NormKind::kBatch})
+    if (name == NormKindName(k)) {
+      *kind = k;
+      return true;
+    }
+  return false;
+}
+
+bool GcnConfig::ResidualAt(uint32_t l) const {
+  if (!residual || l + 1 >= layers) return false;
+  const uint32_t d_in = l == 0 ? in_dim : hidden;
+  return d_in == hidden;
+}
+
+std::string GcnConfig::LayerSignature() const {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "model=%s diag_lambda=%.9g residual=%d norm=%s", LayerKindName(kind),
+                static_cast<double>(diag_lambda), residual ? 1 : 0, NormKindName(norm));
+  return buf;
+}
+
 uint64_t Gcn::ParamCount(const GcnConfig& config) {
   const std::vector<uint32_t> dims = config.Dims();
   uint64_t params = 0;
-  for (size_t l = 0; l + 1 < dims.size(); ++l) params += uint64_t{dims[l]} * dims[l + 1] + dims[l + 1];
+  for (uint32_t l = 0; l + 1 < dims.size(); ++l) {
+    const uint64_t w = uint64_t{dims[l]} * dims[l + 1];
+    params += w + dims[l + 1];
+    if (config.HasRoot()) params += w;
+    if (config.Normalized(l)) params += 2 * uint64_t{dims[l + 1]};
+  }
   return params;
 }
 
-uint64_t Gcn::PlannedBytes(const GcnConfig& config) { return 2 * ParamCount(config) * sizeof(float); }
+uint64_t Gcn::BufferCount(const GcnConfig& config) {
+  if (config.norm != NormKind::kBatch) return 0;
+  const std::vector<uint32_t> dims = config.Dims();
+  uint64_t buffers = 0;
+  for (uint32_t l = 0; l + 1 < dims.size(); ++l)
+    if (config.Normalized(l)) buffers += 2 * uint64_t{dims[l + 1]};
+  return buffers;
+}
+
+uint64_t Gcn::PlannedBytes(const GcnConfig& config) {
+  return 2 * ParamCount(config) * sizeof(float) + BufferCount(config) * sizeof(float);
+}
 
 uint64_t Gcn::WorkspaceBytes(const GcnConfig& config, uint64_t nodes) {
   const std::vector<uint32_t> dims = config.Dims();
   uint64_t sum_out = 0, max_dim = 0;
   for (size_t l = 1; l < dims.size(); ++l) sum_out += dims[l];
   for (uint32_t d : dims) max_dim = std::max<uint64_t>(max_dim, d);
+  if (!config.Plain()) {
+    // z_, h_, mask_ and xhat_ per layer; the per-row norm statistics (one float a row and layer);
+    // the aggregation weights (counted as 3 floats a node: the batch's entries are bounded by
+    // its CSR, which Batch::PlannedBytes counts); four gradient buffers. No A_hat x.
+    return nodes * sizeof(float) * (4 * sum_out + config.layers + 3 + 4 * max_dim);
+  }
   // z_, h_ and mask_ per layer; ax_ws_; grad_a_ and grad_b_.
   return nodes * sizeof(float) * (3 * sum_out + config.in_dim + 2 * max_dim);
 }
 
 Gcn::Gcn(const GcnConfig& config, uint64_t seed) : config_(config), dims_(config.Dims()) {
   const uint32_t layers = config_.layers;
-  size_t total = 0;
+  constexpr size_t kNone = static_cast<size_t>(-1);
+  size_t total = 0, buffers = 0;
   for (uint32_t l = 0; l < layers; ++l) {
+    const size_t w = static_cast<size_t>(dims_[l]) * dims_[l + 1];
     w_offset_.push_back(total);
-    total += static_cast<size_t>(dims_[l]) * dims_[l + 1];
+    total += w;
     b_offset_.push_back(total);
     total += dims_[l + 1];
+    root_offset_.push_back(config_.HasRoot() ? total : kNone);
+    if (config_.HasRoot()) total += w;
+    const bool normalized = config_.Normalized(l);
+    gamma_offset_.push_back(normalized ? total : kNone);
+    beta_offset_.push_back(normalized ? total + dims_[l + 1] : kNone);
+    if (normalized) total += 2 * static_cast<size_t>(dims_[l + 1]);
+    const bool batch = normalized && config_.norm == NormKind::kBatch;
+    mean_offset_.push_back(batch ? buffers : kNone);
+    var_offset_.push_back(batch ? buffers + dims_[l + 1] : kNone);
+    if (batch) buffers += 2 * static_cast<size_t>(dims_[l + 1]);
   }
   params_.assign(total, 0.0f);
   grads_.assign(total, 0.0f);
-  aggregate_first_ = dims_[0] <= 2 * dims_[1];
+  buffers_.assign(buffers, 0.0f);
+  aggregate_first_ = config_.Plain() && dims_[0] <= 2 * dims_[1];
   z_.resize(layers);
   h_.resize(layers);
   mask_.resize(layers);
+  xhat_.resize(layers);
+  rstd_.resize(layers);
 
-  // PyG glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); W row-major in layer order.
+  // PyG glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); per layer W, then W_root, row-major.
   // The uniform draw is spelled out (not std::uniform_real_distribution) so the weights are
-  // the same with every standard library.
+  // the same with every standard library. Norm scales start at 1 and shifts at 0; batch norm's
+  // running statistics at mean 0 and variance 1 (as torch).
   std::mt19937_64 rng(seed);
   for (uint32_t l = 0; l < layers; ++l) {
     const float a = std::sqrt(6.0f / static_cast<float>(dims_[l] + dims_[l + 1]));
-    float* w = params_.data() + w_offset_[l];
     const size_t count = static_cast<size_t>(dims_[l]) * dims_[l + 1];
-    for (size_t i = 0; i < count; ++i) w[i] = a * (2.0f * UnitFloat(rng()) - 1.0f);
+    for (size_t offset : {w_offset_[l], root_offset_[l]}) {
+      if (offset == kNone) continue;
+      float* w = params_.data() + offset;
+      for (size_t i = 0; i < count; ++i) w[i] = a * (2.0f * UnitFloat(rng()) - 1.0f);
+    }
+    if (gamma_offset_[l] != kNone) std::fill_n(params_.data() + gamma_offset_[l], dims_[l + 1], 1.0f);
+    if (var_offset_[l] != kNone) std::fill_n(buffers_.data() + var_offset_[l], dims_[l + 1], 1.0f);
   }
 }
 
@@ -212,10 +200,95 @@ Eigen::Map<Eigen::RowVectorXf> Gcn::bias_grad(uint32_t l) {
   return Eigen::Map<Eigen::RowVectorXf>(grads_.data() + b_offset_[l], dims_[l + 1]);
 }
 
-void Gcn::ZeroGrad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+MatrixMap Gcn::root_weight(uint32_t l) {
+  assert(l < config_.layers && config_.HasRoot());
+  return MatrixMap(params_.data() + root_offset_[l], dims_[l], dims_[l + 1]);
+}
+
+ConstMatrixMap Gcn::root_weight(uint32_t l) const {
+  assert(l < config_.layers && config_.HasRoot());
+  return ConstMatrixMap(params_.data() + root_offset_[l], dims_[l], dims_[l + 1]);
+}
+
+Eigen::Map<Eigen::RowVectorXf> Gcn::norm_scale(uint32_t l) {
+  assert(config_.Normalized(l));
+  return Eigen::Map<Eigen::RowVectorXf>(params_.data() + gamma_offset_[l], dims_[l + 1]);
+}
+
+Eigen::Map<const Eigen::RowVectorXf> Gcn::norm_scale(uint32_t l) const {
+  assert(config_.Normalized(l));
+  return Eigen::Map<const Eigen::RowVectorXf>(params_.data() + gamma_offset_[l], dims_[l + 1]);
+}
+
+Eigen::Map<Eigen::RowVectorXf> Gcn::norm_shift(uint32_t l) {
+  assert(config_.Normalized(l));
+  return Eigen::Map<Eigen::RowVectorXf>(params_.data() + beta_offset_[l], dims_[l + 1]);
+}
+
+Eigen::Map<const Eigen::RowVectorXf> Gcn::norm_shift(uint32_t l) const {
+  assert(config_.Normalized(l));
+  return Eigen::Map<const Eigen::RowVectorXf>(params_.data() + beta_offset_[l], dims_[l + 1]);
+}
+
+Eigen::Map<Eigen::RowVectorXf> Gcn::running_mean(uint32_t l) {
+  assert(config_.Normalized(l) && config_.norm == NormKind::kBatch);
+  return Eigen::Map<Eigen::RowVectorXf>(buffers_.data() + mean_offset_[l], dims_[l + 1]);
+}
+
+Eigen::Map<Eigen::RowVectorXf> Gcn::running_var(uint32_t l) {
+  assert(config_.Normalized(l) && config_.norm == NormKind::kBatch);
+  return Eigen::Map<Eigen::RowVectorXf>(buffers_.data() + var_offset_[l], dims_[l + 1]);
+}
+
+void Gcn::ZeroGrad() {
+ std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+void Gcn::BuildSparseInput(ConstMatrixMap x) {
+  const Eigen::Index n = x.rows();
+  // Bag-of-words inputs are mostly zeros: with at most 1/8 non-zero, X W_0 and X^T dZ_0 run
+  // over the non-zeros (CSR forward, CSC backward) instead of dense products.
+  const Eigen::Index k = x.cols();
+  const float* xd = x.data();
+  const auto total = static_cast<uint64_t>(n) * static_cast<uint64_t>(k);
+  uint64_t nnz = 0;
+  for (uint64_t e = 0; e < total; ++e) nnz += xd[e] != 0.0f;
+  if (total > 0 && nnz <= total / 8 && nnz < (uint64_t{1} << 32)) {
+    sparse_x_ = true;
+    x_row_offsets_.resize(static_cast<size_t>(n) + 1);
+    x_cols_.resize(nnz);
+    x_vals_.resize(nnz);
+    x_col_offsets_.assign(static_cast<size_t>(k) + 1, 0);
+    uint32_t e = 0;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      x_row_offsets_[i] = e;
+      for (Eigen::Index j = 0; j < k; ++j) {
+        const float v = xd[i * k + j];
+        if (v == 0.0f) continue;
+        x_cols_[e] = static_cast<uint32_t>(j);
+        x_vals_[e] = v;
+        ++x_col_offsets_[j + 1];
+        ++e;
+      }
+    }
+    x_row_offsets_[n] = e;
+    for (Eigen::Index j = 0; j < k; ++j) x_col_offsets_[j + 1] += x_col_offsets_[j];
+    // CSC (rows ascending within each column) for the backward pass.
+    x_rows_.resize(nnz);
+    x_col_vals_.resize(nnz);
+    std::vector<uint32_t>& cursor = x_cols_cursor_;
+    cursor.assign(x_col_offsets_.begin(), x_col_offsets_.end() - 1);
+    for (Eigen::Index i = 0; i < n; ++i)
+      for (uint32_t q = x_row_offsets_[i]; q < x_row_offsets_[i + 1]; ++q) {
+        const uint32_t at = cursor[x_cols_[q]]++;
+        x_rows_[at] = static_cast<uint32_t>(i);
+        x_col_vals_[at] = x_vals_[q];
+      }
+  }
+}
 
 ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed,
                             const float* propagated_x) {
+  if (!config_.Plain()) return ForwardGeneral(adj, x, training, dropout_seed);
   const uint32_t layers = config_.layers;
   const Eigen::Index n = adj.num_rows();
   // The batch's adjacency is square over the batch's own rows (the backward pass uses A^T = A).
@@ -231,47 +304,7 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
 
   ax_ = nullptr;
   sparse_x_ = false;
-  if (!aggregate_first_) {
-    // Bag-of-words inputs are mostly zeros: with at most 1/8 non-zero, X W_0 and X^T dZ_0 run
-    // over the non-zeros (CSR forward, CSC backward) instead of dense products.
-    const Eigen::Index k = x.cols();
-    const float* xd = x.data();
-    const auto total = static_cast<uint64_t>(n) * static_cast<uint64_t>(k);
-    uint64_t nnz = 0;
-    for (uint64_t e = 0; e < total; ++e) nnz += xd[e] != 0.0f;
-    if (total > 0 && nnz <= total / 8 && nnz < (uint64_t{1} << 32)) {
-      sparse_x_ = true;
-      x_row_offsets_.resize(static_cast<size_t>(n) + 1);
-      x_cols_.resize(nnz);
-      x_vals_.resize(nnz);
-      x_col_offsets_.assign(static_cast<size_t>(k) + 1, 0);
-      uint32_t e = 0;
-      for (Eigen::Index i = 0; i < n; ++i) {
-        x_row_offsets_[i] = e;
-        for (Eigen::Index j = 0; j < k; ++j) {
-          const float v = xd[i * k + j];
-          if (v == 0.0f) continue;
-          x_cols_[e] = static_cast<uint32_t>(j);
-          x_vals_[e] = v;
-          ++x_col_offsets_[j + 1];
-          ++e;
-        }
-      }
-      x_row_offsets_[n] = e;
-      for (Eigen::Index j = 0; j < k; ++j) x_col_offsets_[j + 1] += x_col_offsets_[j];
-      // CSC (rows ascending within each column) for the backward pass.
-      x_rows_.resize(nnz);
-      x_col_vals_.resize(nnz);
-      std::vector<uint32_t>& cursor = x_cols_cursor_;
-      cursor.assign(x_col_offsets_.begin(), x_col_offsets_.end() - 1);
-      for (Eigen::Index i = 0; i < n; ++i)
-        for (uint32_t q = x_row_offsets_[i]; q < x_row_offsets_[i + 1]; ++q) {
-          const uint32_t at = cursor[x_cols_[q]]++;
-          x_rows_[at] = static_cast<uint32_t>(i);
-          x_col_vals_[at] = x_vals_[q];
-        }
-    }
-  }
+  if (!aggregate_first_) BuildSparseInput(x);
   if (aggregate_first_) {
     if (propagated_x == nullptr) {
       MatrixMap ax = ax_ws_.Get(n, dims_[0]);
@@ -323,6 +356,7 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
 }
 
 void Gcn::Backward(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_logits) {
+  if (!config_.Plain()) return BackwardGeneral(adj, x, grad_logits);
   const uint32_t layers = config_.layers;
   const Eigen::Index n = n_;
   assert(adj.num_rows() == n && adj.self_base == 0 && x.rows() == n && x.cols() == dims_[0]);

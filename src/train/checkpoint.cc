@@ -13,12 +13,12 @@ std::string CheckpointPath(const std::string& dir) { return dir + "/" + kCheckpo
 
 namespace {
 constexpr char kCheckpointMagic[8] = {'C', 'G', 'C', 'N', 'C', 'K', 'P', 'T'};
-constexpr uint32_t kCheckpointVersion = 1;
+constexpr uint32_t kCheckpointVersion = 2;  // written; 1 (no buffers) is still read
 }  // namespace
 
 Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
   std::vector<std::byte> out;
-  out.reserve(128 + c.signature.size() + 4 * (c.params.size() + c.adam_m.size() + c.adam_v.size()));
+  out.reserve(128 + c.signature.size() + 4 * (c.params.size() + c.adam_m.size() + c.adam_v.size() + c.buffers.size()));
   ByteWriter w(out);
   w.Raw(kCheckpointMagic, 8);
   w.U32(kCheckpointVersion);
@@ -29,10 +29,12 @@ Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
   w.U64(c.loss_count);
   w.U64(c.params.size());
   w.U32(static_cast<uint32_t>(c.signature.size()));
+  w.U64(c.buffers.size());
   w.Raw(c.signature.data(), c.signature.size());
   w.Raw(c.params.data(), 4 * c.params.size());
   w.Raw(c.adam_m.data(), 4 * c.adam_m.size());
   w.Raw(c.adam_v.data(), 4 * c.adam_v.size());
+  w.Raw(c.buffers.data(), 4 * c.buffers.size());
   w.U64(Checksum64(out.data(), out.size()));
   return WriteFileAtomic(CheckpointPath(dir), out);
 }
@@ -49,7 +51,7 @@ Result<Checkpoint> LoadCheckpoint(const std::string& dir) {
   Checkpoint c;
   char magic[8];
   uint32_t version = 0, sig_len = 0;
-  uint64_t count = 0;
+  uint64_t count = 0, buffer_count = 0;
   (void)r.Raw(magic, 8);
   (void)r.U32(&version);
   (void)r.U32(&c.epoch);
@@ -59,20 +61,27 @@ Result<Checkpoint> LoadCheckpoint(const std::string& dir) {
   (void)r.U64(&c.loss_count);
   (void)r.U64(&count);
   (void)r.U32(&sig_len);
-  if (version != kCheckpointVersion)
-    return corrupt("byte 8: unsupported checkpoint version " + std::to_string(version) + ", expected " +
+  if (version != 1 && version != kCheckpointVersion)
+    return corrupt("byte 8: unsupported checkpoint version " + std::to_string(version) + ", expected 1 or " +
                    std::to_string(kCheckpointVersion));
   if (sig_len > 4096) return corrupt("byte 56: signature length " + std::to_string(sig_len) + " over 4096");
-  // K is checked against the file size before anything is allocated for it.
-  if (count > (uint64_t{1} << 32) || r.remaining() != sig_len + 12 * count)
-    return corrupt("byte 48: " + std::to_string(count) + " parameters and a " + std::to_string(sig_len) +
-                   "-byte signature do not fit the file's " + std::to_string(bytes.size()) + " bytes");
+  // Version 2 adds B, the model's buffers (batch norm running statistics), after S.
+  if (version == 2 && !r.U64(&buffer_count)) return corrupt("truncated: no buffer count at byte 60");
+  // K and B are checked against the file size before anything is allocated for them.
+  if (count > (uint64_t{1} << 32) || buffer_count > (uint64_t{1} << 32) ||
+      r.remaining() != sig_len + 12 * count + 4 * buffer_count)
+    return corrupt("byte 48: " + std::to_string(count) + " parameters" +
+                   (version == 2 ? ", " + std::to_string(buffer_count) + " buffers" : std::string()) + " and a " +
+                   std::to_string(sig_len) + "-byte signature do not fit the file's " + std::to_string(bytes.size()) +
+                   " bytes");
   c.signature.resize(sig_len);
   (void)r.Raw(c.signature.data(), sig_len);
   for (auto* v : {&c.params, &c.adam_m, &c.adam_v}) {
     v->resize(count);
     (void)r.Raw(v->data(), 4 * count);
   }
+  c.buffers.resize(buffer_count);
+  (void)r.Raw(c.buffers.data(), 4 * buffer_count);
   return c;
 }
 

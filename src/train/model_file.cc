@@ -11,14 +11,15 @@
 namespace cgcn {
 namespace {
 constexpr char kModelMagic[8] = {'C', 'G', 'C', 'N', 'M', 'O', 'D', 'L'};
-constexpr uint32_t kModelVersion = 1;
-constexpr size_t kModelHeaderBytes = 48;
+constexpr uint32_t kModelVersion = 2;      // written; 1 is still read (a plain GCN)
+constexpr size_t kModelHeaderBytesV1 = 48;  // through K
+constexpr size_t kModelHeaderBytes = 72;    // version 2: K, then the layer fields and B
 }  // namespace
 
 Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) {
   const GcnConfig& c = model.config();
   std::vector<std::byte> out;
-  out.reserve(kModelHeaderBytes + model.params().size() * sizeof(float) + 8);
+  out.reserve(kModelHeaderBytes + (model.params().size() + model.buffers().size()) * sizeof(float) + 8);
   ByteWriter w(out);
   w.Raw(kModelMagic, 8);
   w.U32(kModelVersion);
@@ -30,7 +31,13 @@ Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) 
   w.U32(row_normalize ? 1 : 0);
   w.U32(0);  // reserved
   w.U64(model.params().size());
+  w.U32(static_cast<uint32_t>(c.kind));
+  w.F32(c.diag_lambda);
+  w.U32(c.residual ? 1 : 0);
+  w.U32(static_cast<uint32_t>(c.norm));
+  w.U64(model.buffers().size());
   w.Raw(model.params().data(), model.params().size() * sizeof(float));
+  w.Raw(model.buffers().data(), model.buffers().size() * sizeof(float));
   w.U64(Checksum64(out.data(), out.size()));
   return WriteFileAtomic(path, out);
 }
@@ -41,16 +48,16 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
   auto at = [&](size_t offset, const std::string& what) {
     return corrupt("byte " + std::to_string(offset) + ": " + what);
   };
-  if (bytes.size() < kModelHeaderBytes + 8)
+  if (bytes.size() < kModelHeaderBytesV1 + 8)
     return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes, expected at least " +
-                   std::to_string(kModelHeaderBytes + 8));
+                   std::to_string(kModelHeaderBytesV1 + 8));
   if (std::memcmp(bytes.data(), kModelMagic, 8) != 0) return at(0, "bad magic, expected \"CGCNMODL\"");
   const uint64_t stored = LoadU64(bytes.data() + bytes.size() - 8);
   if (stored != Checksum64(bytes.data(), bytes.size() - 8)) return corrupt("checksum mismatch");
-  ByteReader r(bytes);
+  ByteReader r(std::span<const std::byte>(bytes).first(bytes.size() - 8));
   char magic[8];
   uint32_t version = 0, norm = 0, reserved = 0;
-  uint64_t count = 0;
+  uint64_t count = 0, buffer_count = 0;
   GcnConfig c;
   (void)r.Raw(magic, 8);
   (void)r.U32(&version);
@@ -62,9 +69,32 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
   (void)r.U32(&norm);
   (void)r.U32(&reserved);
   (void)r.U64(&count);
-  if (version != kModelVersion)
-    return at(8,
-              "unsupported model version " + std::to_string(version) + ", expected " + std::to_string(kModelVersion));
+  if (version != 1 && version != kModelVersion)
+    return at(8, "unsupported model version " + std::to_string(version) + ", expected 1 or " +
+                     std::to_string(kModelVersion));
+  // Version 1: a plain GCN. Version 2 adds the layer fields and the buffer count B.
+  size_t header = kModelHeaderBytesV1;
+  if (version == 2) {
+    header = kModelHeaderBytes;
+    if (bytes.size() < kModelHeaderBytes + 8)
+      return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes, expected at least " +
+                     std::to_string(kModelHeaderBytes + 8) + " for version 2");
+    uint32_t kind = 0, residual = 0, norm_kind = 0;
+    (void)r.U32(&kind);
+    (void)r.F32(&c.diag_lambda);
+    (void)r.U32(&residual);
+    (void)r.U32(&norm_kind);
+    (void)r.U64(&buffer_count);
+    if (kind > static_cast<uint32_t>(LayerKind::kSage))
+      return at(48, "layer kind " + std::to_string(kind) + ", expected 0 (gcn), 1 (cluster-gcn) or 2 (sage)");
+    if (!std::isfinite(c.diag_lambda)) return at(52, "diag lambda is not finite");
+    if (residual > 1) return at(56, "residual flag " + std::to_string(residual) + ", expected 0 or 1");
+    if (norm_kind > static_cast<uint32_t>(NormKind::kBatch))
+      return at(60, "norm " + std::to_string(norm_kind) + ", expected 0 (none), 1 (layer) or 2 (batch)");
+    c.kind = static_cast<LayerKind>(kind);
+    c.residual = residual != 0;
+    c.norm = static_cast<NormKind>(norm_kind);
+  }
   auto in_range = [&](size_t offset, const char* what, uint32_t v, uint32_t max) -> Status {
     if (v >= 1 && v <= max) return Status::Ok();
     return at(offset, std::string(what) + " " + std::to_string(v) + " out of range [1, " + std::to_string(max) + "]");
@@ -77,24 +107,48 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
     return at(28, "dropout " + std::to_string(c.dropout) + " is not in [0, 1]");
   if (norm > 1) return at(32, "row-normalization flag " + std::to_string(norm) + ", expected 0 or 1");
   if (reserved != 0) return at(36, "reserved field " + std::to_string(reserved) + ", expected 0");
-  // The parameter count the dimensions give, checked against K and the file size before anything
-  // is allocated for it (at most 2^24 x 2^16 + 63 x 2^32 + ...: far below 2^64).
+  // The parameter and buffer counts the dimensions give, checked against K, B and the file size
+  // before anything is allocated for them (at most 2 x (2^24 x 2^16 + 63 x 2^32) + ...: far
+  // below 2^64).
   const uint64_t expected = Gcn::ParamCount(c);
   if (count != expected)
     return at(40, "parameter count " + std::to_string(count) + " does not match the dimensions (" +
-                      std::to_string(c.in_dim) + " inputs, " + std::to_string(c.layers) + " layers of " +
-                      std::to_string(c.hidden) + " hidden units, " + std::to_string(c.out_dim) +
-                      " outputs: " + std::to_string(expected) + " parameters)");
-  if (r.remaining() != count * sizeof(float) + 8)
-    return at(kModelHeaderBytes, "expected " + std::to_string(count) + " parameters and the checksum (" +
-                                     std::to_string(count * sizeof(float) + 8) + " bytes), found " +
-                                     std::to_string(r.remaining()) + " bytes");
+                      std::to_string(c.in_dim) + " inputs, " + std::to_string(c.layers) + " " +
+                      LayerKindName(c.kind) + " layers of " + std::to_string(c.hidden) + " hidden units, " +
+                      std::to_string(c.out_dim) + " outputs" +
+                      (c.norm != NormKind::kNone ? std::string(", ") + NormKindName(c.norm) + " norm" : "") +
+                      ": " + std::to_string(expected) + " parameters)");
+  const uint64_t expected_buffers = Gcn::BufferCount(c);
+  if (buffer_count != expected_buffers)
+    return at(64, "buffer count " + std::to_string(buffer_count) + " does not match the layers (" +
+                      std::to_string(expected_buffers) + " running statistics)");
+  if (r.remaining() != (count + buffer_count) * sizeof(float))
+    return at(header, "expected " + std::to_string(count) + " parameters" +
+                          (buffer_count ? " and " + std::to_string(buffer_count) + " buffers" : std::string()) +
+                          " and the checksum (" + std::to_string((count + buffer_count) * sizeof(float) + 8) +
+                          " bytes), found " + std::to_string(r.remaining() + 8) + " bytes");
   Gcn model(c, 0);
-  if (model.params().size() != count) return Status::Internal(path + ": model parameter count disagrees with the file");
+  if (model.params().size() != count || model.buffers().size() != buffer_count)
+    return Status::Internal(path + ": model parameter count disagrees with the file");
   (void)r.Raw(model.params().data(), count * sizeof(float));
+  (void)r.Raw(model.buffers().data(), buffer_count * sizeof(float));
   for (size_t i = 0; i < count; ++i)
     if (!std::isfinite(model.params()[i]))
-      return at(kModelHeaderBytes + 4 * i, "parameter " + std::to_string(i) + " is not finite");
+      return at(header + 4 * i, "parameter " + std::to_string(i) + " is not finite");
+  // Buffers: running means and variances, layer by layer; a variance is never negative.
+  for (size_t i = 0; i < buffer_count; ++i) {
+    const float v = model.buffers()[i];
+    if (!std::isfinite(v)) return at(header + 4 * (count + i), "buffer " + std::to_string(i) + " is not finite");
+  }
+  for (uint32_t l = 0; l < c.layers; ++l) {
+    if (!c.Normalized(l) || c.norm != NormKind::kBatch) continue;
+    const auto var = model.running_var(l);
+    for (Eigen::Index j = 0; j < var.size(); ++j)
+      if (var(j) < 0.0f) {
+        const size_t i = static_cast<size_t>(var.data() + j - model.buffers().data());
+        return at(header + 4 * (count + i), "buffer " + std::to_string(i) + " (a running variance) is negative");
+      }
+  }
   if (row_normalize) *row_normalize = norm != 0;
   return model;
 }

@@ -54,6 +54,10 @@ GcnConfig ModelConfig(const Manifest& m, const TrainOptions& options) {
   cfg.out_dim = m.num_classes;
   cfg.layers = options.layers;
   cfg.dropout = options.dropout;
+  cfg.kind = options.layer_kind;
+  cfg.diag_lambda = options.diag_lambda;
+  cfg.residual = options.residual;
+  cfg.norm = options.norm;
   return cfg;
 }
 
@@ -71,6 +75,10 @@ Status TrainOptions::Validate(uint32_t num_clusters) const {
   }
   CGCN_RETURN_IF_ERROR(CheckAtLeast("--weight-decay", weight_decay, 0.0f));
   CGCN_RETURN_IF_ERROR(CheckRange("--dropout", dropout, 0.0f, 0.99f));
+  CGCN_RETURN_IF_ERROR(CheckFinite("--diag-lambda", diag_lambda));
+  if (diag_lambda != 0.0f && layer_kind != LayerKind::kClusterGcn)
+    return Status::InvalidArgument(std::string("--diag-lambda applies to --model cluster-gcn only, not ") +
+                                   LayerKindName(layer_kind));
   CGCN_RETURN_IF_ERROR(CheckRange("--prefetch", prefetch, 1u, 64u));
   if (checkpoint_every > 0 && checkpoint_dir.empty())
     return Status::InvalidArgument("--checkpoint-every needs a checkpoint directory (--checkpoint DIR)");
@@ -84,7 +92,12 @@ std::string TrainOptions::Signature() const {
   std::snprintf(buf, sizeof buf, "q=%u layers=%u hidden=%u lr=%.9g wd=%.9g dropout=%.9g seed=%llu feature_norm=%s",
                 clusters_per_batch, layers, hidden, static_cast<double>(lr), static_cast<double>(weight_decay),
                 static_cast<double>(dropout), static_cast<unsigned long long>(seed), row_normalize ? "row" : "none");
-  return buf;
+  GcnConfig layers_config;
+  layers_config.kind = layer_kind;
+  layers_config.diag_lambda = diag_lambda;
+  layers_config.residual = residual;
+  layers_config.norm = norm;
+  return std::string(buf) + " " + layers_config.LayerSignature();
 }
 
 Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, Gcn& model,
@@ -137,8 +150,10 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     if (c.signature != signature)
       return Status::InvalidArgument(path + ": written for different options or shards:\n  checkpoint: " + c.signature +
                                      "\n  this run:   " + signature);
-    if (c.params.size() != model.params().size() || !adam.Restore(c.step, c.adam_m, c.adam_v))
-      return Status::InvalidArgument(options.checkpoint_dir + ": checkpoint parameter count does not match the model");
+    if (c.params.size() != model.params().size() || c.buffers.size() != model.buffers().size() ||
+        !adam.Restore(c.step, c.adam_m, c.adam_v))
+      return Status::InvalidArgument(options.checkpoint_dir +
+                                     ": checkpoint parameter or buffer count does not match the model");
     if (c.next_batch > batches_per_epoch || c.epoch == 0)
       return Status::Corruption(options.checkpoint_dir + ": checkpoint position out of range");
     // Epoch c.epoch is partly trained when next_batch > 0; otherwise epoch c.epoch - 1 is complete.
@@ -148,6 +163,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
           path + ": the checkpoint has trained into epoch " + std::to_string(trained_through) + ", beyond --epochs " +
           std::to_string(options.epochs) + " (resume with --epochs " + std::to_string(trained_through) + " or more)");
     std::copy(c.params.begin(), c.params.end(), model.params().begin());
+    std::copy(c.buffers.begin(), c.buffers.end(), model.buffers().begin());
     step = c.step;
     first_epoch = c.epoch;
     first_batch = c.next_batch;
@@ -168,6 +184,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     c.params.assign(model.params().begin(), model.params().end());
     c.adam_m.assign(adam.m().begin(), adam.m().end());
     c.adam_v.assign(adam.v().begin(), adam.v().end());
+    c.buffers.assign(model.buffers().begin(), model.buffers().end());
     return SaveCheckpoint(options.checkpoint_dir, c);
   };
   if (checkpointing) {
