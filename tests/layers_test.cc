@@ -15,11 +15,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <memory>
 #include <random>
 #include <utility>
 #include <vector>
 
+#include "cgcn/evaluate.h"
 #include "cgcn/gcn.h"
+#include "cgcn/shard_directory.h"
+#include "testutil/shards.h"
 
 namespace cgcn {
 namespace {
@@ -78,6 +83,9 @@ Dense DenseAggregation(const GcnConfig& c, uint32_t n, const Edges& edges) {
         case LayerKind::kSage:  // mean over the neighbours
           p[i][j] = deg[i] > 0 ? a[i][j] / deg[i] : 0.0;
           break;
+        case LayerKind::kGat:  // attention: computed per layer in DenseForward
+          p[i][j] = a[i][j] + (i == j ? 1.0 : 0.0);
+          break;
       }
     }
   return p;
@@ -86,8 +94,10 @@ Dense DenseAggregation(const GcnConfig& c, uint32_t n, const Edges& edges) {
 Dense Mul(const Dense& a, const Dense& b) {
   Dense c(a.size(), std::vector<double>(b[0].size(), 0.0));
   for (size_t i = 0; i < a.size(); ++i)
-    for (size_t k = 0; k < b.size(); ++k)
+    for (size_t k = 0; k < b.size(); ++k) {
+      if (a[i][k] == 0.0) continue;  // the aggregations are mostly zeros
       for (size_t j = 0; j < b[0].size(); ++j) c[i][j] += a[i][k] * b[k][j];
+    }
   return c;
 }
 
@@ -107,7 +117,41 @@ Dense DenseForward(const Gcn& model, const Dense& x, const Edges& edges, bool tr
   const Dense p = DenseAggregation(c, n, edges);
   Dense h = x;
   for (uint32_t l = 0; l < c.layers; ++l) {
-    Dense out = Mul(p, Mul(h, FromMap(model.weight(l))));
+    Dense out;
+    if (c.kind == LayerKind::kGat) {
+      // Per head: alpha_ij = softmax over j in N(i) + i of LeakyReLU_0.2(a_src . Z_j + a_dst . Z_i).
+      const Dense z = Mul(h, FromMap(model.weight(l)));
+      const size_t d = z[0].size(), heads = c.HeadsAt(l), width = d / heads;
+      out.assign(n, std::vector<double>(d, 0.0));
+      for (size_t hd = 0; hd < heads; ++hd) {
+        std::vector<double> s(n, 0.0), t(n, 0.0);
+        for (uint32_t i = 0; i < n; ++i)
+          for (size_t k = hd * width; k < (hd + 1) * width; ++k) {
+            s[i] += z[i][k] * model.att_src(l)(static_cast<Eigen::Index>(k));
+            t[i] += z[i][k] * model.att_dst(l)(static_cast<Eigen::Index>(k));
+          }
+        for (uint32_t i = 0; i < n; ++i) {
+          std::vector<double> e(n, -1e300);
+          double mx = -1e300;
+          for (uint32_t j = 0; j < n; ++j) {
+            if (p[i][j] == 0.0) continue;
+            const double v = s[j] + t[i];
+            e[j] = v > 0 ? v : 0.2 * v;
+            mx = std::max(mx, e[j]);
+          }
+          double sum = 0;
+          for (uint32_t j = 0; j < n; ++j)
+            if (p[i][j] != 0.0) sum += std::exp(e[j] - mx);
+          for (uint32_t j = 0; j < n; ++j) {
+            if (p[i][j] == 0.0) continue;
+            const double alpha = std::exp(e[j] - mx) / sum;
+            for (size_t k = hd * width; k < (hd + 1) * width; ++k) out[i][k] += alpha * z[j][k];
+          }
+        }
+      }
+    } else {
+      out = Mul(p, Mul(h, FromMap(model.weight(l))));
+    }
     if (c.HasRoot()) {
       const Dense r = Mul(h, FromMap(model.root_weight(l)));
       for (uint32_t i = 0; i < n; ++i)
@@ -198,6 +242,10 @@ GcnConfig ConfigOf(const Case& k, float dropout) {
   c.dropout = dropout;
   c.kind = k.kind;
   c.diag_lambda = k.kind == LayerKind::kClusterGcn ? 0.7f : 0.0f;
+  if (k.kind == LayerKind::kGat) {  // two or three heads of 3 or 2 units
+    c.hidden = 6;
+    c.heads = k.sparse ? 3 : 2;
+  }
   c.residual = k.residual;
   c.norm = k.norm;
   return c;
@@ -226,7 +274,7 @@ void Perturb(Gcn& model, uint32_t seed) {
 
 std::vector<Case> AllCases() {
   std::vector<Case> cases;
-  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage})
+  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
     for (NormKind norm : {NormKind::kNone, NormKind::kLayer, NormKind::kBatch})
       for (bool residual : {false, true}) {
         if (kind == LayerKind::kGcn && norm == NormKind::kNone && !residual) continue;  // the plain path
@@ -235,6 +283,8 @@ std::vector<Case> AllCases() {
       }
   cases.push_back({LayerKind::kClusterGcn, NormKind::kNone, false, 1, 4, false});
   cases.push_back({LayerKind::kSage, NormKind::kNone, false, 1, 13, true});
+  cases.push_back({LayerKind::kGat, NormKind::kNone, false, 1, 13, true});
+  cases.push_back({LayerKind::kGat, NormKind::kLayer, true, 3, 6, false});  // residual from layer 0
   return cases;
 }
 
@@ -380,6 +430,18 @@ void CheckGradients(const Case& k, float dropout, bool training) {
     for (size_t i = r; i < r + 15; ++i) largest = std::max(largest, std::abs(analytic[i]));
     EXPECT_GT(largest, 1e-3f);
   }
+  if (c.kind == LayerKind::kGat) {  // both attention vectors of the first layer
+    const size_t a = model.att_offset(0);
+    float largest_src = 0, largest_dst = 0;
+    if (c.layers > 1) {
+      for (size_t i = 0; i < c.hidden; ++i) {
+        largest_src = std::max(largest_src, std::abs(analytic[a + i]));
+        largest_dst = std::max(largest_dst, std::abs(analytic[a + c.hidden + i]));
+      }
+      EXPECT_GT(largest_src, 1e-4f);
+      EXPECT_GT(largest_dst, 1e-4f);
+    }
+  }
   if (c.Normalized(0)) {
     const size_t s = model.scale_offset(0);
     float largest = 0;
@@ -393,12 +455,13 @@ TEST(LayersGradient, EveryKindNormAndResidualMatchFiniteDifferences) {
 }
 
 TEST(LayersGradient, WithDropoutMatchFiniteDifferences) {
-  for (LayerKind kind : {LayerKind::kClusterGcn, LayerKind::kSage})
-    for (NormKind norm : {NormKind::kLayer, NormKind::kBatch}) CheckGradients({kind, norm, true, 3, 5, false}, 0.3f, true);
+  for (LayerKind kind : {LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
+    for (NormKind norm : {NormKind::kLayer, NormKind::kBatch})
+      CheckGradients({kind, norm, true, 3, 5, false}, 0.3f, true);
 }
 
 TEST(LayersGradient, EvalModeBatchNormMatchesFiniteDifferences) {
-  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage})
+  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
     CheckGradients({kind, NormKind::kBatch, true, 3, 5, false}, 0.0f, false);
 }
 
@@ -429,6 +492,7 @@ std::vector<float> Step(LayerKind kind, NormKind norm) {
   c.kind = kind;
   c.norm = norm;
   c.residual = true;
+  c.heads = kind == LayerKind::kGat ? 4 : 1;
   Gcn model(c, 9);
   const RowMatrix x = RandomMatrix(n, c.in_dim, 4);
   std::vector<uint32_t> labels(n);
@@ -453,7 +517,7 @@ std::vector<float> Step(LayerKind kind, NormKind norm) {
 }
 
 TEST(LayersDeterminism, BitIdenticalWithOneAndTwoThreads) {
-  for (LayerKind kind : {LayerKind::kClusterGcn, LayerKind::kSage})
+  for (LayerKind kind : {LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
     for (NormKind norm : {NormKind::kLayer, NormKind::kBatch}) {
       const std::vector<float> one = RunWithThreads(1, [&] { return Step(kind, norm); });
       const std::vector<float> two = RunWithThreads(2, [&] { return Step(kind, norm); });
@@ -461,6 +525,85 @@ TEST(LayersDeterminism, BitIdenticalWithOneAndTwoThreads) {
       EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0)
           << LayerKindName(kind) << " " << NormKindName(norm);
     }
+}
+
+// Exact full-graph evaluation over shards (src/train/evaluate.cc) of every kind, norm and
+// residual against the dense full-graph forward pass, in memory and spilled (bitwise the same).
+class LayersEvalTest : public ::testing::Test {
+ protected:
+  // Large enough that the activations exceed the smallest spill chunk (64 KiB) several times.
+  static constexpr uint32_t kNodes = 2500, kFeat = 12, kClasses = 4;
+  void SetUp() override {
+    spec_ = testutil::RandomRawDataset(kNodes, 12000, kFeat, kClasses, 31);
+    testutil::BuildShards(spec_, tmp_.path(), tmp_.Join("shards"), 10);
+    auto d = ShardDirectory::Open(tmp_.Join("shards"));
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    dir_ = std::make_unique<ShardDirectory>(std::move(d).value());
+    std::filesystem::create_directories(tmp_.Join("spill"));
+    for (auto [u, v] : testutil::NaiveEdgeSet(spec_)) edges_.emplace_back(u, v);
+    x_.assign(kNodes, std::vector<double>(kFeat));
+    for (uint32_t v = 0; v < kNodes; ++v) {
+      double sum = 0;
+      for (float f : spec_.features[v]) sum += f;
+      for (uint32_t f = 0; f < kFeat; ++f) x_[v][f] = spec_.features[v][f] / std::max(sum, 1.0);
+    }
+  }
+  testutil::TempDir tmp_;
+  testutil::RawDatasetSpec spec_;
+  std::unique_ptr<ShardDirectory> dir_;
+  Edges edges_;
+  Dense x_;
+};
+
+TEST_F(LayersEvalTest, EveryKindMatchesDenseForwardInMemoryAndSpilled) {
+  std::vector<Case> cases;
+  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
+    for (NormKind norm : {NormKind::kNone, NormKind::kLayer, NormKind::kBatch})
+      for (bool residual : {false, true}) cases.push_back({kind, norm, residual, 3, kFeat, false});
+  for (const Case& k : cases) {
+    SCOPED_TRACE(Name(k));
+    GcnConfig c = ConfigOf(k, 0.5f);
+    c.hidden = kFeat;  // the residual applies from layer 0
+    c.heads = k.kind == LayerKind::kGat ? 3 : 1;
+    c.out_dim = kClasses;
+    Gcn model(c, 5);
+    Perturb(model, 6);
+    const Dense ref = DenseForward(model, x_, edges_, /*training=*/false);
+    std::vector<Prediction> mem, spilled;
+    EvalStats mem_stats, spill_stats;
+    Result<Accuracy> a = EvaluateFullGraph(*dir_, model, true, &mem, {}, EvalOptions{}, &mem_stats);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    ASSERT_EQ(mem.size(), kNodes);
+    uint32_t compared = 0;
+    for (const Prediction& p : mem) {
+      const std::vector<double>& row = ref[p.node_id];
+      std::vector<double> sorted = row;
+      std::sort(sorted.rbegin(), sorted.rend());
+      if (sorted[0] - sorted[1] < 1e-4) continue;  // a near tie: float and double may differ
+      ++compared;
+      EXPECT_EQ(p.label, static_cast<uint32_t>(std::max_element(row.begin(), row.end()) - row.begin()))
+          << "node " << p.node_id;
+    }
+    EXPECT_GT(compared, kNodes * 9 / 10);
+
+    const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
+    Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), c, EvalOptions{}, true, threads);
+    ASSERT_TRUE(probe.ok());
+    Result<Accuracy> b = EvaluateFullGraph(*dir_, model, true, &spilled, {},
+                                           EvalOptions{probe->min_bytes, tmp_.Join("spill")}, &spill_stats);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    EXPECT_TRUE(spill_stats.plan.spill);
+    EXPECT_GT(spill_stats.plan.blocks.size(), 3u);
+    EXPECT_LT(spill_stats.plan.chunk_bytes, uint64_t{kNodes} * kFeat * sizeof(float)) << "one chunk";
+    EXPECT_GT(spill_stats.spill_read_bytes, 0u);
+    EXPECT_EQ(b->test, a->test);
+    EXPECT_EQ(b->valid, a->valid);
+    ASSERT_EQ(spilled.size(), mem.size());
+    for (size_t i = 0; i < mem.size(); ++i) {
+      EXPECT_EQ(spilled[i].node_id, mem[i].node_id);
+      EXPECT_EQ(spilled[i].label, mem[i].label) << "node " << mem[i].node_id;
+    }
+  }
 }
 
 }  // namespace

@@ -79,15 +79,15 @@ TEST_F(ModelFileTest, HugeDimensionsAreRefusedBeforeAllocating) {
   // Even with K matching the dimensions, the file must hold the parameters.
   const uint64_t k = (uint64_t{1} << 40) + (uint64_t{1} << 16) + (uint64_t{1} << 32) + (uint64_t{1} << 16);
   PutU64(b, 40, k);
-  ExpectRefused(b, "byte 48: expected " + std::to_string(k) + " parameters");
+  ExpectRefused(b, "byte 80: expected " + std::to_string(k) + " parameters");
 }
 
 TEST_F(ModelFileTest, FieldsOutsideTheFormatAreRefusedAtTheirOffset) {
   const std::string good = SavedModel();
   ASSERT_TRUE(Load(good).ok());
   std::string b = good;
-  PutU32(b, 8, 2);
-  ExpectRefused(b, "byte 8: unsupported model version 2");
+  PutU32(b, 8, 3);
+  ExpectRefused(b, "byte 8: unsupported model version 3, expected 1 or 2");
   b = good;
   PutU32(b, 12, 0);
   ExpectRefused(b, "byte 12: input dimension 0 out of range");
@@ -108,17 +108,107 @@ TEST_F(ModelFileTest, FieldsOutsideTheFormatAreRefusedAtTheirOffset) {
   PutU32(b, 36, 1);
   ExpectRefused(b, "byte 36: reserved field 1, expected 0");
   b = good;
-  PutF32(b, 48 + 4 * 5, std::numeric_limits<float>::infinity());
-  ExpectRefused(b, "byte 68: parameter 5 is not finite");
+  PutF32(b, 80 + 4 * 5, std::numeric_limits<float>::infinity());
+  ExpectRefused(b, "byte 100: parameter 5 is not finite");
   // K and the size.
   b = good;
   PutU64(b, 40, 27);
   ExpectRefused(b,
-                "byte 40: parameter count 27 does not match the dimensions (3 inputs, 2 layers of 4 hidden "
+                "byte 40: parameter count 27 does not match the dimensions (3 inputs, 2 gcn layers of 4 hidden "
                 "units, 2 outputs: 26 parameters)");
   b = good;
   b.insert(b.size() - 8, 4, '\0');
-  ExpectRefused(b, "byte 48: expected 26 parameters and the checksum (112 bytes), found 116 bytes");
+  ExpectRefused(b, "byte 80: expected 26 parameters and the checksum (112 bytes), found 116 bytes");
+  // Version 2's layer fields.
+  b = good;
+  PutU32(b, 48, 4);
+  ExpectRefused(b, "byte 48: layer kind 4, expected 0 (gcn), 1 (cluster-gcn), 2 (sage) or 3 (gat)");
+  b = good;
+  PutF32(b, 52, std::numeric_limits<float>::quiet_NaN());
+  ExpectRefused(b, "byte 52: diag lambda is not finite");
+  b = good;
+  PutU32(b, 56, 2);
+  ExpectRefused(b, "byte 56: residual flag 2, expected 0 or 1");
+  b = good;
+  PutU32(b, 60, 3);
+  ExpectRefused(b, "byte 60: norm 3, expected 0 (none), 1 (layer) or 2 (batch)");
+  b = good;
+  PutU64(b, 72, 8);
+  ExpectRefused(b, "byte 72: buffer count 8 does not match the layers (0 running statistics)");
+  b = good;
+  PutU32(b, 64, 2);
+  ExpectRefused(b, "byte 64: heads 2, expected 1 for this layer kind");
+  b = good;
+  PutU32(b, 48, 3);  // gat with 4 hidden units
+  PutU32(b, 64, 3);
+  ExpectRefused(b, "byte 64: heads 3, expected 1 to 64 dividing the 4 hidden units");
+  b = good;
+  PutU32(b, 68, 1);
+  ExpectRefused(b, "byte 68: reserved field 1, expected 0");
+  // A different kind changes the parameter count the dimensions give (sage adds W_root).
+  b = good;
+  PutU32(b, 48, 2);
+  ExpectRefused(b, "byte 40: parameter count 26 does not match the dimensions (3 inputs, 2 sage layers");
+}
+
+// Version 2 keeps the layer kind, its options and the buffers: a model loads back as saved.
+TEST_F(ModelFileTest, LayerKindsNormAndBuffersLoadBackExactly) {
+  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
+    for (NormKind norm : {NormKind::kNone, NormKind::kLayer, NormKind::kBatch}) {
+      GcnConfig c{5, 6, 3, 3, 0.25f};
+      c.kind = kind;
+      c.heads = kind == LayerKind::kGat ? 3 : 1;
+      c.diag_lambda = kind == LayerKind::kClusterGcn ? 0.5f : 0.0f;
+      c.residual = norm != NormKind::kLayer;
+      c.norm = norm;
+      Gcn model(c, 11);
+      for (size_t i = 0; i < model.buffers().size(); ++i) model.buffers()[i] = 0.25f * static_cast<float>(i % 7);
+      ASSERT_TRUE(SaveModel(path_, model, true).ok());
+      const std::string bytes = testutil::ReadFile(path_);
+      EXPECT_EQ(bytes.size(), 80 + 4 * (model.params().size() + model.buffers().size()) + 8);
+      bool row_norm = false;
+      Result<Gcn> loaded = LoadModel(path_, &row_norm);
+      ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+      const GcnConfig& l = loaded->config();
+      EXPECT_EQ(l.kind, kind);
+      EXPECT_EQ(l.diag_lambda, c.diag_lambda);
+      EXPECT_EQ(l.residual, c.residual);
+      EXPECT_EQ(l.norm, norm);
+      EXPECT_EQ(l.heads, c.heads);
+      ASSERT_EQ(loaded->params().size(), model.params().size());
+      EXPECT_EQ(std::memcmp(loaded->params().data(), model.params().data(), model.params().size() * 4), 0);
+      ASSERT_EQ(loaded->buffers().size(), model.buffers().size());
+      EXPECT_EQ(loaded->buffers().size(), norm == NormKind::kBatch ? 2u * 2 * 6 : 0u);
+      EXPECT_TRUE(std::equal(model.buffers().begin(), model.buffers().end(), loaded->buffers().begin()));
+    }
+  // A negative running variance is refused at its byte.
+  GcnConfig c{3, 4, 2, 2, 0.5f};
+  c.norm = NormKind::kBatch;
+  ASSERT_TRUE(SaveModel(path_, Gcn(c, 1), true).ok());
+  std::string b = testutil::ReadFile(path_);
+  const size_t params = Gcn::ParamCount(c);  // then mean [4], var [4]
+  PutF32(b, 80 + 4 * (params + 5), -1.0f);
+  ExpectRefused(b, "byte " + std::to_string(80 + 4 * (params + 5)) + ": buffer 5 (a running variance) is negative");
+}
+
+// A version 1 file (written before layer kinds: a 48-byte header, then the parameters) loads as
+// a plain GCN with the same parameters.
+TEST_F(ModelFileTest, VersionOneLoadsAsGcn) {
+  const Gcn model(GcnConfig{3, 4, 2, 2, 0.5f}, 7);
+  std::string v1 = SavedModel(false);
+  v1.erase(48, 32);  // the version 2 fields
+  PutU32(v1, 8, 1);
+  ASSERT_EQ(v1.size(), 48 + 4 * 26 + 8u);
+  ASSERT_TRUE(Load(v1).ok());
+  bool norm = true;
+  Result<Gcn> loaded = LoadModel(path_, &norm);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_FALSE(norm);
+  EXPECT_TRUE(loaded->config().Plain());
+  EXPECT_EQ(std::memcmp(loaded->params().data(), model.params().data(), 26 * 4), 0);
+  // Its offsets are version 1's: a bad parameter is named at 48 + 4 i.
+  PutF32(v1, 48 + 4 * 5, std::numeric_limits<float>::infinity());
+  ExpectRefused(v1, "byte 68: parameter 5 is not finite");
 }
 
 TEST(CheckpointFile, SavedCheckpointLoadsBackExactly) {
@@ -133,6 +223,7 @@ TEST(CheckpointFile, SavedCheckpointLoadsBackExactly) {
   c.params = {1, 2, 3};
   c.adam_m = {4, 5, 6};
   c.adam_v = {7, 8, 9};
+  c.buffers = {10, 11};
   ASSERT_TRUE(SaveCheckpoint(tmp.path(), c).ok());
   Result<Checkpoint> back = LoadCheckpoint(tmp.path());
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -145,6 +236,7 @@ TEST(CheckpointFile, SavedCheckpointLoadsBackExactly) {
   EXPECT_EQ(back->params, c.params);
   EXPECT_EQ(back->adam_m, c.adam_m);
   EXPECT_EQ(back->adam_v, c.adam_v);
+  EXPECT_EQ(back->buffers, c.buffers);
 }
 
 // A checkpoint without parameters (K = 0) loads: the loader used to pass the empty arrays' null
@@ -176,8 +268,8 @@ TEST(CheckpointFile, ParameterCountBeyondTheFileIsRefused) {
   ASSERT_FALSE(back.ok());
   EXPECT_EQ(back.status().code(), StatusCode::kCorruption);
   EXPECT_EQ(back.status().message(), path +
-                                         ": byte 48: 4294967296 parameters and a 1-byte signature do not fit "
-                                         "the file's 81 bytes");
+                                         ": byte 48: 4294967296 parameters, 0 buffers and a 1-byte signature do "
+                                         "not fit the file's 89 bytes");
 }
 
 }  // namespace

@@ -36,8 +36,9 @@ class ResumeTest : public ::testing::Test {
   }
   Gcn NewModel() const { return Gcn(GcnConfig{8, 16, 4, 2, 0.5f}, 5); }
   std::map<uint64_t, double> Run(const TrainOptions& o, std::vector<float>* params = nullptr,
-                                 const std::function<void(uint64_t)>& after_step = {}) {
-    Gcn model = NewModel();
+                                 const std::function<void(uint64_t)>& after_step = {},
+                                 std::vector<float>* buffers = nullptr) {
+    Gcn model(ModelConfig(dir_->manifest(), o), 5);  // for o_: NewModel()
     std::map<uint64_t, double> losses;
     TrainCallbacks callbacks;
     callbacks.on_step = [&](uint64_t step, uint32_t, uint64_t, double loss) {
@@ -47,6 +48,7 @@ class ResumeTest : public ::testing::Test {
     Result<TrainReport> r = Train(*dir_, o, model, callbacks);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     if (params) params->assign(model.params().begin(), model.params().end());
+    if (buffers) buffers->assign(model.buffers().begin(), model.buffers().end());
     return losses;
   }
   testutil::TempDir tmp_;
@@ -80,6 +82,48 @@ TEST_F(ResumeTest, MidEpochResumeReproducesEveryStepLoss) {
   ASSERT_EQ(resumed.size(), 10u);
   for (const auto& [step, loss] : resumed) EXPECT_EQ(loss, ref.at(step)) << "step " << step;
   EXPECT_EQ(params, ref_params);
+}
+
+// Batch norm's running statistics are part of the state: a resumed sage model with batch norm
+// and residual connections reproduces every step, its parameters and its statistics; a resume
+// with other layers is refused by the signature.
+TEST_F(ResumeTest, BatchNormModelResumesWithItsRunningStatistics) {
+  TrainOptions o = o_;
+  o.layers = 3;
+  o.layer_kind = LayerKind::kSage;
+  o.norm = NormKind::kBatch;
+  o.residual = true;
+  std::vector<float> ref_params, ref_buffers;
+  const auto ref = Run(o, &ref_params, {}, &ref_buffers);
+  ASSERT_EQ(ref.size(), 18u);
+  ASSERT_EQ(ref_buffers.size(), 4u * 16);
+  TrainOptions ck = o;
+  ck.checkpoint_every = 4;
+  const std::string saved = tmp_.Join("saved.cgcn");
+  Run(ck, nullptr, [&](uint64_t step) {
+    if (step == 9) fs::copy_file(ck.checkpoint_dir + "/" + kCheckpointFileName, saved);
+  });
+  fs::copy_file(saved, ck.checkpoint_dir + "/" + kCheckpointFileName, fs::copy_options::overwrite_existing);
+  Result<Checkpoint> c = LoadCheckpoint(ck.checkpoint_dir);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->buffers.size(), ref_buffers.size());
+  EXPECT_NE(c->buffers, ref_buffers);  // step 8's statistics, not the last
+  ck.resume = true;
+  std::vector<float> params, buffers;
+  const auto resumed = Run(ck, &params, {}, &buffers);
+  ASSERT_EQ(resumed.size(), 10u);
+  for (const auto& [step, loss] : resumed) EXPECT_EQ(loss, ref.at(step)) << "step " << step;
+  EXPECT_EQ(params, ref_params);
+  EXPECT_EQ(buffers, ref_buffers);
+
+  TrainOptions other = ck;
+  other.norm = NormKind::kLayer;
+  Gcn model(ModelConfig(dir_->manifest(), other), 5);
+  Result<TrainReport> r = Train(*dir_, other, model);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("model=sage diag_lambda=0 heads=1 residual=1 norm=batch"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("norm=layer"), std::string::npos) << r.status().message();
 }
 
 TEST_F(ResumeTest, RefusesCheckpointOfOtherOptionsAndCorruptFiles) {

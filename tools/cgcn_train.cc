@@ -30,12 +30,18 @@ int main(int argc, char** argv) {
   cli::AddNumber(app, "--hidden", &o.hidden, "hidden units per layer (1 to 65536)");
   app.add_option("--model", layer_kind,
                  "layer kind: gcn (GCNConv), cluster-gcn (ClusterGCNConv: (A' + lambda diag(A')) X W + X W_root, A' = "
-                 "(D + I)^-1 (A + I)), sage (GraphSAGE mean aggregation with a root weight); recorded in the model file")
-      ->check(CLI::IsMember({"gcn", "cluster-gcn", "sage"}))
+                 "(D + I)^-1 (A + I)), sage (GraphSAGE mean aggregation with a root weight), gat (GATConv: attention "
+                 "over the neighbours and "
+                 "the node itself, --heads); recorded in the model file")
+      ->check(CLI::IsMember({"gcn", "cluster-gcn", "sage", "gat"}))
       ->capture_default_str();
   cli::AddNumber(app, "--diag-lambda", &o.diag_lambda, "cluster-gcn: the weight lambda of diag(A') (default 0)");
-  app.add_flag("--residual", o.residual,
-               "add each hidden layer's input to its output where the widths match: h' = dropout(relu(norm(conv(h)))) + h");
+  cli::AddNumber(app, "--heads", &o.heads,
+                 "gat: attention heads of the hidden layers, each hidden / heads units wide, concatenated; the last "
+                 "layer has one head (1 to 64; --hidden a multiple of it)");
+  app.add_flag(
+      "--residual", o.residual,
+      "add each hidden layer's input to its output where the widths match: h' = dropout(relu(norm(conv(h)))) + h");
   app.add_option("--norm", norm,
                  "normalization of every hidden layer's convolution output, before ReLU: none, layer (LayerNorm) or "
                  "batch (BatchNorm1d over the batch's nodes; running statistics in evaluation)")

@@ -15,9 +15,10 @@
 namespace cgcn {
 
 // Memory for full-graph evaluation (EvaluateFullGraph). The per-layer activations (two
-// [num_nodes x width] float arrays) stay in memory when they fit in memory_bytes together with
-// the evaluation's other buffers; otherwise they go to an unlinked, memory-mapped temporary file
-// in tmp_dir and are read in chunks, so resident memory stays within memory_bytes.
+// [num_nodes x width] float arrays; width counts what neighbours and the node itself need:
+// H W, and H W_root, gat's attention scalars or the residual input) stay in memory when they fit in memory_bytes
+// together with the evaluation's other buffers; otherwise they go to an unlinked, memory-mapped temporary file in
+// tmp_dir and are read in chunks, so resident memory stays within memory_bytes.
 struct EvalOptions {
   uint64_t memory_bytes = 0;  // 0: no limit, activations in memory
   std::string tmp_dir;        // empty: $TMPDIR, else the system temporary directory
@@ -52,11 +53,12 @@ struct Accuracy {
   double train = 0, valid = 0, test = 0;
 };
 
-// Full-graph inference: every edge, GCN normalization with full-graph degrees, computed
-// layer by layer over the shards. predictions (optional) gets [num_nodes] pairs
-// (original id, class) in cluster order. Plans for the threads TBB lets it use.
-// Exactly the same predictions whether or not activations spill: each output row sums its
-// neighbors in ascending node order, in memory or chunk by chunk from the file.
+// Full-graph inference: every edge, each layer kind's aggregation with full-graph degrees (gcn,
+// cluster-gcn, sage) or attention over every neighbour (gat), norms in evaluation mode (batch
+// norm's running statistics), residual connections, computed layer by layer over the shards. predictions (optional)
+// gets [num_nodes] pairs (original id, class) in cluster order. Plans for the threads TBB lets it use. Exactly the same
+// predictions whether or not activations spill: each output row sums its neighbors in ascending node order, in memory
+// or chunk by chunk from the file.
 Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& model, bool row_normalize,
                                    std::vector<Prediction>* predictions = nullptr, const ProgressFn& progress = {},
                                    const EvalOptions& options = {}, EvalStats* stats = nullptr);

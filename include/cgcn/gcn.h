@@ -20,14 +20,18 @@ namespace cgcn {
 //                (PyG ClusterGCNConv: lin_out with bias, lin_root without).
 //   sage:        C = mean_{j in N(i)} (H W)_j + H W_root + b, no self loop, 0 for a node without
 //                neighbours (PyG SAGEConv with mean aggregation: lin_l with bias, lin_r without).
+//   gat:         C = sum_{j in N(i) + i} alpha_ij (H W)_j + b per head, alpha_i. = softmax_j
+//                LeakyReLU_0.2(a_src . (H W)_j + a_dst . (H W)_i) (PyG GATConv, self loops added,
+//                no attention dropout). Hidden layers: `heads` heads of hidden / heads units each,
+//                concatenated; the last layer: one head.
 // D counts the neighbours in the graph the layer runs on: the batch's subgraph in training, the
 // full graph in evaluation.
-enum class LayerKind : uint32_t { kGcn = 0, kClusterGcn = 1, kSage = 2 };
+enum class LayerKind : uint32_t { kGcn = 0, kClusterGcn = 1, kSage = 2, kGat = 3 };
 // Normalization of a hidden layer's convolution output, before the activation: none, LayerNorm
 // over the row's units, or BatchNorm over the batch's rows (running statistics, momentum 0.1, in
 // evaluation; torch.nn.BatchNorm1d). Both with eps 1e-5 and a learned scale and shift.
 enum class NormKind : uint32_t { kNone = 0, kLayer = 1, kBatch = 2 };
-const char* LayerKindName(LayerKind kind);  // "gcn", "cluster-gcn", "sage"
+const char* LayerKindName(LayerKind kind);  // "gcn", "cluster-gcn", "sage", "gat"
 const char* NormKindName(NormKind kind);    // "none", "layer", "batch"
 // The kind a name gives; false for an unknown name.
 bool ParseLayerKind(std::string_view name, LayerKind* kind);
@@ -43,12 +47,15 @@ struct GcnConfig {
   float diag_lambda = 0.0f;            // cluster-gcn: the weight of diag(A') added to A'
   bool residual = false;               // hidden layers whose input and output widths match add their input
   NormKind norm = NormKind::kNone;     // on every hidden layer (not the last)
+  uint32_t heads = 1;                  // gat: attention heads of the hidden layers (hidden % heads == 0)
   std::vector<uint32_t> Dims() const;  // [layers + 1]: in, hidden..., out
 
   // Today's GCN (GCNConv, no norm, no residual): the optimized path (aggregate-first, Batch::propagated).
   bool Plain() const { return kind == LayerKind::kGcn && !residual && norm == NormKind::kNone; }
   // Whether the layers have a root weight W_root (cluster-gcn, sage).
   bool HasRoot() const { return kind == LayerKind::kClusterGcn || kind == LayerKind::kSage; }
+  // Attention heads of layer l (gat: `heads` on hidden layers, 1 on the last; else 1).
+  uint32_t HeadsAt(uint32_t l) const { return kind == LayerKind::kGat && l + 1 < layers ? heads : 1; }
   // Whether layer l is normalized (a hidden layer with a norm).
   bool Normalized(uint32_t l) const { return norm != NormKind::kNone && l + 1 < layers; }
   // Whether layer l adds its input to its output: a hidden layer of equal input and output width.
@@ -59,7 +66,8 @@ struct GcnConfig {
 };
 
 // All parameters in one contiguous array, layer by layer: W_l [dims[l] x dims[l+1]] row-major,
-// b_l [dims[l+1]], then W_root_l [dims[l] x dims[l+1]] (cluster-gcn, sage), then the norm's
+// b_l [dims[l+1]], then W_root_l [dims[l] x dims[l+1]] (cluster-gcn, sage) or the attention
+// vectors a_src_l, a_dst_l [dims[l+1]] (gat; head h at [h C, (h + 1) C)), then the norm's
 // scale gamma_l and shift beta_l [dims[l+1]] (normalized layers). A plain GCN is W_0, b_0, W_1,
 // b_1, ... as ever. Gradients in a parallel array. Adam and checkpoints see flat arrays.
 // Buffers (not trained, not in Adam): batch norm's running mean and variance [dims[l+1]] each,
@@ -82,6 +90,14 @@ class Gcn {
   // W_root_l (config().HasRoot()).
   MatrixMap root_weight(uint32_t l);
   ConstMatrixMap root_weight(uint32_t l) const;
+  // a_src_l, a_dst_l (gat).
+  Eigen::Map<Eigen::RowVectorXf> att_src(uint32_t l);
+  Eigen::Map<const Eigen::RowVectorXf> att_src(uint32_t l) const;
+  Eigen::Map<Eigen::RowVectorXf> att_dst(uint32_t l);
+  Eigen::Map<const Eigen::RowVectorXf> att_dst(uint32_t l) const;
+  size_t att_offset(uint32_t l) const { return att_offset_[l]; }
+  // gat in evaluation: the attention scalars of rows z [n x dims[l+1]] (Z = H W_l): src, dst [n x heads].
+  void AttentionScalars(uint32_t l, ConstMatrixMap z, MatrixMap src, MatrixMap dst) const;
   // gamma_l, beta_l (config().Normalized(l)).
   Eigen::Map<Eigen::RowVectorXf> norm_scale(uint32_t l);
   Eigen::Map<const Eigen::RowVectorXf> norm_scale(uint32_t l) const;
@@ -133,7 +149,8 @@ class Gcn {
   // The work buffers a Forward and Backward over `nodes` nodes hold: per layer the
   // pre-activation, output and mask; A_hat x; two gradient buffers (more for the general path:
   // root term, normalized values, aggregation weights, four gradient buffers).
-  static uint64_t WorkspaceBytes(const GcnConfig& config, uint64_t nodes);
+  // `entries`: the batch's adjacency entries (the general path's per-entry buffers).
+  static uint64_t WorkspaceBytes(const GcnConfig& config, uint64_t nodes, uint64_t entries = 0);
 
  private:
   // The path for every configuration but Plain() (src/model/layers.cc).
@@ -141,10 +158,16 @@ class Gcn {
   void BackwardGeneral(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_logits);
   // Builds x's CSR and CSC (sparse_x_) when at most 1/8 of x is non-zero.
   void BuildSparseInput(ConstMatrixMap x);
+  // gat: out = attention-weighted sums of z over each row's neighbours and itself (keeps the
+  // scalars and coefficients for the backward pass); dz = d loss / dz given dc = d loss / d out
+  // (accumulates the attention vectors' gradients).
+  void GatForward(uint32_t l, const SparseRows& adj, ConstMatrixMap z, MatrixMap out);
+  void GatBackward(uint32_t l, const SparseRows& adj, ConstMatrixMap dc, MatrixMap dz);
 
   GcnConfig config_;
   std::vector<uint32_t> dims_;
-  std::vector<size_t> w_offset_, b_offset_, root_offset_, gamma_offset_, beta_offset_, mean_offset_, var_offset_;
+  std::vector<size_t> w_offset_, b_offset_, root_offset_, att_offset_, gamma_offset_, beta_offset_, mean_offset_,
+      var_offset_;
   std::vector<float> params_, grads_, buffers_;
   bool aggregate_first_ = false;
   // Layer 0 with transform first and a sparse input (bag-of-words features): X in CSR and CSC,
@@ -169,6 +192,12 @@ class Gcn {
   Workspace grad_c_, grad_d_, dw_;
   std::vector<float> zeros_;
   bool last_training_ = false;
+  // gat: per layer the attention scalars [n x 2 heads] (src, then dst) and coefficients
+  // [(entries + n) x heads] (entries in CSR order, then the self loops); the batch's entries
+  // grouped by column (source row and entry index, ascending source) for the backward pass.
+  std::vector<Workspace> att_, alpha_;
+  Workspace dpre_, datt_;
+  std::vector<uint32_t> t_src_, t_entry_;
 };
 
 // Mean softmax cross-entropy over rows with mask[i] != 0; grad [n x C] gets d(loss)/d(logits)

@@ -24,9 +24,10 @@ struct TrainOptions {
   uint32_t epochs = 200;
   uint32_t layers = 2;
   uint32_t hidden = 128;
-  // The layers (GcnConfig): --model, --diag-lambda, --residual, --norm.
+  // The layers (GcnConfig): --model, --diag-lambda, --heads, --residual, --norm.
   LayerKind layer_kind = LayerKind::kGcn;
   float diag_lambda = 0.0f;
+  uint32_t heads = 1;
   bool residual = false;
   NormKind norm = NormKind::kNone;
   float lr = 0.01f;

@@ -1,8 +1,6 @@
 // The GCN model (PyG GCNConv stack), its backward pass and the softmax cross-entropy loss.
 #include "cgcn/gcn.h"
 
-#include "model/kernels.h"
-
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
@@ -13,6 +11,8 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+
+#include "model/kernels.h"
 
 namespace cgcn {
 
@@ -34,6 +34,8 @@ const char* LayerKindName(LayerKind kind) {
       return "cluster-gcn";
     case LayerKind::kSage:
       return "sage";
+    case LayerKind::kGat:
+      return "gat";
   }
   return "?";
 }
@@ -51,7 +53,7 @@ const char* NormKindName(NormKind kind) {
 }
 
 bool ParseLayerKind(std::string_view name, LayerKind* kind) {
-  for (LayerKind k : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage})
+  for (LayerKind k : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
     if (name == LayerKindName(k)) {
       *kind = k;
       return true;
@@ -75,9 +77,9 @@ bool GcnConfig::ResidualAt(uint32_t l) const {
 }
 
 std::string GcnConfig::LayerSignature() const {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "model=%s diag_lambda=%.9g residual=%d norm=%s", LayerKindName(kind),
-                static_cast<double>(diag_lambda), residual ? 1 : 0, NormKindName(norm));
+  char buf[192];
+  std::snprintf(buf, sizeof buf, "model=%s diag_lambda=%.9g heads=%u residual=%d norm=%s", LayerKindName(kind),
+                static_cast<double>(diag_lambda), heads, residual ? 1 : 0, NormKindName(norm));
   return buf;
 }
 
@@ -88,6 +90,7 @@ uint64_t Gcn::ParamCount(const GcnConfig& config) {
     const uint64_t w = uint64_t{dims[l]} * dims[l + 1];
     params += w + dims[l + 1];
     if (config.HasRoot()) params += w;
+    if (config.kind == LayerKind::kGat) params += 2 * uint64_t{dims[l + 1]};
     if (config.Normalized(l)) params += 2 * uint64_t{dims[l + 1]};
   }
   return params;
@@ -106,16 +109,25 @@ uint64_t Gcn::PlannedBytes(const GcnConfig& config) {
   return 2 * ParamCount(config) * sizeof(float) + BufferCount(config) * sizeof(float);
 }
 
-uint64_t Gcn::WorkspaceBytes(const GcnConfig& config, uint64_t nodes) {
+uint64_t Gcn::WorkspaceBytes(const GcnConfig& config, uint64_t nodes, uint64_t entries) {
   const std::vector<uint32_t> dims = config.Dims();
   uint64_t sum_out = 0, max_dim = 0;
   for (size_t l = 1; l < dims.size(); ++l) sum_out += dims[l];
   for (uint32_t d : dims) max_dim = std::max<uint64_t>(max_dim, d);
   if (!config.Plain()) {
     // z_, h_, mask_ and xhat_ per layer; the per-row norm statistics (one float a row and layer);
-    // the aggregation weights (counted as 3 floats a node: the batch's entries are bounded by
-    // its CSR, which Batch::PlannedBytes counts); four gradient buffers. No A_hat x.
-    return nodes * sizeof(float) * (4 * sum_out + config.layers + 3 + 4 * max_dim);
+    // the aggregation's weights and transposed weights (a float each per entry) and self weights;
+    // four gradient buffers and dW. No A_hat x.
+    uint64_t bytes = nodes * sizeof(float) * (4 * sum_out + config.layers + 1 + 4 * max_dim) +
+                     2 * entries * sizeof(float) + max_dim * max_dim * sizeof(float);
+    if (config.kind == LayerKind::kGat) {
+      // Per layer the attention scalars and coefficients; the coefficients' gradients and the
+      // scalars' gradients of one layer; the entries grouped by column (two u32 each).
+      for (uint32_t l = 0; l < config.layers; ++l)
+        bytes += (nodes * 2 + entries + nodes) * config.HeadsAt(l) * sizeof(float);
+      bytes += ((entries + nodes) + 2 * nodes) * config.heads * sizeof(float) + 2 * entries * sizeof(uint32_t);
+    }
+    return bytes;
   }
   // z_, h_ and mask_ per layer; ax_ws_; grad_a_ and grad_b_.
   return nodes * sizeof(float) * (3 * sum_out + config.in_dim + 2 * max_dim);
@@ -133,6 +145,9 @@ Gcn::Gcn(const GcnConfig& config, uint64_t seed) : config_(config), dims_(config
     total += dims_[l + 1];
     root_offset_.push_back(config_.HasRoot() ? total : kNone);
     if (config_.HasRoot()) total += w;
+    const bool gat = config_.kind == LayerKind::kGat;
+    att_offset_.push_back(gat ? total : kNone);
+    if (gat) total += 2 * static_cast<size_t>(dims_[l + 1]);
     const bool normalized = config_.Normalized(l);
     gamma_offset_.push_back(normalized ? total : kNone);
     beta_offset_.push_back(normalized ? total + dims_[l + 1] : kNone);
@@ -151,6 +166,8 @@ Gcn::Gcn(const GcnConfig& config, uint64_t seed) : config_(config), dims_(config
   mask_.resize(layers);
   xhat_.resize(layers);
   rstd_.resize(layers);
+  att_.resize(layers);
+  alpha_.resize(layers);
 
   // PyG glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)); per layer W, then W_root, row-major.
   // The uniform draw is spelled out (not std::uniform_real_distribution) so the weights are
@@ -164,6 +181,12 @@ Gcn::Gcn(const GcnConfig& config, uint64_t seed) : config_(config), dims_(config
       if (offset == kNone) continue;
       float* w = params_.data() + offset;
       for (size_t i = 0; i < count; ++i) w[i] = a * (2.0f * UnitFloat(rng()) - 1.0f);
+    }
+    if (att_offset_[l] != kNone) {  // PyG glorot on [1, heads, C]: a = sqrt(6 / (heads + C))
+      const uint32_t heads = config_.HeadsAt(l);
+      const float b = std::sqrt(6.0f / static_cast<float>(heads + dims_[l + 1] / heads));
+      float* att = params_.data() + att_offset_[l];
+      for (size_t i = 0; i < 2 * static_cast<size_t>(dims_[l + 1]); ++i) att[i] = b * (2.0f * UnitFloat(rng()) - 1.0f);
     }
     if (gamma_offset_[l] != kNone) std::fill_n(params_.data() + gamma_offset_[l], dims_[l + 1], 1.0f);
     if (var_offset_[l] != kNone) std::fill_n(buffers_.data() + var_offset_[l], dims_[l + 1], 1.0f);
@@ -210,6 +233,26 @@ ConstMatrixMap Gcn::root_weight(uint32_t l) const {
   return ConstMatrixMap(params_.data() + root_offset_[l], dims_[l], dims_[l + 1]);
 }
 
+Eigen::Map<Eigen::RowVectorXf> Gcn::att_src(uint32_t l) {
+  assert(config_.kind == LayerKind::kGat);
+  return Eigen::Map<Eigen::RowVectorXf>(params_.data() + att_offset_[l], dims_[l + 1]);
+}
+
+Eigen::Map<const Eigen::RowVectorXf> Gcn::att_src(uint32_t l) const {
+  assert(config_.kind == LayerKind::kGat);
+  return Eigen::Map<const Eigen::RowVectorXf>(params_.data() + att_offset_[l], dims_[l + 1]);
+}
+
+Eigen::Map<Eigen::RowVectorXf> Gcn::att_dst(uint32_t l) {
+  assert(config_.kind == LayerKind::kGat);
+  return Eigen::Map<Eigen::RowVectorXf>(params_.data() + att_offset_[l] + dims_[l + 1], dims_[l + 1]);
+}
+
+Eigen::Map<const Eigen::RowVectorXf> Gcn::att_dst(uint32_t l) const {
+  assert(config_.kind == LayerKind::kGat);
+  return Eigen::Map<const Eigen::RowVectorXf>(params_.data() + att_offset_[l] + dims_[l + 1], dims_[l + 1]);
+}
+
 Eigen::Map<Eigen::RowVectorXf> Gcn::norm_scale(uint32_t l) {
   assert(config_.Normalized(l));
   return Eigen::Map<Eigen::RowVectorXf>(params_.data() + gamma_offset_[l], dims_[l + 1]);
@@ -240,8 +283,7 @@ Eigen::Map<Eigen::RowVectorXf> Gcn::running_var(uint32_t l) {
   return Eigen::Map<Eigen::RowVectorXf>(buffers_.data() + var_offset_[l], dims_[l + 1]);
 }
 
-void Gcn::ZeroGrad() {
- std::fill(grads_.begin(), grads_.end(), 0.0f); }
+void Gcn::ZeroGrad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
 
 void Gcn::BuildSparseInput(ConstMatrixMap x) {
   const Eigen::Index n = x.rows();

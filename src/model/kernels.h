@@ -49,7 +49,7 @@ inline uint32_t RowKey(uint64_t layer_key, uint64_t row) {
 // >= threshold = ceil(p * 2^24); this depends only on (layer key, row, j), never on which thread
 // runs the row. Branch-free, 32-bit integer lanes, so GCC vectorizes it eight elements at a time.
 inline void ReluDropoutRow(float* __restrict y, float* __restrict mask, const float* __restrict b, Eigen::Index d,
-                    uint32_t row_key, uint32_t threshold, float keep_scale) {
+                           uint32_t row_key, uint32_t threshold, float keep_scale) {
   for (Eigen::Index j = 0; j < d; ++j) {
     const float v = y[j] + b[j];
     const uint32_t r = Mix32(row_key ^ (static_cast<uint32_t>(j) + 1u) * 0x9E3779B9u) >> 8;
@@ -104,11 +104,10 @@ inline void AddColumnSums(ConstMatrixMap m, Eigen::Map<Eigen::RowVectorXf> acc, 
   for (Eigen::Index c = 0; c < chunks; ++c) acc += partials.row(c);
 }
 
-
 // z [n x m] = X w for X [n x k] in CSR (row_offsets, cols, vals) and w [k x m] row-major; rows in
 // parallel, each row summed over its non-zeros in ascending column order (deterministic).
 inline void SparseTimesDense(std::span<const uint32_t> row_offsets, std::span<const uint32_t> cols,
-                      std::span<const float> vals, ConstMatrixMap w, MatrixMap z) {
+                             std::span<const float> vals, ConstMatrixMap w, MatrixMap z) {
   const Eigen::Index n = z.rows(), m = z.cols();
   ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
     for (Eigen::Index i = begin; i < end; ++i) {

@@ -8,6 +8,7 @@
 // cluster-gcn: P = A' + lambda diag(A'), A' = (D + I)^-1 (A + I) on the batch's own degrees;
 // sage: P = D^-1 A (mean over neighbours, no self loop). Both are row-normalized, so the
 // backward pass propagates with P^T, whose entry (i, j) is P's (j, i): the weight of row j.
+// gat: P Z is per head the attention-weighted sum (GatForward), no root term.
 // Every reduction runs in a fixed order (rows or columns per task, fixed chunks), so results do
 // not depend on the thread count.
 #include <tbb/blocked_range.h>
@@ -48,6 +49,9 @@ void ColumnSums(Eigen::Index n, Eigen::Index d, double* out, const Fn& f) {
 
 // Layer norm of one row x [d]: xhat = (x - mean) / sqrt(var + eps) (biased variance, in
 // double), written to xhat (may be x); returns 1 / sqrt(var + eps).
+constexpr float kLeakySlope = 0.2f;  // PyG GATConv's negative_slope
+inline float Leaky(float v) { return v > 0.0f ? v : kLeakySlope * v; }
+
 inline float LayerNormRow(const float* x, float* xhat, Eigen::Index d) {
   double mean = 0;
   for (Eigen::Index j = 0; j < d; ++j) mean += x[j];
@@ -106,6 +110,149 @@ void Gcn::NormalizeForEval(uint32_t l, MatrixMap h) const {
   });
 }
 
+void Gcn::AttentionScalars(uint32_t l, ConstMatrixMap z, MatrixMap src, MatrixMap dst) const {
+  const Eigen::Index d = dims_[l + 1], heads = config_.HeadsAt(l), c = d / heads;
+  const float* as = params_.data() + att_offset_[l];
+  const float* ad = as + d;
+  ParallelRows(z.rows(), [&](Eigen::Index begin, Eigen::Index end) {
+    for (Eigen::Index i = begin; i < end; ++i) {
+      const float* zi = z.data() + i * d;
+      for (Eigen::Index h = 0; h < heads; ++h) {
+        float s = 0.0f, t = 0.0f;
+        for (Eigen::Index k = h * c; k < (h + 1) * c; ++k) {
+          s += zi[k] * as[k];
+          t += zi[k] * ad[k];
+        }
+        src(i, h) = s;
+        dst(i, h) = t;
+      }
+    }
+  });
+}
+
+void Gcn::GatForward(uint32_t l, const SparseRows& adj, ConstMatrixMap z, MatrixMap out) {
+  const Eigen::Index n = z.rows(), d = dims_[l + 1], heads = config_.HeadsAt(l), c = d / heads;
+  const size_t nnz = adj.offsets[static_cast<size_t>(n)];
+  float* scalars = att_[l].Get(2 * n, heads).data();  // src [n x heads], then dst [n x heads]
+  const MatrixMap src(scalars, n, heads), dst(scalars + n * heads, n, heads);
+  AttentionScalars(l, z, src, dst);
+  MatrixMap alpha = alpha_[l].Get(static_cast<Eigen::Index>(nnz) + n, heads);
+  ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
+    for (Eigen::Index i = begin; i < end; ++i) {
+      const uint32_t e0 = adj.offsets[i], e1 = adj.offsets[i + 1];
+      const Eigen::Index self = static_cast<Eigen::Index>(nnz) + i;
+      float* oi = out.data() + i * d;
+      std::fill(oi, oi + d, 0.0f);
+      for (Eigen::Index h = 0; h < heads; ++h) {
+        // Softmax over the neighbours and the self loop of LeakyReLU(src_j + dst_i).
+        const float di = dst(i, h);
+        float mx = Leaky(src(i, h) + di);
+        for (uint32_t e = e0; e < e1; ++e) mx = std::max(mx, Leaky(src(adj.columns[e], h) + di));
+        float sum = 0.0f;
+        for (uint32_t e = e0; e < e1; ++e) {
+          const float v = std::exp(Leaky(src(adj.columns[e], h) + di) - mx);
+          alpha(e, h) = v;
+          sum += v;
+        }
+        const float vs = std::exp(Leaky(src(i, h) + di) - mx);
+        alpha(self, h) = vs;
+        sum += vs;
+        const float inv = 1.0f / sum;
+        for (uint32_t e = e0; e < e1; ++e) alpha(e, h) *= inv;
+        alpha(self, h) *= inv;
+        // This head's output: neighbours in CSR order, then the node itself.
+        for (uint32_t e = e0; e < e1; ++e) {
+          const float a = alpha(e, h);
+          const float* zj = z.data() + static_cast<Eigen::Index>(adj.columns[e]) * d;
+          for (Eigen::Index k = h * c; k < (h + 1) * c; ++k) oi[k] += a * zj[k];
+        }
+        const float a = alpha(self, h);
+        const float* zi = z.data() + i * d;
+        for (Eigen::Index k = h * c; k < (h + 1) * c; ++k) oi[k] += a * zi[k];
+      }
+    }
+  });
+}
+
+void Gcn::GatBackward(uint32_t l, const SparseRows& adj, ConstMatrixMap dc, MatrixMap dz) {
+  const Eigen::Index n = dc.rows(), d = dims_[l + 1], heads = config_.HeadsAt(l), c = d / heads;
+  const size_t nnz = adj.offsets[static_cast<size_t>(n)];
+  const ConstMatrixMap z(z_[l].data(), n, d);
+  const ConstMatrixMap src(att_[l].data(), n, heads), dst(att_[l].data() + n * heads, n, heads);
+  const ConstMatrixMap alpha(alpha_[l].data(), static_cast<Eigen::Index>(nnz) + n, heads);
+  MatrixMap dpre = dpre_.Get(static_cast<Eigen::Index>(nnz) + n, heads);  // d loss / d (pre-LeakyReLU score)
+  MatrixMap datt = datt_.Get(n, 2 * heads);                               // d loss / d (src, dst scalars)
+  // Per target i and head: d alpha_ij = dC_i . Z_j; through the softmax and the LeakyReLU.
+  ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
+    for (Eigen::Index i = begin; i < end; ++i) {
+      const uint32_t e0 = adj.offsets[i], e1 = adj.offsets[i + 1];
+      const Eigen::Index self = static_cast<Eigen::Index>(nnz) + i;
+      const float* gi = dc.data() + i * d;
+      auto dot = [&](Eigen::Index j, Eigen::Index h) {
+        const float* zj = z.data() + j * d;
+        float s = 0.0f;
+        for (Eigen::Index k = h * c; k < (h + 1) * c; ++k) s += gi[k] * zj[k];
+        return s;
+      };
+      for (Eigen::Index h = 0; h < heads; ++h) {
+        float weighted = 0.0f;
+        for (uint32_t e = e0; e < e1; ++e) {
+          dpre(e, h) = dot(adj.columns[e], h);
+          weighted += alpha(e, h) * dpre(e, h);
+        }
+        dpre(self, h) = dot(i, h);
+        weighted += alpha(self, h) * dpre(self, h);
+        const float di = dst(i, h);
+        float sum_dst = 0.0f;
+        for (uint32_t e = e0; e < e1; ++e) {
+          const float slope = src(adj.columns[e], h) + di > 0.0f ? 1.0f : kLeakySlope;
+          dpre(e, h) = alpha(e, h) * (dpre(e, h) - weighted) * slope;
+          sum_dst += dpre(e, h);
+        }
+        const float slope = src(i, h) + di > 0.0f ? 1.0f : kLeakySlope;
+        dpre(self, h) = alpha(self, h) * (dpre(self, h) - weighted) * slope;
+        sum_dst += dpre(self, h);
+        datt(i, heads + h) = sum_dst;
+      }
+    }
+  });
+  // Per source j: dZ_j = sum over the entries (i, j) of alpha_ij dC_i (and the self loop), then
+  // the scalars' part; d src_j = sum of those entries' dpre. Entries grouped by column, ascending i.
+  const float* as = params_.data() + att_offset_[l];
+  const float* ad = as + d;
+  ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
+    for (Eigen::Index j = begin; j < end; ++j) {
+      float* dzj = dz.data() + j * d;
+      const Eigen::Index self = static_cast<Eigen::Index>(nnz) + j;
+      for (Eigen::Index h = 0; h < heads; ++h) {
+        float ds = dpre(self, h);
+        const float aself = alpha(self, h);
+        const float* gj = dc.data() + j * d;
+        for (Eigen::Index k = h * c; k < (h + 1) * c; ++k) dzj[k] = aself * gj[k];
+        for (uint32_t q = adj.offsets[j]; q < adj.offsets[j + 1]; ++q) {
+          const uint32_t e = t_entry_[q];
+          const float a = alpha(e, h);
+          const float* gi = dc.data() + static_cast<Eigen::Index>(t_src_[q]) * d;
+          for (Eigen::Index k = h * c; k < (h + 1) * c; ++k) dzj[k] += a * gi[k];
+          ds += dpre(e, h);
+        }
+        datt(j, h) = ds;
+        const float dd = datt(j, heads + h);
+        for (Eigen::Index k = h * c; k < (h + 1) * c; ++k) dzj[k] += ds * as[k] + dd * ad[k];
+      }
+    }
+  });
+  // The attention vectors: d a_src[k] = sum_j d src_j(h(k)) Z_j[k], the same for a_dst.
+  std::vector<double> gs(static_cast<size_t>(d)), gd(static_cast<size_t>(d));
+  ColumnSums(n, d, gs.data(), [&](Eigen::Index i, Eigen::Index k) { return double{datt(i, k / c)} * z(i, k); });
+  ColumnSums(n, d, gd.data(), [&](Eigen::Index i, Eigen::Index k) { return double{datt(i, heads + k / c)} * z(i, k); });
+  float* g = grads_.data() + att_offset_[l];
+  for (Eigen::Index k = 0; k < d; ++k) {
+    g[k] += static_cast<float>(gs[k]);
+    g[d + k] += static_cast<float>(gd[k]);
+  }
+}
+
 ConstMatrixMap Gcn::ForwardGeneral(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed) {
   const uint32_t layers = config_.layers;
   const Eigen::Index n = adj.num_rows();
@@ -124,7 +271,20 @@ ConstMatrixMap Gcn::ForwardGeneral(const SparseRows& adj, ConstMatrixMap x, bool
 
   // The aggregation P and its transpose (cluster-gcn, sage); gcn uses the batch's A_hat.
   SparseRows agg = adj;
-  if (config_.kind != LayerKind::kGcn) {
+  const bool gat = config_.kind == LayerKind::kGat;
+  if (gat) {  // the entries grouped by column, ascending source (the adjacency is symmetric)
+    const size_t nnz = adj.offsets[static_cast<size_t>(n)];
+    t_src_.resize(nnz);
+    t_entry_.resize(nnz);
+    std::vector<uint32_t>& cursor = x_cols_cursor_;  // free after BuildSparseInput
+    cursor.assign(adj.offsets.begin(), adj.offsets.begin() + n);
+    for (Eigen::Index i = 0; i < n; ++i)
+      for (uint32_t e = adj.offsets[i]; e < adj.offsets[i + 1]; ++e) {
+        const uint32_t at = cursor[adj.columns[e]]++;
+        t_src_[at] = static_cast<uint32_t>(i);
+        t_entry_[at] = e;
+      }
+  } else if (config_.kind != LayerKind::kGcn) {
     const size_t nnz = adj.offsets[static_cast<size_t>(n)];
     agg_self_.resize(static_cast<size_t>(n));
     agg_w_.resize(nnz);
@@ -160,7 +320,11 @@ ConstMatrixMap Gcn::ForwardGeneral(const SparseRows& adj, ConstMatrixMap x, bool
     MatrixMap z = z_[l].Get(n, d_out);
     transform(AsConst(weight(l)), z);
     MatrixMap c = h_[l].Get(n, d_out);  // becomes the layer's output in place
-    Propagate(agg, AsConst(z), c);
+    if (gat) {
+      GatForward(l, adj, AsConst(z), c);
+    } else {
+      Propagate(agg, AsConst(z), c);
+    }
     const float* b = params_.data() + b_offset_[l];
     const float* root = nullptr;
     if (config_.HasRoot()) {
@@ -262,8 +426,9 @@ void Gcn::BackwardGeneral(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMa
   assert(adj.num_rows() == n && adj.self_base == 0 && x.rows() == n && x.cols() == dims_[0]);
   assert(grad_logits.rows() == n && grad_logits.cols() == dims_[layers]);
   // P^T: A_hat is symmetric; the row-normalized aggregations use the transposed weights.
-  const SparseRows agg_t =
-      config_.kind == LayerKind::kGcn ? adj : SparseRows{adj.offsets, adj.columns, agg_tw_, agg_self_, 0};
+  const SparseRows agg_t = config_.kind == LayerKind::kGcn || config_.kind == LayerKind::kGat
+                               ? adj
+                               : SparseRows{adj.offsets, adj.columns, agg_tw_, agg_self_, 0};
 
   const float* gh_data = grad_logits.data();  // d loss / d (layer l's output)
   for (uint32_t l = layers; l-- > 0;) {
@@ -332,7 +497,11 @@ void Gcn::BackwardGeneral(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMa
     AddColumnSums(dc, bias_grad(l), scratch_);
     // dZ = P^T dC; dW = H^T dZ; dW_root = H^T dC.
     MatrixMap dz = grad_c_.Get(n, d_out);
-    Propagate(agg_t, dc, dz);
+    if (config_.kind == LayerKind::kGat) {
+      GatBackward(l, adj, dc, dz);
+    } else {
+      Propagate(agg_t, dc, dz);
+    }
     auto accumulate = [&](ConstMatrixMap g, size_t offset) {  // grads at offset += in^T g
       MatrixMap gw(grads_.data() + offset, d_in, d_out);
       if (l == 0 && sparse_x_) {

@@ -3,14 +3,21 @@
 // Activations live in "cluster order" (cluster c's nodes at rows [offset_c, offset_c + n_c)) in
 // an activation store: a vector, or an unlinked memory-mapped temporary file when two
 // [N x width] arrays do not fit the limit (PlanEvaluation decides).
-// Pass 0 reads features and computes Z_0 = X W_0 and the full-graph degree of every node.
+// The store of layer l holds, per node, what its neighbours need and what the node itself needs,
+// as planes of N rows: Z_l = H_l W_l [N x d], then (cluster-gcn, sage) R_l = H_l W_root_l [N x d],
+// then (a residual layer) H_l itself [N x d_in].
+// Pass 0 reads features and computes layer 0's planes and every node's full-graph aggregation
+// scale: dinv = deg^-1/2 (gcn), 1 / deg (cluster-gcn), 1 / neighbours (sage), deg counting the
+// self loop.
 // Pass l works on blocks of consecutive clusters (sized by the plan): it decodes the block's
 // adjacency and inter-cluster edges (every edge of the graph), sorts each row's columns, and
-// sums  sum_j dinv_i dinv_j Z_l[j]  over the row's neighbors j and itself in ascending j. A
-// spilled Z_l is read in chunks of rows, in order, each chunk continuing every row's sum where
+// sums the row's P_l Z_l over its neighbors j and itself in ascending j (gcn: dinv_i dinv_j Z[j];
+// cluster-gcn: dinv_i Z[j], the self loop (1 + lambda) dinv_i; sage: dinv_i Z[j], no self loop).
+// A spilled Z_l is read in chunks of rows, in order, each chunk continuing every row's sum where
 // the previous one stopped, so the additions happen in the same order as in memory and the
-// results are bitwise the same. Then b_l is added and, except after the last layer, ReLU and
-// W_{l+1} give the block's rows of Z_{l+1}; the last pass takes the argmax and scores it.
+// results are bitwise the same. Then R_l and b_l are added and, except after the last layer, the
+// norm (evaluation mode), ReLU and the residual H_l give H_{l+1}, whose planes for layer l + 1
+// go to the other store; the last pass takes the argmax and scores it.
 #include "cgcn/evaluate.h"
 
 #include <fcntl.h>
@@ -27,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 
 #include "cgcn/batch.h"
@@ -167,6 +175,31 @@ uint32_t Width(const GcnConfig& cfg) {
   return width;
 }
 
+// Floats per node in layer l's store: Z, then R (root weight) or the attention scalars (gat:
+// src and dst, a float per head each), then the residual input.
+uint32_t PlaneWidth(const GcnConfig& cfg, uint32_t l) {
+  const std::vector<uint32_t> dims = cfg.Dims();
+  const uint32_t att = cfg.kind == LayerKind::kGat ? 2 * cfg.HeadsAt(l) : 0;
+  return dims[l + 1] * (cfg.HasRoot() ? 2 : 1) + att + (cfg.ResidualAt(l) ? dims[l] : 0);
+}
+
+// Floats per node in an activation store: the widest layer's planes (Width for a plain GCN).
+uint32_t StoreWidth(const GcnConfig& cfg) {
+  uint32_t width = 0;
+  for (uint32_t l = 0; l < cfg.layers; ++l) width = std::max(width, PlaneWidth(cfg, l));
+  return width;
+}
+
+// Floats per block row: its sums and the planes it reads for itself (R, the residual input; gat:
+// its dst scalars, and the softmax's maximum and denominator per head).
+uint32_t BlockWidth(const GcnConfig& cfg) {
+  const std::vector<uint32_t> dims = cfg.Dims();
+  uint32_t self = 0;
+  for (uint32_t l = 0; l < cfg.layers; ++l)
+    self = std::max(self, PlaneWidth(cfg, l) - dims[l + 1] + (cfg.kind == LayerKind::kGat ? cfg.HeadsAt(l) : 0));
+  return Width(cfg) + self;
+}
+
 }  // namespace
 
 std::string SpillDirectory(const EvalOptions& options) {
@@ -180,7 +213,7 @@ std::string SpillDirectory(const EvalOptions& options) {
 Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const EvalOptions& options,
                                 bool with_predictions, uint32_t threads) {
   EvalPlan plan;
-  const uint32_t width = Width(cfg);
+  const uint32_t width = BlockWidth(cfg), store_width = StoreWidth(cfg);
   const uint64_t N = m.num_nodes;
   threads = std::max<uint32_t>(1, threads);
   uint64_t max_decoded = 0, max_file = 0, max_block = 0, max_rows = 0;
@@ -190,10 +223,10 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
     max_file = std::max(max_file, s.file_size);
     max_block = std::max(max_block, BlockRows::PlannedBytes(s.num_nodes, s.intra_entries + s.inter_entries, width));
   }
-  plan.activation_bytes = 2 * ActivationStore::PlannedBytes(N, width);
+  plan.activation_bytes = 2 * ActivationStore::PlannedBytes(N, store_width);
   // Degrees (dinv), predictions and what each thread holds.
   plan.fixed_bytes = N * sizeof(float) + (with_predictions ? N * sizeof(Prediction) : 0) +
-                     threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, width);
+                     threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, store_width);
   plan.min_bytes = plan.fixed_bytes + max_block + kMinChunkBytes;
   const uint64_t M = options.memory_bytes;
   if (M == 0 || plan.fixed_bytes + plan.activation_bytes + std::min(kMaxBlockBytes, max_block) <= M) {
@@ -246,12 +279,58 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   const std::vector<uint32_t> dims = cfg.Dims();
   const uint64_t N = m.num_nodes;
   const std::vector<uint64_t>& off = shards.cluster_offsets();
-  const uint32_t width = Width(cfg);
+  const uint32_t width = Width(cfg), store_width = StoreWidth(cfg);
   const std::string tmp_dir = SpillDirectory(options);
   ActivationStore store[2];
-  CGCN_RETURN_IF_ERROR(store[0].Init(N * width, plan.spill, tmp_dir));
-  CGCN_RETURN_IF_ERROR(store[1].Init(N * width, plan.spill, tmp_dir));
+  CGCN_RETURN_IF_ERROR(store[0].Init(N * store_width, plan.spill, tmp_dir));
+  CGCN_RETURN_IF_ERROR(store[1].Init(N * store_width, plan.spill, tmp_dir));
   std::vector<float> dinv(N);
+  const LayerKind kind = cfg.kind;
+  const bool root = cfg.HasRoot(), gat = kind == LayerKind::kGat;
+  // Layer l's planes in a store: Z at 0, R (or gat's src then dst scalars) after it, the residual
+  // input after that (in floats).
+  auto r_plane = [&](uint32_t l) { return N * dims[l + 1]; };
+  auto att_plane = [&](uint32_t l) { return N * dims[l + 1]; };
+  auto res_plane = [&](uint32_t l) { return N * dims[l + 1] * (root ? 2 : 1) + (gat ? 2 * N * cfg.HeadsAt(l) : 0); };
+  // Writes layer l's planes for rows [row0, row0 + n) of `st` from their input h [n x dims[l]].
+  auto write_planes = [&](ActivationStore& st, uint32_t l, uint64_t row0, ConstMatrixMap h) {
+    const uint64_t d = dims[l + 1], d_in = dims[l], n = static_cast<uint64_t>(h.rows());
+    float* base = st.data();
+    MatMul(h, model.weight(l), MatrixMap(base + row0 * d, h.rows(), static_cast<Eigen::Index>(d)));
+    st.Written(row0 * d, (row0 + n) * d);
+    if (root) {
+      const uint64_t p = r_plane(l);
+      MatMul(h, model.root_weight(l), MatrixMap(base + p + row0 * d, h.rows(), static_cast<Eigen::Index>(d)));
+      st.Written(p + row0 * d, p + (row0 + n) * d);
+    }
+    if (gat) {
+      const uint64_t heads = cfg.HeadsAt(l), p = att_plane(l);
+      const auto rows_n = h.rows();
+      const auto hh = static_cast<Eigen::Index>(heads);
+      model.AttentionScalars(l, ConstMatrixMap(base + row0 * d, rows_n, static_cast<Eigen::Index>(d)),
+                             MatrixMap(base + p + row0 * heads, rows_n, hh),
+                             MatrixMap(base + p + N * heads + row0 * heads, rows_n, hh));
+      st.Written(p + row0 * heads, p + (row0 + n) * heads);
+      st.Written(p + N * heads + row0 * heads, p + N * heads + (row0 + n) * heads);
+    }
+    if (cfg.ResidualAt(l)) {
+      const uint64_t p = res_plane(l);
+      std::copy(h.data(), h.data() + n * d_in, base + p + row0 * d_in);
+      st.Written(p + row0 * d_in, p + (row0 + n) * d_in);
+    }
+  };
+  // Rows [r0, r1) of layer l's planes were written (pages shared with the next block).
+  auto written_rows = [&](ActivationStore& st, uint32_t l, uint64_t r0, uint64_t r1) {
+    const uint64_t d = dims[l + 1];
+    st.Written(r0 * d, r1 * d);
+    if (root) st.Written(r_plane(l) + r0 * d, r_plane(l) + r1 * d);
+    if (gat) {
+      const uint64_t heads = cfg.HeadsAt(l);
+      st.Written(att_plane(l) + r0 * heads, att_plane(l) + r1 * heads);
+      st.Written(att_plane(l) + (N + r0) * heads, att_plane(l) + (N + r1) * heads);
+    }
+    if (cfg.ResidualAt(l)) st.Written(res_plane(l) + r0 * dims[l], res_plane(l) + r1 * dims[l]);
+  };
   tbb::enumerable_thread_specific<EvalLocal> locals;
   const uint32_t L = cfg.layers;
   const uint64_t total_steps = uint64_t{L + 1} * shards.num_clusters();
@@ -271,10 +350,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   };
   uint64_t spill_read = 0;
 
-  // Pass 0: Z_0 = X W_0 and degrees.
+  // Pass 0: layer 0's planes (Z_0 = X W_0, ...) and the aggregation scales.
   {
-    float* z = store[0].data();
-    const uint32_t d = dims[1];
     prefetch_block(0);
     for (size_t b = 0; b + 1 < blocks.size(); ++b) {
       prefetch_block(b + 1);
@@ -288,21 +365,36 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         std::vector<uint32_t> deg(n);
         for (uint32_t i = 0; i < n; ++i) deg[i] = t.data.adj_offsets[i + 1] - t.data.adj_offsets[i] + 1;
         for (uint32_t s : t.data.inter_src) ++deg[s];
-        for (uint32_t i = 0; i < n; ++i) dinv[off[c] + i] = 1.0f / std::sqrt(static_cast<float>(deg[i]));
+        for (uint32_t i = 0; i < n; ++i) {
+          float& v = dinv[off[c] + i];
+          switch (kind) {
+            case LayerKind::kGcn:
+              v = 1.0f / std::sqrt(static_cast<float>(deg[i]));
+              break;
+            case LayerKind::kClusterGcn:  // as the batch's: 1 / (neighbours + 1)
+              v = 1.0f / static_cast<float>(deg[i]);
+              break;
+            case LayerKind::kSage:
+              v = deg[i] > 1 ? 1.0f / static_cast<float>(deg[i] - 1) : 0.0f;
+              break;
+            case LayerKind::kGat:  // attention weighs the edges
+              v = 1.0f;
+              break;
+          }
+        }
         tick();
         if (n == 0) return Status::Ok();
         if (row_normalize) RowNormalize(t.data.features.data(), n, m.feat_dim);
-        ConstMatrixMap x(t.data.features.data(), n, m.feat_dim);
-        MatMul(x, model.weight(0), MatrixMap(z + off[c] * d, n, d));
-        store[0].Written(off[c] * d, off[c + 1] * d);
+        write_planes(store[0], 0, off[c], ConstMatrixMap(t.data.features.data(), n, m.feat_dim));
         return Status::Ok();
       }));
-      store[0].Written(off[blocks[b]] * d, off[blocks[b + 1]] * d);  // pages shared with the next block
+      written_rows(store[0], 0, off[blocks[b]], off[blocks[b + 1]]);  // pages shared with the next block
     }
   }
 
   BlockRows rows;
   std::vector<float> sums;
+  std::vector<float> gat_max, gat_den;  // gat: per block row and head, the softmax's maximum and denominator
   std::vector<uint64_t> correct(3, 0), count(3, 0);
   std::mutex acc_mu;
   if (predictions) predictions->assign(N, Prediction{0, 0});
@@ -328,13 +420,16 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     rows.labels.reserve(max_rows);
     rows.split.reserve(max_rows);
     sums.reserve(max_rows * width);
+    if (cfg.kind == LayerKind::kGat) {
+      gat_max.reserve(max_rows * cfg.heads);
+      gat_den.reserve(max_rows * cfg.heads);
+    }
   }
   int cur = 0;
   for (uint32_t l = 0; l < L; ++l) {
     const bool last = l + 1 == L;
     const uint32_t d = dims[l + 1];
     const float* z = store[cur].data();
-    float* znext = store[1 - cur].data();
     SectionMask mask = kStructureSections;
     if (last) mask |= SectionBit(SectionKind::kLabels) | SectionBit(SectionKind::kSplit);
     const uint64_t chunk_rows =
@@ -398,8 +493,70 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       rows.cursor.assign(rows.offsets.begin(), rows.offsets.end() - 1);
       sums.assign(R * d, 0.0f);
 
+      // gat: per row and head, the softmax's maximum over the row's columns (a first sweep over
+      // the src scalars), then exp-weighted sums of Z and their denominators (a second sweep),
+      // both in ascending column order; the sums are divided by the denominators at the end.
+      if (gat) {
+        const uint64_t heads = cfg.HeadsAt(l), width_h = d / heads;
+        const uint64_t sp = att_plane(l), dp = att_plane(l) + N * heads;
+        const float* src = store[cur].data() + sp;
+        const float* dst = store[cur].data() + dp;
+        const uint64_t gat_chunk = plan.spill ? std::max<uint64_t>(1, plan.chunk_bytes / ((d + heads) * sizeof(float)))
+                                              : std::max<uint64_t>(1, N);
+        gat_max.assign(R * heads, -std::numeric_limits<float>::infinity());
+        gat_den.assign(R * heads, 0.0f);
+        store[cur].WillRead(dp + r0 * heads, dp + (r0 + R) * heads);  // the block's dst scalars
+        for (int sweep = 0; sweep < 2; ++sweep) {
+          rows.cursor.assign(rows.offsets.begin(), rows.offsets.end() - 1);
+          for (uint64_t k0 = 0; k0 < N; k0 += gat_chunk) {
+            const uint64_t k1 = std::min(N, k0 + gat_chunk);
+            store[cur].WillRead(sp + k0 * heads, sp + k1 * heads);
+            if (sweep == 1) store[cur].WillRead(k0 * d, k1 * d);
+            tbb::parallel_for(tbb::blocked_range<uint64_t>(0, R, 256), [&](const tbb::blocked_range<uint64_t>& rr) {
+              for (uint64_t i = rr.begin(); i != rr.end(); ++i) {
+                float* mx = gat_max.data() + i * heads;
+                float* den = gat_den.data() + i * heads;
+                float* acc = sums.data() + i * d;
+                const float* di = dst + (r0 + i) * heads;
+                uint64_t e = rows.cursor[i];
+                const uint64_t end = rows.offsets[i + 1];
+                for (; e < end && rows.columns[e] < k1; ++e) {
+                  const uint64_t j = rows.columns[e];
+                  for (uint64_t h = 0; h < heads; ++h) {
+                    const float v = src[j * heads + h] + di[h];
+                    const float score = v > 0.0f ? v : 0.2f * v;  // LeakyReLU, as the model's
+                    if (sweep == 0) {
+                      mx[h] = std::max(mx[h], score);
+                      continue;
+                    }
+                    const float w = std::exp(score - mx[h]);
+                    den[h] += w;
+                    const float* zj = z + j * d + h * width_h;
+                    float* a = acc + h * width_h;
+                    for (uint64_t k = 0; k < width_h; ++k) a[k] += w * zj[k];
+                  }
+                }
+                rows.cursor[i] = e;
+              }
+            });
+            store[cur].Drop(sp + k0 * heads, sp + k1 * heads);
+            if (sweep == 1) store[cur].Drop(k0 * d, k1 * d);
+            if (store[cur].spilled()) spill_read += (k1 - k0) * (heads + (sweep == 1 ? d : 0)) * sizeof(float);
+          }
+        }
+        store[cur].Drop(dp + r0 * heads, dp + (r0 + R) * heads);
+        tbb::parallel_for(tbb::blocked_range<uint64_t>(0, R, 256), [&](const tbb::blocked_range<uint64_t>& rr) {
+          for (uint64_t i = rr.begin(); i != rr.end(); ++i)
+            for (uint64_t h = 0; h < heads; ++h) {
+              float* a = sums.data() + i * d + h * width_h;
+              const float den = gat_den[i * heads + h];
+              for (uint64_t k = 0; k < width_h; ++k) a[k] /= den;
+            }
+        });
+      }
+
       // Sums over the neighbors, chunk by chunk of Z_l rows, each row in ascending column order.
-      for (uint64_t k0 = 0; k0 < N; k0 += chunk_rows) {
+      for (uint64_t k0 = 0; k0 < (gat ? 0 : N); k0 += chunk_rows) {
         const uint64_t k1 = std::min(N, k0 + chunk_rows);
         store[cur].WillRead(k0 * d, k1 * d);
         tbb::parallel_for(tbb::blocked_range<uint64_t>(0, R, 256), [&](const tbb::blocked_range<uint64_t>& rr) {
@@ -408,11 +565,22 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
             const float di = dinv[r0 + i];
             uint64_t e = rows.cursor[i];
             const uint64_t end = rows.offsets[i + 1];
-            for (; e < end && rows.columns[e] < k1; ++e) {
-              const uint32_t j = rows.columns[e];
-              const float w = di * dinv[j];
-              const float* __restrict zj = z + uint64_t{j} * d;
-              for (uint32_t k = 0; k < d; ++k) acc[k] += w * zj[k];
+            if (kind == LayerKind::kGcn) {
+              for (; e < end && rows.columns[e] < k1; ++e) {
+                const uint32_t j = rows.columns[e];
+                const float w = di * dinv[j];
+                const float* __restrict zj = z + uint64_t{j} * d;
+                for (uint32_t k = 0; k < d; ++k) acc[k] += w * zj[k];
+              }
+            } else {  // row-normalized: di for a neighbour; the self loop di + lambda di, or none (sage)
+              const float self_w = di + cfg.diag_lambda * di;  // as the batch's (PyG ClusterGCNConv)
+              for (; e < end && rows.columns[e] < k1; ++e) {
+                const uint32_t j = rows.columns[e];
+                if (j == r0 + i && kind == LayerKind::kSage) continue;
+                const float w = j == r0 + i ? self_w : di;
+                const float* __restrict zj = z + uint64_t{j} * d;
+                for (uint32_t k = 0; k < d; ++k) acc[k] += w * zj[k];
+              }
             }
             rows.cursor[i] = e;
           }
@@ -427,14 +595,23 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         const auto n = static_cast<Eigen::Index>(off[c + 1] - off[c]);
         if (n == 0) return Status::Ok();
         MatrixMap h(sums.data() + lr * d, n, d);
+        // Adds rows [off[c], off[c + 1]) of the plane at `plane` (width w) of the current store to dst.
+        auto add_plane = [&](uint64_t plane, uint64_t w, float* dst) {
+          const uint64_t b0 = plane + off[c] * w, b1 = plane + off[c + 1] * w;
+          store[cur].WillRead(b0, b1);
+          const float* src = store[cur].data() + b0;
+          for (uint64_t k = 0; k < b1 - b0; ++k) dst[k] += src[k];
+          store[cur].Drop(b0, b1);
+        };
+        if (root) add_plane(r_plane(l), d, h.data());
         h.rowwise() += model.bias(l);
         if (!last) {
+          if (cfg.Normalized(l)) model.NormalizeForEval(l, h);
           // ReLU as a plain loop: Eigen's cwiseMax trips a false -Wmaybe-uninitialized in GCC 12's
           // AVX-512 intrinsics (avx512fintrin.h) when built with -march=native on AVX-512 hosts.
           for (float *v = h.data(), *e = v + n * d; v != e; ++v) *v = std::max(*v, 0.0f);
-          const uint32_t d2 = dims[l + 2];
-          MatMul(ConstMatrixMap(h.data(), n, d), model.weight(l + 1), MatrixMap(znext + off[c] * d2, n, d2));
-          store[1 - cur].Written(off[c] * d2, off[c + 1] * d2);
+          if (cfg.ResidualAt(l)) add_plane(res_plane(l), dims[l], h.data());
+          write_planes(store[1 - cur], l + 1, off[c], ConstMatrixMap(h.data(), n, d));
           return Status::Ok();
         }
         uint64_t corr[3] = {0, 0, 0}, cnt[3] = {0, 0, 0};
@@ -458,7 +635,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         }
         return Status::Ok();
       }));
-      if (!last) store[1 - cur].Written(off[c0] * dims[l + 2], off[c1] * dims[l + 2]);
+      if (!last) written_rows(store[1 - cur], l + 1, off[c0], off[c1]);
     }
     cur = 1 - cur;
   }

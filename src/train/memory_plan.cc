@@ -63,7 +63,7 @@ Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint32_t
   p.decode_bytes = threads * (max_file + ShardDecoder::kPlannedBytes);
   const GcnConfig cfg = ModelConfig(m, o);
   // The model's work buffers and the loss's gradient (the trainer's [nodes x classes] buffer).
-  p.compute_bytes = Gcn::WorkspaceBytes(cfg, nodes) + nodes * cfg.out_dim * sizeof(float);
+  p.compute_bytes = Gcn::WorkspaceBytes(cfg, nodes, entries) + nodes * cfg.out_dim * sizeof(float);
   p.model_bytes = Gcn::PlannedBytes(cfg) + Adam::PlannedBytes(Gcn::ParamCount(cfg));
   p.runtime_bytes = kRuntimeBytes;
   const uint64_t fixed = p.runtime_bytes + p.decode_bytes + p.compute_bytes;

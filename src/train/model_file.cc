@@ -11,9 +11,9 @@
 namespace cgcn {
 namespace {
 constexpr char kModelMagic[8] = {'C', 'G', 'C', 'N', 'M', 'O', 'D', 'L'};
-constexpr uint32_t kModelVersion = 2;      // written; 1 is still read (a plain GCN)
+constexpr uint32_t kModelVersion = 2;       // written; 1 is still read (a plain GCN)
 constexpr size_t kModelHeaderBytesV1 = 48;  // through K
-constexpr size_t kModelHeaderBytes = 72;    // version 2: K, then the layer fields and B
+constexpr size_t kModelHeaderBytes = 80;    // version 2: K, then the layer fields and B
 }  // namespace
 
 Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) {
@@ -35,6 +35,8 @@ Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) 
   w.F32(c.diag_lambda);
   w.U32(c.residual ? 1 : 0);
   w.U32(static_cast<uint32_t>(c.norm));
+  w.U32(c.heads);
+  w.U32(0);  // reserved
   w.U64(model.buffers().size());
   w.Raw(model.params().data(), model.params().size() * sizeof(float));
   w.Raw(model.buffers().data(), model.buffers().size() * sizeof(float));
@@ -70,8 +72,8 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
   (void)r.U32(&reserved);
   (void)r.U64(&count);
   if (version != 1 && version != kModelVersion)
-    return at(8, "unsupported model version " + std::to_string(version) + ", expected 1 or " +
-                     std::to_string(kModelVersion));
+    return at(
+        8, "unsupported model version " + std::to_string(version) + ", expected 1 or " + std::to_string(kModelVersion));
   // Version 1: a plain GCN. Version 2 adds the layer fields and the buffer count B.
   size_t header = kModelHeaderBytesV1;
   if (version == 2) {
@@ -79,18 +81,27 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
     if (bytes.size() < kModelHeaderBytes + 8)
       return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes, expected at least " +
                      std::to_string(kModelHeaderBytes + 8) + " for version 2");
-    uint32_t kind = 0, residual = 0, norm_kind = 0;
+    uint32_t kind = 0, residual = 0, norm_kind = 0, reserved2 = 0;
     (void)r.U32(&kind);
     (void)r.F32(&c.diag_lambda);
     (void)r.U32(&residual);
     (void)r.U32(&norm_kind);
+    (void)r.U32(&c.heads);
+    (void)r.U32(&reserved2);
     (void)r.U64(&buffer_count);
-    if (kind > static_cast<uint32_t>(LayerKind::kSage))
-      return at(48, "layer kind " + std::to_string(kind) + ", expected 0 (gcn), 1 (cluster-gcn) or 2 (sage)");
+    if (kind > static_cast<uint32_t>(LayerKind::kGat))
+      return at(48, "layer kind " + std::to_string(kind) + ", expected 0 (gcn), 1 (cluster-gcn), 2 (sage) or 3 (gat)");
     if (!std::isfinite(c.diag_lambda)) return at(52, "diag lambda is not finite");
     if (residual > 1) return at(56, "residual flag " + std::to_string(residual) + ", expected 0 or 1");
     if (norm_kind > static_cast<uint32_t>(NormKind::kBatch))
       return at(60, "norm " + std::to_string(norm_kind) + ", expected 0 (none), 1 (layer) or 2 (batch)");
+    if (c.heads < 1 || c.heads > 64 ||
+        (kind == static_cast<uint32_t>(LayerKind::kGat) ? c.hidden % c.heads != 0 : c.heads != 1))
+      return at(64, "heads " + std::to_string(c.heads) +
+                        (kind == static_cast<uint32_t>(LayerKind::kGat)
+                             ? ", expected 1 to 64 dividing the " + std::to_string(c.hidden) + " hidden units"
+                             : std::string(", expected 1 for this layer kind")));
+    if (reserved2 != 0) return at(68, "reserved field " + std::to_string(reserved2) + ", expected 0");
     c.kind = static_cast<LayerKind>(kind);
     c.residual = residual != 0;
     c.norm = static_cast<NormKind>(norm_kind);
@@ -113,14 +124,14 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
   const uint64_t expected = Gcn::ParamCount(c);
   if (count != expected)
     return at(40, "parameter count " + std::to_string(count) + " does not match the dimensions (" +
-                      std::to_string(c.in_dim) + " inputs, " + std::to_string(c.layers) + " " +
-                      LayerKindName(c.kind) + " layers of " + std::to_string(c.hidden) + " hidden units, " +
-                      std::to_string(c.out_dim) + " outputs" +
-                      (c.norm != NormKind::kNone ? std::string(", ") + NormKindName(c.norm) + " norm" : "") +
-                      ": " + std::to_string(expected) + " parameters)");
+                      std::to_string(c.in_dim) + " inputs, " + std::to_string(c.layers) + " " + LayerKindName(c.kind) +
+                      " layers of " + std::to_string(c.hidden) + " hidden units, " + std::to_string(c.out_dim) +
+                      " outputs" +
+                      (c.norm != NormKind::kNone ? std::string(", ") + NormKindName(c.norm) + " norm" : "") + ": " +
+                      std::to_string(expected) + " parameters)");
   const uint64_t expected_buffers = Gcn::BufferCount(c);
   if (buffer_count != expected_buffers)
-    return at(64, "buffer count " + std::to_string(buffer_count) + " does not match the layers (" +
+    return at(72, "buffer count " + std::to_string(buffer_count) + " does not match the layers (" +
                       std::to_string(expected_buffers) + " running statistics)");
   if (r.remaining() != (count + buffer_count) * sizeof(float))
     return at(header, "expected " + std::to_string(count) + " parameters" +

@@ -56,6 +56,7 @@ GcnConfig ModelConfig(const Manifest& m, const TrainOptions& options) {
   cfg.dropout = options.dropout;
   cfg.kind = options.layer_kind;
   cfg.diag_lambda = options.diag_lambda;
+  cfg.heads = options.heads;
   cfg.residual = options.residual;
   cfg.norm = options.norm;
   return cfg;
@@ -79,6 +80,13 @@ Status TrainOptions::Validate(uint32_t num_clusters) const {
   if (diag_lambda != 0.0f && layer_kind != LayerKind::kClusterGcn)
     return Status::InvalidArgument(std::string("--diag-lambda applies to --model cluster-gcn only, not ") +
                                    LayerKindName(layer_kind));
+  CGCN_RETURN_IF_ERROR(CheckRange("--heads", heads, 1u, 64u));
+  if (heads != 1 && layer_kind != LayerKind::kGat)
+    return Status::InvalidArgument(std::string("--heads applies to --model gat only, not ") +
+                                   LayerKindName(layer_kind));
+  if (layer_kind == LayerKind::kGat && hidden % heads != 0)
+    return Status::InvalidArgument("--hidden " + std::to_string(hidden) + " must be a multiple of --heads " +
+                                   std::to_string(heads) + " (each head has hidden / heads units)");
   CGCN_RETURN_IF_ERROR(CheckRange("--prefetch", prefetch, 1u, 64u));
   if (checkpoint_every > 0 && checkpoint_dir.empty())
     return Status::InvalidArgument("--checkpoint-every needs a checkpoint directory (--checkpoint DIR)");
@@ -95,6 +103,7 @@ std::string TrainOptions::Signature() const {
   GcnConfig layers_config;
   layers_config.kind = layer_kind;
   layers_config.diag_lambda = diag_lambda;
+  layers_config.heads = heads;
   layers_config.residual = residual;
   layers_config.norm = norm;
   return std::string(buf) + " " + layers_config.LayerSignature();

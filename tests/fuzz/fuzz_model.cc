@@ -36,28 +36,64 @@ struct PathGraph {
 
 void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> bytes) {
   const GcnConfig& c = model.config();
-  // docs/FORMAT.md: 48-byte header, K f32 parameters, u64 checksum; dims F, hidden x (L-1), C.
-  CGCN_FUZZ_CHECK(std::memcmp(bytes.data(), "CGCNMODL", 8) == 0 && U32At(bytes, 8) == 1);
+  // docs/FORMAT.md: version 1: 48-byte header, K f32 parameters, u64 checksum; version 2: 80-byte
+  // header (layer kind, diag lambda, residual, norm, heads, reserved, B), K f32 parameters, B f32
+  // buffers, checksum.
+  // dims F, hidden x (L-1), C.
+  const uint32_t version = U32At(bytes, 8);
+  CGCN_FUZZ_CHECK(std::memcmp(bytes.data(), "CGCNMODL", 8) == 0 && (version == 1 || version == 2));
   CGCN_FUZZ_CHECK(U32At(bytes, 12) == c.in_dim && U32At(bytes, 16) == c.hidden && U32At(bytes, 20) == c.out_dim &&
                   U32At(bytes, 24) == c.layers);
   CGCN_FUZZ_CHECK(c.in_dim >= 1 && c.hidden >= 1 && c.out_dim >= 1 && c.layers >= 1);
   CGCN_FUZZ_CHECK(std::memcmp(bytes.data() + 28, &c.dropout, 4) == 0 && c.dropout >= 0.0f && c.dropout <= 1.0f);
   CGCN_FUZZ_CHECK(U32At(bytes, 32) == (row_normalize ? 1u : 0u) && U32At(bytes, 36) == 0);
-  uint64_t k = 0;
+  const size_t header = version == 2 ? 80 : 48;
+  uint64_t b = 0;
+  if (version == 2) {
+    CGCN_FUZZ_CHECK(U32At(bytes, 48) == static_cast<uint32_t>(c.kind) && U32At(bytes, 48) <= 3);
+    CGCN_FUZZ_CHECK(std::memcmp(bytes.data() + 52, &c.diag_lambda, 4) == 0 && std::isfinite(c.diag_lambda));
+    CGCN_FUZZ_CHECK(U32At(bytes, 56) == (c.residual ? 1u : 0u));
+    CGCN_FUZZ_CHECK(U32At(bytes, 60) == static_cast<uint32_t>(c.norm) && U32At(bytes, 60) <= 2);
+    CGCN_FUZZ_CHECK(U32At(bytes, 64) == c.heads && c.heads >= 1 && c.heads <= 64 &&
+                    (c.kind == LayerKind::kGat ? c.hidden % c.heads == 0 : c.heads == 1));
+    CGCN_FUZZ_CHECK(U32At(bytes, 68) == 0);
+    b = ReadU64(bytes.data() + 72);
+  } else {
+    CGCN_FUZZ_CHECK(c.Plain());
+  }
+  // K: per layer W and b, W_root for cluster-gcn and sage, a_src and a_dst for gat, gamma and beta
+  // for normalized hidden layers; B: running mean and variance for batch-normalized hidden layers.
+  const bool root = c.kind == LayerKind::kClusterGcn || c.kind == LayerKind::kSage;
+  const bool gat = c.kind == LayerKind::kGat;
+  uint64_t k = 0, expected_b = 0;
   for (uint32_t l = 0; l < c.layers; ++l) {
     const uint64_t in = l == 0 ? c.in_dim : c.hidden, out = l + 1 == c.layers ? c.out_dim : c.hidden;
-    k += in * out + out;
+    k += in * out * (root ? 2 : 1) + out + (gat ? 2 * out : 0);
+    if (c.norm != NormKind::kNone && l + 1 < c.layers) {
+      k += 2 * out;
+      if (c.norm == NormKind::kBatch) expected_b += 2 * out;
+    }
   }
   CGCN_FUZZ_CHECK(model.params().size() == k && ReadU64(bytes.data() + 40) == k);
-  CGCN_FUZZ_CHECK(bytes.size() == 48 + 4 * k + 8);
-  CGCN_FUZZ_CHECK(std::memcmp(bytes.data() + 48, model.params().data(), 4 * k) == 0);
+  CGCN_FUZZ_CHECK(model.buffers().size() == b && b == expected_b);
+  CGCN_FUZZ_CHECK(bytes.size() == header + 4 * (k + b) + 8);
+  CGCN_FUZZ_CHECK(std::memcmp(bytes.data() + header, model.params().data(), 4 * k) == 0);
+  CGCN_FUZZ_CHECK(b == 0 || std::memcmp(bytes.data() + header + 4 * k, model.buffers().data(), 4 * b) == 0);
   for (float p : model.params()) CGCN_FUZZ_CHECK(std::isfinite(p));
+  for (float v : model.buffers()) CGCN_FUZZ_CHECK(std::isfinite(v));
 
-  // Written back, it is the same file.
+  // Written back (always version 2), it is the same file; a version 1 file gains the 32 bytes of
+  // layer fields (gcn, 0, 0, none, 1 head, 0, B = 0) and keeps every other byte after the version.
   const std::string again = ScratchDir() + "/again.model";
   CGCN_FUZZ_CHECK(SaveModel(again, model, row_normalize).ok());
   const std::vector<std::byte> written = ReadBytes(again);
-  CGCN_FUZZ_CHECK(written.size() == bytes.size() && std::memcmp(written.data(), bytes.data(), bytes.size()) == 0);
+  if (version == 2) {
+    CGCN_FUZZ_CHECK(written.size() == bytes.size() && std::memcmp(written.data(), bytes.data(), bytes.size()) == 0);
+  } else {
+    CGCN_FUZZ_CHECK(written.size() == bytes.size() + 32 &&
+                    std::memcmp(written.data() + 12, bytes.data() + 12, 36) == 0 &&
+                    std::memcmp(written.data() + 80, bytes.data() + 48, bytes.size() - 56) == 0);
+  }
 
   // It runs (dropout as stored, then the gradient of the sum of the logits).
   static const PathGraph graph;

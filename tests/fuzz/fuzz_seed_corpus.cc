@@ -230,7 +230,15 @@ void AddModelSeeds(const fs::path& dir, ShardDirectory& shards, size_t* files) {
   SeedDir seeds(dir);
   testutil::TempDir tmp("cgcn-fuzz-seed");
   const std::string path = tmp.Join("model");
-  const GcnConfig configs[] = {{3, 4, 2, 2, 0.5f}, {3, 16, 2, 3, 0.0f}, {8, 8, 4, 1, 0.25f}, {5, 4, 3, 4, 0.9f}};
+  GcnConfig configs[] = {{3, 4, 2, 2, 0.5f}, {3, 16, 2, 3, 0.0f}, {8, 8, 4, 1, 0.25f},
+                         {5, 4, 3, 4, 0.9f}, {3, 4, 2, 3, 0.5f},  {4, 4, 2, 3, 0.5f}};
+  // Layer kinds, norms and residual connections (version 2's fields and batch norm's buffers).
+  configs[4].kind = LayerKind::kClusterGcn;
+  configs[4].diag_lambda = 0.5f;
+  configs[4].norm = NormKind::kLayer;
+  configs[5].kind = LayerKind::kSage;
+  configs[5].norm = NormKind::kBatch;
+  configs[5].residual = true;
   for (size_t i = 0; i < std::size(configs); ++i) {
     const Gcn model(configs[i], i + 1);
     Check(SaveModel(path, model, i % 2 == 0), "SaveModel");
