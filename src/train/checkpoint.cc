@@ -13,7 +13,10 @@ std::string CheckpointPath(const std::string& dir) { return dir + "/" + kCheckpo
 
 namespace {
 constexpr char kCheckpointMagic[8] = {'C', 'G', 'C', 'N', 'C', 'K', 'P', 'T'};
-constexpr uint32_t kCheckpointVersion = 1;
+constexpr uint32_t kCheckpointVersion = 2;
+// Bytes of the version 2 state after adam_v, before best_params: plateau lr, best, bad, seen;
+// best epoch, evaluations since; six metrics; the best parameter count.
+constexpr uint64_t kStateBytes = 4 + 8 + 4 + 4 + 4 + 4 + 6 * 8 + 8;
 }  // namespace
 
 Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
@@ -33,6 +36,15 @@ Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
   w.Raw(c.params.data(), 4 * c.params.size());
   w.Raw(c.adam_m.data(), 4 * c.adam_m.size());
   w.Raw(c.adam_v.data(), 4 * c.adam_v.size());
+  w.F32(c.plateau.lr);
+  w.Raw(&c.plateau.best, 8);
+  w.U32(c.plateau.bad);
+  w.U32(c.plateau.seen ? 1 : 0);
+  w.U32(c.best_epoch);
+  w.U32(c.evals_since_best);
+  for (double v : c.best_metrics) w.Raw(&v, 8);
+  w.U64(c.best_params.size());
+  w.Raw(c.best_params.data(), 4 * c.best_params.size());
   w.U64(Checksum64(out.data(), out.size()));
   return WriteFileAtomic(CheckpointPath(dir), out);
 }
@@ -64,7 +76,9 @@ Result<Checkpoint> LoadCheckpoint(const std::string& dir) {
                    std::to_string(kCheckpointVersion));
   if (sig_len > 4096) return corrupt("byte 56: signature length " + std::to_string(sig_len) + " over 4096");
   // K is checked against the file size before anything is allocated for it.
-  if (count > (uint64_t{1} << 32) || r.remaining() != sig_len + 12 * count)
+  // The best parameters are either absent or as many as the parameters.
+  const uint64_t without_best = sig_len + 12 * count + kStateBytes;
+  if (count > (uint64_t{1} << 32) || (r.remaining() != without_best && r.remaining() != without_best + 4 * count))
     return corrupt("byte 48: " + std::to_string(count) + " parameters and a " + std::to_string(sig_len) +
                    "-byte signature do not fit the file's " + std::to_string(bytes.size()) + " bytes");
   c.signature.resize(sig_len);
@@ -73,6 +87,22 @@ Result<Checkpoint> LoadCheckpoint(const std::string& dir) {
     v->resize(count);
     (void)r.Raw(v->data(), 4 * count);
   }
+  uint32_t seen = 0;
+  uint64_t best_count = 0;
+  (void)r.F32(&c.plateau.lr);
+  (void)r.Raw(&c.plateau.best, 8);
+  (void)r.U32(&c.plateau.bad);
+  (void)r.U32(&seen);
+  (void)r.U32(&c.best_epoch);
+  (void)r.U32(&c.evals_since_best);
+  for (double& v : c.best_metrics) (void)r.Raw(&v, 8);
+  (void)r.U64(&best_count);
+  c.plateau.seen = seen != 0;
+  if (seen > 1) return corrupt("plateau flag " + std::to_string(seen) + ", expected 0 or 1");
+  if (best_count != r.remaining() / 4 || (best_count != 0 && best_count != count))
+    return corrupt("best parameter count " + std::to_string(best_count) + ", expected 0 or " + std::to_string(count));
+  c.best_params.resize(best_count);
+  (void)r.Raw(c.best_params.data(), 4 * best_count);
   return c;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "cgcn/checksum.h"
 #include "util/bytes.h"
@@ -13,9 +14,43 @@ namespace {
 constexpr char kModelMagic[8] = {'C', 'G', 'C', 'N', 'M', 'O', 'D', 'L'};
 constexpr uint32_t kModelVersion = 1;
 constexpr size_t kModelHeaderBytes = 48;
+
+// --- Feature normalization (wt-flow): the field at byte 32 is a FeatureNormKind (0 none, 1 row,
+// 2 standard); with 2, in_dim f32 means and in_dim f32 inverse standard deviations follow the
+// parameters.
+uint64_t NormBlockBytes(uint32_t kind, uint32_t in_dim) {
+  return kind == static_cast<uint32_t>(FeatureNormKind::kStandard) ? uint64_t{8} * in_dim : 0;
+}
+void WriteNormBlock(ByteWriter& w, const FeatureNorm& norm) {
+  if (norm.kind != FeatureNormKind::kStandard) return;
+  w.Raw(norm.mean.data(), norm.mean.size() * sizeof(float));
+  w.Raw(norm.inv_std.data(), norm.inv_std.size() * sizeof(float));
+}
+// Reads the block at `offset` (the reader is there); every value must be finite.
+Status ReadNormBlock(ByteReader& r, uint32_t kind, uint32_t in_dim, size_t offset, FeatureNorm* norm,
+                     const std::function<Status(size_t, const std::string&)>& at) {
+  FeatureNorm n;
+  n.kind = static_cast<FeatureNormKind>(kind);
+  if (n.kind == FeatureNormKind::kStandard) {
+    n.mean.resize(in_dim);
+    n.inv_std.resize(in_dim);
+    (void)r.Raw(n.mean.data(), in_dim * sizeof(float));
+    (void)r.Raw(n.inv_std.data(), in_dim * sizeof(float));
+    for (uint32_t i = 0; i < 2 * in_dim; ++i) {
+      const float v = i < in_dim ? n.mean[i] : n.inv_std[i - in_dim];
+      if (!std::isfinite(v))
+        return at(offset + 4 * uint64_t{i}, std::string(i < in_dim ? "feature mean " : "feature inverse std ") +
+                                                std::to_string(i % in_dim) + " is not finite");
+    }
+  }
+  if (norm) *norm = std::move(n);
+  return Status::Ok();
+}
+// --- end of the feature normalization block
+
 }  // namespace
 
-Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) {
+Status SaveModel(const std::string& path, const Gcn& model, const FeatureNorm& norm) {
   const GcnConfig& c = model.config();
   std::vector<std::byte> out;
   out.reserve(kModelHeaderBytes + model.params().size() * sizeof(float) + 8);
@@ -27,15 +62,18 @@ Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) 
   w.U32(c.out_dim);
   w.U32(c.layers);
   w.F32(c.dropout);
-  w.U32(row_normalize ? 1 : 0);
+  if (norm.kind == FeatureNormKind::kStandard && (norm.mean.size() != c.in_dim || norm.inv_std.size() != c.in_dim))
+    return Status::Internal(path + ": feature standardization has the wrong width for the model");
+  w.U32(static_cast<uint32_t>(norm.kind));
   w.U32(0);  // reserved
   w.U64(model.params().size());
   w.Raw(model.params().data(), model.params().size() * sizeof(float));
+  WriteNormBlock(w, norm);
   w.U64(Checksum64(out.data(), out.size()));
   return WriteFileAtomic(path, out);
 }
 
-Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
+Result<Gcn> LoadModel(const std::string& path, FeatureNorm* feature_norm) {
   CGCN_ASSIGN_OR_RETURN(std::vector<std::byte> bytes, ReadWholeFile(path));
   auto corrupt = [&](const std::string& what) { return Status::Corruption(path + ": " + what); };
   auto at = [&](size_t offset, const std::string& what) {
@@ -75,7 +113,8 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
   CGCN_RETURN_IF_ERROR(in_range(24, "layer count", c.layers, 64));
   if (!(c.dropout >= 0.0f && c.dropout <= 1.0f))  // also false for NaN
     return at(28, "dropout " + std::to_string(c.dropout) + " is not in [0, 1]");
-  if (norm > 1) return at(32, "row-normalization flag " + std::to_string(norm) + ", expected 0 or 1");
+  if (norm > 2)
+    return at(32, "feature normalization " + std::to_string(norm) + ", expected 0 (none), 1 (row) or 2 (standard)");
   if (reserved != 0) return at(36, "reserved field " + std::to_string(reserved) + ", expected 0");
   // The parameter count the dimensions give, checked against K and the file size before anything
   // is allocated for it (at most 2^24 x 2^16 + 63 x 2^32 + ...: far below 2^64).
@@ -85,9 +124,11 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
                       std::to_string(c.in_dim) + " inputs, " + std::to_string(c.layers) + " layers of " +
                       std::to_string(c.hidden) + " hidden units, " + std::to_string(c.out_dim) +
                       " outputs: " + std::to_string(expected) + " parameters)");
-  if (r.remaining() != count * sizeof(float) + 8)
-    return at(kModelHeaderBytes, "expected " + std::to_string(count) + " parameters and the checksum (" +
-                                     std::to_string(count * sizeof(float) + 8) + " bytes), found " +
+  const uint64_t norm_bytes = NormBlockBytes(norm, c.in_dim);
+  if (r.remaining() != count * sizeof(float) + norm_bytes + 8)
+    return at(kModelHeaderBytes, "expected " + std::to_string(count) + " parameters" +
+                                     (norm_bytes ? ", the feature standardization" : "") + " and the checksum (" +
+                                     std::to_string(count * sizeof(float) + norm_bytes + 8) + " bytes), found " +
                                      std::to_string(r.remaining()) + " bytes");
   Gcn model(c, 0);
   if (model.params().size() != count) return Status::Internal(path + ": model parameter count disagrees with the file");
@@ -95,7 +136,7 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
   for (size_t i = 0; i < count; ++i)
     if (!std::isfinite(model.params()[i]))
       return at(kModelHeaderBytes + 4 * i, "parameter " + std::to_string(i) + " is not finite");
-  if (row_normalize) *row_normalize = norm != 0;
+  CGCN_RETURN_IF_ERROR(ReadNormBlock(r, norm, c.in_dim, kModelHeaderBytes + 4 * count, feature_norm, at));
   return model;
 }
 

@@ -33,6 +33,7 @@ json EpochJson(const EpochRecord& r) {
   json j = {{"epoch", r.epoch},
             {"loss", r.loss},
             {"epoch_s", r.epoch_s},
+            {"lr", r.lr},
             {"batches", r.stats.batches},
             {"input_wait_s", r.stats.input_wait_s},
             {"decode_s", r.stats.decode_s},
@@ -52,6 +53,9 @@ json EpochJson(const EpochRecord& r) {
     j["train_acc"] = AccJson(r.acc.train);
     j["valid_acc"] = AccJson(r.acc.valid);
     j["test_acc"] = AccJson(r.acc.test);
+    j["train_loss_eval"] = AccJson(r.acc.train_loss);
+    j["valid_loss"] = AccJson(r.acc.valid_loss);
+    j["test_loss"] = AccJson(r.acc.test_loss);
     j["eval_s"] = r.eval_s;
     j["eval_spilled"] = r.eval_stats.plan.spill;
     j["eval_spill_read_bytes"] = r.eval_stats.spill_read_bytes;
@@ -135,6 +139,13 @@ std::string Summary(const TrainRunReport& rep, uint32_t threads) {
             {"test_acc", AccJson(t.final_acc.test)},
             {"epochs", t.epochs.size()},
             {"final_epoch", t.final_epoch},
+            {"selected_epoch", t.final_epoch},
+            {"model_selected", t.selected},
+            {"trained_through", t.trained_through},
+            {"stopped_early", t.stopped_early},
+            {"valid_loss", AccJson(t.final_acc.valid_loss)},
+            {"feature_norm", std::string(t.feature_norm.Name())},
+            {"feature_norm_reason", t.feature_norm_reason},
             {"mean_epoch_s", t.mean_epoch_s},
             {"best_epoch", t.best_epoch},
             {"best_valid_acc", AccJson(t.best_acc.valid)},
@@ -202,7 +213,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRu
   // Every output that can be written is written; failures are collected, not returned.
   if (Status s = metrics.Close(); !s.ok()) rep.errors.push_back(s);
   if (!options.save_model.empty()) {
-    Status s = SaveModel(options.save_model, model, o.row_normalize);
+    Status s = SaveModel(options.save_model, model, rep.train.feature_norm);
     rep.model_written = s.ok();
     if (!s.ok()) rep.errors.push_back(s.WithContext("--save-model " + options.save_model));
   }

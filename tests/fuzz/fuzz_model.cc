@@ -34,7 +34,7 @@ struct PathGraph {
   SparseRows Rows() const { return SparseRows{offsets, columns, weights, self_weights, 0}; }
 };
 
-void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> bytes) {
+void CheckAccepted(Gcn& model, const FeatureNorm& norm, std::span<const std::byte> bytes) {
   const GcnConfig& c = model.config();
   // docs/FORMAT.md: 48-byte header, K f32 parameters, u64 checksum; dims F, hidden x (L-1), C.
   CGCN_FUZZ_CHECK(std::memcmp(bytes.data(), "CGCNMODL", 8) == 0 && U32At(bytes, 8) == 1);
@@ -42,7 +42,7 @@ void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> by
                   U32At(bytes, 24) == c.layers);
   CGCN_FUZZ_CHECK(c.in_dim >= 1 && c.hidden >= 1 && c.out_dim >= 1 && c.layers >= 1);
   CGCN_FUZZ_CHECK(std::memcmp(bytes.data() + 28, &c.dropout, 4) == 0 && c.dropout >= 0.0f && c.dropout <= 1.0f);
-  CGCN_FUZZ_CHECK(U32At(bytes, 32) == (row_normalize ? 1u : 0u) && U32At(bytes, 36) == 0);
+  CGCN_FUZZ_CHECK(U32At(bytes, 32) == static_cast<uint32_t>(norm.kind) && U32At(bytes, 36) == 0);
   uint64_t k = 0;
   for (uint32_t l = 0; l < c.layers; ++l) {
     const uint64_t in = l == 0 ? c.in_dim : c.hidden, out = l + 1 == c.layers ? c.out_dim : c.hidden;
@@ -55,7 +55,7 @@ void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> by
 
   // Written back, it is the same file.
   const std::string again = ScratchDir() + "/again.model";
-  CGCN_FUZZ_CHECK(SaveModel(again, model, row_normalize).ok());
+  CGCN_FUZZ_CHECK(SaveModel(again, model, norm).ok());
   const std::vector<std::byte> written = ReadBytes(again);
   CGCN_FUZZ_CHECK(written.size() == bytes.size() && std::memcmp(written.data(), bytes.data(), bytes.size()) == 0);
 
@@ -74,14 +74,14 @@ void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> by
 void LoadOne(std::span<const std::byte> bytes) {
   const std::string path = ScratchDir() + "/input.model";
   WriteBytes(path, bytes);
-  bool row_normalize = false;
-  Result<Gcn> m = LoadModel(path, &row_normalize);
+  FeatureNorm norm;
+  Result<Gcn> m = LoadModel(path, &norm);
   if (!m.ok()) {
     CGCN_FUZZ_CHECK(m.status().code() == StatusCode::kCorruption);
     CGCN_FUZZ_CHECK(StartsWith(m.status().message(), path + ": "));
     return;
   }
-  CheckAccepted(*m, row_normalize, bytes);
+  CheckAccepted(*m, norm, bytes);
 }
 
 }  // namespace

@@ -233,7 +233,7 @@ void AddModelSeeds(const fs::path& dir, ShardDirectory& shards, size_t* files) {
   const GcnConfig configs[] = {{3, 4, 2, 2, 0.5f}, {3, 16, 2, 3, 0.0f}, {8, 8, 4, 1, 0.25f}, {5, 4, 3, 4, 0.9f}};
   for (size_t i = 0; i < std::size(configs); ++i) {
     const Gcn model(configs[i], i + 1);
-    Check(SaveModel(path, model, i % 2 == 0), "SaveModel");
+    Check(SaveModel(path, model, i % 2 == 0 ? FeatureNorm::Row() : FeatureNorm::None()), "SaveModel");
     seeds.AddFile("init", path);
   }
   TrainOptions o;
@@ -241,7 +241,7 @@ void AddModelSeeds(const fs::path& dir, ShardDirectory& shards, size_t* files) {
   o.hidden = 8;
   Gcn trained(ModelConfig(shards.manifest(), o), 1);
   Check(Train(shards, o, trained).status(), "Train (model seed)");
-  Check(SaveModel(path, trained, true), "SaveModel (trained)");
+  Check(SaveModel(path, trained, FeatureNorm::Row()), "SaveModel (trained)");
   seeds.AddFile("trained", path);
   *files += seeds.count();
 }
