@@ -114,6 +114,7 @@ Status CheckOutputs(const TrainRunOptions& options, const ShardDirectory& shards
   paths.AddFile("--predict-out", options.predict_out);
   paths.AddDirectory("--checkpoint", options.train.checkpoint_dir, kCheckpointFileName);
   CGCN_RETURN_IF_ERROR(paths.Check());
+  CGCN_RETURN_IF_ERROR(CheckPredictionsPath("--predict-out", options.predict_out));
   const std::string& ckpt = options.train.checkpoint_dir;
   std::error_code ec;
   if (!ckpt.empty() && !options.train.resume && std::filesystem::exists(CheckpointPath(ckpt), ec))
