@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -20,10 +21,12 @@
 #include "cgcn/lr_schedule.h"
 #include "cgcn/memory_plan.h"
 #include "cgcn/model_file.h"
+#include "cgcn/plot.h"
 #include "cgcn/predict.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/split.h"
 #include "cgcn/train.h"
+#include "cgcn/train_run.h"
 #include "testutil/shards.h"
 #include "testutil/testutil.h"
 #include "testutil/tool_runner.h"
@@ -662,6 +665,153 @@ TEST(PredictTool, RunsAndReportsJson) {
       "cgcn-predict", {"--model", tmp.Join("m"), "--shards", tmp.Join("s"), "--probabilities"}, tmp.path());
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_EQ(bad.err, "cgcn-predict: error: invalid argument: --probabilities needs --out FILE\n");
+}
+
+// --- --runs and --plot-out.
+
+TEST_F(TrainFlow, RunsTrainEachSeedAndReportMeanAndStd) {
+  TrainRunOptions ro;
+  ro.shards_dir = tmp_.Join("shards");
+  ro.train = Options();
+  ro.train.epochs = 8;
+  ro.train.eval_every = 2;
+  ro.train.seed = 5;
+  ro.runs = 3;
+  ro.save_model = tmp_.Join("m.cgcn");
+  ro.predict_out = tmp_.Join("p.csv");
+  ro.metrics_out = tmp_.Join("m.jsonl");
+  Result<TrainRunReport> r = RunTraining(ro);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->runs.size(), 3u);
+  // Each run is the single run with its seed.
+  std::vector<double> test;
+  double best_valid = -1;
+  uint32_t best_run = 0;
+  for (uint32_t i = 0; i < 3; ++i) {
+    TrainOptions o = ro.train;
+    o.seed = 5 + i;
+    Result<TrainReport> single = Run(o);
+    ASSERT_TRUE(single.ok());
+    EXPECT_EQ(r->runs[i].seed, 5u + i);
+    EXPECT_EQ(r->runs[i].acc.test, single->final_acc.test) << i;
+    EXPECT_EQ(r->runs[i].acc.valid, single->final_acc.valid) << i;
+    EXPECT_EQ(r->runs[i].final_epoch, single->final_epoch) << i;
+    test.push_back(single->final_acc.test);
+    if (single->final_acc.valid > best_valid) best_valid = single->final_acc.valid, best_run = i;
+  }
+  EXPECT_EQ(r->selected_run, best_run);
+  const double mean = (test[0] + test[1] + test[2]) / 3;
+  double sq = 0;
+  for (double t : test) sq += (t - mean) * (t - mean);
+  const auto j = nlohmann::json::parse(r->summary_json);
+  EXPECT_NEAR(j["test_acc_mean"].get<double>(), mean, 1e-12);
+  EXPECT_NEAR(j["test_acc_std"].get<double>(), std::sqrt(sq / 2), 1e-12);
+  ASSERT_EQ(j["runs"].size(), 3u);
+  EXPECT_EQ(j["runs"][1]["seed"], 6);
+  EXPECT_EQ(j["selected_run"], best_run);
+  // The outputs are the selected run's: its model predicts its accuracy.
+  PredictOptions p;
+  p.model_path = ro.save_model;
+  p.shards_dir = ro.shards_dir;
+  Result<PredictReport> pr = RunPredict(p);
+  ASSERT_TRUE(pr.ok());
+  EXPECT_EQ(pr->acc.test, r->runs[best_run].acc.test);
+  // Every run's epochs are in the metrics, tagged with the run.
+  std::istringstream lines(testutil::ReadFile(ro.metrics_out));
+  std::map<int, int> per_run;
+  for (std::string line; std::getline(lines, line);) ++per_run[nlohmann::json::parse(line)["run"].get<int>()];
+  EXPECT_EQ(per_run, (std::map<int, int>{{0, 8}, {1, 8}, {2, 8}}));
+  // Not with a checkpoint.
+  ro.train.checkpoint_dir = tmp_.Join("ckpt");
+  Result<TrainRunReport> refused = RunTraining(ro);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(), "--runs 3 cannot be combined with --checkpoint (one checkpoint holds one run)");
+}
+
+TEST(MeanAndStdTest, KnownValues) {
+  const MeanStd a = MeanAndStd({1.0, 2.0, 3.0, 4.0});
+  EXPECT_DOUBLE_EQ(a.mean, 2.5);
+  EXPECT_DOUBLE_EQ(a.std, std::sqrt(5.0 / 3.0));
+  EXPECT_EQ(MeanAndStd({0.7}).std, 0.0);
+  EXPECT_TRUE(std::isnan(MeanAndStd({std::nan("")}).mean));
+}
+
+// Well-formed XML in the sense an SVG viewer needs: one root, every element closed in order,
+// attributes quoted, no stray '<' or bare '&' in text. Returns "" or what is wrong.
+std::string XmlProblem(const std::string& x) {
+  std::vector<std::string> open;
+  size_t i = 0, roots = 0;
+  static const std::regex attrs(R"((\s+[A-Za-z_:][-A-Za-z0-9_:.]*="[^"<]*")*\s*/?)");
+  while (i < x.size()) {
+    const size_t lt = x.find('<', i);
+    const std::string text = x.substr(i, lt == std::string::npos ? std::string::npos : lt - i);
+    for (size_t a = text.find('&'); a != std::string::npos; a = text.find('&', a + 1))
+      if (!std::regex_search(text.substr(a), std::regex("^&(amp|lt|gt|quot|apos);"))) return "bare & in text";
+    if (lt == std::string::npos) break;
+    const size_t gt = x.find('>', lt);
+    if (gt == std::string::npos) return "unterminated tag";
+    std::string tag = x.substr(lt + 1, gt - lt - 1);
+    i = gt + 1;
+    if (tag.starts_with("?")) continue;
+    if (tag.starts_with("/")) {
+      if (open.empty() || open.back() != tag.substr(1)) return "mismatched </" + tag.substr(1) + ">";
+      open.pop_back();
+      continue;
+    }
+    const size_t name_end = tag.find_first_of(" \t\n/");
+    const std::string name = tag.substr(0, name_end);
+    if (name.empty()) return "empty tag name";
+    if (!std::regex_match(tag.substr(name.size()), attrs)) return "bad attributes in <" + name + ">";
+    if (open.empty() && ++roots > 1) return "more than one root";
+    if (!tag.ends_with("/")) open.push_back(name);
+  }
+  return open.empty() ? "" : "unclosed <" + open.back() + ">";
+}
+
+TEST(XmlCheckerTest, CatchesWhatItShould) {
+  EXPECT_EQ(XmlProblem("<a><b x=\"1\"/></a>"), "");
+  EXPECT_NE(XmlProblem("<a><b></a></b>"), "");
+  EXPECT_NE(XmlProblem("<a x=1></a>"), "");
+  EXPECT_NE(XmlProblem("<a>R&D</a>"), "");
+  EXPECT_NE(XmlProblem("<a></a><a></a>"), "");
+}
+
+TEST_F(TrainFlow, PlotIsAWellFormedSvgHoldingEverySeries) {
+  TrainRunOptions ro;
+  ro.shards_dir = tmp_.Join("shards");
+  ro.train = Options();
+  ro.train.epochs = 12;
+  ro.train.eval_every = 3;
+  ro.plot_out = tmp_.Join("curves & more.svg");
+  Result<TrainRunReport> r = RunTraining(ro);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->plot_written);
+  const std::string svg = testutil::ReadFile(ro.plot_out);
+  EXPECT_EQ(XmlProblem(svg), "") << svg;
+  EXPECT_TRUE(svg.starts_with("<?xml")) << svg.substr(0, 40);
+  EXPECT_NE(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
+  EXPECT_NE(svg.find("(seed 0)</text>"), std::string::npos);  // the title
+  // Titles are escaped.
+  const std::string odd = LearningCurveSvg(r->train.epochs, "a & <b>", 5);
+  EXPECT_EQ(XmlProblem(odd), "");
+  EXPECT_NE(odd.find(">a &amp; &lt;b&gt;</text>"), std::string::npos);
+  EXPECT_NE(odd.find("class=\"selected\""), std::string::npos);  // the selected epoch's marker
+  // The series and how many points each has: 12 epochs, 4 evaluations.
+  const std::regex poly(R"re(<polyline class="series" data-name="([^"]+)"[^>]* points="([^"]+)")re");
+  std::map<std::string, size_t> points;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), poly); it != std::sregex_iterator(); ++it) {
+    const std::string pts = (*it)[2];
+    points[(*it)[1]] = static_cast<size_t>(std::count(pts.begin(), pts.end(), ','));
+  }
+  EXPECT_EQ(points,
+            (std::map<std::string, size_t>{
+                {"training loss", 12}, {"validation loss", 4}, {"validation accuracy", 4}, {"test accuracy", 4}}));
+  EXPECT_NE(svg.find(">epoch</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">accuracy</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">1.0</text>"), std::string::npos);  // a tick on the accuracy axis
+  // The legend names every series.
+  for (const char* name : {"training loss", "validation loss", "validation accuracy", "test accuracy"})
+    EXPECT_NE(svg.find(std::string(">") + name + "</text>"), std::string::npos) << name;
 }
 
 }  // namespace

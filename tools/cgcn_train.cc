@@ -69,6 +69,12 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-out", run.metrics_out, "write one JSON record per epoch to this file (JSON Lines)");
   app.add_option("--save-model", run.save_model, "write the trained model here (docs/FORMAT.md)");
   app.add_option("--predict-out", run.predict_out, "write 'node_id,label' predictions for every node here");
+  app.add_option("--plot-out", run.plot_out,
+                 "draw learning curves (training and validation loss; validation and test accuracy) into this SVG");
+  cli::AddNumber(app, "--runs", &run.runs,
+                 "train R times with seeds --seed .. --seed + R - 1; prints each run, then mean and standard "
+                 "deviation; outputs come from the run with the best validation accuracy",
+                 1u, 1000u);
   app.add_option("--checkpoint", o.checkpoint_dir,
                  "directory for checkpoints (checkpoint.cgcn, written atomically after every epoch); a fresh run "
                  "refuses a directory that already holds one");
@@ -127,6 +133,13 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   };
 
+  cb.on_run = [&](uint32_t r, uint64_t seed, const TrainReport& t) {
+    if (quiet || run.runs < 2) return;
+    std::printf("run %u (seed %llu): epoch %u  train %.4f  valid %.4f  test %.4f\n", r + 1,
+                static_cast<unsigned long long>(seed), t.final_epoch, t.final_acc.train, t.final_acc.valid,
+                t.final_acc.test);
+    std::fflush(stdout);
+  };
   Result<TrainRunReport> rep = RunTraining(run, cb);
   printer.Finish();
   if (!rep.ok()) return cli::Fail(kTool, rep.status());
@@ -140,6 +153,14 @@ int main(int argc, char** argv) {
     if (t.selected || o.eval_every > 0)
       std::printf("model from epoch %u (best validation accuracy %.4f): train %.4f  valid %.4f  test %.4f\n",
                   t.final_epoch, t.best_acc.valid, t.final_acc.train, t.final_acc.valid, t.final_acc.test);
+    if (rep->runs.size() > 1) {
+      std::vector<double> va, te;
+      for (const RunResult& r : rep->runs) va.push_back(r.acc.valid), te.push_back(r.acc.test);
+      const MeanStd v = MeanAndStd(va), e = MeanStd(MeanAndStd(te));
+      std::printf("%zu runs: valid %.4f +- %.4f  test %.4f +- %.4f (mean +- sample std); outputs from run %u\n",
+                  rep->runs.size(), v.mean, v.std, e.mean, e.std, rep->selected_run + 1);
+    }
+    if (rep->plot_written) std::printf("learning curves drawn in %s\n", run.plot_out.c_str());
     if (rep->model_written) std::printf("model written to %s\n", run.save_model.c_str());
     if (rep->predictions_written)
       std::printf("predictions for %llu nodes written to %s\n", static_cast<unsigned long long>(rep->num_nodes),
