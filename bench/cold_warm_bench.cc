@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
                "drop each shard from the page cache once decoded, as cgcn-train --mem-budget does (the page cache "
                "then never holds the graph: every epoch after a warm one reads from disk)");
   CLI11_PARSE(app, argc, argv);
-  o.row_normalize = feature_norm == "row";
+  o.feature_norm = feature_norm == "row" ? FeatureNormMode::kRow : FeatureNormMode::kNone;
   o.epochs = 1 + 2 * rounds;
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   Adam adam(model.params().size(), 0.01f, 0.0f);
   StreamOptions so;
   so.clusters_per_batch = q;
-  so.row_normalize = false;
+  so.feature_norm = FeatureNorm::None();
   so.propagate_features = model.AggregatesInputFirst();
   BatchStream stream(*shards, so);
   std::vector<Batch> kept;

@@ -24,7 +24,7 @@ void CheckAgainstNaiveInducedSubgraph(const testutil::RawDatasetSpec& spec, cons
     ptrs.push_back(&cs[k]);
   }
   Batch b;
-  AssembleBatch(ptrs, /*row_normalize=*/true, b, /*propagate_features=*/true);
+  AssembleBatch(ptrs, FeatureNorm::Row(), b, /*propagate_features=*/true);
 
   // Naive reference.
   const std::set<uint32_t> cset(chosen.begin(), chosen.end());

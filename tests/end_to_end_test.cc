@@ -65,7 +65,7 @@ TEST(EndToEnd, FullGraphEvaluationEqualsDenseReference) {
     Gcn model(cfg, 100 + layers);
     for (uint32_t l = 0; l < layers; ++l) model.bias(l).setLinSpaced(-0.1f, 0.1f);
     std::vector<Prediction> preds;
-    Result<Accuracy> acc = EvaluateFullGraph(*d, model, true, &preds);
+    Result<Accuracy> acc = EvaluateFullGraph(*d, model, FeatureNorm::Row(), &preds);
     ASSERT_TRUE(acc.ok()) << acc.status().ToString();
     const Eigen::MatrixXd ref = DenseForward(spec, model);
     ASSERT_EQ(preds.size(), 150u);
@@ -193,10 +193,14 @@ TEST(Tools, PreprocessTrainDumpOnTinyGraph) {
   const std::string csv = testutil::ReadFile(pred);
   EXPECT_EQ(csv.substr(0, 14), "node_id,label\n");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7);
-  bool norm = false;
+  FeatureNorm norm;
   Result<Gcn> loaded = LoadModel(model, &norm);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  EXPECT_TRUE(norm);
+  // The tiny graph's features take negative values: auto standardizes them, over every node.
+  ASSERT_EQ(norm.kind, FeatureNormKind::kStandard);
+  ASSERT_EQ(norm.mean.size(), 3u);
+  EXPECT_FLOAT_EQ(norm.mean[0], 2.5f);   // mean of 0..5
+  EXPECT_FLOAT_EQ(norm.mean[1], -2.0f);  // mean of 0.5 - i
   EXPECT_EQ(loaded->config().hidden, 8u);
 }
 
@@ -320,7 +324,8 @@ TEST_F(SpillTest, SpilledEvaluationGivesBitwiseTheSamePredictions) {
     for (uint32_t l = 0; l < layers; ++l) model.bias(l).setLinSpaced(-0.2f, 0.2f);
     std::vector<Prediction> mem_pred, spill_pred;
     EvalStats mem_stats, spill_stats;
-    Result<Accuracy> mem = EvaluateFullGraph(*dir_, model, true, &mem_pred, {}, EvalOptions{}, &mem_stats);
+    Result<Accuracy> mem =
+        EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), &mem_pred, {}, EvalOptions{}, &mem_stats);
     ASSERT_TRUE(mem.ok()) << mem.status().ToString();
     EXPECT_FALSE(mem_stats.plan.spill);
     EXPECT_EQ(mem_stats.spill_read_bytes, 0u);
@@ -336,7 +341,8 @@ TEST_F(SpillTest, SpilledEvaluationGivesBitwiseTheSamePredictions) {
     const EvalOptions tight{probe->min_bytes, spill_dir()};
     bool saw_empty_dir_during = true;
     auto progress = [&](std::string_view, uint64_t, uint64_t) { saw_empty_dir_during &= Empty(spill_dir()); };
-    Result<Accuracy> spilled = EvaluateFullGraph(*dir_, model, true, &spill_pred, progress, tight, &spill_stats);
+    Result<Accuracy> spilled =
+        EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), &spill_pred, progress, tight, &spill_stats);
     ASSERT_TRUE(spilled.ok()) << spilled.status().ToString();
     EXPECT_TRUE(spill_stats.plan.spill);
     EXPECT_GT(spill_stats.plan.blocks.size(), 4u) << "one block: the chunked sums were not exercised across blocks";
@@ -363,8 +369,8 @@ TEST_F(SpillTest, UnusableSpillDirectoryIsAClearError) {
   const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
   Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), model.config(), EvalOptions{}, false, threads);
   ASSERT_TRUE(probe.ok());
-  Result<Accuracy> r =
-      EvaluateFullGraph(*dir_, model, true, nullptr, {}, EvalOptions{probe->min_bytes, tmp_.Join("no/such/dir")});
+  Result<Accuracy> r = EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), nullptr, {},
+                                         EvalOptions{probe->min_bytes, tmp_.Join("no/such/dir")});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kIoError);
   EXPECT_NE(r.status().message().find("no/such/dir: cannot create a temporary file"), std::string::npos)

@@ -29,14 +29,14 @@ class ModelFileTest : public testing::Test {
   // A saved model: 3 inputs, 2 layers of 4 hidden units, 2 outputs (26 parameters).
   std::string SavedModel(bool row_normalize = true) {
     const Gcn model(GcnConfig{3, 4, 2, 2, 0.5f}, 7);
-    EXPECT_TRUE(SaveModel(path_, model, row_normalize).ok());
+    EXPECT_TRUE(SaveModel(path_, model, row_normalize ? FeatureNorm::Row() : FeatureNorm::None()).ok());
     return testutil::ReadFile(path_);
   }
   // Writes `bytes` (checksum repaired) and loads it: the status.
   Status Load(std::string bytes) {
     RepairChecksum(bytes);
     testutil::WriteFile(path_, bytes);
-    bool norm = false;
+    FeatureNorm norm;
     return LoadModel(path_, &norm).status();
   }
   void ExpectRefused(const std::string& bytes, const std::string& where) {
@@ -50,13 +50,23 @@ class ModelFileTest : public testing::Test {
 };
 
 TEST_F(ModelFileTest, SavedModelLoadsBackExactly) {
-  for (bool norm : {true, false}) {
+  FeatureNorm standard;
+  standard.kind = FeatureNormKind::kStandard;
+  standard.mean = {0.5f, -1.25f, 3.0f, 0.0f, 7.5f};
+  standard.inv_std = {1.0f, 0.5f, 2.0f, 1.0f, 0.125f};
+  for (const FeatureNorm& norm : {FeatureNorm::Row(), FeatureNorm::None(), standard}) {
     const Gcn model(GcnConfig{5, 6, 3, 3, 0.25f}, 11);
     ASSERT_TRUE(SaveModel(path_, model, norm).ok());
-    bool loaded_norm = !norm;
+    FeatureNorm loaded_norm;
+    loaded_norm.kind = FeatureNormKind::kStandard;
     Result<Gcn> loaded = LoadModel(path_, &loaded_norm);
     ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-    EXPECT_EQ(loaded_norm, norm);
+    EXPECT_EQ(loaded_norm.kind, norm.kind);
+    EXPECT_EQ(loaded_norm.mean, norm.mean);
+    EXPECT_EQ(loaded_norm.inv_std, norm.inv_std);
+    // The statistics follow the parameters: 48 + 4 K + 8 F + 8 bytes.
+    EXPECT_EQ(testutil::FileSize(path_),
+              48 + 4 * model.params().size() + (norm.kind == FeatureNormKind::kStandard ? 40 : 0) + 8);
     EXPECT_EQ(loaded->config().in_dim, 5u);
     EXPECT_EQ(loaded->config().hidden, 6u);
     EXPECT_EQ(loaded->config().out_dim, 3u);
@@ -102,8 +112,14 @@ TEST_F(ModelFileTest, FieldsOutsideTheFormatAreRefusedAtTheirOffset) {
   PutF32(b, 28, 1.5f);
   ExpectRefused(b, "byte 28: dropout");
   b = good;
+  PutU32(b, 32, 3);
+  ExpectRefused(b, "byte 32: feature normalization 3, expected 0 (none), 1 (row) or 2 (standard)");
+  // Standardization without its statistics: the size no longer fits.
+  b = good;
   PutU32(b, 32, 2);
-  ExpectRefused(b, "byte 32: row-normalization flag 2, expected 0 or 1");
+  ExpectRefused(b,
+                "byte 48: expected 26 parameters, the feature standardization and the checksum (136 bytes), "
+                "found 112 bytes");
   b = good;
   PutU32(b, 36, 1);
   ExpectRefused(b, "byte 36: reserved field 1, expected 0");
@@ -269,7 +285,44 @@ TEST(CheckpointFile, ParameterCountBeyondTheFileIsRefused) {
   EXPECT_EQ(back.status().code(), StatusCode::kCorruption);
   EXPECT_EQ(back.status().message(), path +
                                          ": byte 48: 4294967296 parameters, 0 buffers and a 1-byte signature do "
-                                         "not fit the file's 89 bytes");
+                                         "not fit the file's 173 bytes");
+}
+
+// Version 2 keeps the plateau schedule's and model selection's state, best parameters included.
+TEST(CheckpointFile, ScheduleAndSelectionStateLoadBack) {
+  testutil::TempDir tmp;
+  Checkpoint c;
+  c.signature = "sig";
+  c.params = c.adam_m = c.adam_v = {1.0f, 2.0f, 3.0f};
+  c.plateau = PlateauState{0.0025f, 0.75, 3, true};
+  c.best_epoch = 17;
+  c.evals_since_best = 2;
+  c.best_metrics = {0.9, 0.8, 0.7, 0.1, 0.2, 0.3};
+  c.best_params = {4.0f, 5.0f, 6.0f};
+  c.buffers = {7.0f};
+  c.best_buffers = {8.0f};
+  ASSERT_TRUE(SaveCheckpoint(tmp.path(), c).ok());
+  Result<Checkpoint> back = LoadCheckpoint(tmp.path());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->plateau.lr, 0.0025f);
+  EXPECT_EQ(back->plateau.best, 0.75);
+  EXPECT_EQ(back->plateau.bad, 3u);
+  EXPECT_TRUE(back->plateau.seen);
+  EXPECT_EQ(back->best_epoch, 17u);
+  EXPECT_EQ(back->evals_since_best, 2u);
+  EXPECT_EQ(back->best_metrics, c.best_metrics);
+  EXPECT_EQ(back->best_params, c.best_params);
+  EXPECT_EQ(back->buffers, c.buffers);
+  EXPECT_EQ(back->best_buffers, c.best_buffers);
+  // Best parameters of another length are refused.
+  const std::string path = tmp.path() + "/" + kCheckpointFileName;
+  std::string b = testutil::ReadFile(path);
+  PutU64(b, b.size() - 8 - 4 - 12 - 8, 2);  // the best parameter count says 2; 3 follow (and 1 buffer)
+  RepairChecksum(b);
+  testutil::WriteFile(path, b);
+  Result<Checkpoint> bad = LoadCheckpoint(tmp.path());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), path + ": best parameter count 2, expected 0 or 3");
 }
 
 }  // namespace

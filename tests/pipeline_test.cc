@@ -23,7 +23,7 @@ struct Seen {
 
 std::vector<Seen> RunOnce(const ShardDirectory& d, uint32_t q, uint32_t prefetch, uint32_t epoch,
                           EpochStats* st = nullptr) {
-  BatchStream stream(d, StreamOptions{q, prefetch, 42, true});
+  BatchStream stream(d, StreamOptions{q, prefetch, 42, FeatureNorm::Row()});
   std::vector<Seen> seen;
   EXPECT_TRUE(stream
                   .RunEpoch(
@@ -126,7 +126,7 @@ TEST_F(PipelineTest, SameBatchesWhateverPrefetchAndThreads) {
 TEST_F(PipelineTest, CorruptShardCancelsTheEpochWithItsName) {
   const std::string victim = tmp_.Join("shards/" + ShardFileName(7));
   testutil::FlipByte(victim, testutil::FileSize(victim) / 2);
-  BatchStream stream(*dir_, StreamOptions{2, 3, 1, true});
+  BatchStream stream(*dir_, StreamOptions{2, 3, 1, FeatureNorm::Row()});
   int consumed = 0;
   const Status s = stream.RunEpoch(
       1,
@@ -142,7 +142,7 @@ TEST_F(PipelineTest, CorruptShardCancelsTheEpochWithItsName) {
 }
 
 TEST_F(PipelineTest, ConsumerErrorStopsThePipeline) {
-  BatchStream stream(*dir_, StreamOptions{1, 2, 1, true});
+  BatchStream stream(*dir_, StreamOptions{1, 2, 1, FeatureNorm::Row()});
   int consumed = 0;
   const Status s = stream.RunEpoch(
       1, [&](const Batch&) { return ++consumed == 3 ? Status::Internal("stop here") : Status::Ok(); }, nullptr);

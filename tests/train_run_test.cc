@@ -455,7 +455,7 @@ TEST_F(TrainTool, MetricsWriteFailureDoesNotStopTraining) {
   EXPECT_EQ(j["errors"],
             nlohmann::json::array({"I/O error: --metrics-out " + T("m.jsonl") + ": write failed: File too large"}));
   EXPECT_EQ(j["final_epoch"], 40);
-  bool norm = false;
+  FeatureNorm norm;
   EXPECT_TRUE(LoadModel(T("m.bin"), &norm).ok());
   EXPECT_EQ(testutil::ReadFile(T("p.csv")).substr(0, 14), "node_id,label\n");
   EXPECT_EQ(testutil::FileSize(T("m.jsonl")), uint64_t{4} << 10);
@@ -621,7 +621,7 @@ TEST_F(TrainLibrary, RunTrainingWritesEveryOutputAndTheSummary) {
   }
   EXPECT_EQ(epoch_records, 2);
   EXPECT_EQ(step_records, 2 * 4);  // 12 clusters, q = 3
-  bool norm = false;
+  FeatureNorm norm;
   Result<Gcn> loaded = LoadModel(run.save_model, &norm);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(testutil::ReadFile(run.predict_out).substr(0, 14), "node_id,label\n");
@@ -646,7 +646,7 @@ TEST_F(TrainLibrary, StructuresStateTheirOwnSizes) {
     views.push_back(&decoded[c]);
   }
   Batch b;
-  AssembleBatch(views, true, b);
+  AssembleBatch(views, FeatureNorm::Row(), b);
   auto bytes = [](const auto& v) { return v.size() * sizeof(v[0]); };
   const uint64_t actual = bytes(b.offsets) + bytes(b.columns) + bytes(b.weights) + bytes(b.self_weights) +
                           bytes(b.features) + bytes(b.labels) + bytes(b.train_mask) + bytes(b.node_ids);

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
       "cgcn-train"};
   TrainRunOptions run;
   TrainOptions& o = run.train;
-  std::string feature_norm = "row", mem_budget, layer_kind = "gcn", norm = "none";
+  std::string feature_norm = "auto", lr_schedule = "none", mem_budget, layer_kind = "gcn", norm = "none";
   app.add_option("--shards", run.shards_dir, "shard directory written by cgcn-preprocess")->required();
   cli::AddNumber(app, "--clusters-per-batch,-q", &o.clusters_per_batch, "clusters per batch q (at most the clusters)");
   cli::AddNumber(app, "--epochs", &o.epochs, "training epochs (at least 1)");
@@ -61,13 +61,39 @@ int main(int argc, char** argv) {
                  "directory for evaluation's spilled activations (default: $TMPDIR, else the system temporary "
                  "directory); the files are unlinked at creation");
   cli::AddNumber(app, "--eval-every", &o.eval_every, "full-graph evaluation every N epochs (0: only at the end)");
-  app.add_option("--feature-norm", feature_norm,
-                 "input feature normalization: row (divide by row sum, as PyG NormalizeFeatures) or none")
-      ->check(CLI::IsMember({"row", "none"}))
+  app.add_option(
+         "--feature-norm", feature_norm,
+         "input feature normalization: row (divide by row sum, as PyG NormalizeFeatures), standard (per-feature "
+         "mean and standard deviation, from a pass over the shards), none, or auto: row for sparse "
+         "non-negative features (at most 10% non-zero, bag-of-words), standard otherwise. Recorded in the "
+         "summary and the model file")
+      ->check(CLI::IsMember({"auto", "row", "standard", "none"}))
       ->capture_default_str();
+  cli::AddNumber(app, "--patience", &o.patience,
+                 "stop after N evaluations without a better validation accuracy (0: never; needs --eval-every). With "
+                 "--eval-every the saved model and the predictions are the best evaluation's");
+  app.add_option("--lr-schedule", lr_schedule,
+                 "learning-rate schedule: none; step (x --lr-gamma every --lr-step-size epochs); cosine (annealed to 0 "
+                 "over --epochs); plateau (x --lr-gamma after more than --lr-patience evaluations without a lower "
+                 "validation loss; needs --eval-every)")
+      ->check(CLI::IsMember({"none", "step", "cosine", "plateau"}))
+      ->capture_default_str();
+  cli::AddNumber(app, "--lr-step-size", &o.lr_step_size, "epochs between step reductions (at least 1)");
+  cli::AddNumber(app, "--lr-gamma", &o.lr_gamma, "learning-rate factor of step and plateau (above 0, at most 1)");
+  cli::AddNumber(app, "--lr-patience", &o.lr_patience, "evaluations without improvement plateau tolerates");
+  cli::AddNumber(app, "--grad-clip", &o.grad_clip,
+                 "clip the gradients' global L2 norm to this before each step (0: no clipping)");
+  app.add_flag("--inductive", o.inductive,
+               "training batches hold only training nodes and the edges among them (evaluation uses the full graph)");
   app.add_option("--metrics-out", run.metrics_out, "write one JSON record per epoch to this file (JSON Lines)");
   app.add_option("--save-model", run.save_model, "write the trained model here (docs/FORMAT.md)");
   app.add_option("--predict-out", run.predict_out, "write 'node_id,label' predictions for every node here");
+  app.add_option("--plot-out", run.plot_out,
+                 "draw learning curves (training and validation loss; validation and test accuracy) into this SVG");
+  cli::AddNumber(app, "--runs", &run.runs,
+                 "train R times with seeds --seed .. --seed + R - 1; prints each run, then mean and standard "
+                 "deviation; outputs come from the run with the best validation accuracy",
+                 1u, 1000u);
   app.add_option("--checkpoint", o.checkpoint_dir,
                  "directory for checkpoints (checkpoint.cgcn, written atomically after every epoch); a fresh run "
                  "refuses a directory that already holds one");
@@ -83,7 +109,8 @@ int main(int argc, char** argv) {
   cli::AddCommonFlags(app, &common);
   CGCN_PARSE_FLAGS(app, argc, argv);
   const char* kTool = "cgcn-train";
-  o.row_normalize = feature_norm == "row";
+  o.feature_norm = *ParseFeatureNormMode(feature_norm);  // CLI::IsMember checked it
+  o.lr_schedule = *ParseLrSchedule(lr_schedule);
   ParseLayerKind(layer_kind, &o.layer_kind);  // CLI::IsMember admitted only known names
   ParseNormKind(norm, &o.norm);
   if (!mem_budget.empty()) {
@@ -122,14 +149,21 @@ int main(int argc, char** argv) {
     std::snprintf(times, sizeof times, "(wait %.3f, decode %.3f, assemble %.3f, compute %.3f)", r.stats.input_wait_s,
                   r.stats.decode_s, r.stats.assemble_s, r.stats.consume_s);
     if (r.evaluated)
-      std::printf("epoch %4u  loss %.4f  %.3f s  %s  eval %.2f s%s  train %.4f  valid %.4f  test %.4f\n", r.epoch,
-                  r.loss, r.epoch_s, times, r.eval_s, r.eval_stats.plan.spill ? " (spilled)" : "", r.acc.train,
-                  r.acc.valid, r.acc.test);
+      std::printf("epoch %4u  loss %.4f  %.3f s  %s  eval %.2f s%s  train %.4f  valid %.4f (loss %.4f)  test %.4f\n",
+                  r.epoch, r.loss, r.epoch_s, times, r.eval_s, r.eval_stats.plan.spill ? " (spilled)" : "", r.acc.train,
+                  r.acc.valid, r.acc.valid_loss, r.acc.test);
     else if (r.epoch % std::max<uint32_t>(1, o.epochs / 20) == 0)
       std::printf("epoch %4u  loss %.4f  %.3f s  %s\n", r.epoch, r.loss, r.epoch_s, times);
     std::fflush(stdout);
   };
 
+  cb.on_run = [&](uint32_t r, uint64_t seed, const TrainReport& t) {
+    if (quiet || run.runs < 2) return;
+    std::printf("run %u (seed %llu): epoch %u  train %.4f  valid %.4f  test %.4f\n", r + 1,
+                static_cast<unsigned long long>(seed), t.final_epoch, t.final_acc.train, t.final_acc.valid,
+                t.final_acc.test);
+    std::fflush(stdout);
+  };
   Result<TrainRunReport> rep = RunTraining(run, cb);
   printer.Finish();
   if (!rep.ok()) return cli::Fail(kTool, rep.status());
@@ -137,6 +171,20 @@ int main(int argc, char** argv) {
     if (rep->train.epochs.empty())
       std::printf("nothing left to train: the checkpoint is after epoch %u; evaluated the restored model\n",
                   rep->train.final_epoch);
+    const TrainReport& t = rep->train;
+    std::printf("features normalized: %s\n", t.feature_norm_reason.c_str());
+    if (t.stopped_early) std::printf("stopped early after epoch %u (--patience %u)\n", t.trained_through, o.patience);
+    if (t.selected || o.eval_every > 0)
+      std::printf("model from epoch %u (best validation accuracy %.4f): train %.4f  valid %.4f  test %.4f\n",
+                  t.final_epoch, t.best_acc.valid, t.final_acc.train, t.final_acc.valid, t.final_acc.test);
+    if (rep->runs.size() > 1) {
+      std::vector<double> va, te;
+      for (const RunResult& r : rep->runs) va.push_back(r.acc.valid), te.push_back(r.acc.test);
+      const MeanStd v = MeanAndStd(va), e = MeanStd(MeanAndStd(te));
+      std::printf("%zu runs: valid %.4f +- %.4f  test %.4f +- %.4f (mean +- sample std); outputs from run %u\n",
+                  rep->runs.size(), v.mean, v.std, e.mean, e.std, rep->selected_run + 1);
+    }
+    if (rep->plot_written) std::printf("learning curves drawn in %s\n", run.plot_out.c_str());
     if (rep->model_written) std::printf("model written to %s\n", run.save_model.c_str());
     if (rep->predictions_written)
       std::printf("predictions for %llu nodes written to %s\n", static_cast<unsigned long long>(rep->num_nodes),

@@ -5,6 +5,7 @@
 #include <span>
 #include <vector>
 
+#include "cgcn/feature_norm.h"
 #include "cgcn/shard_format.h"
 #include "cgcn/sparse.h"
 
@@ -44,10 +45,12 @@ struct Batch {
 };
 
 // `clusters` must hold distinct clusters, sorted by cluster_id, each decoded with all sections.
-// With row_normalize, feature rows are divided by max(row sum, 1) (PyG NormalizeFeatures).
+// Features are normalized with `norm` (cgcn/feature_norm.h).
 // With propagate_features, also computes out.propagated = A_hat features.
-void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normalize, Batch& out,
-                   bool propagate_features = false);
+// With train_only (--inductive), the batch holds only the clusters' training nodes and the edges
+// among them (in the same order), GCN-normalized on that subgraph.
+void AssembleBatch(std::span<const ClusterData* const> clusters, const FeatureNorm& norm, Batch& out,
+                   bool propagate_features = false, bool train_only = false);
 
 // PyG NormalizeFeatures on a [rows x cols] row-major block, in place.
 void RowNormalize(float* data, uint64_t rows, uint32_t cols);

@@ -18,7 +18,8 @@ struct StreamOptions {
   uint32_t clusters_per_batch = 1;  // q
   uint32_t prefetch = 2;            // batches in flight (live pipeline tokens), >= 1
   uint64_t seed = 0;
-  bool row_normalize = true;
+  FeatureNorm feature_norm;         // applied to every batch's features (default: row)
+  bool train_only = false;          // --inductive: batches hold training nodes and their edges only
   bool propagate_features = false;  // also compute Batch::propagated (Gcn::AggregatesInputFirst)
 };
 

@@ -2,10 +2,12 @@
 // file"), so that a resumed run reproduces the uninterrupted run's every step.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "cgcn/lr_schedule.h"
 #include "cgcn/status.h"
 
 namespace cgcn {
@@ -19,6 +21,13 @@ struct Checkpoint {
   uint64_t loss_count = 0;  // ... and node count
   std::vector<float> params, adam_m, adam_v;
   std::vector<float> buffers;  // the model's buffers (batch norm running statistics; version 2)
+  // Version 2: the plateau schedule's state and model selection's (--eval-every, --patience).
+  PlateauState plateau;
+  uint32_t best_epoch = 0;  // 0: no evaluation has improved yet
+  uint32_t evals_since_best = 0;
+  std::array<double, 6> best_metrics{};  // train, valid, test accuracy; train, valid, test loss
+  std::vector<float> best_params;        // the best epoch's parameters (empty, or params.size())
+  std::vector<float> best_buffers;       // and its buffers (empty when best_params is, else buffers.size())
 };
 
 // The file in the checkpoint directory.

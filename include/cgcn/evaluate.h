@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "cgcn/feature_norm.h"
 #include "cgcn/gcn.h"
 #include "cgcn/manifest.h"
 #include "cgcn/predictions.h"
@@ -20,8 +21,9 @@ namespace cgcn {
 // together with the evaluation's other buffers; otherwise they go to an unlinked, memory-mapped temporary file in
 // tmp_dir and are read in chunks, so resident memory stays within memory_bytes.
 struct EvalOptions {
-  uint64_t memory_bytes = 0;  // 0: no limit, activations in memory
-  std::string tmp_dir;        // empty: $TMPDIR, else the system temporary directory
+  uint64_t memory_bytes = 0;   // 0: no limit, activations in memory
+  std::string tmp_dir;         // empty: $TMPDIR, else the system temporary directory
+  bool probabilities = false;  // the plan holds every node's class probabilities (num_nodes x classes)
 };
 // The directory spilled activations go to: options.tmp_dir, else $TMPDIR, else the system
 // temporary directory.
@@ -48,19 +50,28 @@ struct EvalStats {
   uint64_t spill_read_bytes = 0;  // activation bytes read back from the temporary files
 };
 
-// Accuracy on each split (NaN for an empty split).
+// Accuracy on each split (NaN for an empty split), and the mean cross-entropy loss there.
 struct Accuracy {
   double train = 0, valid = 0, test = 0;
+  double train_loss = 0, valid_loss = 0, test_loss = 0;
+  // Over every node with a label, in a split or not (NaN when no node has one), and that count.
+  double labeled = 0;
+  uint64_t labeled_nodes = 0;
 };
 
 // Full-graph inference: every edge, each layer kind's aggregation with full-graph degrees (gcn,
 // cluster-gcn, sage) or attention over every neighbour (gat), norms in evaluation mode (batch
-// norm's running statistics), residual connections, computed layer by layer over the shards. predictions (optional)
-// gets [num_nodes] pairs (original id, class) in cluster order. Plans for the threads TBB lets it use. Exactly the same
-// predictions whether or not activations spill: each output row sums its neighbors in ascending node order, in memory
-// or chunk by chunk from the file.
-Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& model, bool row_normalize,
+// norm's running statistics), residual connections, computed layer by layer over the shards.
+// predictions (optional) gets [num_nodes] pairs (original id, class) in cluster order;
+// probabilities (optional, with options.probabilities) gets [num_nodes x classes] softmax
+// probabilities in the same order. Plans for the threads TBB lets it use. The shards must have
+// the model's feature width and at most its classes (a graph the model was not trained on is
+// fine; its labels, where present, are scored). Exactly the same predictions whether or not
+// activations spill: each output row sums its neighbors in ascending node order, in memory or
+// chunk by chunk from the file.
+Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& model, const FeatureNorm& norm,
                                    std::vector<Prediction>* predictions = nullptr, const ProgressFn& progress = {},
-                                   const EvalOptions& options = {}, EvalStats* stats = nullptr);
+                                   const EvalOptions& options = {}, EvalStats* stats = nullptr,
+                                   std::vector<float>* probabilities = nullptr);
 
 }  // namespace cgcn

@@ -212,6 +212,8 @@ class Adam {
   Adam(size_t num_params, float lr, float weight_decay, float beta1 = 0.9f, float beta2 = 0.999f, float eps = 1e-8f);
   void Step(std::span<float> params, std::span<const float> grads);
   uint64_t steps() const { return t_; }
+  float lr() const { return lr_; }
+  void set_lr(float lr) { lr_ = lr; }  // learning-rate schedules
   std::span<const float> m() const { return m_; }
   std::span<const float> v() const { return v_; }
   // Restores state saved from steps()/m()/v() (checkpoints); false if the sizes differ.

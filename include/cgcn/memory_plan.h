@@ -32,6 +32,9 @@ struct MemoryPlan {
   std::string Describe() const;  // one line
 };
 
+// What a budget sets aside for the process itself (code, allocator, thread stacks).
+uint64_t ProcessRuntimeBytes();
+
 // Plans options.mem_budget (> 0) for `threads` decoding threads, with evaluation spilling to
 // options.tmp_dir and, with options.predict, holding every node's prediction. Fails with
 // kInvalidArgument and the numbers when not even one batch, or one cluster's evaluation, fits.

@@ -10,7 +10,9 @@
 
 #include "cgcn/batch_stream.h"
 #include "cgcn/evaluate.h"
+#include "cgcn/feature_norm.h"
 #include "cgcn/gcn.h"
+#include "cgcn/lr_schedule.h"
 #include "cgcn/memory_plan.h"
 #include "cgcn/predictions.h"
 #include "cgcn/progress.h"
@@ -36,7 +38,19 @@ struct TrainOptions {
   uint64_t seed = 0;
   uint32_t prefetch = 2;
   uint32_t eval_every = 0;  // 0 = only at the end
-  bool row_normalize = true;
+  // Input features: auto chooses row or standard from the data (cgcn/feature_norm.h).
+  FeatureNormMode feature_norm = FeatureNormMode::kAuto;
+  // Model selection: with eval_every > 0, the returned model (and the predictions) are those of
+  // the evaluation with the best validation accuracy (ties: the lower validation loss; then the
+  // earlier). With patience > 0, training stops after that many evaluations without improvement.
+  uint32_t patience = 0;
+  // Learning-rate schedule (cgcn/lr_schedule.h); lr is the base rate.
+  LrSchedule lr_schedule = LrSchedule::kNone;
+  uint32_t lr_step_size = 50;
+  float lr_gamma = 0.5f;
+  uint32_t lr_patience = 5;
+  float grad_clip = 0;     // > 0: gradients scaled so their global L2 norm is at most this
+  bool inductive = false;  // training batches hold training nodes and the edges among them only
   // Checkpoints: with a checkpoint_dir (created if missing), the complete training state goes to
   // checkpoint_dir/checkpoint.cgcn (atomically) after every epoch and, with checkpoint_every > 0,
   // also every checkpoint_every training steps. With resume, training continues from that file
@@ -71,6 +85,7 @@ struct EpochRecord {
   double epoch_s = 0;            // training wall time (no evaluation)
   double train_peak_rss_mb = 0;  // the process's peak resident set so far, before this epoch's evaluation
   EpochStats stats;
+  float lr = 0;  // the learning rate the epoch trained with
   bool evaluated = false;
   Accuracy acc;
   double eval_s = 0;
@@ -84,13 +99,19 @@ struct TrainReport {
   bool resumed = false;
   uint32_t resumed_epoch = 0;  // where the checkpoint continued (with resumed)
   uint64_t resumed_batch = 0;
-  uint32_t final_epoch = 0;  // the last epoch the returned model was trained in (options.epochs)
-  Accuracy final_acc;        // of the returned model
-  EvalStats final_eval;      // the evaluation that gave final_acc
-  double eval_s = 0;         // every evaluation of this run, seconds
-  double mean_epoch_s = 0;   // over `epochs` (0 when there are none)
-  uint32_t best_epoch = 0;   // by validation accuracy among the evaluations of this run
+  uint32_t final_epoch = 0;      // the last epoch the returned model was trained in (with model
+                                 // selection the best epoch, else options.epochs)
+  uint32_t trained_through = 0;  // the last epoch trained (before options.epochs when stopped early)
+  bool stopped_early = false;    // by --patience
+  bool selected = false;         // the returned model is the best evaluation's, restored
+  Accuracy final_acc;            // of the returned model
+  EvalStats final_eval;          // the evaluation that gave final_acc
+  double eval_s = 0;             // every evaluation of this run, seconds
+  double mean_epoch_s = 0;       // over `epochs` (0 when there are none)
+  uint32_t best_epoch = 0;       // by validation accuracy among the evaluations of this run
   Accuracy best_acc;
+  FeatureNorm feature_norm;             // what the run normalized features with
+  std::string feature_norm_reason;      // why (auto's choice and the statistics)
   std::optional<MemoryPlan> plan;       // with options.mem_budget
   std::vector<Prediction> predictions;  // with options.predict: every node's, cluster order
 };

@@ -24,7 +24,13 @@ struct TrainRunOptions {
   bool log_steps = false;   // also one record per training step in metrics_out
   std::string save_model;   // optional: the trained model (docs/FORMAT.md)
   std::string predict_out;  // optional: "node_id,label" for every node
-  uint32_t threads = 0;     // worker threads (0: TBB's default, every core)
+  std::string plot_out;     // optional: learning curves, SVG (cgcn/plot.h)
+  // Runs with seeds train.seed .. train.seed + runs - 1 on the same shards. The model, the
+  // predictions and the plot are those of the run with the best validation accuracy (the
+  // first of equals); the summary holds every run and the mean and standard deviation. Not
+  // with a checkpoint directory.
+  uint32_t runs = 1;
+  uint32_t threads = 0;  // worker threads (0: TBB's default, every core)
 };
 
 struct TrainRunCallbacks {
@@ -32,11 +38,27 @@ struct TrainRunCallbacks {
   std::function<void(const Manifest&, uint32_t threads)> on_start;
   std::function<void(const MemoryPlan&)> on_plan;  // with a memory budget, before the first epoch
   std::function<void(const EpochRecord&)> on_epoch;
+  std::function<void(uint32_t run, uint64_t seed, const TrainReport&)> on_run;  // after each run
   ProgressFn progress;
 };
 
+// One run of several (TrainRunOptions::runs).
+struct RunResult {
+  uint64_t seed = 0;
+  Accuracy acc;  // of the run's returned model
+  uint32_t final_epoch = 0, trained_through = 0;
+};
+// Mean and sample standard deviation (n - 1; 0 for one value), over the finite values.
+struct MeanStd {
+  double mean = 0, std = 0;
+};
+MeanStd MeanAndStd(const std::vector<double>& values);
+
 struct TrainRunReport {
-  TrainReport train;  // train.predictions is empty: they went to predict_out
+  TrainReport train;            // train.predictions is empty: they went to predict_out (with runs: the selected run's)
+  std::vector<RunResult> runs;  // every run, in order
+  uint32_t selected_run = 0;    // index into runs of the run whose outputs were written
+  bool plot_written = false;
   uint64_t num_nodes = 0;
   bool model_written = false;
   bool predictions_written = false;

@@ -34,8 +34,49 @@ void RowNormalize(float* data, uint64_t rows, uint32_t cols) {
   }
 }
 
-void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normalize, Batch& out,
-                   bool propagate_features) {
+namespace {
+
+// Keeps the training nodes of an assembled batch (columns filled, not yet normalized) and the
+// edges among them, renumbered in order.
+void KeepTrainingNodes(Batch& b) {
+  const uint32_t n = b.num_nodes, F = b.feat_dim;
+  thread_local std::vector<uint32_t> new_id;
+  new_id.assign(n, UINT32_MAX);
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < n; ++i)
+    if (b.train_mask[i]) new_id[i] = kept++;
+  uint32_t pos = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t begin = b.offsets[i], end = b.offsets[i + 1];
+    if (new_id[i] == UINT32_MAX) continue;
+    const uint32_t r = new_id[i];
+    b.offsets[r] = pos;
+    for (uint32_t e = begin; e < end; ++e)
+      if (const uint32_t j = new_id[b.columns[e]]; j != UINT32_MAX) b.columns[pos++] = j;
+    if (r != i) {
+      std::memmove(b.features.data() + uint64_t{r} * F, b.features.data() + uint64_t{i} * F, sizeof(float) * F);
+      b.labels[r] = b.labels[i];
+      b.node_ids[r] = b.node_ids[i];
+    }
+    b.train_mask[r] = 1;
+  }
+  b.offsets[kept] = pos;
+  b.offsets.resize(uint64_t{kept} + 1);
+  b.columns.resize(pos);
+  b.weights.resize(pos);
+  b.self_weights.resize(kept);
+  b.features.resize(uint64_t{kept} * F);
+  b.labels.resize(kept);
+  b.node_ids.resize(kept);
+  b.train_mask.resize(kept);
+  b.num_nodes = kept;
+  b.num_train = kept;
+}
+
+}  // namespace
+
+void AssembleBatch(std::span<const ClusterData* const> clusters, const FeatureNorm& norm, Batch& out,
+                   bool propagate_features, bool train_only) {
   const size_t q = clusters.size();
   out.clusters.resize(q);
   uint64_t n = 0;
@@ -92,9 +133,6 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normal
         out.columns[cursor[s + c.inter_src[e]]++] = c.inter_dst[e] + t;
     }
   }
-  GcnNormalize(std::span<const uint32_t>(out.offsets.data(), n + 1), std::span<const uint32_t>(out.columns.data(), nnz),
-               std::span<float>(out.weights.data(), nnz), std::span<float>(out.self_weights.data(), n));
-
   // Node data.
   out.features.resize(n * F);
   out.labels.resize(n);
@@ -115,7 +153,12 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normal
     }
   }
   out.num_train = train;
-  if (row_normalize) RowNormalize(out.features.data(), n, F);
+  if (train_only) KeepTrainingNodes(out);
+  n = out.num_nodes;
+  GcnNormalize(std::span<const uint32_t>(out.offsets.data(), n + 1),
+               std::span<const uint32_t>(out.columns.data(), out.offsets[n]),
+               std::span<float>(out.weights.data(), out.offsets[n]), std::span<float>(out.self_weights.data(), n));
+  norm.Apply(out.features.data(), n, F);
   out.has_propagated = propagate_features;
   if (propagate_features) {
     out.propagated.resize(n * F);

@@ -136,7 +136,8 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
                s->ordered.push_back(&s->decoded[k]);
                s->raw_bytes += shards_.manifest().shards[ids[k]].raw_bytes;
              }
-             AssembleBatch(s->ordered, options_.row_normalize, s->batch, options_.propagate_features);
+             AssembleBatch(s->ordered, options_.feature_norm, s->batch, options_.propagate_features,
+                           options_.train_only);
              s->assemble_s = Seconds(t1, Clock::now());
              return s;
            }) & tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, [&](Slot* s) {

@@ -13,7 +13,10 @@ std::string CheckpointPath(const std::string& dir) { return dir + "/" + kCheckpo
 
 namespace {
 constexpr char kCheckpointMagic[8] = {'C', 'G', 'C', 'N', 'C', 'K', 'P', 'T'};
-constexpr uint32_t kCheckpointVersion = 2;  // written; 1 (no buffers) is still read
+constexpr uint32_t kCheckpointVersion = 2;
+// Bytes of the version 2 state after the buffers, before the best parameters: plateau lr, best,
+// bad, seen; best epoch, evaluations since; six metrics; the best parameter count.
+constexpr uint64_t kStateBytes = 4 + 8 + 4 + 4 + 4 + 4 + 6 * 8 + 8;
 }  // namespace
 
 Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
@@ -35,6 +38,16 @@ Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
   w.Raw(c.adam_m.data(), 4 * c.adam_m.size());
   w.Raw(c.adam_v.data(), 4 * c.adam_v.size());
   w.Raw(c.buffers.data(), 4 * c.buffers.size());
+  w.F32(c.plateau.lr);
+  w.Raw(&c.plateau.best, 8);
+  w.U32(c.plateau.bad);
+  w.U32(c.plateau.seen ? 1 : 0);
+  w.U32(c.best_epoch);
+  w.U32(c.evals_since_best);
+  for (double v : c.best_metrics) w.Raw(&v, 8);
+  w.U64(c.best_params.size());
+  w.Raw(c.best_params.data(), 4 * c.best_params.size());
+  w.Raw(c.best_buffers.data(), 4 * c.best_buffers.size());
   w.U64(Checksum64(out.data(), out.size()));
   return WriteFileAtomic(CheckpointPath(dir), out);
 }
@@ -61,19 +74,19 @@ Result<Checkpoint> LoadCheckpoint(const std::string& dir) {
   (void)r.U64(&c.loss_count);
   (void)r.U64(&count);
   (void)r.U32(&sig_len);
-  if (version != 1 && version != kCheckpointVersion)
-    return corrupt("byte 8: unsupported checkpoint version " + std::to_string(version) + ", expected 1 or " +
+  if (version != kCheckpointVersion)
+    return corrupt("byte 8: unsupported checkpoint version " + std::to_string(version) + ", expected " +
                    std::to_string(kCheckpointVersion));
   if (sig_len > 4096) return corrupt("byte 56: signature length " + std::to_string(sig_len) + " over 4096");
-  // Version 2 adds B, the model's buffers (batch norm running statistics), after S.
-  if (version == 2 && !r.U64(&buffer_count)) return corrupt("truncated: no buffer count at byte 60");
-  // K and B are checked against the file size before anything is allocated for them.
+  if (!r.U64(&buffer_count)) return corrupt("truncated: no buffer count at byte 60");
+  // K and B are checked against the file size before anything is allocated for them. The best
+  // parameters and buffers are either absent or as many as the parameters and buffers.
+  const uint64_t without_best = sig_len + 12 * count + 4 * buffer_count + kStateBytes;
   if (count > (uint64_t{1} << 32) || buffer_count > (uint64_t{1} << 32) ||
-      r.remaining() != sig_len + 12 * count + 4 * buffer_count)
-    return corrupt("byte 48: " + std::to_string(count) + " parameters" +
-                   (version == 2 ? ", " + std::to_string(buffer_count) + " buffers" : std::string()) + " and a " +
-                   std::to_string(sig_len) + "-byte signature do not fit the file's " + std::to_string(bytes.size()) +
-                   " bytes");
+      (r.remaining() != without_best && r.remaining() != without_best + 4 * (count + buffer_count)))
+    return corrupt("byte 48: " + std::to_string(count) + " parameters, " + std::to_string(buffer_count) +
+                   " buffers and a " + std::to_string(sig_len) + "-byte signature do not fit the file's " +
+                   std::to_string(bytes.size()) + " bytes");
   c.signature.resize(sig_len);
   (void)r.Raw(c.signature.data(), sig_len);
   for (auto* v : {&c.params, &c.adam_m, &c.adam_v}) {
@@ -82,6 +95,24 @@ Result<Checkpoint> LoadCheckpoint(const std::string& dir) {
   }
   c.buffers.resize(buffer_count);
   (void)r.Raw(c.buffers.data(), 4 * buffer_count);
+  uint32_t seen = 0;
+  uint64_t best_count = 0;
+  (void)r.F32(&c.plateau.lr);
+  (void)r.Raw(&c.plateau.best, 8);
+  (void)r.U32(&c.plateau.bad);
+  (void)r.U32(&seen);
+  (void)r.U32(&c.best_epoch);
+  (void)r.U32(&c.evals_since_best);
+  for (double& v : c.best_metrics) (void)r.Raw(&v, 8);
+  (void)r.U64(&best_count);
+  c.plateau.seen = seen != 0;
+  if (seen > 1) return corrupt("plateau flag " + std::to_string(seen) + ", expected 0 or 1");
+  if ((best_count != 0 && best_count != count) || r.remaining() != (best_count == 0 ? 0 : 4 * (count + buffer_count)))
+    return corrupt("best parameter count " + std::to_string(best_count) + ", expected 0 or " + std::to_string(count));
+  c.best_params.resize(best_count);
+  (void)r.Raw(c.best_params.data(), 4 * best_count);
+  c.best_buffers.resize(best_count == 0 ? 0 : buffer_count);
+  (void)r.Raw(c.best_buffers.data(), 4 * c.best_buffers.size());
   return c;
 }
 

@@ -226,6 +226,7 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
   plan.activation_bytes = 2 * ActivationStore::PlannedBytes(N, store_width);
   // Degrees (dinv), predictions and what each thread holds.
   plan.fixed_bytes = N * sizeof(float) + (with_predictions ? N * sizeof(Prediction) : 0) +
+                     (options.probabilities ? N * cfg.out_dim * sizeof(float) : 0) +
                      threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, store_width);
   plan.min_bytes = plan.fixed_bytes + max_block + kMinChunkBytes;
   const uint64_t M = options.memory_bytes;
@@ -265,12 +266,14 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
   return plan;
 }
 
-Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& model, bool row_normalize,
+Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& model, const FeatureNorm& norm,
                                    std::vector<Prediction>* predictions, const ProgressFn& progress,
-                                   const EvalOptions& options, EvalStats* stats) {
+                                   const EvalOptions& options, EvalStats* stats, std::vector<float>* probabilities) {
   const Manifest& m = shards.manifest();
   const GcnConfig& cfg = model.config();
-  if (cfg.in_dim != m.feat_dim || cfg.out_dim != m.num_classes)
+  if (options.probabilities != (probabilities != nullptr))
+    return Status::Internal("EvaluateFullGraph: EvalOptions::probabilities and the probabilities output disagree");
+  if (cfg.in_dim != m.feat_dim || cfg.out_dim < m.num_classes)
     return Status::InvalidArgument("model dimensions (" + std::to_string(cfg.in_dim) + " -> " +
                                    std::to_string(cfg.out_dim) + ") do not match the shards (" +
                                    std::to_string(m.feat_dim) + " features, " + std::to_string(m.num_classes) +
@@ -384,7 +387,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         }
         tick();
         if (n == 0) return Status::Ok();
-        if (row_normalize) RowNormalize(t.data.features.data(), n, m.feat_dim);
+        norm.Apply(t.data.features.data(), n, m.feat_dim);
         write_planes(store[0], 0, off[c], ConstMatrixMap(t.data.features.data(), n, m.feat_dim));
         return Status::Ok();
       }));
@@ -395,9 +398,12 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   BlockRows rows;
   std::vector<float> sums;
   std::vector<float> gat_max, gat_den;  // gat: per block row and head, the softmax's maximum and denominator
-  std::vector<uint64_t> correct(3, 0), count(3, 0);
+  std::vector<uint64_t> correct(4, 0), count(4, 0);  // train, valid, test, every labeled node
+  // Per cluster, summed in cluster order at the end: the loss does not depend on thread timing.
+  std::vector<double> cluster_loss(uint64_t{3} * m.num_parts, 0.0);
   std::mutex acc_mu;
   if (predictions) predictions->assign(N, Prediction{0, 0});
+  if (probabilities) probabilities->assign(N * cfg.out_dim, 0.0f);
   // The block buffers get their largest size up front: grown block by block, a vector would
   // copy itself into a new allocation (and libstdc++ doubles capacity), so for a moment the old
   // and the new block's rows would both be resident, up to twice the planned block memory.
@@ -614,25 +620,41 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
           write_planes(store[1 - cur], l + 1, off[c], ConstMatrixMap(h.data(), n, d));
           return Status::Ok();
         }
-        uint64_t corr[3] = {0, 0, 0}, cnt[3] = {0, 0, 0};
+        uint64_t corr[4] = {0, 0, 0, 0}, cnt[4] = {0, 0, 0, 0};
+        double loss[3] = {0, 0, 0};
         for (Eigen::Index i = 0; i < n; ++i) {
           Eigen::Index arg = 0;
-          h.row(i).maxCoeff(&arg);
+          const float top = h.row(i).maxCoeff(&arg);
           const auto pred = static_cast<uint32_t>(arg);
           const uint64_t r = lr + static_cast<uint64_t>(i);
           if (predictions) (*predictions)[off[c] + static_cast<uint64_t>(i)] = Prediction{rows.node_ids[r], pred};
+          // Softmax cross-entropy: log(sum exp(h - top)) - (h[label] - top).
+          double denom = 0;
+          for (uint32_t k = 0; k < d; ++k) denom += std::exp(static_cast<double>(h(i, k) - top));
+          if (probabilities) {
+            float* p = probabilities->data() + (off[c] + static_cast<uint64_t>(i)) * d;
+            for (uint32_t k = 0; k < d; ++k)
+              p[k] = static_cast<float>(std::exp(static_cast<double>(h(i, k) - top)) / denom);
+          }
+          const uint32_t label = rows.labels[r];
+          if (label >= d) continue;  // unlabeled (kNoLabel): in no split
+          ++cnt[3];
+          corr[3] += pred == label;
+          const double nll = std::log(denom) - static_cast<double>(h(i, label) - top);
           for (int s = 0; s < 3; ++s) {
             if (rows.split[r] & (1u << s)) {
               ++cnt[s];
-              corr[s] += pred == rows.labels[r];
+              corr[s] += pred == label;
+              loss[s] += nll;
             }
           }
         }
         std::lock_guard<std::mutex> lock(acc_mu);
-        for (int s = 0; s < 3; ++s) {
+        for (int s = 0; s < 4; ++s) {
           correct[s] += corr[s];
           count[s] += cnt[s];
         }
+        for (int s = 0; s < 3; ++s) cluster_loss[uint64_t{3} * c + s] = loss[s];
         return Status::Ok();
       }));
       if (!last) written_rows(store[1 - cur], l + 1, off[c0], off[c1]);
@@ -650,6 +672,15 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   acc.train = ratio(correct[0], count[0]);
   acc.valid = ratio(correct[1], count[1]);
   acc.test = ratio(correct[2], count[2]);
+  double loss_sum[3] = {0, 0, 0};
+  for (uint32_t c = 0; c < m.num_parts; ++c)
+    for (int s = 0; s < 3; ++s) loss_sum[s] += cluster_loss[uint64_t{3} * c + s];
+  auto mean = [](double sum, uint64_t n) { return n ? sum / static_cast<double>(n) : std::nan(""); };
+  acc.train_loss = mean(loss_sum[0], count[0]);
+  acc.valid_loss = mean(loss_sum[1], count[1]);
+  acc.test_loss = mean(loss_sum[2], count[2]);
+  acc.labeled = ratio(correct[3], count[3]);
+  acc.labeled_nodes = count[3];
   return acc;
 }
 

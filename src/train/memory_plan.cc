@@ -36,6 +36,8 @@ std::string MemoryPlan::Describe() const {
   return s;
 }
 
+uint64_t ProcessRuntimeBytes() { return kRuntimeBytes; }
+
 Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint32_t threads) {
   MemoryPlan p;
   const uint64_t budget = o.mem_budget;

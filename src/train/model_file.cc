@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "cgcn/checksum.h"
 #include "util/bytes.h"
@@ -14,9 +15,43 @@ constexpr char kModelMagic[8] = {'C', 'G', 'C', 'N', 'M', 'O', 'D', 'L'};
 constexpr uint32_t kModelVersion = 2;       // written; 1 is still read (a plain GCN)
 constexpr size_t kModelHeaderBytesV1 = 48;  // through K
 constexpr size_t kModelHeaderBytes = 80;    // version 2: K, then the layer fields and B
+
+// --- Feature normalization (wt-flow): the field at byte 32 is a FeatureNormKind (0 none, 1 row,
+// 2 standard); with 2, in_dim f32 means and in_dim f32 inverse standard deviations follow the
+// parameters.
+uint64_t NormBlockBytes(uint32_t kind, uint32_t in_dim) {
+  return kind == static_cast<uint32_t>(FeatureNormKind::kStandard) ? uint64_t{8} * in_dim : 0;
+}
+void WriteNormBlock(ByteWriter& w, const FeatureNorm& norm) {
+  if (norm.kind != FeatureNormKind::kStandard) return;
+  w.Raw(norm.mean.data(), norm.mean.size() * sizeof(float));
+  w.Raw(norm.inv_std.data(), norm.inv_std.size() * sizeof(float));
+}
+// Reads the block at `offset` (the reader is there); every value must be finite.
+Status ReadNormBlock(ByteReader& r, uint32_t kind, uint32_t in_dim, size_t offset, FeatureNorm* norm,
+                     const std::function<Status(size_t, const std::string&)>& at) {
+  FeatureNorm n;
+  n.kind = static_cast<FeatureNormKind>(kind);
+  if (n.kind == FeatureNormKind::kStandard) {
+    n.mean.resize(in_dim);
+    n.inv_std.resize(in_dim);
+    (void)r.Raw(n.mean.data(), in_dim * sizeof(float));
+    (void)r.Raw(n.inv_std.data(), in_dim * sizeof(float));
+    for (uint32_t i = 0; i < 2 * in_dim; ++i) {
+      const float v = i < in_dim ? n.mean[i] : n.inv_std[i - in_dim];
+      if (!std::isfinite(v))
+        return at(offset + 4 * uint64_t{i}, std::string(i < in_dim ? "feature mean " : "feature inverse std ") +
+                                                std::to_string(i % in_dim) + " is not finite");
+    }
+  }
+  if (norm) *norm = std::move(n);
+  return Status::Ok();
+}
+// --- end of the feature normalization block
+
 }  // namespace
 
-Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) {
+Status SaveModel(const std::string& path, const Gcn& model, const FeatureNorm& norm) {
   const GcnConfig& c = model.config();
   std::vector<std::byte> out;
   out.reserve(kModelHeaderBytes + (model.params().size() + model.buffers().size()) * sizeof(float) + 8);
@@ -28,7 +63,9 @@ Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) 
   w.U32(c.out_dim);
   w.U32(c.layers);
   w.F32(c.dropout);
-  w.U32(row_normalize ? 1 : 0);
+  if (norm.kind == FeatureNormKind::kStandard && (norm.mean.size() != c.in_dim || norm.inv_std.size() != c.in_dim))
+    return Status::Internal(path + ": feature standardization has the wrong width for the model");
+  w.U32(static_cast<uint32_t>(norm.kind));
   w.U32(0);  // reserved
   w.U64(model.params().size());
   w.U32(static_cast<uint32_t>(c.kind));
@@ -40,11 +77,12 @@ Status SaveModel(const std::string& path, const Gcn& model, bool row_normalize) 
   w.U64(model.buffers().size());
   w.Raw(model.params().data(), model.params().size() * sizeof(float));
   w.Raw(model.buffers().data(), model.buffers().size() * sizeof(float));
+  WriteNormBlock(w, norm);
   w.U64(Checksum64(out.data(), out.size()));
   return WriteFileAtomic(path, out);
 }
 
-Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
+Result<Gcn> LoadModel(const std::string& path, FeatureNorm* feature_norm) {
   CGCN_ASSIGN_OR_RETURN(std::vector<std::byte> bytes, ReadWholeFile(path));
   auto corrupt = [&](const std::string& what) { return Status::Corruption(path + ": " + what); };
   auto at = [&](size_t offset, const std::string& what) {
@@ -116,7 +154,10 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
   CGCN_RETURN_IF_ERROR(in_range(24, "layer count", c.layers, 64));
   if (!(c.dropout >= 0.0f && c.dropout <= 1.0f))  // also false for NaN
     return at(28, "dropout " + std::to_string(c.dropout) + " is not in [0, 1]");
-  if (norm > 1) return at(32, "row-normalization flag " + std::to_string(norm) + ", expected 0 or 1");
+  if (norm > (version == 1 ? 1u : 2u))  // version 1 had a row-normalization flag
+    return at(32, "feature normalization " + std::to_string(norm) +
+                      (version == 1 ? ", expected 0 (none) or 1 (row) in a version 1 file"
+                                    : ", expected 0 (none), 1 (row) or 2 (standard)"));
   if (reserved != 0) return at(36, "reserved field " + std::to_string(reserved) + ", expected 0");
   // The parameter and buffer counts the dimensions give, checked against K, B and the file size
   // before anything is allocated for them (at most 2 x (2^24 x 2^16 + 63 x 2^32) + ...: far
@@ -133,11 +174,13 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
   if (buffer_count != expected_buffers)
     return at(72, "buffer count " + std::to_string(buffer_count) + " does not match the layers (" +
                       std::to_string(expected_buffers) + " running statistics)");
-  if (r.remaining() != (count + buffer_count) * sizeof(float))
+  const uint64_t norm_bytes = NormBlockBytes(norm, c.in_dim);
+  if (r.remaining() != (count + buffer_count) * sizeof(float) + norm_bytes)
     return at(header, "expected " + std::to_string(count) + " parameters" +
-                          (buffer_count ? " and " + std::to_string(buffer_count) + " buffers" : std::string()) +
-                          " and the checksum (" + std::to_string((count + buffer_count) * sizeof(float) + 8) +
-                          " bytes), found " + std::to_string(r.remaining() + 8) + " bytes");
+                          (buffer_count ? ", " + std::to_string(buffer_count) + " buffers" : std::string()) +
+                          (norm_bytes ? ", the feature standardization" : "") + " and the checksum (" +
+                          std::to_string((count + buffer_count) * sizeof(float) + norm_bytes + 8) + " bytes), found " +
+                          std::to_string(r.remaining() + 8) + " bytes");
   Gcn model(c, 0);
   if (model.params().size() != count || model.buffers().size() != buffer_count)
     return Status::Internal(path + ": model parameter count disagrees with the file");
@@ -160,7 +203,8 @@ Result<Gcn> LoadModel(const std::string& path, bool* row_normalize) {
         return at(header + 4 * (count + i), "buffer " + std::to_string(i) + " (a running variance) is negative");
       }
   }
-  if (row_normalize) *row_normalize = norm != 0;
+  CGCN_RETURN_IF_ERROR(
+      ReadNormBlock(r, norm, c.in_dim, header + 4 * (count + buffer_count), feature_norm, at));
   return model;
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 
 #include "cgcn/checkpoint.h"
@@ -40,6 +41,17 @@ class PageCacheSetting {
   ShardDirectory& shards_;
   bool before_;
 };
+
+// Scales the gradients so that their global L2 norm is at most max_norm (torch's
+// clip_grad_norm_, before the weight decay Adam adds).
+void ClipGradientNorm(std::span<float> grads, float max_norm) {
+  double sq = 0;
+  for (float g : grads) sq += static_cast<double>(g) * g;
+  const double norm = std::sqrt(sq);
+  if (!(norm > max_norm)) return;
+  const auto scale = static_cast<float>(max_norm / (norm + 1e-6));
+  for (float& g : grads) g *= scale;
+}
 
 double Since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -92,14 +104,32 @@ Status TrainOptions::Validate(uint32_t num_clusters) const {
     return Status::InvalidArgument("--checkpoint-every needs a checkpoint directory (--checkpoint DIR)");
   if (resume && checkpoint_dir.empty())
     return Status::InvalidArgument("--resume needs a checkpoint directory (--checkpoint DIR)");
+  if (patience > 0 && eval_every == 0)
+    return Status::InvalidArgument("--patience needs evaluations to count: set --eval-every N");
+  if (lr_schedule == LrSchedule::kPlateau && eval_every == 0)
+    return Status::InvalidArgument("--lr-schedule plateau follows the validation loss: set --eval-every N");
+  CGCN_RETURN_IF_ERROR(CheckAtLeast("--lr-step-size", lr_step_size, 1u));
+  CGCN_RETURN_IF_ERROR(CheckFinite("--lr-gamma", lr_gamma));
+  if (!(lr_gamma > 0 && lr_gamma <= 1)) {
+    std::ostringstream os;
+    os << "--lr-gamma must be greater than 0 and at most 1, found " << lr_gamma;
+    return Status::InvalidArgument(os.str());
+  }
+  CGCN_RETURN_IF_ERROR(CheckFinite("--grad-clip", grad_clip));
+  CGCN_RETURN_IF_ERROR(CheckAtLeast("--grad-clip", grad_clip, 0.0f));
   return Status::Ok();
 }
 
 std::string TrainOptions::Signature() const {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "q=%u layers=%u hidden=%u lr=%.9g wd=%.9g dropout=%.9g seed=%llu feature_norm=%s",
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "q=%u layers=%u hidden=%u lr=%.9g wd=%.9g dropout=%.9g seed=%llu feature_norm=%s lr_schedule=%s "
+                "lr_step_size=%u lr_gamma=%.9g lr_patience=%u grad_clip=%.9g inductive=%d",
                 clusters_per_batch, layers, hidden, static_cast<double>(lr), static_cast<double>(weight_decay),
-                static_cast<double>(dropout), static_cast<unsigned long long>(seed), row_normalize ? "row" : "none");
+                static_cast<double>(dropout), static_cast<unsigned long long>(seed),
+                std::string(FeatureNormModeName(feature_norm)).c_str(),
+                std::string(LrScheduleName(lr_schedule)).c_str(), lr_step_size, static_cast<double>(lr_gamma),
+                lr_patience, static_cast<double>(grad_clip), inductive ? 1 : 0);
   GcnConfig layers_config;
   layers_config.kind = layer_kind;
   layers_config.diag_lambda = diag_lambda;
@@ -134,11 +164,15 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     report.plan = std::move(plan);
   }
 
+  CGCN_ASSIGN_OR_RETURN(report.feature_norm, ResolveFeatureNorm(shards, options.feature_norm, options.inductive,
+                                                                &report.feature_norm_reason));
+  const FeatureNorm& norm = report.feature_norm;
   StreamOptions so;
   so.clusters_per_batch = options.clusters_per_batch;
   so.prefetch = prefetch;
   so.seed = options.seed;
-  so.row_normalize = options.row_normalize;
+  so.feature_norm = norm;
+  so.train_only = options.inductive;
   so.propagate_features = model.AggregatesInputFirst();
   BatchStream stream(shards, so);
   Adam adam(model.params().size(), options.lr, options.weight_decay);
@@ -147,6 +181,20 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   const uint64_t batches_per_epoch = (shards.num_clusters() + q - 1) / q;
   const std::string signature = options.Signature() + ShardIdentity(shards);
   const bool checkpointing = !options.checkpoint_dir.empty();
+
+  LrScheduleOptions lso;
+  lso.kind = options.lr_schedule;
+  lso.base_lr = options.lr;
+  lso.epochs = options.epochs;
+  lso.step_size = options.lr_step_size;
+  lso.gamma = options.lr_gamma;
+  lso.patience = options.lr_patience;
+  LrScheduler scheduler(lso);
+  // Model selection: the best evaluation so far, and its parameters (with eval_every).
+  const bool selecting = options.eval_every > 0;
+  std::vector<float> best_params, best_buffers;  // buffers: batch norm's running statistics
+  uint32_t evals_since_best = 0;
+  double best_valid = -1, best_valid_loss = std::numeric_limits<double>::infinity();
 
   uint64_t step = 0;
   uint32_t first_epoch = 1;
@@ -181,6 +229,21 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     report.resumed = true;
     report.resumed_epoch = c.epoch;
     report.resumed_batch = c.next_batch;
+    scheduler.Restore(c.plateau);
+    evals_since_best = c.evals_since_best;
+    if (c.best_epoch > 0) {
+      report.best_epoch = c.best_epoch;
+      report.best_acc.train = c.best_metrics[0];
+      report.best_acc.valid = c.best_metrics[1];
+      report.best_acc.test = c.best_metrics[2];
+      report.best_acc.train_loss = c.best_metrics[3];
+      report.best_acc.valid_loss = c.best_metrics[4];
+      report.best_acc.test_loss = c.best_metrics[5];
+      best_valid = c.best_metrics[1];
+      best_valid_loss = c.best_metrics[4];
+    }
+    best_params = std::move(c.best_params);
+    best_buffers = std::move(c.best_buffers);
   }
   auto checkpoint = [&](uint32_t epoch, uint64_t next_batch) -> Status {
     Checkpoint c;
@@ -194,6 +257,13 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     c.adam_m.assign(adam.m().begin(), adam.m().end());
     c.adam_v.assign(adam.v().begin(), adam.v().end());
     c.buffers.assign(model.buffers().begin(), model.buffers().end());
+    c.plateau = scheduler.state();
+    c.best_epoch = report.best_epoch;
+    c.evals_since_best = evals_since_best;
+    const Accuracy& b = report.best_acc;
+    c.best_metrics = {b.train, b.valid, b.test, b.train_loss, b.valid_loss, b.test_loss};
+    c.best_params = best_params;
+    c.best_buffers = best_buffers;
     return SaveCheckpoint(options.checkpoint_dir, c);
   };
   if (checkpointing) {
@@ -207,13 +277,20 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   auto evaluate = [&](bool final, Accuracy* acc, EvalStats* stats) -> Status {
     stream.ReleaseBuffers();
     malloc_trim(0);  // hand the freed batch buffers back to the system (glibc keeps them otherwise)
-    CGCN_ASSIGN_OR_RETURN(*acc, EvaluateFullGraph(shards, model, options.row_normalize,
-                                                  final && options.predict ? &report.predictions : nullptr,
-                                                  callbacks.progress, eval, stats));
+    CGCN_ASSIGN_OR_RETURN(
+        *acc, EvaluateFullGraph(shards, model, norm, final && options.predict ? &report.predictions : nullptr,
+                                callbacks.progress, eval, stats));
     return Status::Ok();
   };
-  double best_valid = -1;
+  // Whether an evaluation beats the best so far: higher validation accuracy, or the same with a
+  // lower validation loss (NaN, from an empty validation split, never does).
+  auto improves = [&](const Accuracy& a) {
+    return a.valid > best_valid || (a.valid == best_valid && a.valid_loss < best_valid_loss);
+  };
+  uint32_t last_evaluated = 0;
   for (uint32_t epoch = first_epoch; epoch <= options.epochs; ++epoch) {
+    const float epoch_lr = scheduler.ForEpoch(epoch);
+    adam.set_lr(epoch_lr);
     auto consume = [&](const Batch& b) -> Status {
       if (b.num_train > 0) {
         const SparseRows adj = b.Adjacency();
@@ -228,6 +305,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
                                   std::to_string(epoch) + " batch " + std::to_string(b.index) + " (try a lower --lr)");
         model.ZeroGrad();
         model.Backward(adj, x, ConstMatrixMap(grad.data(), grad.rows(), grad.cols()));
+        if (options.grad_clip > 0) ClipGradientNorm(model.grads(), options.grad_clip);
         adam.Step(model.params(), model.grads());
         loss_sum += static_cast<double>(loss) * count;
         loss_count += count;
@@ -242,6 +320,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     };
     EpochRecord rec;
     rec.epoch = epoch;
+    rec.lr = epoch_lr;
     CGCN_RETURN_IF_ERROR(stream.RunEpoch(epoch, consume, &rec.stats, epoch == first_epoch ? first_batch : 0));
     rec.epoch_s = rec.stats.wall_s;
     rec.loss = loss_count ? loss_sum / static_cast<double>(loss_count) : 0.0;
@@ -255,29 +334,68 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
       rec.eval_s = Since(t0);
       rec.evaluated = true;
       report.eval_s += rec.eval_s;
-      if (rec.acc.valid > best_valid) {
+      last_evaluated = epoch;
+      if (improves(rec.acc)) {
         best_valid = rec.acc.valid;
+        best_valid_loss = rec.acc.valid_loss;
         report.best_epoch = epoch;
         report.best_acc = rec.acc;
+        evals_since_best = 0;
+        if (selecting) {
+          best_params.assign(model.params().begin(), model.params().end());
+          best_buffers.assign(model.buffers().begin(), model.buffers().end());
+        }
+      } else {
+        ++evals_since_best;
       }
+      scheduler.OnEvaluation(rec.acc.valid_loss);
       if (last) {
         report.final_epoch = epoch;
         report.final_acc = rec.acc;
         report.final_eval = rec.eval_stats;
       }
     }
+    report.trained_through = epoch;
+    const bool stop = options.patience > 0 && rec.evaluated && !last && evals_since_best >= options.patience;
     if (checkpointing) CGCN_RETURN_IF_ERROR(checkpoint(epoch + 1, 0));
     report.mean_epoch_s += rec.epoch_s;
     report.epochs.push_back(rec);
     if (callbacks.on_epoch) callbacks.on_epoch(rec);
+    if (stop) {
+      report.stopped_early = true;
+      break;
+    }
+  }
+  // Model selection: the best evaluation's parameters replace the last ones, and are evaluated
+  // again for the predictions (the same figures: evaluation is deterministic).
+  if (!best_params.empty() && (report.best_epoch != last_evaluated || report.epochs.empty())) {
+    std::copy(best_params.begin(), best_params.end(), model.params().begin());
+    std::copy(best_buffers.begin(), best_buffers.end(), model.buffers().begin());
+    const auto t0 = std::chrono::steady_clock::now();
+    CGCN_RETURN_IF_ERROR(evaluate(true, &report.final_acc, &report.final_eval));
+    report.eval_s += Since(t0);
+    report.final_epoch = report.best_epoch;
+    report.selected = true;
+    if (report.epochs.empty())
+      report.trained_through = first_epoch - 1;
+    else
+      report.mean_epoch_s /= static_cast<double>(report.epochs.size());
+    return report;
+  }
+  if (report.stopped_early) {  // stopped with no best to restore (an empty validation split)
+    const auto t0 = std::chrono::steady_clock::now();
+    CGCN_RETURN_IF_ERROR(evaluate(true, &report.final_acc, &report.final_eval));
+    report.eval_s += Since(t0);
+    report.final_epoch = report.trained_through;
   }
   if (report.epochs.empty()) {
     // Resumed after the last epoch: nothing to train, so the figures are the restored model's.
+    report.trained_through = first_epoch - 1;
     const auto t0 = std::chrono::steady_clock::now();
     CGCN_RETURN_IF_ERROR(evaluate(true, &report.final_acc, &report.final_eval));
     report.eval_s = Since(t0);
     report.final_epoch = first_epoch - 1;
-    if (report.final_acc.valid > best_valid) {  // as above: not with an empty validation split
+    if (improves(report.final_acc)) {  // as above: not with an empty validation split
       report.best_epoch = report.final_epoch;
       report.best_acc = report.final_acc;
     }

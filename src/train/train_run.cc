@@ -14,6 +14,7 @@
 
 #include "cgcn/checkpoint.h"
 #include "cgcn/model_file.h"
+#include "cgcn/plot.h"
 #include "cgcn/predictions.h"
 #include "cgcn/shard_directory.h"
 #include "util/output_path.h"
@@ -33,6 +34,7 @@ json EpochJson(const EpochRecord& r) {
   json j = {{"epoch", r.epoch},
             {"loss", r.loss},
             {"epoch_s", r.epoch_s},
+            {"lr", r.lr},
             {"batches", r.stats.batches},
             {"input_wait_s", r.stats.input_wait_s},
             {"decode_s", r.stats.decode_s},
@@ -52,6 +54,9 @@ json EpochJson(const EpochRecord& r) {
     j["train_acc"] = AccJson(r.acc.train);
     j["valid_acc"] = AccJson(r.acc.valid);
     j["test_acc"] = AccJson(r.acc.test);
+    j["train_loss_eval"] = AccJson(r.acc.train_loss);
+    j["valid_loss"] = AccJson(r.acc.valid_loss);
+    j["test_loss"] = AccJson(r.acc.test_loss);
     j["eval_s"] = r.eval_s;
     j["eval_spilled"] = r.eval_stats.plan.spill;
     j["eval_spill_read_bytes"] = r.eval_stats.spill_read_bytes;
@@ -108,8 +113,14 @@ Status CheckOutputs(const TrainRunOptions& options, const ShardDirectory& shards
   paths.AddFile("--metrics-out", options.metrics_out);
   paths.AddFile("--save-model", options.save_model);
   paths.AddFile("--predict-out", options.predict_out);
+  paths.AddFile("--plot-out", options.plot_out);
   paths.AddDirectory("--checkpoint", options.train.checkpoint_dir, kCheckpointFileName);
   CGCN_RETURN_IF_ERROR(paths.Check());
+  CGCN_RETURN_IF_ERROR(CheckPredictionsPath("--predict-out", options.predict_out));
+  if (options.runs == 0) return Status::InvalidArgument("--runs must be at least 1, found 0");
+  if (options.runs > 1 && !options.train.checkpoint_dir.empty())
+    return Status::InvalidArgument("--runs " + std::to_string(options.runs) +
+                                   " cannot be combined with --checkpoint (one checkpoint holds one run)");
   const std::string& ckpt = options.train.checkpoint_dir;
   std::error_code ec;
   if (!ckpt.empty() && !options.train.resume && std::filesystem::exists(CheckpointPath(ckpt), ec))
@@ -135,6 +146,13 @@ std::string Summary(const TrainRunReport& rep, uint32_t threads) {
             {"test_acc", AccJson(t.final_acc.test)},
             {"epochs", t.epochs.size()},
             {"final_epoch", t.final_epoch},
+            {"selected_epoch", t.final_epoch},
+            {"model_selected", t.selected},
+            {"trained_through", t.trained_through},
+            {"stopped_early", t.stopped_early},
+            {"valid_loss", AccJson(t.final_acc.valid_loss)},
+            {"feature_norm", std::string(t.feature_norm.Name())},
+            {"feature_norm_reason", t.feature_norm_reason},
             {"mean_epoch_s", t.mean_epoch_s},
             {"best_epoch", t.best_epoch},
             {"best_valid_acc", AccJson(t.best_acc.valid)},
@@ -150,6 +168,30 @@ std::string Summary(const TrainRunReport& rep, uint32_t threads) {
             {"eval_s", t.eval_s},
             {"peak_rss_mb", PeakRssMb()},
             {"threads", threads}};
+  if (rep.runs.size() > 1) {
+    json runs = json::array();
+    std::vector<double> tr, va, te;
+    for (const RunResult& r : rep.runs) {
+      runs.push_back({{"seed", r.seed},
+                      {"train_acc", AccJson(r.acc.train)},
+                      {"valid_acc", AccJson(r.acc.valid)},
+                      {"test_acc", AccJson(r.acc.test)},
+                      {"final_epoch", r.final_epoch},
+                      {"trained_through", r.trained_through}});
+      tr.push_back(r.acc.train);
+      va.push_back(r.acc.valid);
+      te.push_back(r.acc.test);
+    }
+    j["runs"] = runs;
+    j["selected_run"] = rep.selected_run;
+    for (auto [name, v] : {std::pair<const char*, const std::vector<double>*>{"train_acc", &tr},
+                           {"valid_acc", &va},
+                           {"test_acc", &te}}) {
+      const MeanStd ms = MeanAndStd(*v);
+      j[std::string(name) + "_mean"] = AccJson(ms.mean);
+      j[std::string(name) + "_std"] = AccJson(ms.std);
+    }
+  }
   if (t.resumed) j["resumed_from"] = {{"epoch", t.resumed_epoch}, {"batch", t.resumed_batch}};
   if (t.plan) {
     j["mem_budget_mb"] = Mb(t.plan->budget);
@@ -169,6 +211,21 @@ std::string Summary(const TrainRunReport& rep, uint32_t threads) {
 
 }  // namespace
 
+MeanStd MeanAndStd(const std::vector<double>& values) {
+  double sum = 0;
+  size_t n = 0;
+  for (double v : values)
+    if (std::isfinite(v)) sum += v, ++n;
+  if (n == 0) return {std::nan(""), std::nan("")};
+  MeanStd r;
+  r.mean = sum / static_cast<double>(n);
+  double sq = 0;
+  for (double v : values)
+    if (std::isfinite(v)) sq += (v - r.mean) * (v - r.mean);
+  r.std = n > 1 ? std::sqrt(sq / static_cast<double>(n - 1)) : 0.0;
+  return r;
+}
+
 Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRunCallbacks& callbacks) {
   std::optional<tbb::global_control> threads_limit;
   if (options.threads > 0) threads_limit.emplace(tbb::global_control::max_allowed_parallelism, options.threads);
@@ -186,23 +243,44 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRu
   rep.num_nodes = m.num_nodes;
   Gcn model(ModelConfig(m, o), o.seed);
   MetricsFile metrics(options.metrics_out, o.resume);
+  const bool several = options.runs > 1;
+  uint32_t run = 0;
   TrainCallbacks tc;
   tc.on_plan = callbacks.on_plan;
   tc.progress = callbacks.progress;
   tc.on_epoch = [&](const EpochRecord& r) {
-    metrics.Write(EpochJson(r));
+    json j = EpochJson(r);
+    if (several) j["run"] = run;
+    metrics.Write(j);
     if (callbacks.on_epoch) callbacks.on_epoch(r);
   };
   if (options.log_steps)
     tc.on_step = [&](uint64_t step, uint32_t epoch, uint64_t batch, double loss) {
-      metrics.Write(json{{"step", step}, {"epoch", epoch}, {"batch", batch}, {"loss", loss}});
+      json j{{"step", step}, {"epoch", epoch}, {"batch", batch}, {"loss", loss}};
+      if (several) j["run"] = run;
+      metrics.Write(j);
     };
-  CGCN_ASSIGN_OR_RETURN(rep.train, Train(shards, o, model, tc));
+  // Several runs: the best by validation accuracy so far keeps its report and parameters.
+  std::vector<float> selected_params;
+  for (run = 0; run < options.runs; ++run) {
+    TrainOptions ro = o;
+    ro.seed = o.seed + run;
+    Gcn run_model(ModelConfig(m, ro), ro.seed);
+    CGCN_ASSIGN_OR_RETURN(TrainReport t, Train(shards, ro, run_model, tc));
+    rep.runs.push_back(RunResult{ro.seed, t.final_acc, t.final_epoch, t.trained_through});
+    if (callbacks.on_run) callbacks.on_run(run, ro.seed, t);
+    if (run == 0 || t.final_acc.valid > rep.train.final_acc.valid) {
+      rep.train = std::move(t);
+      rep.selected_run = run;
+      selected_params.assign(run_model.params().begin(), run_model.params().end());
+    }
+  }
+  std::copy(selected_params.begin(), selected_params.end(), model.params().begin());
 
   // Every output that can be written is written; failures are collected, not returned.
   if (Status s = metrics.Close(); !s.ok()) rep.errors.push_back(s);
   if (!options.save_model.empty()) {
-    Status s = SaveModel(options.save_model, model, o.row_normalize);
+    Status s = SaveModel(options.save_model, model, rep.train.feature_norm);
     rep.model_written = s.ok();
     if (!s.ok()) rep.errors.push_back(s.WithContext("--save-model " + options.save_model));
   }
@@ -211,6 +289,14 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRu
     rep.train.predictions = {};
     rep.predictions_written = s.ok();
     if (!s.ok()) rep.errors.push_back(s.WithContext("--predict-out " + options.predict_out));
+  }
+  if (!options.plot_out.empty()) {
+    const std::string title =
+        "cgcn-train " + options.shards_dir + " (seed " + std::to_string(rep.runs[rep.selected_run].seed) + ")";
+    Status s =
+        WriteLearningCurves(options.plot_out, rep.train.epochs, title, rep.train.selected ? rep.train.final_epoch : 0);
+    rep.plot_written = s.ok();
+    if (!s.ok()) rep.errors.push_back(s.WithContext("--plot-out " + options.plot_out));
   }
   rep.summary_json = Summary(rep, threads);
   return rep;

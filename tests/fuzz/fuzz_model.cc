@@ -34,7 +34,7 @@ struct PathGraph {
   SparseRows Rows() const { return SparseRows{offsets, columns, weights, self_weights, 0}; }
 };
 
-void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> bytes) {
+void CheckAccepted(Gcn& model, const FeatureNorm& norm, std::span<const std::byte> bytes) {
   const GcnConfig& c = model.config();
   // docs/FORMAT.md: version 1: 48-byte header, K f32 parameters, u64 checksum; version 2: 80-byte
   // header (layer kind, diag lambda, residual, norm, heads, reserved, B), K f32 parameters, B f32
@@ -46,7 +46,8 @@ void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> by
                   U32At(bytes, 24) == c.layers);
   CGCN_FUZZ_CHECK(c.in_dim >= 1 && c.hidden >= 1 && c.out_dim >= 1 && c.layers >= 1);
   CGCN_FUZZ_CHECK(std::memcmp(bytes.data() + 28, &c.dropout, 4) == 0 && c.dropout >= 0.0f && c.dropout <= 1.0f);
-  CGCN_FUZZ_CHECK(U32At(bytes, 32) == (row_normalize ? 1u : 0u) && U32At(bytes, 36) == 0);
+  CGCN_FUZZ_CHECK(U32At(bytes, 32) == static_cast<uint32_t>(norm.kind) && U32At(bytes, 36) == 0);
+  CGCN_FUZZ_CHECK(U32At(bytes, 32) <= (version == 1 ? 1u : 2u));
   const size_t header = version == 2 ? 80 : 48;
   uint64_t b = 0;
   if (version == 2) {
@@ -76,7 +77,10 @@ void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> by
   }
   CGCN_FUZZ_CHECK(model.params().size() == k && ReadU64(bytes.data() + 40) == k);
   CGCN_FUZZ_CHECK(model.buffers().size() == b && b == expected_b);
-  CGCN_FUZZ_CHECK(bytes.size() == header + 4 * (k + b) + 8);
+  // Feature standardization (normalization 2): F means and F inverse deviations, all finite.
+  const uint64_t norm_floats = norm.kind == FeatureNormKind::kStandard ? 2 * uint64_t{c.in_dim} : 0;
+  CGCN_FUZZ_CHECK(norm.mean.size() + norm.inv_std.size() == norm_floats);
+  CGCN_FUZZ_CHECK(bytes.size() == header + 4 * (k + b + norm_floats) + 8);
   CGCN_FUZZ_CHECK(std::memcmp(bytes.data() + header, model.params().data(), 4 * k) == 0);
   CGCN_FUZZ_CHECK(b == 0 || std::memcmp(bytes.data() + header + 4 * k, model.buffers().data(), 4 * b) == 0);
   for (float p : model.params()) CGCN_FUZZ_CHECK(std::isfinite(p));
@@ -85,7 +89,7 @@ void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> by
   // Written back (always version 2), it is the same file; a version 1 file gains the 32 bytes of
   // layer fields (gcn, 0, 0, none, 1 head, 0, B = 0) and keeps every other byte after the version.
   const std::string again = ScratchDir() + "/again.model";
-  CGCN_FUZZ_CHECK(SaveModel(again, model, row_normalize).ok());
+  CGCN_FUZZ_CHECK(SaveModel(again, model, norm).ok());
   const std::vector<std::byte> written = ReadBytes(again);
   if (version == 2) {
     CGCN_FUZZ_CHECK(written.size() == bytes.size() && std::memcmp(written.data(), bytes.data(), bytes.size()) == 0);
@@ -110,14 +114,14 @@ void CheckAccepted(Gcn& model, bool row_normalize, std::span<const std::byte> by
 void LoadOne(std::span<const std::byte> bytes) {
   const std::string path = ScratchDir() + "/input.model";
   WriteBytes(path, bytes);
-  bool row_normalize = false;
-  Result<Gcn> m = LoadModel(path, &row_normalize);
+  FeatureNorm norm;
+  Result<Gcn> m = LoadModel(path, &norm);
   if (!m.ok()) {
     CGCN_FUZZ_CHECK(m.status().code() == StatusCode::kCorruption);
     CGCN_FUZZ_CHECK(StartsWith(m.status().message(), path + ": "));
     return;
   }
-  CheckAccepted(*m, row_normalize, bytes);
+  CheckAccepted(*m, norm, bytes);
 }
 
 }  // namespace

@@ -241,7 +241,7 @@ void AddModelSeeds(const fs::path& dir, ShardDirectory& shards, size_t* files) {
   configs[5].residual = true;
   for (size_t i = 0; i < std::size(configs); ++i) {
     const Gcn model(configs[i], i + 1);
-    Check(SaveModel(path, model, i % 2 == 0), "SaveModel");
+    Check(SaveModel(path, model, i % 2 == 0 ? FeatureNorm::Row() : FeatureNorm::None()), "SaveModel");
     seeds.AddFile("init", path);
   }
   TrainOptions o;
@@ -249,7 +249,7 @@ void AddModelSeeds(const fs::path& dir, ShardDirectory& shards, size_t* files) {
   o.hidden = 8;
   Gcn trained(ModelConfig(shards.manifest(), o), 1);
   Check(Train(shards, o, trained).status(), "Train (model seed)");
-  Check(SaveModel(path, trained, true), "SaveModel (trained)");
+  Check(SaveModel(path, trained, FeatureNorm::Row()), "SaveModel (trained)");
   seeds.AddFile("trained", path);
   *files += seeds.count();
 }
