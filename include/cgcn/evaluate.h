@@ -7,6 +7,7 @@
 
 #include "cgcn/gcn.h"
 #include "cgcn/manifest.h"
+#include "cgcn/metrics.h"
 #include "cgcn/predictions.h"
 #include "cgcn/progress.h"
 #include "cgcn/shard_directory.h"
@@ -47,10 +48,7 @@ struct EvalStats {
   uint64_t spill_read_bytes = 0;  // activation bytes read back from the temporary files
 };
 
-// Accuracy on each split (NaN for an empty split).
-struct Accuracy {
-  double train = 0, valid = 0, test = 0;
-};
+// Accuracy (cgcn/metrics.h): the headline metric of each split, and the multi-label figures.
 
 // Full-graph inference: every edge, GCN normalization with full-graph degrees, computed
 // layer by layer over the shards. predictions (optional) gets [num_nodes] pairs

@@ -6,10 +6,11 @@
 
 namespace cgcn {
 
-uint64_t Batch::PlannedBytes(uint64_t nodes, uint64_t entries, uint32_t feat_dim) {
-  // features; columns and weights; offsets, self weights, labels, node ids and the mask.
+uint64_t Batch::PlannedBytes(uint64_t nodes, uint64_t entries, uint32_t feat_dim, uint32_t label_tasks) {
+  // features; columns and weights; offsets, self weights, labels, node ids and the mask; task bits.
   return nodes * feat_dim * sizeof(float) + entries * (sizeof(uint32_t) + sizeof(float)) +
-         nodes * (sizeof(uint32_t) + sizeof(float) + sizeof(uint32_t) + sizeof(uint32_t) + sizeof(uint8_t));
+         nodes * (sizeof(uint32_t) + sizeof(float) + sizeof(uint32_t) + sizeof(uint32_t) + sizeof(uint8_t)) +
+         nodes * LabelWords(label_tasks) * sizeof(uint32_t);
 }
 
 SparseRows Batch::Adjacency() const {
@@ -98,6 +99,9 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normal
   // Node data.
   out.features.resize(n * F);
   out.labels.resize(n);
+  out.label_tasks = q == 0 ? 0 : clusters[0]->label_tasks;
+  const uint32_t words = LabelWords(out.label_tasks);
+  out.label_bits.resize(n * words);
   out.train_mask.resize(n);
   out.node_ids.resize(n);
   uint32_t train = 0;
@@ -107,6 +111,8 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normal
     if (c.num_nodes == 0) continue;
     std::memcpy(out.features.data() + uint64_t{s} * F, c.features.data(), sizeof(float) * c.features.size());
     std::memcpy(out.labels.data() + s, c.labels.data(), sizeof(uint32_t) * c.num_nodes);
+    if (words != 0)
+      std::memcpy(out.label_bits.data() + uint64_t{s} * words, c.label_bits.data(), sizeof(uint32_t) * c.label_bits.size());
     std::memcpy(out.node_ids.data() + s, c.node_ids.data(), sizeof(uint32_t) * c.num_nodes);
     for (uint32_t i = 0; i < c.num_nodes; ++i) {
       const uint8_t t = (c.split[i] & kSplitTrain) ? 1 : 0;

@@ -136,7 +136,7 @@ struct BlockRows {
   std::vector<uint64_t> offsets;  // [R + 1] into columns
   std::vector<uint32_t> columns;
   std::vector<uint64_t> cursor;  // [R] next column to add (chunked sums)
-  std::vector<uint32_t> node_ids, labels;
+  std::vector<uint32_t> node_ids, labels, label_bits;
   std::vector<uint8_t> split;
 
   // Memory a block of `rows` rows with `entries` directed edges needs, with the block's sums
@@ -191,9 +191,11 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
     max_block = std::max(max_block, BlockRows::PlannedBytes(s.num_nodes, s.intra_entries + s.inter_entries, width));
   }
   plan.activation_bytes = 2 * ActivationStore::PlannedBytes(N, width);
-  // Degrees (dinv), predictions and what each thread holds.
+  // Degrees (dinv), predictions, what each thread holds, and the multi-label scores kept for
+  // ROC-AUC (SplitScorer).
   plan.fixed_bytes = N * sizeof(float) + (with_predictions ? N * sizeof(Prediction) : 0) +
-                     threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, width);
+                     threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, width) +
+                     SplitScorer::PlannedBytes(m.num_valid, m.num_test, m.label_tasks);
   plan.min_bytes = plan.fixed_bytes + max_block + kMinChunkBytes;
   const uint64_t M = options.memory_bytes;
   if (M == 0 || plan.fixed_bytes + plan.activation_bytes + std::min(kMaxBlockBytes, max_block) <= M) {
@@ -303,8 +305,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
 
   BlockRows rows;
   std::vector<float> sums;
-  std::vector<uint64_t> correct(3, 0), count(3, 0);
-  std::mutex acc_mu;
+  SplitScorer scorer(m.num_classes, m.label_tasks);  // the scoring at the last layer (cgcn/metrics.h)
+  const uint32_t label_words = LabelWords(m.label_tasks);
   if (predictions) predictions->assign(N, Prediction{0, 0});
   // The block buffers get their largest size up front: grown block by block, a vector would
   // copy itself into a new allocation (and libstdc++ doubles capacity), so for a moment the old
@@ -326,6 +328,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     rows.columns.reserve(max_entries);
     rows.node_ids.reserve(max_rows);
     rows.labels.reserve(max_rows);
+    rows.label_bits.reserve(max_rows * label_words);
     rows.split.reserve(max_rows);
     sums.reserve(max_rows * width);
   }
@@ -349,6 +352,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       rows.columns.clear();
       rows.node_ids.resize(last ? R : 0);
       rows.labels.resize(last ? R : 0);
+      rows.label_bits.resize(last ? R * label_words : 0);
       rows.split.resize(last ? R : 0);
       // Each cluster's columns start where the manifest's counts put them.
       std::vector<uint64_t> cluster_start(c1 - c0 + 1, 0);
@@ -390,6 +394,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         if (last) {
           std::copy(cd.node_ids.begin(), cd.node_ids.end(), rows.node_ids.begin() + static_cast<std::ptrdiff_t>(lr));
           std::copy(cd.labels.begin(), cd.labels.end(), rows.labels.begin() + static_cast<std::ptrdiff_t>(lr));
+          std::copy(cd.label_bits.begin(), cd.label_bits.end(),
+                    rows.label_bits.begin() + static_cast<std::ptrdiff_t>(lr * label_words));
           std::copy(cd.split.begin(), cd.split.end(), rows.split.begin() + static_cast<std::ptrdiff_t>(lr));
         }
         return Status::Ok();
@@ -437,25 +443,17 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
           store[1 - cur].Written(off[c] * d2, off[c + 1] * d2);
           return Status::Ok();
         }
-        uint64_t corr[3] = {0, 0, 0}, cnt[3] = {0, 0, 0};
-        for (Eigen::Index i = 0; i < n; ++i) {
-          Eigen::Index arg = 0;
-          h.row(i).maxCoeff(&arg);
-          const auto pred = static_cast<uint32_t>(arg);
-          const uint64_t r = lr + static_cast<uint64_t>(i);
-          if (predictions) (*predictions)[off[c] + static_cast<uint64_t>(i)] = Prediction{rows.node_ids[r], pred};
-          for (int s = 0; s < 3; ++s) {
-            if (rows.split[r] & (1u << s)) {
-              ++cnt[s];
-              corr[s] += pred == rows.labels[r];
-            }
+        if (predictions) {
+          for (Eigen::Index i = 0; i < n; ++i) {
+            Eigen::Index arg = 0;
+            h.row(i).maxCoeff(&arg);
+            const uint64_t r = lr + static_cast<uint64_t>(i);
+            (*predictions)[off[c] + static_cast<uint64_t>(i)] =
+                Prediction{rows.node_ids[r], static_cast<uint32_t>(arg)};
           }
         }
-        std::lock_guard<std::mutex> lock(acc_mu);
-        for (int s = 0; s < 3; ++s) {
-          correct[s] += corr[s];
-          count[s] += cnt[s];
-        }
+        scorer.Add(h.data(), static_cast<uint64_t>(n), rows.labels.data() + lr,
+                   rows.label_bits.data() + lr * label_words, rows.split.data() + lr);
         return Status::Ok();
       }));
       if (!last) store[1 - cur].Written(off[c0] * dims[l + 2], off[c1] * dims[l + 2]);
@@ -466,14 +464,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     stats->plan = plan;
     stats->spill_read_bytes = spill_read;
   }
-  auto ratio = [](uint64_t a, uint64_t b) {
-    return b ? static_cast<double>(a) / static_cast<double>(b) : std::nan("");
-  };
-  Accuracy acc;
-  acc.train = ratio(correct[0], count[0]);
-  acc.valid = ratio(correct[1], count[1]);
-  acc.test = ratio(correct[2], count[2]);
-  return acc;
+  return scorer.Summary();
 }
 
 }  // namespace cgcn
