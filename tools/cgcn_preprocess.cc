@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
                  "FastRP iteration weights, comma-separated, one per power of P (their count is the number of "
                  "iterations)")
       ->capture_default_str();
-  cli::AddNumber(app, "--fastrp-beta", &o.fastrp.beta, "FastRP degree exponent beta of the normalization diag(deg^beta)");
+  cli::AddNumber(app, "--fastrp-beta", &o.fastrp.beta,
+                 "FastRP degree exponent beta of the normalization diag(deg^beta)");
   cli::AddNumber(app, "--fastrp-sparsity", &o.fastrp.sparsity,
                  "FastRP projection sparsity s (>= 1; 0 = sqrt(N), Li et al.'s very sparse projection)");
   app.add_option("--fastrp-seed", fastrp_seed, "FastRP projection seed (default: --seed)");

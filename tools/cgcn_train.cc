@@ -110,8 +110,7 @@ int main(int argc, char** argv) {
             v.macro_f1, v.topk_micro_f1, v.topk_macro_f1, v.roc_auc, t.macro_f1, t.topk_micro_f1, t.topk_macro_f1,
             t.roc_auc);
       }
-    }
-    else if (r.epoch % std::max<uint32_t>(1, o.epochs / 20) == 0)
+    } else if (r.epoch % std::max<uint32_t>(1, o.epochs / 20) == 0)
       std::printf("epoch %4u  loss %.4f  %.3f s  %s\n", r.epoch, r.loss, r.epoch_s, times);
     std::fflush(stdout);
   };

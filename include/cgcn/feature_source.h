@@ -26,8 +26,8 @@ enum class FeatureSourceKind : uint32_t {
 struct FastRpParams {
   uint32_t dim = 256;
   std::vector<float> weights = {0.0f, 0.0f, 1.0f, 1.0f};
-  float beta = 0.0f;       // degree exponent of the normalization
-  double sparsity = 0.0;   // s; 0 = sqrt(N) (Li et al.'s very sparse projection), recorded as used
+  float beta = 0.0f;      // degree exponent of the normalization
+  double sparsity = 0.0;  // s; 0 = sqrt(N) (Li et al.'s very sparse projection), recorded as used
   uint64_t seed = 0;
   bool standardize = true;
   bool log_degree = false;

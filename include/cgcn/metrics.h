@@ -33,8 +33,8 @@ struct MultiLabelMetrics {
 // figure of each split.
 struct Accuracy {
   double train = 0, valid = 0, test = 0;
-  uint32_t label_tasks = 0;             // 0: multi-class (multi_label unused)
-  MultiLabelMetrics multi_label[3];     // train, valid, test
+  uint32_t label_tasks = 0;          // 0: multi-class (multi_label unused)
+  MultiLabelMetrics multi_label[3];  // train, valid, test
 };
 
 // 2 TP / (2 TP + FP + FN); 0 when all three are 0.
@@ -71,11 +71,11 @@ class SplitScorer {
 
  private:
   struct Tally {
-    uint64_t rows = 0, correct = 0;                  // multi-class
-    std::vector<uint64_t> tp, fp, fn;                // [L] at 0.5
-    std::vector<uint64_t> ktp, kfp, kfn;             // [L] top-k
-    std::vector<std::vector<float>> scores;          // [L][rows] valid/test only
-    std::vector<std::vector<uint8_t>> positive;      // [L][rows]
+    uint64_t rows = 0, correct = 0;              // multi-class
+    std::vector<uint64_t> tp, fp, fn;            // [L] at 0.5
+    std::vector<uint64_t> ktp, kfp, kfn;         // [L] top-k
+    std::vector<std::vector<float>> scores;      // [L][rows] valid/test only
+    std::vector<std::vector<uint8_t>> positive;  // [L][rows]
   };
   uint32_t classes_, tasks_;
   mutable std::mutex mu_;

@@ -69,16 +69,16 @@ namespace cgcn {
 
 struct RawGraph {
   uint32_t num_nodes = 0;
-  uint32_t feat_dim = 0;           // 0: no node-feat file (featureless)
-  uint32_t num_classes = 0;        // max label + 1, or L tasks
-  uint32_t label_tasks = 0;        // 0: multi-class; L >= 2: multi-label with L tasks (= num_classes)
-  uint64_t num_unlabeled = 0;      // nodes whose label is kNoLabel
-  std::vector<uint32_t> edge_src;  // [E] as read, E = lines in edge.csv
-  std::vector<uint32_t> edge_dst;  // [E]
-  std::vector<float> features;     // [num_nodes x feat_dim], row-major
-  std::vector<uint32_t> labels;    // [num_nodes], a class id (multi-label: 0) or kNoLabel
+  uint32_t feat_dim = 0;             // 0: no node-feat file (featureless)
+  uint32_t num_classes = 0;          // max label + 1, or L tasks
+  uint32_t label_tasks = 0;          // 0: multi-class; L >= 2: multi-label with L tasks (= num_classes)
+  uint64_t num_unlabeled = 0;        // nodes whose label is kNoLabel
+  std::vector<uint32_t> edge_src;    // [E] as read, E = lines in edge.csv
+  std::vector<uint32_t> edge_dst;    // [E]
+  std::vector<float> features;       // [num_nodes x feat_dim], row-major
+  std::vector<uint32_t> labels;      // [num_nodes], a class id (multi-label: 0) or kNoLabel
   std::vector<uint32_t> label_bits;  // [num_nodes x LabelWords(label_tasks)], multi-label only
-  std::vector<uint8_t> split;      // [num_nodes], kSplit* bits (cgcn/split.h), at most one set
+  std::vector<uint8_t> split;        // [num_nodes], kSplit* bits (cgcn/split.h), at most one set
   std::string split_name;
   uint64_t num_train = 0, num_valid = 0, num_test = 0;
   // XXH3-64 over (relative path, size, bytes) of every input file, in a fixed order.
@@ -153,8 +153,7 @@ class RawNodeRows {
   // Copies the rows of `ids` (ascending; each run of consecutive ids is one read) to
   // features[ids.size() x feat_dim], labels[ids.size()] and, for a multi-label input,
   // label_bits[ids.size() x LabelWords(label_tasks)] (ignored otherwise; may then be null).
-  Status Gather(std::span<const uint32_t> ids, float* features, uint32_t* labels,
-                uint32_t* label_bits = nullptr) const;
+  Status Gather(std::span<const uint32_t> ids, float* features, uint32_t* labels, uint32_t* label_bits = nullptr) const;
 
  private:
   RawNodeRows();

@@ -112,7 +112,8 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, bool row_normal
     std::memcpy(out.features.data() + uint64_t{s} * F, c.features.data(), sizeof(float) * c.features.size());
     std::memcpy(out.labels.data() + s, c.labels.data(), sizeof(uint32_t) * c.num_nodes);
     if (words != 0)
-      std::memcpy(out.label_bits.data() + uint64_t{s} * words, c.label_bits.data(), sizeof(uint32_t) * c.label_bits.size());
+      std::memcpy(out.label_bits.data() + uint64_t{s} * words, c.label_bits.data(),
+                  sizeof(uint32_t) * c.label_bits.size());
     std::memcpy(out.node_ids.data() + s, c.node_ids.data(), sizeof(uint32_t) * c.num_nodes);
     for (uint32_t i = 0; i < c.num_nodes; ++i) {
       const uint8_t t = (c.split[i] & kSplitTrain) ? 1 : 0;

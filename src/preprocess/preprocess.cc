@@ -178,8 +178,8 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
     fo.progress = progress;
     if (budget != 0) {
       if (budget <= N)
-        return Status::InvalidArgument("--mem-budget " + FormatBytes(budget) + " leaves nothing for FastRP after the split (" +
-                                       FormatBytes(N) + ")");
+        return Status::InvalidArgument("--mem-budget " + FormatBytes(budget) +
+                                       " leaves nothing for FastRP after the split (" + FormatBytes(N) + ")");
       fo.mem_budget = budget - N;
     }
     CGCN_ASSIGN_OR_RETURN(rep.fastrp, ComputeFastRp(graph, fo));

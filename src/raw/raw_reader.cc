@@ -579,8 +579,8 @@ Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes
     } else {
       if (fields_seen == 0) {
         if (fields > kMaxLabel + 1)
-          return Bad(src, "expected at most " + std::to_string(kMaxLabel + 1) + " label columns, " +
-                              FieldsFound(fields));
+          return Bad(src,
+                     "expected at most " + std::to_string(kMaxLabel + 1) + " label columns, " + FieldsFound(fields));
         fields_seen = static_cast<uint32_t>(fields);
         first_line = src.line_number();
         if (fields_seen > 1) {  // multi-label: the leading unlabeled rows get zero words too
@@ -604,8 +604,8 @@ Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes
         value = static_cast<uint32_t>(label);
       } else {
         if (fields != fields_seen)
-          return Bad(src, "expected " + std::to_string(fields_seen) + " fields of 0 or 1, " + FieldsFound(fields) +
-                              decided());
+          return Bad(
+              src, "expected " + std::to_string(fields_seen) + " fields of 0 or 1, " + FieldsFound(fields) + decided());
         if (auto why = ParseLabelRow(line, fields_seen, words.data())) return Bad(src, *why);
         summary->Labeled(0);
         value = 0;
@@ -1296,7 +1296,7 @@ struct InputFiles {
   std::optional<InputFile> num_edges;
   InputFile edges, labels;
   std::optional<InputFile> features;  // absent: a featureless graph
-  InputFile data_npz, label_npz;  // .npz layout
+  InputFile data_npz, label_npz;      // .npz layout
   InputFile train, valid, test;
   std::vector<const InputFile*> InOrder() const {
     std::vector<const InputFile*> v;

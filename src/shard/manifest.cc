@@ -246,12 +246,13 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
       p.sparsity = std::bit_cast<double>(s);
       p.standardize = (flags & 1u) != 0;
       p.log_degree = (flags & 2u) != 0;
-      if (flags > 3) return corrupt("byte " + std::to_string(r.pos() - 4) + ": FastRP flags " + std::to_string(flags) +
-                                    ", expected bits 0 (standardize) and 1 (log-degree) only");
+      if (flags > 3)
+        return corrupt("byte " + std::to_string(r.pos() - 4) + ": FastRP flags " + std::to_string(flags) +
+                       ", expected bits 0 (standardize) and 1 (log-degree) only");
       if (p.width() != m.feat_dim || !(p.sparsity >= 1.0))
-        return corrupt("byte " + std::to_string(at) + ": FastRP feature source of width " +
-                       std::to_string(p.width()) + " and s " + std::to_string(p.sparsity) +
-                       " disagrees with the feature dimension " + std::to_string(m.feat_dim) + " (or s < 1)");
+        return corrupt("byte " + std::to_string(at) + ": FastRP feature source of width " + std::to_string(p.width()) +
+                       " and s " + std::to_string(p.sparsity) + " disagrees with the feature dimension " +
+                       std::to_string(m.feat_dim) + " (or s < 1)");
       m.feature_source.kind = FeatureSourceKind::kFastRp;
     } else if (kind != static_cast<uint32_t>(FeatureSourceKind::kFile)) {
       return corrupt("byte " + std::to_string(at) + ": feature source " + std::to_string(kind) +

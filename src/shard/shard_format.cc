@@ -143,7 +143,8 @@ Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level,
                               std::to_string(c.num_classes) + ", or 0xffffffff in no split)");
     if (c.label_tasks != 0 && c.labels[i] != 0 && c.labels[i] != kNoLabel)
       return Status::Internal("EncodeShard: cluster " + std::to_string(c.cluster_id) + " row " + std::to_string(i) +
-                              ": multi-label row with label " + std::to_string(c.labels[i]) + " (expected 0 or kNoLabel)");
+                              ": multi-label row with label " + std::to_string(c.labels[i]) +
+                              " (expected 0 or kNoLabel)");
   }
   if (const std::string why = CheckLabelBits(c.label_bits.data(), c.labels.data(), n, c.label_tasks); !why.empty())
     return Status::Internal("EncodeShard: cluster " + std::to_string(c.cluster_id) + ": " + why);
@@ -271,8 +272,7 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
   if (num_sections != kNumSections)
     return bad(At(f::kNumSections),
                "section count " + std::to_string(num_sections) + ", expected " + std::to_string(kNumSections));
-  if (h.version == 1 && h.label_tasks != 0)
-    return bad(At(f::kLabelTasks), "reserved field is not zero (version 1)");
+  if (h.version == 1 && h.label_tasks != 0) return bad(At(f::kLabelTasks), "reserved field is not zero (version 1)");
   if (h.num_clusters == 0 || h.cluster_id >= h.num_clusters)
     return bad(At(f::kClusterId), "cluster id " + std::to_string(h.cluster_id) + " not below cluster count " +
                                       std::to_string(h.num_clusters));

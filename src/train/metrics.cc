@@ -45,9 +45,8 @@ void TopKTasks(std::span<const float> scores, uint32_t k, uint32_t* words) {
   k = std::min(k, L);
   std::vector<uint32_t> idx(L);
   std::iota(idx.begin(), idx.end(), 0u);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](uint32_t a, uint32_t b) {
-    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-  });
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](uint32_t a, uint32_t b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
   for (uint32_t i = 0; i < k; ++i) words[idx[i] / 32] |= uint32_t{1} << (idx[i] % 32);
 }
 

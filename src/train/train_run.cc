@@ -34,8 +34,10 @@ json MultiLabelJson(const Accuracy& a) {
   const char* names[3] = {"train", "valid", "test"};
   for (int s = 0; s < 3; ++s) {
     const MultiLabelMetrics& m = a.multi_label[s];
-    j[names[s]] = {{"micro_f1", AccJson(m.micro_f1)},           {"macro_f1", AccJson(m.macro_f1)},
-                   {"topk_micro_f1", AccJson(m.topk_micro_f1)}, {"topk_macro_f1", AccJson(m.topk_macro_f1)},
+    j[names[s]] = {{"micro_f1", AccJson(m.micro_f1)},
+                   {"macro_f1", AccJson(m.macro_f1)},
+                   {"topk_micro_f1", AccJson(m.topk_micro_f1)},
+                   {"topk_macro_f1", AccJson(m.topk_macro_f1)},
                    {"roc_auc", AccJson(m.roc_auc)}};
   }
   return j;
