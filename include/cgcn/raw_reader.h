@@ -32,7 +32,9 @@
 //                            (other members are ignored, but fingerprinted with the file)
 //   DIR/raw/node-label.npz   node_label.npy      '<f4', '<f8', '<f2', '<i8' or '<i4', shape (N,) or
 //                                                (N, 1): an integral class id in [0, 2^16), or NaN
-//                                                or -1 for an unlabeled node
+//                                                or -1 for an unlabeled node; or (N, L), L >= 2, C
+//                                                order: a multi-label task, each value 0 or 1, or
+//                                                every task of an unlabeled node NaN or -1
 // Every .npy header is checked (magic, version 1.0/2.0/3.0, the dict, dtype, shape against the
 // other members, fortran_order, data size against shape), and every member's CRC-32 as it is
 // streamed; errors name the .npz file, the member and the byte offset in it ("DIR/raw/data.npz

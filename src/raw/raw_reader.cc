@@ -1013,14 +1013,21 @@ class FeatureSink final : public ElementSink {
 };
 
 // node_label [N] or [N, 1] -> labels.u32; NaN (or -1) is an unlabeled node.
+// node_label [N, L], L >= 2 -> labels.u32 (0 or kNoLabel) and label-bits.u32: each row all 0/1
+// (a multi-label row) or all NaN/-1 (an unlabeled node).
 class LabelSink final : public ElementSink {
  public:
-  LabelSink(const NpzArray& a, uint64_t num_nodes, BinaryWriter& out, LabelSummary* summary, const ProgressFn& progress)
+  // tasks 0: [N] or [N, 1] class ids; else [N, tasks] 0/1 rows written to *bits.
+  LabelSink(const NpzArray& a, uint64_t num_nodes, BinaryWriter& out, LabelSummary* summary, const ProgressFn& progress,
+            uint32_t tasks = 0, BinaryWriter* bits = nullptr)
       : ElementSink(a),
         num_nodes_(num_nodes),
         out_(out),
         summary_(summary),
-        ticker_(progress, "read labels", num_nodes) {}
+        ticker_(progress, "read labels", num_nodes),
+        tasks_(tasks),
+        bits_(bits),
+        row_(LabelWords(tasks), 0u) {}
   Status Finish() override {
     if (summary_->num_labeled == 0) {
       return Status::InvalidInput(a_.where + ": expected at least one labeled node, found " +
@@ -1033,6 +1040,7 @@ class LabelSink final : public ElementSink {
  protected:
   Status Elements(const char* p, uint64_t count, uint64_t first) override {
     const bool is_float = a_.header.descr[1] == 'f';
+    if (tasks_ != 0) return RowElements(p, count, first, is_float);
     for (uint64_t i = 0; i < count; ++i) {
       const uint64_t node = first + i;
       uint32_t value = kNoLabel;
@@ -1060,10 +1068,53 @@ class LabelSink final : public ElementSink {
   }
 
  private:
+  // Multi-label: element e is task e % L of node e / L; a row is written at its last element.
+  Status RowElements(const char* p, uint64_t count, uint64_t first, bool is_float) {
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint64_t e = first + i, node = e / tasks_;
+      const auto t = static_cast<uint32_t>(e % tasks_);
+      if (t == 0) {
+        std::fill(row_.begin(), row_.end(), 0u);
+        row_unlabeled_ = 0;
+      }
+      const double v =
+          is_float ? LoadFloat(p + i * a_.item, a_.item) : static_cast<double>(LoadInt(p + i * a_.item, a_.item));
+      if (std::isnan(v) || v == -1) {
+        ++row_unlabeled_;
+      } else if (v == 1) {
+        row_[t / 32] |= uint32_t{1} << (t % 32);
+      } else if (v != 0) {
+        return Status::InvalidInput(At(e, "node " + std::to_string(node) + " task " + std::to_string(t)) +
+                                    ": expected 0 or 1 (or NaN or -1 in every task of an unlabeled node), found " +
+                                    ShowNumber(v));
+      }
+      if (t + 1 < tasks_) continue;
+      uint32_t value = 0;
+      if (row_unlabeled_ == tasks_) {
+        value = kNoLabel;
+        summary_->Unlabeled(node, num_nodes_);
+      } else if (row_unlabeled_ != 0) {
+        return Status::InvalidInput(At(e, "node " + std::to_string(node)) + ": " + std::to_string(row_unlabeled_) +
+                                    " of " + std::to_string(tasks_) +
+                                    " tasks are NaN or -1 (expected all of a node's tasks 0 or 1, or all NaN or -1)");
+      } else {
+        summary_->Labeled(0);
+      }
+      CGCN_RETURN_IF_ERROR(out_.Append(&value, sizeof value));
+      CGCN_RETURN_IF_ERROR(bits_->Append(row_.data(), 4 * row_.size()));
+      if ((node & 0xffff) == 0) ticker_.Done(node);
+    }
+    return Status::Ok();
+  }
+
   uint64_t num_nodes_;
   BinaryWriter& out_;
   LabelSummary* summary_;
   Progress ticker_;
+  uint32_t tasks_ = 0;
+  BinaryWriter* bits_ = nullptr;
+  std::vector<uint32_t> row_;
+  uint32_t row_unlabeled_ = 0;
 };
 
 // A one-element array streamed again: its value must be the one read when it was inspected.
@@ -1221,8 +1272,15 @@ Status ReadNpzInput(InputReader& reader, const InputFile& data_file, const Input
                                 "another), found True; re-save the array with numpy.ascontiguousarray");
   }
   const std::vector<uint64_t>& ls = label_a.header.shape;
-  if (!(ls == std::vector<uint64_t>{num_nodes} || ls == std::vector<uint64_t>{num_nodes, 1})) {
-    return BadShape(label_a, "(" + n + ",) or (" + n + ", 1)" + says_n);
+  // (N,) or (N, 1): class ids; (N, L) with L >= 2: a multi-label task.
+  if (!(ls.size() == 1 || ls.size() == 2) || ls[0] != num_nodes || (ls.size() == 2 && ls[1] > kMaxLabel + 1)) {
+    return BadShape(label_a, "(" + n + ",), (" + n + ", 1) or (" + n + ", L) with L <= 65536" + says_n);
+  }
+  const uint32_t tasks = ls.size() == 2 && ls[1] >= 2 ? static_cast<uint32_t>(ls[1]) : 0;
+  if (tasks != 0 && label_a.header.fortran_order && num_nodes > 1) {
+    return Status::InvalidInput(label_a.where + " byte " + std::to_string(label_a.header.fortran_order_at) +
+                                ": expected fortran_order False (each node's tasks one after another), found True; "
+                                "re-save the array with numpy.ascontiguousarray");
   }
   input.num_nodes = static_cast<uint32_t>(num_nodes);
   input.feat_dim = static_cast<uint32_t>(fs[1]);
@@ -1247,10 +1305,14 @@ Status ReadNpzInput(InputReader& reader, const InputFile& data_file, const Input
   CGCN_RETURN_IF_ERROR(feat_out.Finish());
   CGCN_RETURN_IF_ERROR(labels_out.Create(input.labels_path));
   labels->source = label_a.where;
-  LabelSink label_sink(label_a, num_nodes, labels_out, labels, progress);
+  BinaryWriter bits_out(options.scratch_buffer_bytes);
+  if (tasks != 0) CGCN_RETURN_IF_ERROR(bits_out.Create(input.label_bits_path));
+  LabelSink label_sink(label_a, num_nodes, labels_out, labels, progress, tasks, &bits_out);
   CGCN_RETURN_IF_ERROR(
       StreamNpzFile(reader, label_file, label.fd.get(), label.size, {{&label_a, &label_sink, &label_stats}}));
   CGCN_RETURN_IF_ERROR(labels_out.Finish());
+  if (tasks != 0) CGCN_RETURN_IF_ERROR(bits_out.Finish());
+  input.label_tasks = tasks;
   // In the order the CSV layout reads them.
   input.phases.push_back(std::move(edge_stats));
   input.phases.push_back(std::move(feat_stats));
