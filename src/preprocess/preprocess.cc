@@ -110,6 +110,10 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
   writer.set_input_files(std::move(digests));
   CGCN_ASSIGN_OR_RETURN(RawInput raw, ReadRawInput(options.read, writer.scratch_dir(), progress));
   rep.read_s = Since(t);
+  if (options.features == PreprocessOptions::Features::kFile && raw.feat_dim == 0)
+    return Status::InvalidInput(options.read.dir +
+                                "/raw has no node-feat file (node-feat.csv[.gz] or data.npz's node_feat) and "
+                                "--features file was given; use --features auto or fastrp to compute FastRP features");
   rep.num_nodes = raw.num_nodes;
   rep.feat_dim = raw.feat_dim;
   rep.num_classes = raw.num_classes;
@@ -165,10 +169,6 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
 
   // Featureless input (or --features fastrp): FastRP over the mapped CSR into features.f32, with
   // block buffers within what the budget leaves besides the split.
-  if (options.features == PreprocessOptions::Features::kFile && raw.feat_dim == 0)
-    return Status::InvalidInput(options.read.dir +
-                                "/raw has no node-feat file (node-feat.csv[.gz] or data.npz's node_feat) and "
-                                "--features file was given; use --features auto or fastrp to compute FastRP features");
   if (options.features == PreprocessOptions::Features::kFastRp || raw.feat_dim == 0) {
     t = Clock::now();
     FastRpOptions fo;
