@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -114,7 +115,8 @@ TEST(Manifest, FieldsSitWhereTheFormatSaysAndErrorsNameThem) {
   EXPECT_EQ(u32(104), 6u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data()) + 108, 6), "public");
   EXPECT_EQ(u32(114), 0u);  // input file records
-  EXPECT_EQ(b.size(), 118 + 2 * 48 + 8u);
+  EXPECT_EQ(u32(118), 0u);  // feature source: file (version 3)
+  EXPECT_EQ(b.size(), 122 + 2 * 48 + 8u);
 
   auto error = [](const Manifest& bad) { return DecodeManifest(EncodeManifest(bad), "M").status().message(); };
   Manifest bad = Sample();
@@ -132,27 +134,104 @@ TEST(Manifest, FieldsSitWhereTheFormatSaysAndErrorsNameThem) {
             "M: bytes 64-87 (manifest fields num_train, num_valid, num_test): split sizes exceed the node count");
 }
 
-// Version 2 (docs/FORMAT.md's change log): written as 2; 1 is still read (its layout is the same);
-// any other version is refused by its number, as a version-1 reader refuses 2.
-TEST(Manifest, WritesVersion2ReadsVersions1And2RefusesOthers) {
+// Version 3 (docs/FORMAT.md's change log): written as 3; 1 and 2 are still read (their layout is
+// version 3's without the feature source word after the input file records, and byte 52 zero),
+// as multi-class with features from a file; any other version is refused by its number.
+std::vector<std::byte> AsOlderVersion(const Manifest& m, uint32_t v) {
+  std::vector<std::byte> b = EncodeManifest(m);
+  const size_t feature_source_at = 108 + m.split_name.size() + 4;  // no input file records in Sample()
+  if (v < 3)
+    b.erase(b.begin() + static_cast<std::ptrdiff_t>(feature_source_at),
+            b.begin() + static_cast<std::ptrdiff_t>(feature_source_at + 4));
+  std::memcpy(b.data() + 8, &v, 4);
+  const uint64_t sum = Checksum64(b.data(), b.size() - 8);
+  std::memcpy(b.data() + b.size() - 8, &sum, 8);
+  return b;
+}
+
+TEST(Manifest, WritesVersion3ReadsVersions1To3RefusesOthers) {
   const Manifest m = Sample();
-  auto with_version = [&](uint32_t v) {
-    std::vector<std::byte> b = EncodeManifest(m);
-    std::memcpy(b.data() + 8, &v, 4);
-    const uint64_t sum = Checksum64(b.data(), b.size() - 8);
-    std::memcpy(b.data() + b.size() - 8, &sum, 8);
-    return DecodeManifest(b, "M");
-  };
-  EXPECT_EQ(LoadU32(EncodeManifest(m).data() + 8), 2u);
-  Result<Manifest> v1 = with_version(1), v2 = with_version(2);
-  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
-  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
-  EXPECT_EQ(v1->version, 1u);
-  EXPECT_EQ(v2->version, 2u);
-  EXPECT_EQ(v1->num_edges, v2->num_edges);
-  for (const uint32_t v : {0u, 3u, 0xffffffffu})
-    EXPECT_EQ(with_version(v).status().message(), "M: byte 8 (manifest field version): unsupported manifest version " +
-                                                      std::to_string(v) + " (this build reads 1 to 2)");
+  EXPECT_EQ(LoadU32(EncodeManifest(m).data() + 8), 3u);
+  for (const uint32_t v : {1u, 2u, 3u}) {
+    Result<Manifest> r = DecodeManifest(AsOlderVersion(m, v), "M");
+    ASSERT_TRUE(r.ok()) << v << ": " << r.status().ToString();
+    EXPECT_EQ(r->version, v);
+    EXPECT_EQ(r->num_edges, m.num_edges);
+    EXPECT_EQ(r->label_tasks, 0u);
+    EXPECT_EQ(r->feature_source.kind, FeatureSourceKind::kFile);
+    EXPECT_EQ(r->shards[1].header_checksum, 9u);
+  }
+  for (const uint32_t v : {0u, 4u, 0xffffffffu})
+    EXPECT_EQ(DecodeManifest(AsOlderVersion(m, v), "M").status().message(),
+              "M: byte 8 (manifest field version): unsupported manifest version " + std::to_string(v) +
+                  " (this build reads 1 to 3)");
+}
+
+// Version 3's label kind (byte 52) and feature source, byte by byte as docs/FORMAT.md gives them.
+TEST(Manifest, Version3RecordsLabelTasksAndFastRpSource) {
+  Manifest m = Sample();
+  m.num_classes = 39;
+  m.label_tasks = 39;
+  m.feat_dim = 4;
+  m.feature_source.kind = FeatureSourceKind::kFastRp;
+  m.feature_source.fastrp.dim = 3;
+  m.feature_source.fastrp.weights = {0.0f, 1.0f, 2.5f};
+  m.feature_source.fastrp.beta = -0.5f;
+  m.feature_source.fastrp.sparsity = 3.0;
+  m.feature_source.fastrp.seed = 77;
+  m.feature_source.fastrp.standardize = true;
+  m.feature_source.fastrp.log_degree = true;  // width 3 + 1 = feat_dim
+  const auto b = EncodeManifest(m);
+  auto u32 = [&](size_t at) { return LoadU32(b.data() + at); };
+  auto f32 = [&](size_t at) { return std::bit_cast<float>(LoadU32(b.data() + at)); };
+  EXPECT_EQ(u32(52), 39u);
+  EXPECT_EQ(u32(118), 1u);  // fastrp
+  EXPECT_EQ(u32(122), 3u);  // dim
+  EXPECT_EQ(u32(126), 3u);  // weight count
+  EXPECT_EQ(f32(130), 0.0f);
+  EXPECT_EQ(f32(134), 1.0f);
+  EXPECT_EQ(f32(138), 2.5f);
+  EXPECT_EQ(f32(142), -0.5f);                                      // beta
+  EXPECT_EQ(std::bit_cast<double>(LoadU64(b.data() + 146)), 3.0);  // s
+  EXPECT_EQ(LoadU64(b.data() + 154), 77u);                         // seed
+  EXPECT_EQ(u32(162), 3u);                                         // flags: standardize | log-degree
+  EXPECT_EQ(b.size(), 166 + 2 * 48 + 8u);
+  Result<Manifest> r = DecodeManifest(b, "M");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->multi_label());
+  EXPECT_EQ(r->label_tasks, 39u);
+  EXPECT_EQ(r->feature_source.kind, FeatureSourceKind::kFastRp);
+  EXPECT_EQ(r->feature_source.fastrp.weights, m.feature_source.fastrp.weights);
+  EXPECT_EQ(r->feature_source.fastrp.seed, 77u);
+  EXPECT_TRUE(r->feature_source.fastrp.log_degree);
+  EXPECT_EQ(r->feature_source.Describe(),
+            "fastrp(dim 3, weights [0,1,2.5], beta -0.5, s 3, seed 77, standardize, log-degree)");
+
+  auto error = [](const Manifest& bad) { return DecodeManifest(EncodeManifest(bad), "M").status().message(); };
+  Manifest bad = m;
+  bad.label_tasks = 38;
+  EXPECT_EQ(error(bad),
+            "M: byte 52 (manifest field label_tasks): label task count 38, expected 0 (multi-class) or the class count "
+            "39 (at least 2, multi-label)");
+  bad = m;
+  bad.feat_dim = 5;
+  EXPECT_EQ(error(bad),
+            "M: byte 118: FastRP feature source of width 4 and s 3.000000 disagrees with the feature dimension 5 (or s "
+            "< 1)");
+  // A version-2 manifest must have zero at byte 52.
+  Manifest old = Sample();
+  old.num_classes = 2;
+  old.label_tasks = 2;
+  EXPECT_EQ(DecodeManifest(AsOlderVersion(old, 2), "M").status().message(),
+            "M: byte 52 (manifest field label_tasks): reserved field is not zero (version 2)");
+  // An unknown feature source kind.
+  auto unknown = EncodeManifest(Sample());
+  const uint32_t kind = 7;
+  std::memcpy(unknown.data() + 118, &kind, 4);
+  const uint64_t sum = Checksum64(unknown.data(), unknown.size() - 8);
+  std::memcpy(unknown.data() + unknown.size() - 8, &sum, 8);
+  EXPECT_EQ(DecodeManifest(unknown, "M").status().message(),
+            "M: byte 118: feature source 7, expected 0 (file) or 1 (fastrp)");
 }
 
 // 2E past 2^31 - 1 (and E past 2^32) is valid now; E is bounded by N(N-1)/2 alone, and per-shard
@@ -204,7 +283,7 @@ TEST(Manifest, LayoutBeforeInputRecordsIsRefusedNotMisread) {
     m.shards[1].intra_entries = 2 * m.num_edges - 2 * m.edge_cut;
     m.shards[1].inter_entries = 2 * m.edge_cut;
     m.num_train = m.num_valid = m.num_test = 0;
-    auto current = EncodeManifest(m);
+    auto current = AsOlderVersion(m, 2);  // the layout the input records went into (no feature source)
     ASSERT_TRUE(DecodeManifest(current, "new").ok()) << shard0_nodes;
     // The old layout: the same bytes without K (4 bytes after the split name, 0 records), resealed.
     const size_t k_at = 108 + m.split_name.size();

@@ -274,9 +274,46 @@ TEST_F(NpzBadInputTest, FeatureRowsDisagreeWithNodeCount) {
 }
 
 TEST_F(NpzBadInputTest, LabelShape) {
-  Member("node_label.npy").bytes = testutil::NpyBytes("<f8", {6, 2}, std::string(6 * 2 * 8, '\0'));
+  Member("node_label.npy").bytes = testutil::NpyBytes("<f8", {6, 2, 1}, std::string(6 * 2 * 8, '\0'));
   Write();
-  ExpectError({LabelPath() + " member node_label.npy byte", "expected shape (6,) or (6, 1)", "found (6, 2)"});
+  ExpectError({LabelPath() + " member node_label.npy byte", "expected shape (6,), (6, 1) or (6, L) with L <= 65536",
+               "found (6, 2, 1)"});
+}
+
+// node_label (N, L), L >= 2: a multi-label task; node 3's row all NaN (unlabeled).
+std::string MultiLabelRows(double bad = 0, uint64_t bad_at = 0) {
+  const double nan = std::nan("");
+  std::vector<double> v = {1, 0, 1, 0, 0, 0, 0, 1, 0, nan, nan, nan, 1, 1, 1, 0, 0, 1};
+  if (bad_at != 0) v[bad_at] = bad;
+  return testutil::NpyBytes("<f8", {6, 3}, testutil::RawBytes(v));
+}
+
+TEST_F(NpzBadInputTest, MultiLabelRowsRead) {
+  Member("node_label.npy").bytes = MultiLabelRows();
+  Write();
+  Result<RawInput> in = Read();
+  ASSERT_TRUE(in.ok()) << in.status().ToString();
+  EXPECT_EQ(in->label_tasks, 3u);
+  EXPECT_EQ(in->num_classes, 3u);
+  EXPECT_EQ(in->num_unlabeled, 1u);
+  std::vector<uint32_t> labels(6), bits(6);
+  std::memcpy(labels.data(), testutil::ReadFile(in->labels_path).data(), 24);
+  const std::string b = testutil::ReadFile(in->label_bits_path);
+  ASSERT_EQ(b.size(), 24u);
+  std::memcpy(bits.data(), b.data(), 24);
+  EXPECT_EQ(labels, (std::vector<uint32_t>{0, 0, 0, kNoLabel, 0, 0}));
+  EXPECT_EQ(bits, (std::vector<uint32_t>{0b101, 0, 0b010, 0, 0b111, 0b100}));
+}
+
+TEST_F(NpzBadInputTest, MultiLabelBadValuesNamed) {
+  Member("node_label.npy").bytes = MultiLabelRows(2, 4);  // node 1, task 1
+  Write();
+  ExpectError({LabelPath() + " member node_label.npy byte 160 (node 1 task 1): expected 0 or 1 (or NaN or -1 in "
+                             "every task of an unlabeled node), found 2"});
+  Member("node_label.npy").bytes = MultiLabelRows(std::nan(""), 7);  // node 2, task 1 of 3
+  Write();
+  ExpectError({LabelPath() + " member node_label.npy byte 192 (node 2): 1 of 3 tasks are NaN or -1 (expected all of "
+                             "a node's tasks 0 or 1, or all NaN or -1)"});
 }
 
 TEST_F(NpzBadInputTest, FortranOrderFeaturesRefused) {

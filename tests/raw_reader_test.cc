@@ -410,9 +410,16 @@ TEST_F(RawReaderBadInputTest, MissingEdgeFile) {
   ExpectError(StatusCode::kIoError, {Path("raw/edge.csv.gz"), Path("raw/edge.csv)"), "no such file"});
 }
 
-TEST_F(RawReaderBadInputTest, MissingFeatureFile) {
+// Without node-feat the graph is featureless (cgcn-preprocess then computes FastRP features):
+// feat_dim 0, no feature rows, everything else as with the file.
+TEST_F(RawReaderBadInputTest, MissingFeatureFileMeansFeatureless) {
   Remove("raw/node-feat.csv");
-  ExpectError(StatusCode::kIoError, {Path("raw/node-feat.csv.gz"), "no such file"});
+  Result<RawGraph> g = Read(tmp_.path(), "");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ(g->feat_dim, 0u);
+  EXPECT_TRUE(g->features.empty());
+  EXPECT_EQ(g->num_nodes, 6u);
+  EXPECT_EQ(g->labels, (std::vector<uint32_t>{0, 1, 0, 1, 1, 0}));
 }
 
 TEST_F(RawReaderBadInputTest, MissingLabelFile) {

@@ -193,13 +193,16 @@ std::vector<BadCase> BadCases() {
        "raw/edge.csv.gz",
        0,
        "I/O error: {dir}/raw/edge.csv.gz: no such file (nor {dir}/raw/edge.csv)"},
-      {"MissingFeatureFile",
+      // Without node-feat the graph is featureless (FastRP, a good case below); --features file
+      // requires the file.
+      {"MissingFeatureFileWithFeaturesFile",
        [](D d) { d.Remove(kFeat); },
-       {},
-       3,
-       "raw/node-feat.csv.gz",
+       {"--features", "file"},
+       1,
+       "",
        0,
-       "I/O error: {dir}/raw/node-feat.csv.gz: no such file (nor {dir}/raw/node-feat.csv)"},
+       "invalid input: {dir}/raw has no node-feat file (node-feat.csv[.gz] or data.npz's node_feat) and --features "
+       "file was given; use --features auto or fastrp to compute FastRP features"},
       {"MissingLabelFile",
        [](D d) { d.Remove(kLabel); },
        {},
@@ -309,7 +312,8 @@ std::vector<BadCase> BadCases() {
        1,
        kLabel,
        1,
-       "invalid input: {dir}/raw/node-label.csv:1: empty file, expected 6 lines of one class id each"},
+       "invalid input: {dir}/raw/node-label.csv:1: empty file, expected 6 lines of one class id, or of L 0/1 values, "
+       "each"},
       {"EmptySplitFile",
        [](D d) { d.Write("split/s/test.csv", ""); },
        {},
@@ -611,7 +615,8 @@ std::vector<BadCase> BadCases() {
        1,
        kLabel,
        2,
-       "invalid input: {dir}/raw/node-label.csv:2: expected 1 field (a class id), found 2 fields"},
+       "invalid input: {dir}/raw/node-label.csv:2: expected 1 field (a class id), found 2 fields (line 1, the first "
+       "labeled one, has 1 field: a multi-class file)"},
       {"LabelNotAnInteger",
        [](D d) { d.Write(kLabel, "0\n1\n0.5\n"); },
        {},
@@ -766,6 +771,7 @@ std::vector<GoodCase> GoodCases() {
            strip_final_newline(d, rel);
        }},
       {"NumEdgeListAbsent", [](D d) { d.Remove(kEdges); }},
+      {"MultiLabelRows", [](D d) { d.Write(kLabel, "1,0,1\n0,0,0\n0,1,0\n,,\n1,1,1\n0,0,1\n"); }},
       {"MixedGzipAndPlain",
        [](D d) {
          d.Gzip(kEdge);

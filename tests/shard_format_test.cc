@@ -396,7 +396,7 @@ TEST(ShardFormat, TablesMatchTheDocumentedLayout) {
   for (const double ratio : {0.0, 1e9}) {  // every section zstd, then every one raw
     const auto b = *EncodeShard(c, 3, ratio);
     EXPECT_EQ(std::memcmp(b.data(), "CGCNSHRD", 8), 0);
-    const std::pair<size_t, uint64_t> u32_fields[] = {{8, 1},  {12, 312}, {16, 1}, {20, 3}, {24, 3},
+    const std::pair<size_t, uint64_t> u32_fields[] = {{8, 2},  {12, 312}, {16, 1}, {20, 3}, {24, 3},
                                                       {28, 2}, {32, 4},   {36, 6}, {56, 2}, {60, 0}};
     for (const auto& [at, want] : u32_fields) EXPECT_EQ(LoadU32(b.data() + at), want) << "byte " << at;
     EXPECT_EQ(LoadU64(b.data() + 40), 4u);  // intra entries
@@ -444,15 +444,20 @@ TEST(ShardFormat, HeaderErrorsNameTheByteAndTheField) {
     return ParseShardHeader(b, "s.cgs").status().message();
   };
   namespace f = shard_header;
-  EXPECT_EQ(patched(f::kVersion, 2),
-            "s.cgs: byte 8 (header field version): unsupported shard version 2 (this "
-            "build reads version 1)");
+  EXPECT_EQ(patched(f::kVersion, 3),
+            "s.cgs: byte 8 (header field version): unsupported shard version 3 (this "
+            "build reads 1 to 2)");
+  EXPECT_EQ(patched(f::kVersion, 0),
+            "s.cgs: byte 8 (header field version): unsupported shard version 0 (this "
+            "build reads 1 to 2)");
   EXPECT_EQ(patched(f::kHeaderBytes, 64), "s.cgs: byte 12 (header field header_bytes): header size 64, expected 312");
   EXPECT_EQ(patched(f::kNumNodes, 0x80000000u),
             "s.cgs: byte 24 (header field num_nodes): node count 2147483648 exceeds 2^31-1");
   EXPECT_EQ(patched(f::kFeatDim, 0), "s.cgs: byte 28 (header field feat_dim): feature dimension 0 outside [1, 2^24]");
   EXPECT_EQ(patched(f::kNumSections, 5), "s.cgs: byte 36 (header field num_sections): section count 5, expected 6");
-  EXPECT_EQ(patched(f::kReserved, 1), "s.cgs: byte 60 (header field reserved): reserved field is not zero");
+  EXPECT_EQ(patched(f::kLabelTasks, 1),
+            "s.cgs: byte 60 (header field label_tasks): label task count 1, expected 0 (multi-class) or the class "
+            "count 4 (at least 2, multi-label)");
   auto b = good;
   b[0] = std::byte{'X'};
   EXPECT_EQ(ParseShardHeader(b, "s.cgs").status().message(),

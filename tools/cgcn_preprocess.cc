@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cgcn/byte_size.h"
 #include "cgcn/cli.h"
@@ -59,6 +60,32 @@ int main(int argc, char** argv) {
                  "rest bounds how many clusters are gathered and encoded at once. Too small: it stops with the "
                  "numbers before the long work. The page cache of the mapped CSR is not counted (the kernel "
                  "reclaims it). With the external partitioner the shards do not depend on it.");
+  std::string features = "auto", fastrp_weights = "0,0,1,1";
+  int64_t fastrp_seed = -1;
+  bool no_standardize = false;
+  app.add_option("--features", features,
+                 "node features: file (DIR/raw/node-feat, required), fastrp (computed from the graph, ignoring any "
+                 "file), or auto: the file when there is one, else fastrp. FastRP (Chen et al., CIKM 2019): a very "
+                 "sparse random N x dim projection R (entries +-sqrt(s) with probability 1/(2s) each, s = sqrt(N) "
+                 "by default), N_1 = P diag(deg^beta) R and N_i = P N_(i-1) with P = D^-1 A, features = sum_i "
+                 "weight_i * (N_i with L2-normalized rows), then each column standardized (mean 0, variance 1). "
+                 "Computed out of core over the on-disk CSR (2 x N x dim x 4 bytes of scratch disk, block buffers "
+                 "within --mem-budget); the same for any thread count. The manifest records the source and "
+                 "parameters.")
+      ->check(CLI::IsMember({"auto", "file", "fastrp"}))
+      ->capture_default_str();
+  cli::AddNumber(app, "--fastrp-dim", &o.fastrp.dim, "FastRP dimension (1 to 1048576)");
+  app.add_option("--fastrp-weights", fastrp_weights,
+                 "FastRP iteration weights, comma-separated, one per power of P (their count is the number of "
+                 "iterations)")
+      ->capture_default_str();
+  cli::AddNumber(app, "--fastrp-beta", &o.fastrp.beta,
+                 "FastRP degree exponent beta of the normalization diag(deg^beta)");
+  cli::AddNumber(app, "--fastrp-sparsity", &o.fastrp.sparsity,
+                 "FastRP projection sparsity s (>= 1; 0 = sqrt(N), Li et al.'s very sparse projection)");
+  app.add_option("--fastrp-seed", fastrp_seed, "FastRP projection seed (default: --seed)");
+  app.add_flag("--fastrp-no-standardize", no_standardize, "do not standardize the FastRP columns");
+  app.add_flag("--fastrp-log-degree", o.fastrp.log_degree, "add log(1 + degree) as one more FastRP column");
   app.add_flag("--overwrite", o.write.overwrite,
                "replace OUT if it is a shard directory (only after the new one is complete)");
   cli::CommonFlags common;
@@ -66,6 +93,24 @@ int main(int argc, char** argv) {
   CGCN_PARSE_FLAGS(app, argc, argv);
   const char* kTool = "cgcn-preprocess";
   o.partitioner = *ParsePartitionerKind(partitioner);  // CLI::IsMember checked the name
+  o.features = features == "file"     ? PreprocessOptions::Features::kFile
+               : features == "fastrp" ? PreprocessOptions::Features::kFastRp
+                                      : PreprocessOptions::Features::kAuto;
+  o.fastrp.standardize = !no_standardize;
+  o.fastrp.seed = static_cast<uint64_t>(fastrp_seed >= 0 ? fastrp_seed : o.write.seed);
+  o.fastrp.weights.clear();
+  for (size_t start = 0; start <= fastrp_weights.size();) {
+    size_t comma = fastrp_weights.find(',', start);
+    if (comma == std::string::npos) comma = fastrp_weights.size();
+    const std::string field = fastrp_weights.substr(start, comma - start);
+    char* end = nullptr;
+    const float w = std::strtof(field.c_str(), &end);
+    if (field.empty() || end != field.c_str() + field.size())
+      return cli::Fail(kTool, Status::InvalidArgument("--fastrp-weights: expected comma-separated numbers, found '" +
+                                                      field + "' in '" + fastrp_weights + "'"));
+    o.fastrp.weights.push_back(w);
+    start = comma + 1;
+  }
   if (!mem_budget.empty()) {
     Result<uint64_t> b = ParseByteSize(mem_budget);
     if (!b.ok()) return cli::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));
@@ -84,6 +129,9 @@ int main(int argc, char** argv) {
     std::printf("shard directory %s\n", r.out_dir.c_str());
     std::printf("  nodes            %llu, %u features, %u classes\n", static_cast<unsigned long long>(m.num_nodes),
                 m.feat_dim, m.num_classes);
+    std::printf("  features         %s%s\n", m.feature_source.Describe().c_str(),
+                r.features_s > 0 ? (" (" + std::to_string(r.features_s) + " s)").c_str() : "");
+    if (m.multi_label()) std::printf("  labels           multi-label, %u tasks\n", m.label_tasks);
     std::printf("  edges            %llu undirected from %llu lines (%llu self loops, %llu duplicates removed)\n",
                 static_cast<unsigned long long>(m.num_edges), static_cast<unsigned long long>(r.num_edge_lines),
                 static_cast<unsigned long long>(r.csr.self_loops_removed),

@@ -148,11 +148,20 @@ int main(int argc, char** argv) {
     char times[160];
     std::snprintf(times, sizeof times, "(wait %.3f, decode %.3f, assemble %.3f, compute %.3f)", r.stats.input_wait_s,
                   r.stats.decode_s, r.stats.assemble_s, r.stats.consume_s);
-    if (r.evaluated)
-      std::printf("epoch %4u  loss %.4f  %.3f s  %s  eval %.2f s%s  train %.4f  valid %.4f (loss %.4f)  test %.4f\n",
+    if (r.evaluated) {
+      std::printf("epoch %4u  loss %.4f  %.3f s  %s  eval %.2f s%s  train %.4f  valid %.4f (loss %.4f)  test %.4f%s\n",
                   r.epoch, r.loss, r.epoch_s, times, r.eval_s, r.eval_stats.plan.spill ? " (spilled)" : "", r.acc.train,
-                  r.acc.valid, r.acc.valid_loss, r.acc.test);
-    else if (r.epoch % std::max<uint32_t>(1, o.epochs / 20) == 0)
+                  r.acc.valid, r.acc.valid_loss, r.acc.test, r.acc.label_tasks != 0 ? " (micro-F1 at 0.5)" : "");
+      if (r.acc.label_tasks != 0) {
+        const MultiLabelMetrics& v = r.acc.multi_label[1];
+        const MultiLabelMetrics& t = r.acc.multi_label[2];
+        std::printf(
+            "            valid macro-F1 %.4f  top-k micro %.4f macro %.4f  ROC-AUC %.4f | test macro-F1 %.4f  top-k "
+            "micro %.4f macro %.4f  ROC-AUC %.4f\n",
+            v.macro_f1, v.topk_micro_f1, v.topk_macro_f1, v.roc_auc, t.macro_f1, t.topk_micro_f1, t.topk_macro_f1,
+            t.roc_auc);
+      }
+    } else if (r.epoch % std::max<uint32_t>(1, o.epochs / 20) == 0)
       std::printf("epoch %4u  loss %.4f  %.3f s  %s\n", r.epoch, r.loss, r.epoch_s, times);
     std::fflush(stdout);
   };

@@ -22,14 +22,16 @@ struct Batch {
   uint32_t num_nodes = 0;
   uint32_t feat_dim = 0;
   uint32_t num_train = 0;
-  std::vector<uint32_t> offsets;    // [n + 1]
-  std::vector<uint32_t> columns;    // batch-local ids
-  std::vector<float> weights;       // D^-1/2 A D^-1/2 entries (degrees include the self loop)
-  std::vector<float> self_weights;  // [n] 1 / deg
-  std::vector<float> features;      // [n x feat_dim]
-  std::vector<uint32_t> labels;     // [n]
-  std::vector<uint8_t> train_mask;  // [n] 1 for training nodes
-  std::vector<uint32_t> node_ids;   // [n] original ids
+  std::vector<uint32_t> offsets;     // [n + 1]
+  std::vector<uint32_t> columns;     // batch-local ids
+  std::vector<float> weights;        // D^-1/2 A D^-1/2 entries (degrees include the self loop)
+  std::vector<float> self_weights;   // [n] 1 / deg
+  std::vector<float> features;       // [n x feat_dim]
+  std::vector<uint32_t> labels;      // [n] class ids (multi-label: 0), kNoLabel for unlabeled nodes
+  uint32_t label_tasks = 0;          // 0: multi-class; L: multi-label (label_bits)
+  std::vector<uint32_t> label_bits;  // [n x LabelWords(label_tasks)] task bits (cgcn/split.h)
+  std::vector<uint8_t> train_mask;   // [n] 1 for training nodes
+  std::vector<uint32_t> node_ids;    // [n] original ids
   // A_hat features [n x feat_dim] when assembled with propagate_features (the GCN's first
   // aggregation, which does not depend on the parameters: see Gcn::AggregatesInputFirst).
   bool has_propagated = false;
@@ -41,7 +43,7 @@ struct Batch {
   // Memory an assembled batch of `nodes` nodes and `entries` directed adjacency entries holds,
   // for memory plans: features, the CSR with its weights, self weights, labels, ids and the
   // training mask (propagated is not counted).
-  static uint64_t PlannedBytes(uint64_t nodes, uint64_t entries, uint32_t feat_dim);
+  static uint64_t PlannedBytes(uint64_t nodes, uint64_t entries, uint32_t feat_dim, uint32_t label_tasks = 0);
 };
 
 // `clusters` must hold distinct clusters, sorted by cluster_id, each decoded with all sections.

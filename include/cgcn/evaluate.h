@@ -8,6 +8,7 @@
 #include "cgcn/feature_norm.h"
 #include "cgcn/gcn.h"
 #include "cgcn/manifest.h"
+#include "cgcn/metrics.h"
 #include "cgcn/predictions.h"
 #include "cgcn/progress.h"
 #include "cgcn/shard_directory.h"
@@ -50,14 +51,7 @@ struct EvalStats {
   uint64_t spill_read_bytes = 0;  // activation bytes read back from the temporary files
 };
 
-// Accuracy on each split (NaN for an empty split), and the mean cross-entropy loss there.
-struct Accuracy {
-  double train = 0, valid = 0, test = 0;
-  double train_loss = 0, valid_loss = 0, test_loss = 0;
-  // Over every node with a label, in a split or not (NaN when no node has one), and that count.
-  double labeled = 0;
-  uint64_t labeled_nodes = 0;
-};
+// Accuracy (cgcn/metrics.h): the headline metric of each split, and the multi-label figures.
 
 // Full-graph inference: every edge, each layer kind's aggregation with full-graph degrees (gcn,
 // cluster-gcn, sage) or attention over every neighbour (gat), norms in evaluation mode (batch

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cgcn/feature_source.h"
 #include "cgcn/input_digest.h"
 #include "cgcn/status.h"
 
@@ -15,7 +16,9 @@ namespace cgcn {
 
 inline constexpr char kManifestMagic[8] = {'C', 'G', 'C', 'N', 'M', 'A', 'N', 'I'};
 // Writers write kManifestVersion; readers accept kOldestManifestVersion to kManifestVersion.
-inline constexpr uint32_t kManifestVersion = 2;
+// Version 3 records the label kind (byte 52, label_tasks) and the feature source (after the input
+// file records); versions 1 and 2 read as multi-class with features from a file.
+inline constexpr uint32_t kManifestVersion = 3;
 inline constexpr uint32_t kOldestManifestVersion = 1;
 inline constexpr const char* kManifestFileName = "MANIFEST";
 
@@ -33,7 +36,8 @@ struct Manifest {
   uint64_t num_nodes = 0;
   uint64_t num_edges = 0;  // undirected, after symmetrization and dedup
   uint32_t feat_dim = 0;
-  uint32_t num_classes = 0;
+  uint32_t num_classes = 0;  // classes, or L tasks when multi-label
+  uint32_t label_tasks = 0;  // 0: multi-class (softmax); L >= 2: multi-label with L = num_classes tasks
   uint32_t num_parts = 0;
   int64_t seed = 0;
   int32_t zstd_level = 0;
@@ -43,6 +47,7 @@ struct Manifest {
   uint64_t input_bytes = 0;
   std::string split_name;
   std::vector<InputFileDigest> input_files;  // in reading order
+  FeatureSource feature_source;              // file, or computed (FastRP) for a featureless input
   std::vector<ShardInfo> shards;             // [num_parts]
 
   // Prefix sums of shard node counts: [num_parts + 1]; cluster c's nodes occupy
@@ -54,6 +59,7 @@ struct Manifest {
   double Balance() const;
   // Edge cut as a share of the undirected edges.
   double CutFraction() const;
+  bool multi_label() const { return label_tasks != 0; }
 };
 
 std::string ShardFileName(uint32_t cluster);  // "shard-000042.cgs"

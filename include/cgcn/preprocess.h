@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cgcn/external_partition.h"
+#include "cgcn/fastrp.h"
 #include "cgcn/graph.h"
 #include "cgcn/partitioner_choice.h"
 #include "cgcn/progress.h"
@@ -27,6 +28,12 @@ struct PreprocessOptions {
   int32_t parts = 0;        // clusters P, from 1 to 2^24
   // METIS in memory, the out-of-core multilevel partitioner, or auto (partitioner_choice.h).
   PartitionerKind partitioner = PartitionerKind::kAuto;
+  // Node features: from the input's node-feat file, or FastRP (cgcn/fastrp.h) computed from the
+  // graph: kAuto uses the file when there is one and FastRP otherwise; kFile requires the file;
+  // kFastRp computes FastRP and ignores the file. Recorded in the manifest.
+  enum class Features { kAuto, kFile, kFastRp };
+  Features features = Features::kAuto;
+  FastRpParams fastrp;  // its seed is --seed's unless set with --fastrp-seed (the tool's choice)
   // Checks every value with sentences ("--parts must be from 1 to 16777216, found 0"); the seed
   // is METIS's 32-bit int: 0 to 2147483647.
   Status Validate() const;
@@ -47,6 +54,10 @@ struct PreprocessReport {
   CsrBuildStats csr;            // buckets, scratch and CSR file bytes, planned peak
   uint64_t csr_mem_budget = 0;  // what --mem-budget left the CSR build (0 = none)
   uint64_t undirected_edges = 0;
+  // Features (after the CSR, before partitioning).
+  FeatureSource feature_source;  // as recorded in the manifest
+  FastRpReport fastrp;           // when FastRP ran
+  double features_s = 0;
   // Partitioning.
   PartitionerKind partitioner = PartitionerKind::kMetis;  // the one that ran
   std::string partitioner_reason;                         // why (ChoosePartitioner)

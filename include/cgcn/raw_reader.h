@@ -6,9 +6,18 @@
 //   DIR/raw/num-node-list.csv[.gz]   one line: N
 //   DIR/raw/num-edge-list.csv[.gz]   one line: number of lines in edge.csv (optional)
 //   DIR/raw/edge.csv[.gz]            "src,dst" per line, 0-based ids < N
-//   DIR/raw/node-feat.csv[.gz]       N lines of F comma-separated finite floats
-//   DIR/raw/node-label.csv[.gz]      N lines, each one integer class id in [0, 2^16) or, for an
-//                                    unlabeled node, an empty line, "nan" (any case) or "-1"
+//   DIR/raw/node-feat.csv[.gz]       N lines of F comma-separated finite floats; optional: without
+//                                    it the graph is featureless (feat_dim 0) and cgcn-preprocess
+//                                    computes features from the graph (cgcn/fastrp.h)
+//   DIR/raw/node-label.csv[.gz]      N lines, either
+//                                    - multi-class: one integer class id in [0, 2^16) each, or
+//                                    - multi-label (ogbn-proteins' layout): L >= 2 comma-separated
+//                                      values, each 0 or 1, one binary task per column;
+//                                    the first labeled line decides which (1 field or L fields),
+//                                    and every labeled line must then have as many. An unlabeled
+//                                    node is an empty line, "nan" (any case) or "-1", or in a
+//                                    multi-label file also a line of L such fields (",,," or
+//                                    "nan,nan,..."); a row mixing 0/1 values with them is an error.
 // Every CSV file may be gzipped (read through Boost.Iostreams' gzip filter) or plain; every error
 // names the file, the 1-based line and what was expected.
 //
@@ -23,7 +32,9 @@
 //                            (other members are ignored, but fingerprinted with the file)
 //   DIR/raw/node-label.npz   node_label.npy      '<f4', '<f8', '<f2', '<i8' or '<i4', shape (N,) or
 //                                                (N, 1): an integral class id in [0, 2^16), or NaN
-//                                                or -1 for an unlabeled node
+//                                                or -1 for an unlabeled node; or (N, L), L >= 2, C
+//                                                order: a multi-label task, each value 0 or 1, or
+//                                                every task of an unlabeled node NaN or -1
 // Every .npy header is checked (magic, version 1.0/2.0/3.0, the dict, dtype, shape against the
 // other members, fortran_order, data size against shape), and every member's CRC-32 as it is
 // streamed; errors name the .npz file, the member and the byte offset in it ("DIR/raw/data.npz
@@ -35,9 +46,11 @@
 //   DIR/split/NAME/{train,valid,test}.csv[.gz]   node ids, one per line
 //
 // Unlabeled nodes are kept: their label is kNoLabel (cgcn/split.h) in labels.u32 and in the
-// shards, and they count in no loss and no metric. A split file naming an unlabeled node is an
+// shards, and they count in no loss and no metric. In a multi-label file a labeled node's entry
+// in labels.u32 is 0 and its tasks are bits of label-bits.u32 (below). A split file naming an unlabeled node is an
 // error ("PATH:LINE: node id 7 has no label in ... (expected only labeled nodes in a split)").
-// num_classes is the largest class id + 1; at least one node must be labeled.
+// num_classes is the largest class id + 1 (multi-class) or L (multi-label); at least one node
+// must be labeled.
 #pragma once
 
 #include <cstddef>
@@ -48,23 +61,26 @@
 #include <string>
 #include <vector>
 
+#include "cgcn/feature_source.h"
 #include "cgcn/input_digest.h"
 #include "cgcn/progress.h"
-#include "cgcn/split.h"  // kNoLabel
+#include "cgcn/split.h"  // kNoLabel, LabelWords
 #include "cgcn/status.h"
 
 namespace cgcn {
 
 struct RawGraph {
   uint32_t num_nodes = 0;
-  uint32_t feat_dim = 0;
-  uint32_t num_classes = 0;        // max label + 1
-  uint64_t num_unlabeled = 0;      // nodes whose label is kNoLabel
-  std::vector<uint32_t> edge_src;  // [E] as read, E = lines in edge.csv
-  std::vector<uint32_t> edge_dst;  // [E]
-  std::vector<float> features;     // [num_nodes x feat_dim], row-major
-  std::vector<uint32_t> labels;    // [num_nodes], a class id or kNoLabel
-  std::vector<uint8_t> split;      // [num_nodes], kSplit* bits (cgcn/split.h), at most one set
+  uint32_t feat_dim = 0;             // 0: no node-feat file (featureless)
+  uint32_t num_classes = 0;          // max label + 1, or L tasks
+  uint32_t label_tasks = 0;          // 0: multi-class; L >= 2: multi-label with L tasks (= num_classes)
+  uint64_t num_unlabeled = 0;        // nodes whose label is kNoLabel
+  std::vector<uint32_t> edge_src;    // [E] as read, E = lines in edge.csv
+  std::vector<uint32_t> edge_dst;    // [E]
+  std::vector<float> features;       // [num_nodes x feat_dim], row-major
+  std::vector<uint32_t> labels;      // [num_nodes], a class id (multi-label: 0) or kNoLabel
+  std::vector<uint32_t> label_bits;  // [num_nodes x LabelWords(label_tasks)], multi-label only
+  std::vector<uint8_t> split;        // [num_nodes], kSplit* bits (cgcn/split.h), at most one set
   std::string split_name;
   uint64_t num_train = 0, num_valid = 0, num_test = 0;
   // XXH3-64 over (relative path, size, bytes) of every input file, in a fixed order.
@@ -99,15 +115,21 @@ struct RawPhaseStats {
 //   edges.u32     u32 pairs (src, dst) in edge.csv line order, host byte order   [num_edge_lines x 2]
 //   features.f32  f32 rows in node order, host byte order                        [num_nodes x feat_dim]
 //   labels.u32    u32 class ids (kNoLabel: unlabeled) in node order              [num_nodes]
+//   label-bits.u32  multi-label only: u32 words (LabelWords) in node order  [num_nodes x LabelWords(L)]
+// features.f32 is absent when the input has no node-feat file (feat_dim 0).
 // (The .npz layout's C-order edge_index also uses edges.src.u32, the E sources, while it pairs
 // them with the destinations; it is removed as soon as edges.u32 is complete.)
 struct RawInput {
   uint32_t num_nodes = 0;
-  uint32_t feat_dim = 0;
-  uint32_t num_classes = 0;     // max label + 1
+  uint32_t feat_dim = 0;        // 0: featureless (no features.f32 until one is computed)
+  uint32_t num_classes = 0;     // max label + 1, or L tasks
+  uint32_t label_tasks = 0;     // 0: multi-class; L >= 2: multi-label (label_bits_path)
   uint64_t num_unlabeled = 0;   // nodes whose label is kNoLabel
   uint64_t num_edge_lines = 0;  // lines in edge.csv, or E of edge_index
-  std::string edges_path, features_path, labels_path;
+  std::string edges_path, features_path, labels_path, label_bits_path;
+  // kFile as read; cgcn-preprocess sets kFastRp when it computes features.f32 for a featureless
+  // input (cgcn/fastrp.h). Goes into MANIFEST.
+  FeatureSource feature_source;
   std::vector<uint8_t> split;  // [num_nodes], kSplit* bits (1 byte per node: kept in memory)
   std::string split_name;
   uint64_t num_train = 0, num_valid = 0, num_test = 0;
@@ -131,15 +153,16 @@ class RawNodeRows {
   RawNodeRows(const RawNodeRows&) = delete;
   ~RawNodeRows();
   // Copies the rows of `ids` (ascending; each run of consecutive ids is one read) to
-  // features[ids.size() x feat_dim] and labels[ids.size()].
-  Status Gather(std::span<const uint32_t> ids, float* features, uint32_t* labels) const;
+  // features[ids.size() x feat_dim], labels[ids.size()] and, for a multi-label input,
+  // label_bits[ids.size() x LabelWords(label_tasks)] (ignored otherwise; may then be null).
+  Status Gather(std::span<const uint32_t> ids, float* features, uint32_t* labels, uint32_t* label_bits = nullptr) const;
 
  private:
   RawNodeRows();
   struct Files;  // the two open files
   std::unique_ptr<Files> files_;
-  std::string features_path_, labels_path_;
-  uint32_t num_nodes_ = 0, feat_dim_ = 0;
+  std::string features_path_, labels_path_, label_bits_path_;
+  uint32_t num_nodes_ = 0, feat_dim_ = 0, label_words_ = 0;
 };
 
 // Reads and validates everything, writing edges.u32, features.f32 and labels.u32 into

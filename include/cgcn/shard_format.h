@@ -19,7 +19,11 @@ namespace cgcn {
 struct ShardInfo;  // cgcn/manifest.h
 
 inline constexpr char kShardMagic[8] = {'C', 'G', 'C', 'N', 'S', 'H', 'R', 'D'};
-inline constexpr uint32_t kShardVersion = 1;
+// Writers write kShardVersion; readers accept kOldestShardVersion to kShardVersion. Version 2
+// turned the reserved header field at byte 60 into label_tasks (0 in every version-1 file, which
+// means multi-class): docs/FORMAT.md's change log.
+inline constexpr uint32_t kShardVersion = 2;
+inline constexpr uint32_t kOldestShardVersion = 1;
 inline constexpr uint32_t kNumSections = 6;
 inline constexpr size_t kShardFixedHeaderBytes = 64;
 inline constexpr size_t kSectionEntryBytes = 40;
@@ -50,8 +54,9 @@ inline constexpr FieldSpec kNumSections{36, 4, "num_sections"};
 inline constexpr FieldSpec kIntraEntries{40, 8, "intra_entries"};
 inline constexpr FieldSpec kInterEntries{48, 8, "inter_entries"};
 inline constexpr FieldSpec kNumInterGroups{56, 4, "num_inter_groups"};
-inline constexpr FieldSpec kReserved{60, 4, "reserved"};
-static_assert(kReserved.offset + kReserved.size == kShardFixedHeaderBytes);
+// 0: multi-class; L >= 2: multi-label with L tasks (then L = num_classes). Version 1: "reserved", 0.
+inline constexpr FieldSpec kLabelTasks{60, 4, "label_tasks"};
+static_assert(kLabelTasks.offset + kLabelTasks.size == kShardFixedHeaderBytes);
 }  // namespace shard_header
 
 // A section table entry, in file order; entry k (the section of kind k + 1) starts at byte
@@ -74,7 +79,8 @@ enum class SectionKind : uint32_t {
   kAdjacency = 2,  // u32 offsets[n+1], u32 neighbors[intra] (local ids)
   kInter = 3,      // G x {u32 cluster, u32 count}, then per group u32 src[count], u32 dst[count]
   kFeatures = 4,   // f32[n x feat_dim], row-major
-  kLabels = 5,     // u32[n] class ids; kNoLabel (0xffffffff) for an unlabeled node, in no split
+  kLabels = 5,     // u32[n] class ids (multi-label: 0); kNoLabel (0xffffffff) for an unlabeled node,
+                   // in no split; multi-label, then u32[n x LabelWords(label_tasks)] task bits (split.h)
   kSplit = 6,      // u8[n] kSplit* bits
 };
 
@@ -124,7 +130,9 @@ struct ClusterData {
   std::vector<uint32_t> inter_src;       // [inter entries]
   std::vector<uint32_t> inter_dst;       // [inter entries]
   std::vector<float> features;           // [n x feat_dim]
-  std::vector<uint32_t> labels;          // [n], < num_classes or kNoLabel (then split 0)
+  std::vector<uint32_t> labels;          // [n], < num_classes or kNoLabel (then split 0); multi-label: 0 or kNoLabel
+  uint32_t label_tasks = 0;              // 0: multi-class; L >= 2: multi-label, L = num_classes
+  std::vector<uint32_t> label_bits;      // [n x LabelWords(label_tasks)] (split.h); zero for kNoLabel rows
   std::vector<uint8_t> split;            // [n]
   uint64_t intra_entries() const { return adj_neighbors.size(); }
   uint64_t inter_entries() const { return inter_src.size(); }
@@ -149,6 +157,7 @@ struct ShardHeader {
   uint32_t num_nodes = 0;
   uint32_t feat_dim = 0;
   uint32_t num_classes = 0;
+  uint32_t label_tasks = 0;
   uint32_t num_inter_groups = 0;
   uint64_t intra_entries = 0;
   uint64_t inter_entries = 0;
@@ -182,6 +191,7 @@ constexpr uint64_t Nodes(const ShardHeader& h) { return h.num_nodes; }
 constexpr uint64_t OffsetsAndNeighbors(const ShardHeader& h) { return uint64_t{h.num_nodes} + 1 + h.intra_entries; }
 constexpr uint64_t GroupsAndPairs(const ShardHeader& h) { return 2 * (uint64_t{h.num_inter_groups} + h.inter_entries); }
 constexpr uint64_t FeatureValues(const ShardHeader& h) { return uint64_t{h.num_nodes} * h.feat_dim; }
+constexpr uint64_t LabelValues(const ShardHeader& h) { return uint64_t{h.num_nodes} * (1 + (h.label_tasks + 31) / 32); }
 inline constexpr uint32_t kRawOrZstd = CodecBit(kCodecRaw) | CodecBit(kCodecZstd);
 }  // namespace shard_format_detail
 
@@ -192,7 +202,7 @@ inline constexpr SectionSpec kSections[kNumSections] = {
      shard_format_detail::kRawOrZstd},
     {SectionKind::kInter, "inter", "u32", 4, shard_format_detail::GroupsAndPairs, shard_format_detail::kRawOrZstd},
     {SectionKind::kFeatures, "features", "f32", 4, shard_format_detail::FeatureValues, shard_format_detail::kRawOrZstd},
-    {SectionKind::kLabels, "labels", "u32", 4, shard_format_detail::Nodes, shard_format_detail::kRawOrZstd},
+    {SectionKind::kLabels, "labels", "u32", 4, shard_format_detail::LabelValues, shard_format_detail::kRawOrZstd},
     {SectionKind::kSplit, "split", "u8", 1, shard_format_detail::Nodes, shard_format_detail::kRawOrZstd},
 };
 // kSections[kind - 1]; `kind` must be one of SectionKind's values.
@@ -206,6 +216,7 @@ struct ShardExpectation {
   uint32_t num_nodes = 0;
   uint32_t feat_dim = 0;
   uint32_t num_classes = 0;
+  uint32_t label_tasks = 0;
   uint64_t total_nodes = 0;  // bound for original node ids
   uint64_t file_size = 0;
   uint64_t header_checksum = 0;

@@ -15,6 +15,12 @@ inline constexpr uint8_t kSplitTest = 4;
 // (section 'labels'). Such a node is in no split: it counts in no loss and no metric.
 inline constexpr uint32_t kNoLabel = 0xFFFFFFFF;
 
+// A multi-label node's tasks as bits: task t of a row of L tasks is bit t % 32 of its word t / 32;
+// a row has LabelWords(L) u32 words and bits t >= L are 0. Multi-class (L = 0): no words. The
+// same rows in the raw reader's label-bits.u32, in memory and in shard files (section 'labels').
+constexpr uint32_t LabelWords(uint32_t label_tasks) { return (label_tasks + 31) / 32; }
+constexpr bool LabelBit(const uint32_t* row, uint32_t task) { return (row[task / 32] >> (task % 32) & 1u) != 0; }
+
 // "train", "valid" or "test" for one membership bit (also the split files' names,
 // split/NAME/train.csv...); "none" for 0; nullptr for anything else (not a valid split byte).
 constexpr const char* SplitName(uint8_t bits) {

@@ -6,10 +6,11 @@
 
 namespace cgcn {
 
-uint64_t Batch::PlannedBytes(uint64_t nodes, uint64_t entries, uint32_t feat_dim) {
-  // features; columns and weights; offsets, self weights, labels, node ids and the mask.
+uint64_t Batch::PlannedBytes(uint64_t nodes, uint64_t entries, uint32_t feat_dim, uint32_t label_tasks) {
+  // features; columns and weights; offsets, self weights, labels, node ids and the mask; task bits.
   return nodes * feat_dim * sizeof(float) + entries * (sizeof(uint32_t) + sizeof(float)) +
-         nodes * (sizeof(uint32_t) + sizeof(float) + sizeof(uint32_t) + sizeof(uint32_t) + sizeof(uint8_t));
+         nodes * (sizeof(uint32_t) + sizeof(float) + sizeof(uint32_t) + sizeof(uint32_t) + sizeof(uint8_t)) +
+         nodes * LabelWords(label_tasks) * sizeof(uint32_t);
 }
 
 SparseRows Batch::Adjacency() const {
@@ -39,7 +40,7 @@ namespace {
 // Keeps the training nodes of an assembled batch (columns filled, not yet normalized) and the
 // edges among them, renumbered in order.
 void KeepTrainingNodes(Batch& b) {
-  const uint32_t n = b.num_nodes, F = b.feat_dim;
+  const uint32_t n = b.num_nodes, F = b.feat_dim, W = LabelWords(b.label_tasks);
   thread_local std::vector<uint32_t> new_id;
   new_id.assign(n, UINT32_MAX);
   uint32_t kept = 0;
@@ -56,6 +57,9 @@ void KeepTrainingNodes(Batch& b) {
     if (r != i) {
       std::memmove(b.features.data() + uint64_t{r} * F, b.features.data() + uint64_t{i} * F, sizeof(float) * F);
       b.labels[r] = b.labels[i];
+      if (W != 0)
+        std::memmove(b.label_bits.data() + uint64_t{r} * W, b.label_bits.data() + uint64_t{i} * W,
+                     sizeof(uint32_t) * W);
       b.node_ids[r] = b.node_ids[i];
     }
     b.train_mask[r] = 1;
@@ -67,6 +71,7 @@ void KeepTrainingNodes(Batch& b) {
   b.self_weights.resize(kept);
   b.features.resize(uint64_t{kept} * F);
   b.labels.resize(kept);
+  b.label_bits.resize(uint64_t{kept} * W);
   b.node_ids.resize(kept);
   b.train_mask.resize(kept);
   b.num_nodes = kept;
@@ -136,6 +141,9 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, const FeatureNo
   // Node data.
   out.features.resize(n * F);
   out.labels.resize(n);
+  out.label_tasks = q == 0 ? 0 : clusters[0]->label_tasks;
+  const uint32_t words = LabelWords(out.label_tasks);
+  out.label_bits.resize(n * words);
   out.train_mask.resize(n);
   out.node_ids.resize(n);
   uint32_t train = 0;
@@ -145,6 +153,9 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, const FeatureNo
     if (c.num_nodes == 0) continue;
     std::memcpy(out.features.data() + uint64_t{s} * F, c.features.data(), sizeof(float) * c.features.size());
     std::memcpy(out.labels.data() + s, c.labels.data(), sizeof(uint32_t) * c.num_nodes);
+    if (words != 0)
+      std::memcpy(out.label_bits.data() + uint64_t{s} * words, c.label_bits.data(),
+                  sizeof(uint32_t) * c.label_bits.size());
     std::memcpy(out.node_ids.data() + s, c.node_ids.data(), sizeof(uint32_t) * c.num_nodes);
     for (uint32_t i = 0; i < c.num_nodes; ++i) {
       const uint8_t t = (c.split[i] & kSplitTrain) ? 1 : 0;

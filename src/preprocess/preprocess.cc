@@ -83,6 +83,7 @@ Status PreprocessOptions::Validate() const {
   CGCN_RETURN_IF_ERROR(CheckRange("--zstd-level", write.zstd_level, 1, 19));
   // 0 compresses every section, a huge value stores every one raw: both are valid choices.
   CGCN_RETURN_IF_ERROR(CheckAtLeast("--min-compression-ratio", write.min_compression_ratio, 0.0));
+  if (features != Features::kFile) CGCN_RETURN_IF_ERROR(ValidateFastRpParams(fastrp));
   return Status::Ok();
 }
 
@@ -109,6 +110,10 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
   writer.set_input_files(std::move(digests));
   CGCN_ASSIGN_OR_RETURN(RawInput raw, ReadRawInput(options.read, writer.scratch_dir(), progress));
   rep.read_s = Since(t);
+  if (options.features == PreprocessOptions::Features::kFile && raw.feat_dim == 0)
+    return Status::InvalidInput(options.read.dir +
+                                "/raw has no node-feat file (node-feat.csv[.gz] or data.npz's node_feat) and "
+                                "--features file was given; use --features auto or fastrp to compute FastRP features");
   rep.num_nodes = raw.num_nodes;
   rep.feat_dim = raw.feat_dim;
   rep.num_classes = raw.num_classes;
@@ -161,6 +166,31 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
   csr->ReleaseResident();
   const CsrView graph = csr->view();
   rep.undirected_edges = graph.num_undirected_edges();
+
+  // Featureless input (or --features fastrp): FastRP over the mapped CSR into features.f32, with
+  // block buffers within what the budget leaves besides the split.
+  if (options.features == PreprocessOptions::Features::kFastRp || raw.feat_dim == 0) {
+    t = Clock::now();
+    FastRpOptions fo;
+    fo.params = options.fastrp;
+    fo.scratch_dir = writer.scratch_dir();
+    fo.out_path = raw.features_path;
+    fo.progress = progress;
+    if (budget != 0) {
+      if (budget <= N)
+        return Status::InvalidArgument("--mem-budget " + FormatBytes(budget) +
+                                       " leaves nothing for FastRP after the split (" + FormatBytes(N) + ")");
+      fo.mem_budget = budget - N;
+    }
+    CGCN_ASSIGN_OR_RETURN(rep.fastrp, ComputeFastRp(graph, fo));
+    csr->ReleaseResident();
+    raw.feat_dim = rep.fastrp.params.width();
+    raw.feature_source.kind = FeatureSourceKind::kFastRp;
+    raw.feature_source.fastrp = rep.fastrp.params;
+    rep.feat_dim = raw.feat_dim;
+    rep.features_s = Since(t);
+  }
+  rep.feature_source = raw.feature_source;
 
   // What is held beside the partitioner: the split, 1 byte a node.
   CGCN_ASSIGN_OR_RETURN(const PartitionerPlan plan,
@@ -233,7 +263,10 @@ std::string PreprocessReport::SummaryJson() const {
                       {"self_loops_removed", csr.self_loops_removed},
                       {"duplicates_removed", csr.duplicates_removed},
                       {"features", m.feat_dim},
+                      {"feature_source", m.feature_source.Describe()},
+                      {"features_s", features_s},
                       {"classes", m.num_classes},
+                      {"labels", m.multi_label() ? "multi-label" : "multi-class"},
                       {"split", split_name},
                       {"train", num_train},
                       {"valid", num_valid},

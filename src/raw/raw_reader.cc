@@ -500,12 +500,62 @@ bool IsCsvUnlabeled(std::string_view field) {
   return lower(field[0]) == 'n' && lower(field[1]) == 'a' && lower(field[2]) == 'n';
 }
 
+// Whether every field of `line` marks an unlabeled node (empty, "nan" or "-1"); *fields gets
+// the field count.
+bool AllFieldsUnlabeled(std::string_view line, size_t* fields) {
+  *fields = 0;
+  bool all = true;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = line.find(',', start);
+    const std::string_view f = line.substr(start, comma == std::string_view::npos ? comma : comma - start);
+    ++*fields;
+    all = all && IsCsvUnlabeled(f);
+    if (comma == std::string_view::npos) return all;
+    start = comma + 1;
+  }
+}
+
+// Parses a multi-label row of `tasks` fields, each exactly "0" or "1", into words[LabelWords]
+// (zeroed first). On failure returns why.
+std::optional<std::string> ParseLabelRow(std::string_view line, uint32_t tasks, uint32_t* words) {
+  std::fill(words, words + LabelWords(tasks), 0u);
+  size_t start = 0;
+  for (uint32_t t = 0; t < tasks; ++t) {
+    const size_t comma = line.find(',', start);
+    const std::string_view f = line.substr(start, comma == std::string_view::npos ? comma : comma - start);
+    if (f == "1") {
+      words[t / 32] |= uint32_t{1} << (t % 32);
+    } else if (f != "0") {
+      return "field " + std::to_string(t + 1) + " (task " + std::to_string(t) + "): expected 0 or 1, found " +
+             (f.empty() ? std::string("an empty field") : Quote(f)) +
+             " (a multi-label row is all 0/1 values, or all empty or nan for an unlabeled node)";
+    }
+    start = comma + 1;
+  }
+  return std::nullopt;
+}
+
+// Reads node-label.csv: multi-class (1 field a line) or multi-label (L >= 2 fields of 0/1), as
+// its first labeled line decides. Writes labels.u32 to `out` and, multi-label, label-bits.u32 to
+// `bits_path` (created at the first labeled line). *tasks gets 0 (multi-class) or L.
 Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes, const ProgressFn& progress,
-                  BinaryWriter& out, LabelSummary* summary, uint64_t* text_bytes) {
+                  BinaryWriter& out, const std::string& bits_path, size_t buffer_bytes, uint32_t* tasks,
+                  LabelSummary* summary, uint64_t* text_bytes) {
   CGCN_ASSIGN_OR_RETURN(TextSource src, reader.Open(file));
-  const std::string expected = std::to_string(num_nodes) + " lines of one class id each";
+  const std::string expected = std::to_string(num_nodes) + " lines of one class id, or of L 0/1 values, each";
   Progress ticker(progress, "read labels", num_nodes);
   summary->source = src.path();
+  *tasks = 0;
+  uint32_t fields_seen = 0;  // 0 until the first labeled line: then 1 (multi-class) or L
+  uint64_t first_line = 0;   // that line's number
+  uint64_t leading_unlabeled = 0;
+  std::optional<BinaryWriter> bits;
+  std::vector<uint32_t> words;
+  auto decided = [&] {
+    return " (line " + std::to_string(first_line) + ", the first labeled one, has " + std::to_string(fields_seen) +
+           (fields_seen == 1 ? " field: a multi-class file)" : " fields: a multi-label file)");
+  };
 
   // Empty lines are empty fields: unlabeled nodes.
   std::string_view line;
@@ -515,18 +565,52 @@ Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes
     if (rows == num_nodes) {
       return Bad(src, "expected " + std::to_string(num_nodes) + " labels (num-node-list), found more");
     }
+    size_t fields = 0;
     uint32_t value = kNoLabel;
-    if (IsCsvUnlabeled(line)) {
+    if (AllFieldsUnlabeled(line, &fields)) {
+      if (fields != 1 && fields_seen != 0 && fields != fields_seen)
+        return Bad(src, "expected " + std::to_string(fields_seen) + " fields, " + FieldsFound(fields) + decided());
       summary->Unlabeled(rows, num_nodes);
-    } else {
-      uint64_t label = 0;
-      if (auto why = ParseSingleField(line, "a class id", &label)) return Bad(src, *why);
-      if (label > kMaxLabel) {
-        return Bad(src,
-                   "expected a class id in [0, " + std::to_string(kMaxLabel) + "], found " + std::to_string(label));
+      if (fields_seen == 0) ++leading_unlabeled;
+      if (bits) {
+        std::fill(words.begin(), words.end(), 0u);
+        CGCN_RETURN_IF_ERROR(bits->Append(words.data(), 4 * words.size()));
       }
-      summary->Labeled(label);
-      value = static_cast<uint32_t>(label);
+    } else {
+      if (fields_seen == 0) {
+        if (fields > kMaxLabel + 1)
+          return Bad(src,
+                     "expected at most " + std::to_string(kMaxLabel + 1) + " label columns, " + FieldsFound(fields));
+        fields_seen = static_cast<uint32_t>(fields);
+        first_line = src.line_number();
+        if (fields_seen > 1) {  // multi-label: the leading unlabeled rows get zero words too
+          *tasks = fields_seen;
+          words.assign(LabelWords(fields_seen), 0u);
+          bits.emplace(buffer_bytes);
+          CGCN_RETURN_IF_ERROR(bits->Create(bits_path));
+          for (uint64_t r = 0; r < leading_unlabeled; ++r)
+            CGCN_RETURN_IF_ERROR(bits->Append(words.data(), 4 * words.size()));
+        }
+      }
+      if (fields_seen == 1) {
+        uint64_t label = 0;
+        if (fields != 1) return Bad(src, "expected 1 field (a class id), " + FieldsFound(fields) + decided());
+        if (auto why = ParseSingleField(line, "a class id", &label)) return Bad(src, *why);
+        if (label > kMaxLabel) {
+          return Bad(src,
+                     "expected a class id in [0, " + std::to_string(kMaxLabel) + "], found " + std::to_string(label));
+        }
+        summary->Labeled(label);
+        value = static_cast<uint32_t>(label);
+      } else {
+        if (fields != fields_seen)
+          return Bad(
+              src, "expected " + std::to_string(fields_seen) + " fields of 0 or 1, " + FieldsFound(fields) + decided());
+        if (auto why = ParseLabelRow(line, fields_seen, words.data())) return Bad(src, *why);
+        summary->Labeled(0);
+        value = 0;
+        CGCN_RETURN_IF_ERROR(bits->Append(words.data(), 4 * words.size()));
+      }
     }
     CGCN_RETURN_IF_ERROR(out.Append(&value, sizeof value));
     ticker.Line(++rows);
@@ -542,6 +626,7 @@ Status ReadLabels(InputReader& reader, const InputFile& file, uint64_t num_nodes
     return Status::InvalidInput(src.path() + ": expected at least one labeled node, found " + std::to_string(rows) +
                                 " unlabeled ones");
   }
+  if (bits) CGCN_RETURN_IF_ERROR(bits->Finish());
   ticker.Done(rows);
   return Status::Ok();
 }
@@ -928,14 +1013,21 @@ class FeatureSink final : public ElementSink {
 };
 
 // node_label [N] or [N, 1] -> labels.u32; NaN (or -1) is an unlabeled node.
+// node_label [N, L], L >= 2 -> labels.u32 (0 or kNoLabel) and label-bits.u32: each row all 0/1
+// (a multi-label row) or all NaN/-1 (an unlabeled node).
 class LabelSink final : public ElementSink {
  public:
-  LabelSink(const NpzArray& a, uint64_t num_nodes, BinaryWriter& out, LabelSummary* summary, const ProgressFn& progress)
+  // tasks 0: [N] or [N, 1] class ids; else [N, tasks] 0/1 rows written to *bits.
+  LabelSink(const NpzArray& a, uint64_t num_nodes, BinaryWriter& out, LabelSummary* summary, const ProgressFn& progress,
+            uint32_t tasks = 0, BinaryWriter* bits = nullptr)
       : ElementSink(a),
         num_nodes_(num_nodes),
         out_(out),
         summary_(summary),
-        ticker_(progress, "read labels", num_nodes) {}
+        ticker_(progress, "read labels", num_nodes),
+        tasks_(tasks),
+        bits_(bits),
+        row_(LabelWords(tasks), 0u) {}
   Status Finish() override {
     if (summary_->num_labeled == 0) {
       return Status::InvalidInput(a_.where + ": expected at least one labeled node, found " +
@@ -948,6 +1040,7 @@ class LabelSink final : public ElementSink {
  protected:
   Status Elements(const char* p, uint64_t count, uint64_t first) override {
     const bool is_float = a_.header.descr[1] == 'f';
+    if (tasks_ != 0) return RowElements(p, count, first, is_float);
     for (uint64_t i = 0; i < count; ++i) {
       const uint64_t node = first + i;
       uint32_t value = kNoLabel;
@@ -975,10 +1068,53 @@ class LabelSink final : public ElementSink {
   }
 
  private:
+  // Multi-label: element e is task e % L of node e / L; a row is written at its last element.
+  Status RowElements(const char* p, uint64_t count, uint64_t first, bool is_float) {
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint64_t e = first + i, node = e / tasks_;
+      const auto t = static_cast<uint32_t>(e % tasks_);
+      if (t == 0) {
+        std::fill(row_.begin(), row_.end(), 0u);
+        row_unlabeled_ = 0;
+      }
+      const double v =
+          is_float ? LoadFloat(p + i * a_.item, a_.item) : static_cast<double>(LoadInt(p + i * a_.item, a_.item));
+      if (std::isnan(v) || v == -1) {
+        ++row_unlabeled_;
+      } else if (v == 1) {
+        row_[t / 32] |= uint32_t{1} << (t % 32);
+      } else if (v != 0) {
+        return Status::InvalidInput(At(e, "node " + std::to_string(node) + " task " + std::to_string(t)) +
+                                    ": expected 0 or 1 (or NaN or -1 in every task of an unlabeled node), found " +
+                                    ShowNumber(v));
+      }
+      if (t + 1 < tasks_) continue;
+      uint32_t value = 0;
+      if (row_unlabeled_ == tasks_) {
+        value = kNoLabel;
+        summary_->Unlabeled(node, num_nodes_);
+      } else if (row_unlabeled_ != 0) {
+        return Status::InvalidInput(At(e, "node " + std::to_string(node)) + ": " + std::to_string(row_unlabeled_) +
+                                    " of " + std::to_string(tasks_) +
+                                    " tasks are NaN or -1 (expected all of a node's tasks 0 or 1, or all NaN or -1)");
+      } else {
+        summary_->Labeled(0);
+      }
+      CGCN_RETURN_IF_ERROR(out_.Append(&value, sizeof value));
+      CGCN_RETURN_IF_ERROR(bits_->Append(row_.data(), 4 * row_.size()));
+      if ((node & 0xffff) == 0) ticker_.Done(node);
+    }
+    return Status::Ok();
+  }
+
   uint64_t num_nodes_;
   BinaryWriter& out_;
   LabelSummary* summary_;
   Progress ticker_;
+  uint32_t tasks_ = 0;
+  BinaryWriter* bits_ = nullptr;
+  std::vector<uint32_t> row_;
+  uint32_t row_unlabeled_ = 0;
 };
 
 // A one-element array streamed again: its value must be the one read when it was inspected.
@@ -1136,8 +1272,15 @@ Status ReadNpzInput(InputReader& reader, const InputFile& data_file, const Input
                                 "another), found True; re-save the array with numpy.ascontiguousarray");
   }
   const std::vector<uint64_t>& ls = label_a.header.shape;
-  if (!(ls == std::vector<uint64_t>{num_nodes} || ls == std::vector<uint64_t>{num_nodes, 1})) {
-    return BadShape(label_a, "(" + n + ",) or (" + n + ", 1)" + says_n);
+  // (N,) or (N, 1): class ids; (N, L) with L >= 2: a multi-label task.
+  if (!(ls.size() == 1 || ls.size() == 2) || ls[0] != num_nodes || (ls.size() == 2 && ls[1] > kMaxLabel + 1)) {
+    return BadShape(label_a, "(" + n + ",), (" + n + ", 1) or (" + n + ", L) with L <= 65536" + says_n);
+  }
+  const uint32_t tasks = ls.size() == 2 && ls[1] >= 2 ? static_cast<uint32_t>(ls[1]) : 0;
+  if (tasks != 0 && label_a.header.fortran_order && num_nodes > 1) {
+    return Status::InvalidInput(label_a.where + " byte " + std::to_string(label_a.header.fortran_order_at) +
+                                ": expected fortran_order False (each node's tasks one after another), found True; "
+                                "re-save the array with numpy.ascontiguousarray");
   }
   input.num_nodes = static_cast<uint32_t>(num_nodes);
   input.feat_dim = static_cast<uint32_t>(fs[1]);
@@ -1162,10 +1305,14 @@ Status ReadNpzInput(InputReader& reader, const InputFile& data_file, const Input
   CGCN_RETURN_IF_ERROR(feat_out.Finish());
   CGCN_RETURN_IF_ERROR(labels_out.Create(input.labels_path));
   labels->source = label_a.where;
-  LabelSink label_sink(label_a, num_nodes, labels_out, labels, progress);
+  BinaryWriter bits_out(options.scratch_buffer_bytes);
+  if (tasks != 0) CGCN_RETURN_IF_ERROR(bits_out.Create(input.label_bits_path));
+  LabelSink label_sink(label_a, num_nodes, labels_out, labels, progress, tasks, &bits_out);
   CGCN_RETURN_IF_ERROR(
       StreamNpzFile(reader, label_file, label.fd.get(), label.size, {{&label_a, &label_sink, &label_stats}}));
   CGCN_RETURN_IF_ERROR(labels_out.Finish());
+  if (tasks != 0) CGCN_RETURN_IF_ERROR(bits_out.Finish());
+  input.label_tasks = tasks;
   // In the order the CSV layout reads them.
   input.phases.push_back(std::move(edge_stats));
   input.phases.push_back(std::move(feat_stats));
@@ -1209,8 +1356,9 @@ struct InputFiles {
   bool npz = false;
   InputFile num_nodes;  // CSV layout
   std::optional<InputFile> num_edges;
-  InputFile edges, features, labels;
-  InputFile data_npz, label_npz;  // .npz layout
+  InputFile edges, labels;
+  std::optional<InputFile> features;  // absent: a featureless graph
+  InputFile data_npz, label_npz;      // .npz layout
   InputFile train, valid, test;
   std::vector<const InputFile*> InOrder() const {
     std::vector<const InputFile*> v;
@@ -1219,7 +1367,9 @@ struct InputFiles {
     } else {
       v = {&num_nodes};
       if (num_edges) v.push_back(&*num_edges);
-      for (const InputFile* f : {&edges, &features, &labels}) v.push_back(f);
+      v.push_back(&edges);
+      if (features) v.push_back(&*features);
+      v.push_back(&labels);
     }
     for (const InputFile* f : {&train, &valid, &test}) v.push_back(f);
     return v;
@@ -1264,7 +1414,7 @@ Result<InputFiles> ResolveInputFiles(const RawReadOptions& options) {
     CGCN_ASSIGN_OR_RETURN(f.num_nodes, Resolve(f.dir, "raw/num-node-list"));
     if (auto r = Resolve(f.dir, "raw/num-edge-list"); r.ok()) f.num_edges = std::move(r).value();
     CGCN_ASSIGN_OR_RETURN(f.edges, Resolve(f.dir, "raw/edge"));
-    CGCN_ASSIGN_OR_RETURN(f.features, Resolve(f.dir, "raw/node-feat"));
+    if (auto r = Resolve(f.dir, "raw/node-feat"); r.ok()) f.features = std::move(r).value();
     CGCN_ASSIGN_OR_RETURN(f.labels, Resolve(f.dir, "raw/node-label"));
   }
   const std::string split_base = "split/" + f.split_name + "/";
@@ -1306,6 +1456,7 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
   input.edges_path = scratch_dir + "/edges.u32";
   input.features_path = scratch_dir + "/features.f32";
   input.labels_path = scratch_dir + "/labels.u32";
+  input.label_bits_path = scratch_dir + "/label-bits.u32";
   const std::string src_scratch = scratch_dir + "/edges.src.u32";  // the .npz layout's C-order sources
   // The scratch files go away on every failure path.
   struct Cleanup {
@@ -1314,7 +1465,8 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
     bool armed = true;
     ~Cleanup() {
       if (!armed) return;
-      for (const std::string* p : {&input.edges_path, &input.features_path, &input.labels_path, &src_scratch})
+      for (const std::string* p :
+           {&input.edges_path, &input.features_path, &input.labels_path, &input.label_bits_path, &src_scratch})
         ::unlink(p->c_str());
     }
   } cleanup{input, src_scratch};
@@ -1362,20 +1514,24 @@ Result<RawInput> ReadRawInput(const RawReadOptions& options, const std::string& 
                                      &input.num_edge_lines, text));
       return out.Finish();
     }));
-    CGCN_RETURN_IF_ERROR(phase("features", [&](uint64_t* text) {
-      BinaryWriter out(options.scratch_buffer_bytes);
-      CGCN_RETURN_IF_ERROR(out.Create(input.features_path));
-      CGCN_RETURN_IF_ERROR(ReadFeatures(reader, files.features, num_nodes, progress, out, &input.feat_dim, text));
-      return out.Finish();
-    }));
+    if (files.features) {
+      CGCN_RETURN_IF_ERROR(phase("features", [&](uint64_t* text) {
+        BinaryWriter out(options.scratch_buffer_bytes);
+        CGCN_RETURN_IF_ERROR(out.Create(input.features_path));
+        CGCN_RETURN_IF_ERROR(ReadFeatures(reader, *files.features, num_nodes, progress, out, &input.feat_dim, text));
+        return out.Finish();
+      }));
+    }  // else featureless: feat_dim stays 0 and features.f32 is not written (cgcn/fastrp.h may write it)
     CGCN_RETURN_IF_ERROR(phase("labels", [&](uint64_t* text) {
       BinaryWriter out(options.scratch_buffer_bytes);
       CGCN_RETURN_IF_ERROR(out.Create(input.labels_path));
-      CGCN_RETURN_IF_ERROR(ReadLabels(reader, files.labels, num_nodes, progress, out, &labels, text));
+      CGCN_RETURN_IF_ERROR(ReadLabels(reader, files.labels, num_nodes, progress, out, input.label_bits_path,
+                                      options.scratch_buffer_bytes, &input.label_tasks, &labels, text));
       return out.Finish();
     }));
   }
-  input.num_classes = static_cast<uint32_t>(labels.max_label + 1);
+  input.num_classes = input.label_tasks != 0 ? input.label_tasks : static_cast<uint32_t>(labels.max_label + 1);
+  if (input.label_tasks == 0) input.label_bits_path.clear();
   input.num_unlabeled = labels.num_unlabeled;
   input.split.assign(num_nodes, 0);
   CGCN_RETURN_IF_ERROR(phase("split", [&](uint64_t* text) {
@@ -1413,7 +1569,7 @@ Status RawInput::ForEachEdgeChunk(
 }
 
 struct RawNodeRows::Files {
-  UniqueFd features, labels;
+  UniqueFd features, labels, label_bits;
 };
 
 Result<RawNodeRows> RawNodeRows::Open(const RawInput& input) {
@@ -1422,9 +1578,16 @@ Result<RawNodeRows> RawNodeRows::Open(const RawInput& input) {
   rows.labels_path_ = input.labels_path;
   rows.num_nodes_ = input.num_nodes;
   rows.feat_dim_ = input.feat_dim;
+  rows.label_bits_path_ = input.label_bits_path;
+  rows.label_words_ = LabelWords(input.label_tasks);
   rows.files_ = std::make_unique<Files>();
-  CGCN_ASSIGN_OR_RETURN(rows.files_->features, OpenRegularFileForRead(input.features_path));
+  if (input.feat_dim != 0) {
+    CGCN_ASSIGN_OR_RETURN(rows.files_->features, OpenRegularFileForRead(input.features_path));
+  }
   CGCN_ASSIGN_OR_RETURN(rows.files_->labels, OpenRegularFileForRead(input.labels_path));
+  if (rows.label_words_ != 0) {
+    CGCN_ASSIGN_OR_RETURN(rows.files_->label_bits, OpenRegularFileForRead(input.label_bits_path));
+  }
   return rows;
 }
 
@@ -1432,16 +1595,23 @@ RawNodeRows::RawNodeRows() = default;
 RawNodeRows::RawNodeRows(RawNodeRows&&) noexcept = default;
 RawNodeRows::~RawNodeRows() = default;
 
-Status RawNodeRows::Gather(std::span<const uint32_t> ids, float* features, uint32_t* labels) const {
+Status RawNodeRows::Gather(std::span<const uint32_t> ids, float* features, uint32_t* labels,
+                           uint32_t* label_bits) const {
   const uint64_t row_bytes = uint64_t{feat_dim_} * sizeof(float);
   for (size_t i = 0; i < ids.size();) {
     size_t j = i + 1;  // [i, j) is a run of consecutive ids
     while (j < ids.size() && ids[j] == ids[j - 1] + 1) ++j;
     if (ids[j - 1] >= num_nodes_) return Status::Internal("node id " + std::to_string(ids[j - 1]) + " out of range");
-    CGCN_RETURN_IF_ERROR(PreadExact(files_->features.get(), features_path_, features + i * feat_dim_,
-                                    (j - i) * row_bytes, ids[i] * row_bytes));
+    if (feat_dim_ != 0)
+      CGCN_RETURN_IF_ERROR(PreadExact(files_->features.get(), features_path_, features + i * feat_dim_,
+                                      (j - i) * row_bytes, ids[i] * row_bytes));
     CGCN_RETURN_IF_ERROR(PreadExact(files_->labels.get(), labels_path_, labels + i, (j - i) * sizeof(uint32_t),
                                     uint64_t{ids[i]} * sizeof(uint32_t)));
+    if (label_words_ != 0) {
+      const uint64_t wb = uint64_t{label_words_} * sizeof(uint32_t);
+      CGCN_RETURN_IF_ERROR(PreadExact(files_->label_bits.get(), label_bits_path_, label_bits + i * label_words_,
+                                      (j - i) * wb, ids[i] * wb));
+    }
     i = j;
   }
   return Status::Ok();
@@ -1465,6 +1635,7 @@ Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& p
   graph.num_nodes = input.num_nodes;
   graph.feat_dim = input.feat_dim;
   graph.num_classes = input.num_classes;
+  graph.label_tasks = input.label_tasks;
   graph.num_unlabeled = input.num_unlabeled;
   graph.edge_src.reserve(input.num_edge_lines);
   graph.edge_dst.reserve(input.num_edge_lines);
@@ -1474,11 +1645,12 @@ Result<RawGraph> ReadRawGraph(const RawReadOptions& options, const ProgressFn& p
   }));
   graph.features.resize(uint64_t{input.num_nodes} * input.feat_dim);
   graph.labels.resize(input.num_nodes);
+  graph.label_bits.resize(uint64_t{input.num_nodes} * LabelWords(input.label_tasks));
   {
     CGCN_ASSIGN_OR_RETURN(RawNodeRows rows, RawNodeRows::Open(input));
     std::vector<uint32_t> all(input.num_nodes);
     for (uint32_t v = 0; v < input.num_nodes; ++v) all[v] = v;
-    CGCN_RETURN_IF_ERROR(rows.Gather(all, graph.features.data(), graph.labels.data()));
+    CGCN_RETURN_IF_ERROR(rows.Gather(all, graph.features.data(), graph.labels.data(), graph.label_bits.data()));
   }
   graph.split = std::move(input.split);
   graph.split_name = std::move(input.split_name);

@@ -26,12 +26,23 @@ std::string Fmt(const char* f, auto... args) {
   return buf;
 }
 
+// The tasks set on multi-label row i.
+std::vector<uint32_t> TaskList(const ClusterData& c, uint32_t i) {
+  std::vector<uint32_t> tasks;
+  const uint32_t* row = c.label_bits.data() + uint64_t{i} * LabelWords(c.label_tasks);
+  for (uint32_t t = 0; t < c.label_tasks; ++t)
+    if (LabelBit(row, t)) tasks.push_back(t);
+  return tasks;
+}
+
 nlohmann::json ManifestJson(const Manifest& m) {
   return {{"version", m.version},
           {"num_nodes", m.num_nodes},
           {"num_edges", m.num_edges},
           {"feat_dim", m.feat_dim},
           {"num_classes", m.num_classes},
+          {"label_tasks", m.label_tasks},
+          {"feature_source", m.feature_source.Describe()},
           {"num_parts", m.num_parts},
           {"seed", m.seed},
           {"zstd_level", m.zstd_level},
@@ -244,11 +255,10 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
     for (uint32_t i = 0; i < rows; ++i) {
       std::vector<uint32_t> nb(c.adj_neighbors.begin() + c.adj_offsets[i],
                                c.adj_neighbors.begin() + c.adj_offsets[i + 1]);
-      j["nodes"].push_back({{"local", i},
-                            {"id", c.node_ids[i]},
-                            {"label", c.labels[i] == kNoLabel ? nlohmann::json(nullptr) : nlohmann::json(c.labels[i])},
-                            {"split", c.split[i]},
-                            {"intra_neighbors", nb}});
+      nlohmann::json label = c.labels[i] == kNoLabel ? nlohmann::json(nullptr) : nlohmann::json(c.labels[i]);
+      if (c.label_tasks != 0 && c.labels[i] != kNoLabel) label = TaskList(c, i);  // the tasks set, e.g. [0, 4]
+      j["nodes"].push_back(
+          {{"local", i}, {"id", c.node_ids[i]}, {"label", label}, {"split", c.split[i]}, {"intra_neighbors", nb}});
     }
     out << j.dump(2) << "\n";
     return Status::Ok();
@@ -280,8 +290,13 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
       nb += std::to_string(c.adj_neighbors[e]) + " ";
     for (uint32_t f = 0; f < std::min<uint32_t>(6, c.feat_dim); ++f)
       ft += Fmt("%.3g ", c.features[uint64_t{i} * c.feat_dim + f]);
-    const char* split = c.split[i] != 0 ? SplitName(c.split[i]) : "-";                      // Decode checked the bits
-    const std::string label = c.labels[i] == kNoLabel ? "-" : std::to_string(c.labels[i]);  // "-": unlabeled
+    const char* split = c.split[i] != 0 ? SplitName(c.split[i]) : "-";                // Decode checked the bits
+    std::string label = c.labels[i] == kNoLabel ? "-" : std::to_string(c.labels[i]);  // "-": unlabeled
+    if (c.label_tasks != 0 && c.labels[i] != kNoLabel) {  // multi-label: the tasks set, "0+4" ("none": no task)
+      label.clear();
+      for (const uint32_t t : TaskList(c, i)) label += (label.empty() ? "" : "+") + std::to_string(t);
+      if (label.empty()) label = "none";
+    }
     out << Fmt("  %6u %10u %6s %6s  %-28s %s\n", i, c.node_ids[i], label.c_str(), split, nb.c_str(), ft.c_str());
   }
   if (rows < c.num_nodes) out << "  ... " << c.num_nodes - rows << " more nodes\n";
@@ -330,8 +345,9 @@ Status Dump(const DumpOptions& o, std::ostream& out) {
     return Status::Ok();
   }
   out << "shard directory " << o.dir << "\n";
-  out << Fmt("  %" PRIu64 " nodes, %" PRIu64 " undirected edges, %u features, %u classes\n", m.num_nodes, m.num_edges,
-             m.feat_dim, m.num_classes);
+  out << Fmt("  %" PRIu64 " nodes, %" PRIu64 " undirected edges, %u features, %u %s\n", m.num_nodes, m.num_edges,
+             m.feat_dim, m.num_classes, m.multi_label() ? "binary tasks (multi-label)" : "classes");
+  out << "  features from " << m.feature_source.Describe() << "\n";
   out << Fmt("  %u clusters (seed %" PRId64 "), edge cut %" PRIu64 " (%.1f%%), zstd level %d\n", m.num_parts, m.seed,
              m.edge_cut, 100.0 * m.CutFraction(), m.zstd_level);
   out << Fmt("  largest cluster %" PRIu64 " nodes, %.3f x the mean (%.1f)\n", m.LargestCluster(), m.Balance(),

@@ -1,6 +1,7 @@
 #include "cgcn/manifest.h"
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cstdio>
 #include <cstring>
@@ -25,7 +26,7 @@ constexpr FieldSpec kFeatDim{32, 4, "feat_dim"};
 constexpr FieldSpec kNumClasses{36, 4, "num_classes"};
 constexpr FieldSpec kSeed{40, 8, "seed"};
 constexpr FieldSpec kZstdLevel{48, 4, "zstd_level"};
-constexpr FieldSpec kReserved{52, 4, "reserved"};
+constexpr FieldSpec kLabelTasks{52, 4, "label_tasks"};  // version 1-2: "reserved", 0
 constexpr FieldSpec kEdgeCut{56, 8, "edge_cut"};
 constexpr FieldSpec kNumTrain{64, 8, "num_train"};
 constexpr FieldSpec kNumValid{72, 8, "num_valid"};
@@ -41,6 +42,7 @@ constexpr uint32_t kMaxParts = 1u << 24;
 constexpr uint32_t kMaxSplitName = 255;
 constexpr uint32_t kMaxInputFiles = 64;
 constexpr uint32_t kMaxInputName = 4096;
+constexpr uint32_t kMaxFastRpWeights = 64;
 }  // namespace
 
 uint64_t Manifest::LargestCluster() const {
@@ -87,7 +89,7 @@ std::vector<std::byte> EncodeManifest(const Manifest& m) {
   put(field::kNumClasses, m.num_classes);
   put(field::kSeed, m.seed);
   put(field::kZstdLevel, m.zstd_level);
-  put(field::kReserved, uint32_t{0});
+  put(field::kLabelTasks, m.label_tasks);
   put(field::kEdgeCut, m.edge_cut);
   put(field::kNumTrain, m.num_train);
   put(field::kNumValid, m.num_valid);
@@ -103,6 +105,18 @@ std::vector<std::byte> EncodeManifest(const Manifest& m) {
     w.Raw(f.relative.data(), f.relative.size());
     w.U64(f.size);
     w.U64(f.checksum);
+  }
+  // Version 3: the feature source.
+  w.U32(static_cast<uint32_t>(m.feature_source.kind));
+  if (m.feature_source.kind == FeatureSourceKind::kFastRp) {
+    const FastRpParams& p = m.feature_source.fastrp;
+    w.U32(p.dim);
+    w.U32(static_cast<uint32_t>(p.weights.size()));
+    for (const float x : p.weights) w.U32(std::bit_cast<uint32_t>(x));
+    w.U32(std::bit_cast<uint32_t>(p.beta));
+    w.U64(std::bit_cast<uint64_t>(p.sparsity));
+    w.U64(p.seed);
+    w.U32((p.standardize ? 1u : 0u) | (p.log_degree ? 2u : 0u));
   }
   for (const ShardInfo& s : m.shards) {
     w.U32(s.num_nodes);
@@ -134,7 +148,7 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
     std::memcpy(value, bytes.data() + f.offset, sizeof *value);
   };
   Manifest m;
-  uint32_t reserved = 0, name_len = 0;
+  uint32_t reserved = 0, name_len = 0;  // reserved: the shard entries' field
   get(field::kVersion, &m.version);
   // Version 1 is read too: it differs from 2 only in bounding 2E by 2^31 - 1, which a version-1
   // file meets (docs/FORMAT.md, change log).
@@ -149,7 +163,7 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
   get(field::kNumClasses, &m.num_classes);
   get(field::kSeed, &m.seed);
   get(field::kZstdLevel, &m.zstd_level);
-  get(field::kReserved, &reserved);
+  get(field::kLabelTasks, &m.label_tasks);
   get(field::kEdgeCut, &m.edge_cut);
   get(field::kNumTrain, &m.num_train);
   get(field::kNumValid, &m.num_valid);
@@ -173,7 +187,12 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
     return corrupt(At(field::kFeatDim) + ": feature dimension " + std::to_string(m.feat_dim) + " outside [1, 2^24]");
   if (m.num_classes == 0 || m.num_classes > (1u << 16))
     return corrupt(At(field::kNumClasses) + ": class count " + std::to_string(m.num_classes) + " outside [1, 65536]");
-  if (reserved != 0) return corrupt(At(field::kReserved) + ": reserved field is not zero");
+  if (m.version < 3 && m.label_tasks != 0)
+    return corrupt(At(field::kLabelTasks) + ": reserved field is not zero (version " + std::to_string(m.version) + ")");
+  if (m.label_tasks != 0 && (m.label_tasks < 2 || m.label_tasks != m.num_classes))
+    return corrupt(At(field::kLabelTasks) + ": label task count " + std::to_string(m.label_tasks) +
+                   ", expected 0 (multi-class) or the class count " + std::to_string(m.num_classes) +
+                   " (at least 2, multi-label)");
   if (m.edge_cut > m.num_edges) return corrupt(At(field::kEdgeCut) + ": edge cut exceeds the edge count");
   // Compared one at a time: the sum of three untrusted u64 can wrap around to a small value.
   if (m.num_train > m.num_nodes || m.num_valid > m.num_nodes - m.num_train ||
@@ -200,6 +219,45 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
     (void)r.Raw(f.relative.data(), len);
     (void)r.U64(&f.size);
     (void)r.U64(&f.checksum);
+  }
+  if (m.version >= 3) {
+    const size_t at = r.pos();
+    uint32_t kind = 0;
+    if (!r.U32(&kind)) return corrupt("byte " + std::to_string(at) + ": truncated in the feature source");
+    if (kind == static_cast<uint32_t>(FeatureSourceKind::kFastRp)) {
+      FastRpParams& p = m.feature_source.fastrp;
+      uint32_t count = 0, beta = 0, flags = 0;
+      uint64_t s = 0;
+      if (!r.U32(&p.dim) || !r.U32(&count) || count == 0 || count > kMaxFastRpWeights ||
+          r.remaining() < 4 * uint64_t{count} + 4 + 8 + 8 + 4)
+        return corrupt("byte " + std::to_string(at) + ": FastRP feature source truncated or with " +
+                       std::to_string(count) + " iteration weights (expected 1 to 64)");
+      p.weights.resize(count);
+      for (float& x : p.weights) {
+        uint32_t bits = 0;
+        (void)r.U32(&bits);
+        x = std::bit_cast<float>(bits);
+      }
+      (void)r.U32(&beta);
+      (void)r.U64(&s);
+      (void)r.U64(&p.seed);
+      (void)r.U32(&flags);
+      p.beta = std::bit_cast<float>(beta);
+      p.sparsity = std::bit_cast<double>(s);
+      p.standardize = (flags & 1u) != 0;
+      p.log_degree = (flags & 2u) != 0;
+      if (flags > 3)
+        return corrupt("byte " + std::to_string(r.pos() - 4) + ": FastRP flags " + std::to_string(flags) +
+                       ", expected bits 0 (standardize) and 1 (log-degree) only");
+      if (p.width() != m.feat_dim || !(p.sparsity >= 1.0))
+        return corrupt("byte " + std::to_string(at) + ": FastRP feature source of width " + std::to_string(p.width()) +
+                       " and s " + std::to_string(p.sparsity) + " disagrees with the feature dimension " +
+                       std::to_string(m.feat_dim) + " (or s < 1)");
+      m.feature_source.kind = FeatureSourceKind::kFastRp;
+    } else if (kind != static_cast<uint32_t>(FeatureSourceKind::kFile)) {
+      return corrupt("byte " + std::to_string(at) + ": feature source " + std::to_string(kind) +
+                     ", expected 0 (file) or 1 (fastrp)");
+    }
   }
   const uint64_t want = r.pos() + uint64_t{m.num_parts} * kShardEntryBytes + 8;
   if (bytes.size() != want)
@@ -239,6 +297,22 @@ Result<Manifest> DecodeManifest(std::span<const std::byte> bytes, const std::str
                    std::to_string(m.num_nodes));
   if (intra + inter != 2 * m.num_edges || inter != 2 * m.edge_cut) return edge_counts_disagree();
   return m;
+}
+
+std::string FeatureSource::Describe() const {
+  if (kind == FeatureSourceKind::kFile) return "file";
+  const FastRpParams& p = fastrp;
+  std::string w;
+  for (const float x : p.weights) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%s%g", w.empty() ? "" : ",", static_cast<double>(x));
+    w += b;
+  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "fastrp(dim %u, weights [%s], beta %g, s %.6g, seed %llu%s%s)", p.dim, w.c_str(),
+                static_cast<double>(p.beta), p.sparsity, static_cast<unsigned long long>(p.seed),
+                p.standardize ? ", standardize" : "", p.log_degree ? ", log-degree" : "");
+  return buf;
 }
 
 std::string DescribeInputDifferences(const std::vector<InputFileDigest>& recorded,

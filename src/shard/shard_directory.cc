@@ -104,6 +104,7 @@ ShardExpectation ShardDirectory::Expectation(uint32_t cluster) const {
   e.num_nodes = manifest_.shards[cluster].num_nodes;
   e.feat_dim = manifest_.feat_dim;
   e.num_classes = manifest_.num_classes;
+  e.label_tasks = manifest_.label_tasks;
   e.total_nodes = manifest_.num_nodes;
   e.file_size = manifest_.shards[cluster].file_size;
   e.header_checksum = manifest_.shards[cluster].header_checksum;

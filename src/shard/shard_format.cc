@@ -80,10 +80,28 @@ void AppendSection(const ClusterData& c, SectionKind kind, std::vector<std::byte
     case SectionKind::kFeatures:
       return append(c.features);
     case SectionKind::kLabels:
-      return append(c.labels);
+      append(c.labels);
+      return append(c.label_bits);
     case SectionKind::kSplit:
       return append(c.split);
   }
+}
+
+// Multi-label rows: no bit at or beyond `tasks`, none for an unlabeled row. Empty when right,
+// else what is wrong ("row 3: ...").
+std::string CheckLabelBits(const uint32_t* bits, const uint32_t* labels, uint64_t n, uint32_t tasks) {
+  const uint32_t words = LabelWords(tasks);
+  if (words == 0) return {};
+  const uint32_t tail = tasks % 32 == 0 ? 0u : ~((uint32_t{1} << (tasks % 32)) - 1);  // bits >= tasks in the last word
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint32_t* row = bits + i * words;
+    if ((row[words - 1] & tail) != 0)
+      return "row " + std::to_string(i) + ": a task bit set at or beyond task " + std::to_string(tasks);
+    if (labels[i] == kNoLabel)
+      for (uint32_t w = 0; w < words; ++w)
+        if (row[w] != 0) return "row " + std::to_string(i) + ": task bits set on an unlabeled row";
+  }
+  return {};
 }
 
 }  // namespace
@@ -112,8 +130,10 @@ uint64_t ShardHeader::stored_bytes() const {
 
 Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level, double min_ratio) {
   const uint64_t n = c.num_nodes;
+  const uint32_t words = LabelWords(c.label_tasks);
   if (c.node_ids.size() != n || c.adj_offsets.size() != n + 1 || c.labels.size() != n || c.split.size() != n ||
-      c.features.size() != n * c.feat_dim || c.inter_src.size() != c.inter_dst.size())
+      c.features.size() != n * c.feat_dim || c.inter_src.size() != c.inter_dst.size() ||
+      c.label_bits.size() != n * words || (c.label_tasks != 0 && (c.label_tasks < 2 || c.label_tasks != c.num_classes)))
     return Status::Internal("EncodeShard: inconsistent ClusterData sizes for cluster " + std::to_string(c.cluster_id));
   for (uint64_t i = 0; i < n; ++i) {
     if ((c.labels[i] >= c.num_classes && c.labels[i] != kNoLabel) || (c.labels[i] == kNoLabel && c.split[i] != 0))
@@ -121,10 +141,17 @@ Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level,
                               ": label " + std::to_string(c.labels[i]) + " with split byte " +
                               std::to_string(c.split[i]) + " (expected a class id below " +
                               std::to_string(c.num_classes) + ", or 0xffffffff in no split)");
+    if (c.label_tasks != 0 && c.labels[i] != 0 && c.labels[i] != kNoLabel)
+      return Status::Internal("EncodeShard: cluster " + std::to_string(c.cluster_id) + " row " + std::to_string(i) +
+                              ": multi-label row with label " + std::to_string(c.labels[i]) +
+                              " (expected 0 or kNoLabel)");
   }
+  if (const std::string why = CheckLabelBits(c.label_bits.data(), c.labels.data(), n, c.label_tasks); !why.empty())
+    return Status::Internal("EncodeShard: cluster " + std::to_string(c.cluster_id) + ": " + why);
   ShardHeader h;  // the counts the sections' sizes follow from
   h.num_nodes = c.num_nodes;
   h.feat_dim = c.feat_dim;
+  h.label_tasks = c.label_tasks;
   h.intra_entries = c.intra_entries();
   h.inter_entries = c.inter_entries();
   h.num_inter_groups = static_cast<uint32_t>(c.inter_groups.size());
@@ -176,7 +203,7 @@ Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level,
   put(0, f::kIntraEntries, h.intra_entries);
   put(0, f::kInterEntries, h.inter_entries);
   put(0, f::kNumInterGroups, h.num_inter_groups);
-  put(0, f::kReserved, uint32_t{0});
+  put(0, f::kLabelTasks, c.label_tasks);
   uint64_t offset = kShardHeaderBytes;
   for (uint32_t i = 0; i < kNumSections; ++i) {
     const size_t at = SectionEntryOffset(i);
@@ -219,9 +246,9 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
     return bad(At(f::kMagic), "bad magic, expected \"CGCNSHRD\" (not a cgcn shard file)");
   ShardHeader h;
   h.version = u32(0, f::kVersion);
-  if (h.version != kShardVersion)
-    return bad(At(f::kVersion), "unsupported shard version " + std::to_string(h.version) +
-                                    " (this build reads version " + std::to_string(kShardVersion) + ")");
+  if (h.version < kOldestShardVersion || h.version > kShardVersion)
+    return bad(At(f::kVersion), "unsupported shard version " + std::to_string(h.version) + " (this build reads " +
+                                    std::to_string(kOldestShardVersion) + " to " + std::to_string(kShardVersion) + ")");
   const uint64_t stored_sum = LoadU64(file.data() + kHeaderChecksumOffset);
   const uint64_t actual_sum = Checksum64(file.data(), kHeaderChecksumOffset);
   if (stored_sum != actual_sum)
@@ -238,14 +265,14 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
   h.intra_entries = u64(0, f::kIntraEntries);
   h.inter_entries = u64(0, f::kInterEntries);
   h.num_inter_groups = u32(0, f::kNumInterGroups);
-  const uint32_t reserved = u32(0, f::kReserved);
+  h.label_tasks = u32(0, f::kLabelTasks);
   if (header_bytes != kShardHeaderBytes)
     return bad(At(f::kHeaderBytes),
                "header size " + std::to_string(header_bytes) + ", expected " + std::to_string(kShardHeaderBytes));
   if (num_sections != kNumSections)
     return bad(At(f::kNumSections),
                "section count " + std::to_string(num_sections) + ", expected " + std::to_string(kNumSections));
-  if (reserved != 0) return bad(At(f::kReserved), "reserved field is not zero");
+  if (h.version == 1 && h.label_tasks != 0) return bad(At(f::kLabelTasks), "reserved field is not zero (version 1)");
   if (h.num_clusters == 0 || h.cluster_id >= h.num_clusters)
     return bad(At(f::kClusterId), "cluster id " + std::to_string(h.cluster_id) + " not below cluster count " +
                                       std::to_string(h.num_clusters));
@@ -255,6 +282,10 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
     return bad(At(f::kFeatDim), "feature dimension " + std::to_string(h.feat_dim) + " outside [1, 2^24]");
   if (h.num_classes == 0 || h.num_classes > kMaxClasses)
     return bad(At(f::kNumClasses), "class count " + std::to_string(h.num_classes) + " outside [1, 65536]");
+  if (h.label_tasks != 0 && (h.label_tasks < 2 || h.label_tasks != h.num_classes))
+    return bad(At(f::kLabelTasks), "label task count " + std::to_string(h.label_tasks) +
+                                       ", expected 0 (multi-class) or the class count " +
+                                       std::to_string(h.num_classes) + " (at least 2, multi-label)");
   if (h.intra_entries > kMaxEntries) return bad(At(f::kIntraEntries), "intra entry count exceeds 2^31-1");
   if (h.inter_entries > kMaxEntries) return bad(At(f::kInterEntries), "inter entry count exceeds 2^31-1");
   // No self loops and no repeated neighbour: a cluster of n nodes has at most n(n-1) intra entries.
@@ -366,6 +397,7 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
   if (h.num_nodes != expect.num_nodes) return mismatch("node count", h.num_nodes, expect.num_nodes);
   if (h.feat_dim != expect.feat_dim) return mismatch("feature dimension", h.feat_dim, expect.feat_dim);
   if (h.num_classes != expect.num_classes) return mismatch("class count", h.num_classes, expect.num_classes);
+  if (h.label_tasks != expect.label_tasks) return mismatch("label task count", h.label_tasks, expect.label_tasks);
 
   auto* dctx = static_cast<ZSTD_DCtx*>(dctx_);
   const uint32_t n = h.num_nodes;
@@ -374,6 +406,7 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
   out.num_nodes = n;
   out.feat_dim = h.feat_dim;
   out.num_classes = h.num_classes;
+  out.label_tasks = h.label_tasks;
   // Sections not decoded are left empty. Those decoded are resized below without clearing first:
   // a buffer reused at the same size is then overwritten, not zero-filled and overwritten.
   if (!(mask & SectionBit(SectionKind::kNodes))) out.node_ids.clear();
@@ -387,7 +420,10 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
     out.inter_dst.clear();
   }
   if (!(mask & SectionBit(SectionKind::kFeatures))) out.features.clear();
-  if (!(mask & SectionBit(SectionKind::kLabels))) out.labels.clear();
+  if (!(mask & SectionBit(SectionKind::kLabels))) {
+    out.labels.clear();
+    out.label_bits.clear();
+  }
   if (!(mask & SectionBit(SectionKind::kSplit))) out.split.clear();
   auto section = [&](SectionKind k) -> const SectionEntry& { return h.sections[static_cast<uint32_t>(k) - 1]; };
   auto invalid = [&](SectionKind k, const std::string& what) {
@@ -506,13 +542,29 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
     }
   }
   if (mask & SectionBit(SectionKind::kLabels)) {
+    const SectionEntry& e = section(SectionKind::kLabels);
     out.labels.resize(n);
-    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kLabels), name, out.labels.data()));
+    out.label_bits.resize(uint64_t{n} * LabelWords(h.label_tasks));
+    if (h.label_tasks == 0) {
+      CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, out.labels.data()));
+    } else {
+      scratch_.resize(e.raw_size);
+      CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data()));
+      std::memcpy(out.labels.data(), scratch_.data(), 4 * uint64_t{n});
+      if (!out.label_bits.empty())
+        std::memcpy(out.label_bits.data(), scratch_.data() + 4 * uint64_t{n}, 4 * out.label_bits.size());
+    }
+    const uint32_t bound = h.label_tasks == 0 ? h.num_classes : 1;
     for (uint32_t i = 0; i < n; ++i)
-      if (out.labels[i] >= h.num_classes && out.labels[i] != kNoLabel)
-        return invalid(SectionKind::kLabels, "row " + std::to_string(i) + ": label " + std::to_string(out.labels[i]) +
-                                                 " not below " + std::to_string(h.num_classes) +
-                                                 " classes (nor 0xffffffff, unlabeled)");
+      if (out.labels[i] >= bound && out.labels[i] != kNoLabel)
+        return invalid(SectionKind::kLabels,
+                       "row " + std::to_string(i) + ": label " + std::to_string(out.labels[i]) + " not below " +
+                           std::to_string(bound) +
+                           (h.label_tasks == 0 ? " classes" : " (a multi-label row's label is 0)") +
+                           " (nor 0xffffffff, unlabeled)");
+    if (const std::string why = CheckLabelBits(out.label_bits.data(), out.labels.data(), n, h.label_tasks);
+        !why.empty())
+      return invalid(SectionKind::kLabels, why);
   }
   if (mask & SectionBit(SectionKind::kSplit)) {
     out.split.resize(n);

@@ -41,11 +41,13 @@ Status BuildCluster(const RawInput& raw, const RawNodeRows& rows, const CsrView&
   out.num_nodes = n;
   out.feat_dim = F;
   out.num_classes = raw.num_classes;
+  out.label_tasks = raw.label_tasks;
   out.node_ids.assign(layout.nodes.begin() + begin, layout.nodes.begin() + begin + n);
   out.adj_offsets.assign(uint64_t{n} + 1, 0);
   out.adj_neighbors.clear();
   out.features.resize(uint64_t{n} * F);
   out.labels.resize(n);
+  out.label_bits.resize(uint64_t{n} * LabelWords(raw.label_tasks));
   out.split.resize(n);
   inter.clear();
   for (uint32_t i = 0; i < n; ++i) {
@@ -61,7 +63,7 @@ Status BuildCluster(const RawInput& raw, const RawNodeRows& rows, const CsrView&
     out.adj_offsets[i + 1] = static_cast<uint32_t>(out.adj_neighbors.size());
     out.split[i] = raw.split[v];
   }
-  CGCN_RETURN_IF_ERROR(rows.Gather(out.node_ids, out.features.data(), out.labels.data()));
+  CGCN_RETURN_IF_ERROR(rows.Gather(out.node_ids, out.features.data(), out.labels.data(), out.label_bits.data()));
   std::sort(inter.begin(), inter.end());
   out.inter_groups.clear();
   out.inter_src.resize(inter.size());
@@ -169,6 +171,8 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
   m.num_edges = graph.num_undirected_edges();
   m.feat_dim = raw.feat_dim;
   m.num_classes = raw.num_classes;
+  m.label_tasks = raw.label_tasks;
+  m.feature_source = raw.feature_source;
   m.num_parts = P;
   m.seed = options.seed;
   m.zstd_level = options.zstd_level;
@@ -252,11 +256,17 @@ Result<ShardWriteReport> WriteShardDirectory(const RawGraph& raw, const CsrView&
   input.num_nodes = raw.num_nodes;
   input.feat_dim = raw.feat_dim;
   input.num_classes = raw.num_classes;
+  input.label_tasks = raw.label_tasks;
   input.num_edge_lines = raw.edge_src.size();
   input.features_path = writer.scratch_dir() + "/features.f32";
   input.labels_path = writer.scratch_dir() + "/labels.u32";
   CGCN_RETURN_IF_ERROR(WriteVector(input.features_path, raw.features.data(), raw.features.size() * sizeof(float)));
   CGCN_RETURN_IF_ERROR(WriteVector(input.labels_path, raw.labels.data(), raw.labels.size() * sizeof(uint32_t)));
+  if (raw.label_tasks != 0) {
+    input.label_bits_path = writer.scratch_dir() + "/label-bits.u32";
+    CGCN_RETURN_IF_ERROR(
+        WriteVector(input.label_bits_path, raw.label_bits.data(), raw.label_bits.size() * sizeof(uint32_t)));
+  }
   input.split = raw.split;
   input.split_name = raw.split_name;
   input.num_train = raw.num_train;

@@ -144,7 +144,7 @@ struct BlockRows {
   std::vector<uint64_t> offsets;  // [R + 1] into columns
   std::vector<uint32_t> columns;
   std::vector<uint64_t> cursor;  // [R] next column to add (chunked sums)
-  std::vector<uint32_t> node_ids, labels;
+  std::vector<uint32_t> node_ids, labels, label_bits;
   std::vector<uint8_t> split;
 
   // Memory a block of `rows` rows with `entries` directed edges needs, with the block's sums
@@ -224,10 +224,12 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
     max_block = std::max(max_block, BlockRows::PlannedBytes(s.num_nodes, s.intra_entries + s.inter_entries, width));
   }
   plan.activation_bytes = 2 * ActivationStore::PlannedBytes(N, store_width);
-  // Degrees (dinv), predictions and what each thread holds.
+  // Degrees (dinv), predictions, probabilities, what each thread holds, and the multi-label scores
+  // kept for ROC-AUC (SplitScorer).
   plan.fixed_bytes = N * sizeof(float) + (with_predictions ? N * sizeof(Prediction) : 0) +
                      (options.probabilities ? N * cfg.out_dim * sizeof(float) : 0) +
-                     threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, store_width);
+                     threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, store_width) +
+                     SplitScorer::PlannedBytes(m.num_valid, m.num_test, m.label_tasks);
   plan.min_bytes = plan.fixed_bytes + max_block + kMinChunkBytes;
   const uint64_t M = options.memory_bytes;
   if (M == 0 || plan.fixed_bytes + plan.activation_bytes + std::min(kMaxBlockBytes, max_block) <= M) {
@@ -398,8 +400,14 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   BlockRows rows;
   std::vector<float> sums;
   std::vector<float> gat_max, gat_den;  // gat: per block row and head, the softmax's maximum and denominator
-  std::vector<uint64_t> correct(4, 0), count(4, 0);  // train, valid, test, every labeled node
-  // Per cluster, summed in cluster order at the end: the loss does not depend on thread timing.
+  // The metrics of each split (cgcn/metrics.h); the loss of each split per cluster, summed in
+  // cluster order at the end (it does not depend on thread timing), and accuracy over every
+  // labeled node, in a split or not.
+  SplitScorer scorer(cfg.out_dim, m.label_tasks);
+  const uint32_t label_words = LabelWords(m.label_tasks);
+  const bool multi_label = m.label_tasks != 0;
+  std::vector<uint64_t> split_count(3, 0);
+  uint64_t labeled_correct = 0, labeled_count = 0;
   std::vector<double> cluster_loss(uint64_t{3} * m.num_parts, 0.0);
   std::mutex acc_mu;
   if (predictions) predictions->assign(N, Prediction{0, 0});
@@ -424,6 +432,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     rows.columns.reserve(max_entries);
     rows.node_ids.reserve(max_rows);
     rows.labels.reserve(max_rows);
+    rows.label_bits.reserve(max_rows * label_words);
     rows.split.reserve(max_rows);
     sums.reserve(max_rows * width);
     if (cfg.kind == LayerKind::kGat) {
@@ -450,6 +459,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       rows.columns.clear();
       rows.node_ids.resize(last ? R : 0);
       rows.labels.resize(last ? R : 0);
+      rows.label_bits.resize(last ? R * label_words : 0);
       rows.split.resize(last ? R : 0);
       // Each cluster's columns start where the manifest's counts put them.
       std::vector<uint64_t> cluster_start(c1 - c0 + 1, 0);
@@ -491,6 +501,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         if (last) {
           std::copy(cd.node_ids.begin(), cd.node_ids.end(), rows.node_ids.begin() + static_cast<std::ptrdiff_t>(lr));
           std::copy(cd.labels.begin(), cd.labels.end(), rows.labels.begin() + static_cast<std::ptrdiff_t>(lr));
+          std::copy(cd.label_bits.begin(), cd.label_bits.end(),
+                    rows.label_bits.begin() + static_cast<std::ptrdiff_t>(lr * label_words));
           std::copy(cd.split.begin(), cd.split.end(), rows.split.begin() + static_cast<std::ptrdiff_t>(lr));
         }
         return Status::Ok();
@@ -620,7 +632,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
           write_planes(store[1 - cur], l + 1, off[c], ConstMatrixMap(h.data(), n, d));
           return Status::Ok();
         }
-        uint64_t corr[4] = {0, 0, 0, 0}, cnt[4] = {0, 0, 0, 0};
+        uint64_t corr = 0, cnt = 0, split_cnt[3] = {0, 0, 0};
         double loss[3] = {0, 0, 0};
         for (Eigen::Index i = 0; i < n; ++i) {
           Eigen::Index arg = 0;
@@ -628,33 +640,47 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
           const auto pred = static_cast<uint32_t>(arg);
           const uint64_t r = lr + static_cast<uint64_t>(i);
           if (predictions) (*predictions)[off[c] + static_cast<uint64_t>(i)] = Prediction{rows.node_ids[r], pred};
-          // Softmax cross-entropy: log(sum exp(h - top)) - (h[label] - top).
-          double denom = 0;
-          for (uint32_t k = 0; k < d; ++k) denom += std::exp(static_cast<double>(h(i, k) - top));
-          if (probabilities) {
-            float* p = probabilities->data() + (off[c] + static_cast<uint64_t>(i)) * d;
-            for (uint32_t k = 0; k < d; ++k)
-              p[k] = static_cast<float>(std::exp(static_cast<double>(h(i, k) - top)) / denom);
-          }
+          float* p = probabilities ? probabilities->data() + (off[c] + static_cast<uint64_t>(i)) * d : nullptr;
           const uint32_t label = rows.labels[r];
-          if (label >= d) continue;  // unlabeled (kNoLabel): in no split
-          ++cnt[3];
-          corr[3] += pred == label;
-          const double nll = std::log(denom) - static_cast<double>(h(i, label) - top);
+          double row_loss = 0;
+          if (multi_label) {
+            // Per task a sigmoid; the loss is the mean binary cross-entropy over the tasks (as
+            // SigmoidBinaryCrossEntropy in training).
+            const uint32_t* bits = rows.label_bits.data() + r * label_words;
+            for (uint32_t k = 0; k < d; ++k) {
+              const double x = h(i, k), e = std::exp(-std::fabs(x));
+              if (p) p[k] = static_cast<float>(x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
+              row_loss += std::max(x, 0.0) - (LabelBit(bits, k) ? x : 0.0) + std::log1p(e);
+            }
+            row_loss /= static_cast<double>(d);
+          } else {
+            // Softmax cross-entropy: log(sum exp(h - top)) - (h[label] - top).
+            double denom = 0;
+            for (uint32_t k = 0; k < d; ++k) denom += std::exp(static_cast<double>(h(i, k) - top));
+            if (p)
+              for (uint32_t k = 0; k < d; ++k)
+                p[k] = static_cast<float>(std::exp(static_cast<double>(h(i, k) - top)) / denom);
+            if (label < d) row_loss = std::log(denom) - static_cast<double>(h(i, label) - top);
+          }
+          if (label == kNoLabel || (!multi_label && label >= d)) continue;  // unlabeled: in no split
+          ++cnt;
+          corr += !multi_label && pred == label;
           for (int s = 0; s < 3; ++s) {
             if (rows.split[r] & (1u << s)) {
-              ++cnt[s];
-              corr[s] += pred == label;
-              loss[s] += nll;
+              ++split_cnt[s];
+              loss[s] += row_loss;
             }
           }
         }
+        scorer.Add(h.data(), static_cast<uint64_t>(n), rows.labels.data() + lr,
+                   rows.label_bits.data() + lr * label_words, rows.split.data() + lr);
         std::lock_guard<std::mutex> lock(acc_mu);
-        for (int s = 0; s < 4; ++s) {
-          correct[s] += corr[s];
-          count[s] += cnt[s];
+        labeled_correct += corr;
+        labeled_count += cnt;
+        for (int s = 0; s < 3; ++s) {
+          split_count[s] += split_cnt[s];
+          cluster_loss[uint64_t{3} * c + s] = loss[s];
         }
-        for (int s = 0; s < 3; ++s) cluster_loss[uint64_t{3} * c + s] = loss[s];
         return Status::Ok();
       }));
       if (!last) written_rows(store[1 - cur], l + 1, off[c0], off[c1]);
@@ -665,22 +691,17 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     stats->plan = plan;
     stats->spill_read_bytes = spill_read;
   }
-  auto ratio = [](uint64_t a, uint64_t b) {
-    return b ? static_cast<double>(a) / static_cast<double>(b) : std::nan("");
-  };
-  Accuracy acc;
-  acc.train = ratio(correct[0], count[0]);
-  acc.valid = ratio(correct[1], count[1]);
-  acc.test = ratio(correct[2], count[2]);
+  Accuracy acc = scorer.Summary();
   double loss_sum[3] = {0, 0, 0};
   for (uint32_t c = 0; c < m.num_parts; ++c)
     for (int s = 0; s < 3; ++s) loss_sum[s] += cluster_loss[uint64_t{3} * c + s];
   auto mean = [](double sum, uint64_t n) { return n ? sum / static_cast<double>(n) : std::nan(""); };
-  acc.train_loss = mean(loss_sum[0], count[0]);
-  acc.valid_loss = mean(loss_sum[1], count[1]);
-  acc.test_loss = mean(loss_sum[2], count[2]);
-  acc.labeled = ratio(correct[3], count[3]);
-  acc.labeled_nodes = count[3];
+  acc.train_loss = mean(loss_sum[0], split_count[0]);
+  acc.valid_loss = mean(loss_sum[1], split_count[1]);
+  acc.test_loss = mean(loss_sum[2], split_count[2]);
+  // Multi-label: micro-F1 at 0.5 over every labeled node is not tallied; the figure stays NaN.
+  acc.labeled = multi_label ? std::nan("") : mean(static_cast<double>(labeled_correct), labeled_count);
+  acc.labeled_nodes = labeled_count;
   return acc;
 }
 

@@ -12,6 +12,7 @@
 
 #include "cgcn/checkpoint.h"
 #include "cgcn/flag_check.h"
+#include "cgcn/loss.h"
 #include "util/bytes.h"
 #include "util/output_path.h"
 #include "util/peak_rss.h"
@@ -299,7 +300,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
                                                     b.has_propagated ? b.propagated.data() : nullptr);
         MatrixMap grad = grad_ws.Get(b.num_nodes, model.config().out_dim);
         uint32_t count = 0;
-        const float loss = SoftmaxCrossEntropy(logits, b.labels, b.train_mask, grad, &count);
+        const float loss = TaskLoss(b.label_tasks, logits, b.labels, b.label_bits, b.train_mask, grad, &count);
         if (!std::isfinite(loss))
           return Status::Internal("training diverged: loss is " + std::to_string(loss) + " at epoch " +
                                   std::to_string(epoch) + " batch " + std::to_string(b.index) + " (try a lower --lr)");

@@ -27,6 +27,22 @@ namespace {
 using nlohmann::json;
 
 json AccJson(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
+// A multi-label evaluation's figures per split ("valid": {"micro_f1": ..., ...}); null when
+// multi-class. The *_acc fields hold the headline, micro-F1 at 0.5, for a multi-label task.
+json MultiLabelJson(const Accuracy& a) {
+  if (a.label_tasks == 0) return json(nullptr);
+  json j;
+  const char* names[3] = {"train", "valid", "test"};
+  for (int s = 0; s < 3; ++s) {
+    const MultiLabelMetrics& m = a.multi_label[s];
+    j[names[s]] = {{"micro_f1", AccJson(m.micro_f1)},
+                   {"macro_f1", AccJson(m.macro_f1)},
+                   {"topk_micro_f1", AccJson(m.topk_micro_f1)},
+                   {"topk_macro_f1", AccJson(m.topk_macro_f1)},
+                   {"roc_auc", AccJson(m.roc_auc)}};
+  }
+  return j;
+}
 double Mb(uint64_t bytes) { return static_cast<double>(bytes) / 1048576.0; }
 
 // One --metrics-out record per epoch.
@@ -57,6 +73,7 @@ json EpochJson(const EpochRecord& r) {
     j["train_loss_eval"] = AccJson(r.acc.train_loss);
     j["valid_loss"] = AccJson(r.acc.valid_loss);
     j["test_loss"] = AccJson(r.acc.test_loss);
+    if (r.acc.label_tasks != 0) j["multi_label"] = MultiLabelJson(r.acc);
     j["eval_s"] = r.eval_s;
     j["eval_spilled"] = r.eval_stats.plan.spill;
     j["eval_spill_read_bytes"] = r.eval_stats.spill_read_bytes;
@@ -178,6 +195,7 @@ std::string Summary(const TrainRunReport& rep, uint32_t threads) {
                       {"test_acc", AccJson(r.acc.test)},
                       {"final_epoch", r.final_epoch},
                       {"trained_through", r.trained_through}});
+      if (r.acc.label_tasks != 0) runs.back()["multi_label"] = MultiLabelJson(r.acc);
       tr.push_back(r.acc.train);
       va.push_back(r.acc.valid);
       te.push_back(r.acc.test);
@@ -191,6 +209,13 @@ std::string Summary(const TrainRunReport& rep, uint32_t threads) {
       j[std::string(name) + "_mean"] = AccJson(ms.mean);
       j[std::string(name) + "_std"] = AccJson(ms.std);
     }
+  }
+  if (t.final_acc.label_tasks != 0) {
+    j["metric"] = "micro_f1";  // what *_acc hold
+    j["multi_label"] = MultiLabelJson(t.final_acc);
+    j["multi_label_at_best_valid"] = MultiLabelJson(t.best_acc);
+  } else {
+    j["metric"] = "accuracy";
   }
   if (t.resumed) j["resumed_from"] = {{"epoch", t.resumed_epoch}, {"batch", t.resumed_batch}};
   if (t.plan) {

@@ -74,8 +74,9 @@ Result<UniqueFd> OpenRegularFileForRead(const std::string& path, uint64_t* size)
   return owned;
 }
 
-Result<UniqueFd> CreateFileForWrite(const std::string& path, CreateMode mode, mode_t permissions) {
-  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (mode == CreateMode::kExclusive ? O_EXCL : O_TRUNC);
+Result<UniqueFd> CreateFileForWrite(const std::string& path, CreateMode mode, mode_t permissions, bool read_too) {
+  const int flags =
+      (read_too ? O_RDWR : O_WRONLY) | O_CREAT | O_CLOEXEC | (mode == CreateMode::kExclusive ? O_EXCL : O_TRUNC);
   int fd;
   do fd = ::open(path.c_str(), flags, permissions);
   while (fd < 0 && errno == EINTR);
@@ -88,6 +89,20 @@ Status WriteAll(int fd, const std::string& path, const void* data, size_t n, uin
   size_t done = 0;
   while (done < n) {
     const ssize_t w = ::write(fd, p + done, n - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::IoError(At(path, "write", offset + done, errno));
+    }
+    done += static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+Status PwriteAll(int fd, const std::string& path, const void* data, size_t n, uint64_t offset) {
+  const auto* p = static_cast<const char*>(data);
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t w = ::pwrite(fd, p + done, n - done, static_cast<off_t>(offset + done));
     if (w < 0) {
       if (errno == EINTR) continue;
       return Status::IoError(At(path, "write", offset + done, errno));

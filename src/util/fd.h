@@ -56,11 +56,16 @@ Result<UniqueFd> OpenRegularFileForRead(const std::string& path, uint64_t* size 
 // Creates `path` for writing (O_WRONLY | O_CREAT | O_CLOEXEC): kTruncate replaces an existing
 // file, kExclusive fails if one exists. Error: "PATH: cannot create: <strerror>".
 enum class CreateMode { kTruncate, kExclusive };
-Result<UniqueFd> CreateFileForWrite(const std::string& path, CreateMode mode, mode_t permissions = 0644);
+// With read_too the descriptor is also open for reading (O_RDWR).
+Result<UniqueFd> CreateFileForWrite(const std::string& path, CreateMode mode, mode_t permissions = 0644,
+                                    bool read_too = false);
 
 // Writes all `n` bytes, continuing short writes. `offset` is the file offset of data[0], for
 // the message: "PATH: write failed at byte N: <strerror>" names the byte that was not written.
 Status WriteAll(int fd, const std::string& path, const void* data, size_t n, uint64_t offset);
+// Writes all `n` bytes at file offset `offset` (pwrite; the file position is not used), continuing
+// short writes; errors as WriteAll's.
+Status PwriteAll(int fd, const std::string& path, const void* data, size_t n, uint64_t offset);
 
 // One read(2) of at most `n` bytes from the file position; 0 at the end of the file. `offset`
 // is the file position, for the message: "PATH: read failed at byte N: <strerror>".

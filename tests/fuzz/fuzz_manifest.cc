@@ -39,13 +39,24 @@ void CheckAccepted(const Manifest& m, std::span<const std::byte> bytes) {
   CGCN_FUZZ_CHECK(inter == 2 * m.edge_cut);
   const std::vector<uint64_t> offsets = m.ClusterOffsets();
   CGCN_FUZZ_CHECK(offsets.size() == m.num_parts + 1 && offsets.back() == m.num_nodes);
-  // 108 fixed bytes + split name + K records + shard table + checksum (docs/FORMAT.md).
+  // 108 fixed bytes + split name + K records (+ feature source) + shard table + checksum (docs/FORMAT.md).
   CGCN_FUZZ_CHECK(m.input_files.size() <= 64);
   uint64_t size = 108 + m.split_name.size() + 4 + 48 * uint64_t{m.num_parts} + 8;
   for (const InputFileDigest& f : m.input_files) {
     CGCN_FUZZ_CHECK(f.relative.size() <= 4096);
     size += 4 + f.relative.size() + 16;
   }
+  if (m.version >= 3) {  // the feature source: its kind, and FastRP's parameters
+    size += 4;
+    if (m.feature_source.kind == FeatureSourceKind::kFastRp) {
+      const FastRpParams& p = m.feature_source.fastrp;
+      size += 4 + 4 + 4 * uint64_t{p.weights.size()} + 4 + 8 + 8 + 4;
+      CGCN_FUZZ_CHECK(p.width() == m.feat_dim && p.sparsity >= 1.0 && !p.weights.empty());
+    }
+  } else {
+    CGCN_FUZZ_CHECK(m.feature_source.kind == FeatureSourceKind::kFile && m.label_tasks == 0);
+  }
+  CGCN_FUZZ_CHECK(m.label_tasks == 0 || (m.label_tasks >= 2 && m.label_tasks == m.num_classes));
   CGCN_FUZZ_CHECK(bytes.size() == size);
   const std::vector<std::byte> again = EncodeManifest(m);
   if (m.version == kManifestVersion) {

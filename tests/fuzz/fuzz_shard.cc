@@ -37,7 +37,12 @@ bool SameBytes(const std::vector<T>& a, const std::vector<T>& b) {
 void CheckAccepted(const ClusterData& c, const ShardExpectation& e) {
   const uint64_t n = c.num_nodes;
   CGCN_FUZZ_CHECK(c.cluster_id == e.cluster_id && c.num_clusters == e.num_clusters && n == e.num_nodes);
-  CGCN_FUZZ_CHECK(c.feat_dim == e.feat_dim && c.num_classes == e.num_classes);
+  CGCN_FUZZ_CHECK(c.feat_dim == e.feat_dim && c.num_classes == e.num_classes && c.label_tasks == e.label_tasks);
+  const uint32_t words = LabelWords(c.label_tasks);
+  CGCN_FUZZ_CHECK(c.label_bits.size() == n * words);
+  for (uint64_t i = 0; i < n; ++i)
+    for (uint32_t t = c.label_tasks; t < 32 * words; ++t)
+      CGCN_FUZZ_CHECK(!LabelBit(c.label_bits.data() + i * words, t));  // no bit beyond the tasks
   CGCN_FUZZ_CHECK(c.cluster_id < c.num_clusters);
   CGCN_FUZZ_CHECK(c.node_ids.size() == n && c.labels.size() == n && c.split.size() == n);
   CGCN_FUZZ_CHECK(c.features.size() == n * c.feat_dim);
@@ -113,7 +118,8 @@ void DecodeAgainst(std::span<const std::byte> file, const ShardExpectation& e) {
   CGCN_FUZZ_CHECK(SameBytes(back.node_ids, c.node_ids) && SameBytes(back.adj_offsets, c.adj_offsets) &&
                   SameBytes(back.adj_neighbors, c.adj_neighbors) && SameBytes(back.inter_src, c.inter_src) &&
                   SameBytes(back.inter_dst, c.inter_dst) && SameBytes(back.features, c.features) &&
-                  SameBytes(back.labels, c.labels) && SameBytes(back.split, c.split));
+                  SameBytes(back.labels, c.labels) && SameBytes(back.split, c.split) &&
+                  SameBytes(back.label_bits, c.label_bits) && back.label_tasks == c.label_tasks);
   CGCN_FUZZ_CHECK(back.inter_groups.size() == c.inter_groups.size());
   for (size_t g = 0; g < c.inter_groups.size(); ++g)
     CGCN_FUZZ_CHECK(back.inter_groups[g].cluster == c.inter_groups[g].cluster &&
@@ -135,6 +141,7 @@ void FuzzOne(std::span<const std::byte> file) {
       e.num_nodes = h->num_nodes;
       e.feat_dim = h->feat_dim;
       e.num_classes = h->num_classes;
+      e.label_tasks = h->label_tasks;
       e.total_nodes = std::numeric_limits<int32_t>::max() - 1;  // 2^31 - 2
       e.file_size = file.size();
       e.header_checksum = 0;
