@@ -571,7 +571,7 @@ TEST_F(LayersEvalTest, EveryKindMatchesDenseForwardInMemoryAndSpilled) {
     const Dense ref = DenseForward(model, x_, edges_, /*training=*/false);
     std::vector<Prediction> mem, spilled;
     EvalStats mem_stats, spill_stats;
-    Result<Accuracy> a = EvaluateFullGraph(*dir_, model, true, &mem, {}, EvalOptions{}, &mem_stats);
+    Result<Accuracy> a = EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), &mem, {}, EvalOptions{}, &mem_stats);
     ASSERT_TRUE(a.ok()) << a.status().ToString();
     ASSERT_EQ(mem.size(), kNodes);
     uint32_t compared = 0;
@@ -589,7 +589,7 @@ TEST_F(LayersEvalTest, EveryKindMatchesDenseForwardInMemoryAndSpilled) {
     const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
     Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), c, EvalOptions{}, true, threads);
     ASSERT_TRUE(probe.ok());
-    Result<Accuracy> b = EvaluateFullGraph(*dir_, model, true, &spilled, {},
+    Result<Accuracy> b = EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), &spilled, {},
                                            EvalOptions{probe->min_bytes, tmp_.Join("spill")}, &spill_stats);
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     EXPECT_TRUE(spill_stats.plan.spill);

@@ -64,9 +64,9 @@ TEST_F(ModelFileTest, SavedModelLoadsBackExactly) {
     EXPECT_EQ(loaded_norm.kind, norm.kind);
     EXPECT_EQ(loaded_norm.mean, norm.mean);
     EXPECT_EQ(loaded_norm.inv_std, norm.inv_std);
-    // The statistics follow the parameters: 48 + 4 K + 8 F + 8 bytes.
+    // The statistics follow the parameters (no buffers without batch norm): 80 + 4 K + 8 F + 8 bytes.
     EXPECT_EQ(testutil::FileSize(path_),
-              48 + 4 * model.params().size() + (norm.kind == FeatureNormKind::kStandard ? 40 : 0) + 8);
+              80 + 4 * model.params().size() + (norm.kind == FeatureNormKind::kStandard ? 40 : 0) + 8);
     EXPECT_EQ(loaded->config().in_dim, 5u);
     EXPECT_EQ(loaded->config().hidden, 6u);
     EXPECT_EQ(loaded->config().out_dim, 3u);
@@ -118,7 +118,7 @@ TEST_F(ModelFileTest, FieldsOutsideTheFormatAreRefusedAtTheirOffset) {
   b = good;
   PutU32(b, 32, 2);
   ExpectRefused(b,
-                "byte 48: expected 26 parameters, the feature standardization and the checksum (136 bytes), "
+                "byte 80: expected 26 parameters, the feature standardization and the checksum (136 bytes), "
                 "found 112 bytes");
   b = good;
   PutU32(b, 36, 1);
@@ -179,11 +179,12 @@ TEST_F(ModelFileTest, LayerKindsNormAndBuffersLoadBackExactly) {
       c.norm = norm;
       Gcn model(c, 11);
       for (size_t i = 0; i < model.buffers().size(); ++i) model.buffers()[i] = 0.25f * static_cast<float>(i % 7);
-      ASSERT_TRUE(SaveModel(path_, model, true).ok());
+      ASSERT_TRUE(SaveModel(path_, model, FeatureNorm::Row()).ok());
       const std::string bytes = testutil::ReadFile(path_);
       EXPECT_EQ(bytes.size(), 80 + 4 * (model.params().size() + model.buffers().size()) + 8);
-      bool row_norm = false;
-      Result<Gcn> loaded = LoadModel(path_, &row_norm);
+      FeatureNorm feature_norm = FeatureNorm::None();
+      Result<Gcn> loaded = LoadModel(path_, &feature_norm);
+      EXPECT_EQ(feature_norm.kind, FeatureNormKind::kRow);
       ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
       const GcnConfig& l = loaded->config();
       EXPECT_EQ(l.kind, kind);
@@ -200,11 +201,41 @@ TEST_F(ModelFileTest, LayerKindsNormAndBuffersLoadBackExactly) {
   // A negative running variance is refused at its byte.
   GcnConfig c{3, 4, 2, 2, 0.5f};
   c.norm = NormKind::kBatch;
-  ASSERT_TRUE(SaveModel(path_, Gcn(c, 1), true).ok());
+  ASSERT_TRUE(SaveModel(path_, Gcn(c, 1), FeatureNorm::Row()).ok());
   std::string b = testutil::ReadFile(path_);
   const size_t params = Gcn::ParamCount(c);  // then mean [4], var [4]
   PutF32(b, 80 + 4 * (params + 5), -1.0f);
   ExpectRefused(b, "byte " + std::to_string(80 + 4 * (params + 5)) + ": buffer 5 (a running variance) is negative");
+}
+
+// Batch norm buffers and feature standardization in one file: the statistics follow the buffers.
+TEST_F(ModelFileTest, BuffersThenStandardizationLoadBack) {
+  GcnConfig c{3, 4, 2, 3, 0.5f};
+  c.norm = NormKind::kBatch;
+  Gcn model(c, 5);
+  for (size_t i = 0; i < model.buffers().size(); ++i) model.buffers()[i] = 1.0f + static_cast<float>(i);
+  FeatureNorm stats{FeatureNormKind::kStandard, {0.5f, -1.0f, 2.0f}, {1.0f, 0.25f, 4.0f}};
+  ASSERT_TRUE(SaveModel(path_, model, stats).ok());
+  std::string b = testutil::ReadFile(path_);
+  const size_t k = model.params().size(), nb = model.buffers().size();
+  ASSERT_EQ(nb, 2u * 2 * 4);
+  ASSERT_EQ(b.size(), 80 + 4 * (k + nb + 6) + 8);
+  FeatureNorm back;
+  Result<Gcn> loaded = LoadModel(path_, &back);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_TRUE(std::equal(model.buffers().begin(), model.buffers().end(), loaded->buffers().begin()));
+  EXPECT_EQ(back.kind, FeatureNormKind::kStandard);
+  EXPECT_EQ(back.mean, stats.mean);
+  EXPECT_EQ(back.inv_std, stats.inv_std);
+  // The first mean sits right after the buffers.
+  PutF32(b, 80 + 4 * (k + nb), std::numeric_limits<float>::quiet_NaN());
+  ExpectRefused(b, "byte " + std::to_string(80 + 4 * (k + nb)) + ": feature mean 0 is not finite");
+  // Standardization is refused in a version 1 file, which had only a 0/1 flag at byte 32.
+  std::string v1 = SavedModel(false);
+  v1.erase(48, 32);
+  PutU32(v1, 8, 1);
+  PutU32(v1, 32, 2);
+  ExpectRefused(v1, "byte 32: feature normalization 2, expected 0 (none) or 1 (row) in a version 1 file");
 }
 
 // A version 1 file (written before layer kinds: a 48-byte header, then the parameters) loads as
@@ -216,10 +247,10 @@ TEST_F(ModelFileTest, VersionOneLoadsAsGcn) {
   PutU32(v1, 8, 1);
   ASSERT_EQ(v1.size(), 48 + 4 * 26 + 8u);
   ASSERT_TRUE(Load(v1).ok());
-  bool norm = true;
+  FeatureNorm norm = FeatureNorm::Row();
   Result<Gcn> loaded = LoadModel(path_, &norm);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  EXPECT_FALSE(norm);
+  EXPECT_EQ(norm.kind, FeatureNormKind::kNone);
   EXPECT_TRUE(loaded->config().Plain());
   EXPECT_EQ(std::memcmp(loaded->params().data(), model.params().data(), 26 * 4), 0);
   // Its offsets are version 1's: a bad parameter is named at 48 + 4 i.

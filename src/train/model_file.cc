@@ -203,8 +203,7 @@ Result<Gcn> LoadModel(const std::string& path, FeatureNorm* feature_norm) {
         return at(header + 4 * (count + i), "buffer " + std::to_string(i) + " (a running variance) is negative");
       }
   }
-  CGCN_RETURN_IF_ERROR(
-      ReadNormBlock(r, norm, c.in_dim, header + 4 * (count + buffer_count), feature_norm, at));
+  CGCN_RETURN_IF_ERROR(ReadNormBlock(r, norm, c.in_dim, header + 4 * (count + buffer_count), feature_norm, at));
   return model;
 }
 

@@ -147,7 +147,7 @@ Status CheckOutputs(const TrainRunOptions& options, const ShardDirectory& shards
   return Status::Ok();
 }
 
-std::string Summary(const TrainRunReport& rep, uint32_t threads) {
+std::string Summary(const TrainRunReport& rep, const TrainOptions& o, uint32_t threads) {
   const TrainReport& t = rep.train;
   EpochStats total;
   for (const EpochRecord& r : t.epochs) {
@@ -168,6 +168,11 @@ std::string Summary(const TrainRunReport& rep, uint32_t threads) {
             {"trained_through", t.trained_through},
             {"stopped_early", t.stopped_early},
             {"valid_loss", AccJson(t.final_acc.valid_loss)},
+            {"model", LayerKindName(o.layer_kind)},
+            {"layers", o.layers},
+            {"hidden", o.hidden},
+            {"residual", o.residual},
+            {"norm", NormKindName(o.norm)},
             {"feature_norm", std::string(t.feature_norm.Name())},
             {"feature_norm_reason", t.feature_norm_reason},
             {"mean_epoch_s", t.mean_epoch_s},
@@ -323,7 +328,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRu
     rep.plot_written = s.ok();
     if (!s.ok()) rep.errors.push_back(s.WithContext("--plot-out " + options.plot_out));
   }
-  rep.summary_json = Summary(rep, threads);
+  rep.summary_json = Summary(rep, options.train, threads);
   return rep;
 }
 

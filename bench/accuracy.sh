@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Accuracy over R runs (seeds 0..R-1, `cgcn-train --runs R`) on the real graphs of
+# ../shared/data, for docs/ACCURACY.md: one JSON summary line per row into $OUT/accuracy.jsonl,
+# then a Markdown table of mean ± std on stdout.
+#
+#   bench/accuracy.sh [ROW...]        rows: cora-default cora-tuned cora-deep8 citeseer-default
+#                                     citeseer-tuned computers-default computers-tuned
+#                                     blogcatalog-default blogcatalog-tuned (default: all)
+#   RUNS=10 DATA=../shared/data OUT=build/accuracy bench/accuracy.sh
+#
+# Shards are written once per (graph, P, features) under $OUT and reused. Every row's command is
+# printed before it runs, so each figure in docs/ACCURACY.md has the command that produced it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-10}
+DATA=${DATA:-../shared/data}
+OUT=${OUT:-build/accuracy}
+BIN=${BIN:-build/bin}
+mkdir -p "$OUT"
+RESULTS=$OUT/accuracy.jsonl
+
+shards() {  # shards NAME GRAPH P [PREPROCESS FLAGS...] -> prints the shard directory
+  local name=$1 graph=$2 parts=$3
+  shift 3
+  local dir=$OUT/$name-shards
+  if [ ! -f "$dir/MANIFEST" ]; then
+    "$BIN/cgcn-preprocess" --input "$DATA/$graph" --out "$dir" --parts "$parts" --quiet "$@" >&2
+  fi
+  echo "$dir"
+}
+
+row() {  # row ROW SHARDS [TRAIN FLAGS...]
+  local name=$1 dir=$2
+  shift 2
+  echo "== $name: $BIN/cgcn-train --shards $dir --runs $RUNS --quiet $*" >&2
+  local line
+  line=$("$BIN/cgcn-train" --shards "$dir" --runs "$RUNS" --quiet "$@" | tail -n1)
+  printf '{"row": "%s", "flags": "%s", "summary": %s}\n' "$name" "$*" "$line" >>"$RESULTS"
+}
+
+run_row() {
+  case $1 in
+    cora-default) row "$1" "$(shards cora10 cora 10)" ;;
+    cora-tuned) row "$1" "$(shards cora10 cora 10)" --eval-every 5 --patience 20 --epochs 300 --lr 0.005 ;;
+    cora-deep8) row "$1" "$(shards cora10 cora 10)" --layers 8 --residual --norm layer --dropout 0.2 ;;
+    citeseer-default) row "$1" "$(shards citeseer10 citeseer 10)" ;;
+    citeseer-tuned) row "$1" "$(shards citeseer10 citeseer 10)" --eval-every 5 --patience 20 --epochs 300 ;;
+    computers-default) row "$1" "$(shards computers32 amazon-computers 32)" ;;
+    computers-tuned) row "$1" "$(shards computers8 amazon-computers 8)" -q 8 --eval-every 5 --patience 20 --epochs 300 ;;
+    blogcatalog-default) row "$1" "$(shards blogcatalog16 blogcatalog 16)" ;;
+    blogcatalog-tuned)
+      row "$1" "$(shards blogcatalog1-fastrp512 blogcatalog 1 --fastrp-dim 512 --fastrp-weights 1,1,1,1)" -q 1 \
+        --feature-norm none --hidden 256 --weight-decay 0 --epochs 300
+      ;;
+    *)
+      echo "accuracy.sh: unknown row $1" >&2
+      exit 2
+      ;;
+  esac
+}
+
+ROWS=("$@")
+[ ${#ROWS[@]} -gt 0 ] || ROWS=(cora-default cora-tuned cora-deep8 citeseer-default citeseer-tuned computers-default
+  computers-tuned blogcatalog-default blogcatalog-tuned)
+for r in "${ROWS[@]}"; do run_row "$r"; done
+
+# The table: mean ± sample std over the runs of each row (the last line recorded per row).
+python3 - "$RESULTS" <<'PY'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    rows[r["row"]] = r
+print("| row | flags | metric | valid | test | top-k micro-F1 (test) |")
+print("|---|---|---|---|---|---|")
+for name, r in rows.items():
+    s = r["summary"]
+    runs = s.get("runs", [])
+    def ms(key):
+        v = [x[key] for x in runs if x.get(key) is not None]
+        if len(v) < 2:
+            return "-"
+        return "%.4f ± %.4f" % (statistics.mean(v), statistics.stdev(v))
+    topk = "-"
+    tk = [x["multi_label"]["test"]["topk_micro_f1"] for x in runs if "multi_label" in x]
+    if len(tk) >= 2:
+        topk = "%.4f ± %.4f" % (statistics.mean(tk), statistics.stdev(tk))
+    print("| %s | `%s` | %s | %s | %s | %s |" % (name, r["flags"], s.get("metric", "accuracy"), ms("valid_acc"),
+                                                ms("test_acc"), topk))
+PY
