@@ -3,9 +3,10 @@
 # ../shared/data, for docs/ACCURACY.md: one JSON summary line per row into $OUT/accuracy.jsonl,
 # then a Markdown table of mean ± std on stdout.
 #
-#   bench/accuracy.sh [ROW...]        rows: cora-default cora-tuned cora-deep8 citeseer-default
-#                                     citeseer-tuned computers-default computers-tuned
-#                                     blogcatalog-default blogcatalog-tuned (default: all)
+#   bench/accuracy.sh [ROW...]        rows: cora-default cora-ref cora-tuned cora-deep8
+#                                     citeseer-default citeseer-ref citeseer-tuned computers-default
+#                                     computers-ref computers-tuned blogcatalog-default
+#                                     blogcatalog-tuned cora-full citeseer-full (default: all)
 #   RUNS=10 DATA=../shared/data OUT=build/accuracy bench/accuracy.sh
 #
 # Shards are written once per (graph, P, features) under $OUT and reused. Every row's command is
@@ -41,7 +42,14 @@ row() {  # row ROW SHARDS [TRAIN FLAGS...]
 run_row() {
   case $1 in
     cora-default) row "$1" "$(shards cora10 cora 10)" ;;
+    # The PyTorch reference's settings (../shared/reference/torch_clustergcn.py --parts P
+    # --clusters-per-batch q --epochs 200 --weight-decay 5e-4 --eval-every 10, its test@best_valid).
+    cora-ref) row "$1" "$(shards cora10 cora 10)" --feature-norm row --eval-every 10 ;;
+    citeseer-ref) row "$1" "$(shards citeseer10 citeseer 10)" --feature-norm row --eval-every 10 ;;
+    computers-ref) row "$1" "$(shards computers32 amazon-computers 32)" -q 4 --feature-norm none --eval-every 10 ;;
     cora-tuned) row "$1" "$(shards cora10 cora 10)" --eval-every 5 --patience 20 --epochs 300 --lr 0.005 ;;
+    cora-full) row "$1" "$(shards cora10 cora 10)" -q 10 --eval-every 5 --patience 20 --epochs 300 ;;
+    citeseer-full) row "$1" "$(shards citeseer10 citeseer 10)" -q 10 --eval-every 5 --patience 20 --epochs 300 ;;
     cora-deep8) row "$1" "$(shards cora10 cora 10)" --layers 8 --residual --norm layer --dropout 0.2 ;;
     citeseer-default) row "$1" "$(shards citeseer10 citeseer 10)" ;;
     citeseer-tuned) row "$1" "$(shards citeseer10 citeseer 10)" --eval-every 5 --patience 20 --epochs 300 ;;
@@ -60,8 +68,8 @@ run_row() {
 }
 
 ROWS=("$@")
-[ ${#ROWS[@]} -gt 0 ] || ROWS=(cora-default cora-tuned cora-deep8 citeseer-default citeseer-tuned computers-default
-  computers-tuned blogcatalog-default blogcatalog-tuned)
+[ ${#ROWS[@]} -gt 0 ] || ROWS=(cora-default cora-ref cora-tuned cora-deep8 citeseer-default citeseer-ref citeseer-tuned
+  computers-default computers-ref computers-tuned blogcatalog-default blogcatalog-tuned cora-full citeseer-full)
 for r in "${ROWS[@]}"; do run_row "$r"; done
 
 # The table: mean ± sample std over the runs of each row (the last line recorded per row).
