@@ -58,22 +58,25 @@ const ResumeSetup& Setup() {
 }
 
 void CheckAccepted(const Checkpoint& c, std::span<const std::byte> bytes) {
-  // docs/FORMAT.md: 60 fixed bytes, (version 2) the u64 buffer count B, the signature, 3 x K f32,
-  // (version 2) B f32, the u64 checksum.
+  // docs/FORMAT.md, version 2: 60 fixed bytes, the u64 buffer count B, the signature, 3 x K f32,
+  // B f32, the schedule and selection state (84 bytes, the last 8 the best parameter count K'),
+  // K' f32 best parameters and (with K' = K) B f32 best buffers, the u64 checksum.
   CGCN_FUZZ_CHECK(std::memcmp(bytes.data(), "CGCNCKPT", 8) == 0);
   uint32_t version, epoch, sig_len;
   std::memcpy(&version, bytes.data() + 8, 4);
   std::memcpy(&epoch, bytes.data() + 12, 4);
   std::memcpy(&sig_len, bytes.data() + 56, 4);
-  CGCN_FUZZ_CHECK((version == 1 || version == 2) && epoch == c.epoch);
+  CGCN_FUZZ_CHECK(version == 2 && epoch == c.epoch);
   CGCN_FUZZ_CHECK(ReadU64(bytes.data() + 16) == c.next_batch && ReadU64(bytes.data() + 24) == c.step &&
                   std::memcmp(bytes.data() + 32, &c.loss_sum, 8) == 0 && ReadU64(bytes.data() + 40) == c.loss_count);
   const uint64_t k = ReadU64(bytes.data() + 48);
-  const size_t fixed = version == 2 ? 68 : 60;
-  const uint64_t b = version == 2 ? ReadU64(bytes.data() + 60) : 0;
+  const uint64_t b = ReadU64(bytes.data() + 60);
   CGCN_FUZZ_CHECK(c.params.size() == k && c.adam_m.size() == k && c.adam_v.size() == k && c.buffers.size() == b);
-  CGCN_FUZZ_CHECK(sig_len == c.signature.size() && bytes.size() == fixed + sig_len + 12 * k + 4 * b + 8);
-  const std::byte* p = bytes.data() + fixed;
+  const uint64_t best_k = c.best_params.size();
+  CGCN_FUZZ_CHECK((best_k == 0 && c.best_buffers.empty()) || (best_k == k && c.best_buffers.size() == b));
+  CGCN_FUZZ_CHECK(sig_len == c.signature.size() &&
+                  bytes.size() == 68 + sig_len + 12 * k + 4 * b + 84 + 4 * (best_k + c.best_buffers.size()) + 8);
+  const std::byte* p = bytes.data() + 68;
   CGCN_FUZZ_CHECK(std::memcmp(p, c.signature.data(), sig_len) == 0);
   p += sig_len;
   for (const std::vector<float>* v : {&c.params, &c.adam_m, &c.adam_v}) {
@@ -81,19 +84,17 @@ void CheckAccepted(const Checkpoint& c, std::span<const std::byte> bytes) {
     p += 4 * k;
   }
   CGCN_FUZZ_CHECK(b == 0 || std::memcmp(p, c.buffers.data(), 4 * b) == 0);
+  p += 4 * b;
+  CGCN_FUZZ_CHECK(c.plateau.seen == (ReadU32(p + 16) == 1) && ReadU32(p + 16) <= 1);
+  CGCN_FUZZ_CHECK(ReadU32(p + 20) == c.best_epoch && ReadU32(p + 24) == c.evals_since_best);
+  CGCN_FUZZ_CHECK(ReadU64(p + 76) == best_k);
 
-  // Written back (always version 2), it is the same file, or for version 1 the same fields.
+  // Written back, it is the same file.
   const std::string again = ScratchDir() + "/again";
   std::filesystem::create_directories(again);
   CGCN_FUZZ_CHECK(SaveCheckpoint(again, c).ok());
   const std::vector<std::byte> written = ReadBytes(again + "/" + kCheckpointFileName);
-  if (version == 2) {
-    CGCN_FUZZ_CHECK(written.size() == bytes.size() && std::memcmp(written.data(), bytes.data(), bytes.size()) == 0);
-  } else {
-    CGCN_FUZZ_CHECK(written.size() == bytes.size() + 8 &&
-                    std::memcmp(written.data() + 12, bytes.data() + 12, 48) == 0 &&
-                    std::memcmp(written.data() + 68, bytes.data() + 60, bytes.size() - 68) == 0);
-  }
+  CGCN_FUZZ_CHECK(written.size() == bytes.size() && std::memcmp(written.data(), bytes.data(), bytes.size()) == 0);
 }
 
 // cgcn-train --resume from `dir` (which holds the checkpoint) on the tiny shards.

@@ -30,6 +30,11 @@ namespace cgcn::fuzz {
     }                                                                                     \
   } while (0)
 
+inline uint32_t ReadU32(const std::byte* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
 inline uint64_t ReadU64(const std::byte* p) {
   uint64_t v;
   std::memcpy(&v, p, 8);
