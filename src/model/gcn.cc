@@ -336,13 +336,7 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
   // The batch's adjacency is square over the batch's own rows (the backward pass uses A^T = A).
   assert(adj.self_base == 0 && x.rows() == n && x.cols() == dims_[0]);
   n_ = n;
-  const float p = config_.dropout;
-  const bool drop = training && p > 0.0f;
-  // Factor for a kept positive activation; p >= 1 drops everything.
-  const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-  // Keep a unit when its 24-bit draw u satisfies u / 2^24 >= p, i.e. u >= ceil(p 2^24) (exact).
-  const auto threshold = static_cast<uint32_t>(std::ceil(std::clamp(static_cast<double>(p), 0.0, 1.0) * 0x1.0p24));
-  const uint64_t seed_key = Mix64(dropout_seed + kGolden);
+  const DropoutDraw dropout(config_.dropout, training, dropout_seed);
 
   ax_ = nullptr;
   sparse_x_ = false;
@@ -381,13 +375,14 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
       break;
     }
     MatrixMap mask = mask_[l].Get(n, d_out);  // [n x d_out]
-    const uint64_t layer_key = Mix64(seed_key + (l + 1) * kGolden);
+    const uint64_t layer_key = dropout.LayerKey(l);
     ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
       for (Eigen::Index i = begin; i < end; ++i) {
         float* yi = y.data() + i * d_out;
         float* mi = mask.data() + i * d_out;
-        if (drop) {
-          ReluDropoutRow(yi, mi, b, d_out, RowKey(layer_key, static_cast<uint64_t>(i)), threshold, keep_scale);
+        if (dropout.drop) {
+          ReluDropoutRow(yi, mi, b, d_out, RowKey(layer_key, static_cast<uint64_t>(i)), dropout.threshold,
+                         dropout.keep_scale);
         } else {
           ReluRow(yi, mi, b, d_out);
         }

@@ -7,6 +7,7 @@
 #include <tbb/partitioner.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <span>
 
@@ -58,6 +59,23 @@ inline void ReluDropoutRow(float* __restrict y, float* __restrict mask, const fl
     y[j] = std::max(v, 0.0f) * kept;
   }
 }
+
+// The dropout of one Forward: whether units are dropped, the factor of a kept unit (p >= 1 drops
+// everything), the 24-bit threshold a draw must reach to keep its unit (u >= ceil(p 2^24), exact)
+// and the step's key; layer l's key is LayerKey(l), row i's RowKey(LayerKey(l), i).
+struct DropoutDraw {
+  bool drop = false;
+  float keep_scale = 1.0f;
+  uint32_t threshold = 0;
+  uint64_t seed_key = 0;
+
+  DropoutDraw(float p, bool training, uint64_t dropout_seed)
+      : drop(training && p > 0.0f),
+        keep_scale(p < 1.0f ? 1.0f / (1.0f - p) : 0.0f),
+        threshold(static_cast<uint32_t>(std::ceil(std::clamp(static_cast<double>(p), 0.0, 1.0) * 0x1.0p24))),
+        seed_key(Mix64(dropout_seed + kGolden)) {}
+  uint64_t LayerKey(uint32_t l) const { return Mix64(seed_key + (l + 1) * kGolden); }
+};
 
 // The same without dropout: h = relu(y + b), mask = 1 where y + b > 0.
 inline void ReluRow(float* __restrict y, float* __restrict mask, const float* __restrict b, Eigen::Index d) {

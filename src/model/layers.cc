@@ -259,11 +259,7 @@ ConstMatrixMap Gcn::ForwardGeneral(const SparseRows& adj, ConstMatrixMap x, bool
   assert(adj.self_base == 0 && x.rows() == n && x.cols() == dims_[0]);
   n_ = n;
   last_training_ = training;
-  const float p = config_.dropout;
-  const bool drop = training && p > 0.0f;
-  const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-  const auto threshold = static_cast<uint32_t>(std::ceil(std::clamp(static_cast<double>(p), 0.0, 1.0) * 0x1.0p24));
-  const uint64_t seed_key = Mix64(dropout_seed + kGolden);
+  const DropoutDraw dropout(config_.dropout, training, dropout_seed);
   ax_ = nullptr;
   sparse_x_ = false;
   BuildSparseInput(x);
@@ -398,15 +394,15 @@ ConstMatrixMap Gcn::ForwardGeneral(const SparseRows& adj, ConstMatrixMap x, bool
       }
     }
     MatrixMap mask = mask_[l].Get(n, d_out);
-    const uint64_t layer_key = Mix64(seed_key + (l + 1) * kGolden);
+    const uint64_t layer_key = dropout.LayerKey(l);
     const bool residual = config_.ResidualAt(l);
     ParallelRows(n, [&](Eigen::Index begin, Eigen::Index end) {
       for (Eigen::Index i = begin; i < end; ++i) {
         float* ci = c.data() + i * d_out;
         float* mi = mask.data() + i * d_out;
-        if (drop) {
-          ReluDropoutRow(ci, mi, zeros_.data(), d_out, RowKey(layer_key, static_cast<uint64_t>(i)), threshold,
-                         keep_scale);
+        if (dropout.drop) {
+          ReluDropoutRow(ci, mi, zeros_.data(), d_out, RowKey(layer_key, static_cast<uint64_t>(i)), dropout.threshold,
+                         dropout.keep_scale);
         } else {
           ReluRow(ci, mi, zeros_.data(), d_out);
         }
