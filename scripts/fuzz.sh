@@ -16,7 +16,7 @@
 #   scripts/fuzz.sh [SECONDS]        FUZZ_JOBS=N scripts/fuzz.sh [SECONDS]
 #
 # Any crash, leak, UBSan report, timeout (10 s per input), RSS over 512 MB or single allocation
-# over 256 MB fails the run; the reproducer is saved as build-fuzz/artifacts/TARGET-*. Inputs
+# over 256 MB fails the run; the reproducer is saved as build-fuzz/artifacts/TARGET-* and printed in base64. Inputs
 # that found new coverage are kept in build-fuzz/corpus/TARGET for the next run; inputs that once
 # failed are kept in tests/fuzz/regressions/TARGET and replayed every run. The targets'
 # scratch files go to $TMPDIR: a directory in /dev/shm, else build-fuzz/tmp. The last line reads
@@ -128,7 +128,12 @@ for t in "${TARGETS[@]}"; do
     failed=$((failed + 1))
     echo "fuzz: $t: FAILED (exit $rc) after ${execs:-?} executions; log $log, last lines:"
     tail -n 60 "$log"
-    ls "$B/artifacts/$t-"* 2>/dev/null | sed 's/^/fuzz:   reproducer /'
+    # The reproducer itself, base64, so that a CI log alone is enough to replay it.
+    for a in "$B/artifacts/$t-"*; do
+      [ -f "$a" ] || continue
+      echo "fuzz:   reproducer $a ($(stat -c %s "$a") bytes), base64:"
+      if [ "$(stat -c %s "$a")" -le 65536 ]; then base64 -w 100 "$a" | sed 's/^/fuzz:     /'; else echo "fuzz:     (over 64 KiB, not printed)"; fi
+    done
   fi
 done
 echo "fuzz: $((SECONDS - T0)) s in all: build $((TB - T0)) s, seeds $((T1 - TB)) s, fuzzing $((SECONDS - T1)) s ($JOBS at a time)"

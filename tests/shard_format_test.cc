@@ -96,6 +96,33 @@ TEST(ShardFormat, EmptyCluster) {
   EXPECT_EQ(out.adj_offsets, std::vector<uint32_t>{0});
 }
 
+// An empty part of a multi-label graph: every section is empty, and a null data() must never
+// reach memcpy (UBSan in scripts/sanitize.sh; found by fuzz_shard in CI).
+TEST(ShardFormat, EmptyMultiLabelCluster) {
+  ClusterData c;
+  c.cluster_id = 1;
+  c.num_clusters = 2;
+  c.feat_dim = 3;
+  c.num_classes = 5;  // a multi-label graph's class count is its task count
+  c.label_tasks = 5;
+  c.adj_offsets = {0};
+  for (const double min_ratio : {kDefaultMinCompressionRatio, 0.0}) {  // raw sections, then zstd frames
+    const auto bytes = EncodeShard(c, 3, min_ratio);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+    ShardDecoder dec;
+    ClusterData out;
+    ShardExpectation e = Expect(c, bytes->size());
+    e.label_tasks = c.label_tasks;
+    const Status s = dec.Decode(*bytes, "s", e, kAllSections, out);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(out.num_nodes, 0u);
+    EXPECT_EQ(out.label_tasks, 5u);
+    EXPECT_TRUE(out.labels.empty());
+    EXPECT_TRUE(out.label_bits.empty());
+    EXPECT_TRUE(out.features.empty());
+  }
+}
+
 // Every single-byte change and every truncation must be reported as corruption, never
 // accepted and never crash. (Checksums cover every byte of the file.)
 TEST(ShardFormat, EveryFlippedByteAndTruncationIsCaught) {

@@ -358,8 +358,8 @@ Status Inflate(ZSTD_DCtx* dctx, std::span<const std::byte> file, const SectionEn
     return Status::Corruption(Where(name, e.kind) + ": checksum mismatch over bytes [" + std::to_string(e.offset) +
                               ", " + std::to_string(e.offset + e.stored_size) + "): stored " + Hex64(e.checksum) +
                               ", computed " + Hex64(sum));
-  if (e.codec == kCodecRaw) {  // ParseShardHeader checked stored_size == raw_size
-    std::memcpy(dst, src, e.raw_size);
+  if (e.codec == kCodecRaw) {                                // ParseShardHeader checked stored_size == raw_size
+    if (e.raw_size != 0) std::memcpy(dst, src, e.raw_size);  // dst may be an empty vector's null data()
     return Status::Ok();
   }
   const unsigned long long content = ZSTD_getFrameContentSize(src, e.stored_size);
@@ -503,7 +503,7 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
       return invalid(SectionKind::kInter, "group counts sum to " + std::to_string(begin) + ", header says " +
                                               std::to_string(h.inter_entries));
     const std::byte* q = p + 8 * uint64_t{groups};
-    for (const InterGroup& ig : out.inter_groups) {
+    for (const InterGroup& ig : out.inter_groups) {  // the checks above made every count non-zero
       std::memcpy(out.inter_src.data() + ig.begin, q, 4 * uint64_t{ig.count});
       q += 4 * uint64_t{ig.count};
       std::memcpy(out.inter_dst.data() + ig.begin, q, 4 * uint64_t{ig.count});
@@ -550,7 +550,7 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
     } else {
       scratch_.resize(e.raw_size);
       CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data()));
-      std::memcpy(out.labels.data(), scratch_.data(), 4 * uint64_t{n});
+      if (n != 0) std::memcpy(out.labels.data(), scratch_.data(), 4 * uint64_t{n});  // n = 0: data() may be null
       if (!out.label_bits.empty())
         std::memcpy(out.label_bits.data(), scratch_.data() + 4 * uint64_t{n}, 4 * out.label_bits.size());
     }

@@ -19,6 +19,7 @@
 
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_format.h"
+#include "cgcn/split.h"
 #include "fuzz/fuzz_util.h"
 
 namespace cgcn::fuzz {
@@ -49,8 +50,15 @@ void CheckAccepted(const ClusterData& c, const ShardExpectation& e) {
   for (uint64_t i = 0; i < n; ++i) {
     CGCN_FUZZ_CHECK(c.node_ids[i] < e.total_nodes);
     CGCN_FUZZ_CHECK(i == 0 || c.node_ids[i] > c.node_ids[i - 1]);
-    CGCN_FUZZ_CHECK(c.labels[i] < c.num_classes);
+    // A class id below the class count (multi-label: 0), or kNoLabel on a node in no split and,
+    // multi-label, with no task bit set.
     const uint8_t s = c.split[i];
+    if (c.labels[i] == kNoLabel) {
+      CGCN_FUZZ_CHECK(s == 0);
+      for (uint32_t w = 0; w < words; ++w) CGCN_FUZZ_CHECK(c.label_bits[i * words + w] == 0);
+    } else {
+      CGCN_FUZZ_CHECK(c.labels[i] < (c.label_tasks == 0 ? c.num_classes : 1u));
+    }
     CGCN_FUZZ_CHECK(s == 0 || s == kSplitTrain || s == kSplitValid || s == kSplitTest);
   }
   for (float f : c.features) CGCN_FUZZ_CHECK(std::isfinite(f));
