@@ -316,7 +316,7 @@ TEST(CheckpointFile, ParameterCountBeyondTheFileIsRefused) {
   EXPECT_EQ(back.status().code(), StatusCode::kCorruption);
   EXPECT_EQ(back.status().message(), path +
                                          ": byte 48: 4294967296 parameters, 0 buffers and a 1-byte signature do "
-                                         "not fit the file's 173 bytes");
+                                         "not fit the file's 181 bytes");
 }
 
 // Version 2 keeps the plateau schedule's and model selection's state, best parameters included.
@@ -327,7 +327,7 @@ TEST(CheckpointFile, ScheduleAndSelectionStateLoadBack) {
   c.params = c.adam_m = c.adam_v = {1.0f, 2.0f, 3.0f};
   c.plateau = PlateauState{0.0025f, 0.75, 3, true};
   c.best_epoch = 17;
-  c.evals_since_best = 2;
+  c.evals_without_progress = 2;
   c.best_metrics = {0.9, 0.8, 0.7, 0.1, 0.2, 0.3};
   c.best_params = {4.0f, 5.0f, 6.0f};
   c.buffers = {7.0f};
@@ -340,7 +340,7 @@ TEST(CheckpointFile, ScheduleAndSelectionStateLoadBack) {
   EXPECT_EQ(back->plateau.bad, 3u);
   EXPECT_TRUE(back->plateau.seen);
   EXPECT_EQ(back->best_epoch, 17u);
-  EXPECT_EQ(back->evals_since_best, 2u);
+  EXPECT_EQ(back->evals_without_progress, 2u);
   EXPECT_EQ(back->best_metrics, c.best_metrics);
   EXPECT_EQ(back->best_params, c.best_params);
   EXPECT_EQ(back->buffers, c.buffers);

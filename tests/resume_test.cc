@@ -149,7 +149,8 @@ TEST_F(ResumeTest, RefusesCheckpointOfOtherOptionsAndCorruptFiles) {
 // uninterrupted run.
 TEST_F(ResumeTest, SigkillThenResumeMatchesUninterruptedRun) {
   const std::string bin = std::string(CGCN_BIN_DIR) + "/cgcn-train";
-  const std::string common = " --shards " + tmp_.Join("shards") + " --epochs 300 -q 2 --hidden 16 --quiet --log-steps";
+  const std::string common =
+      " --shards " + tmp_.Join("shards") + " --epochs 300 -q 2 --hidden 16 --quiet --log-steps --eval-every 0";
   auto read_steps = [](const std::string& path) {
     std::map<uint64_t, double> m;
     std::ifstream f(path);

@@ -310,7 +310,13 @@ INSTANTIATE_TEST_SUITE_P(
         FlagCase{"CheckpointEveryWithoutCheckpoint",
                  {"--checkpoint-every", "3"},
                  "--checkpoint-every needs a checkpoint directory (--checkpoint DIR)"},
-        FlagCase{"MemBudgetBelowOneByte", {"--mem-budget", "0.5"}, "--mem-budget: '0.5' is less than one byte"}),
+        FlagCase{"MemBudgetBelowOneByte", {"--mem-budget", "0.5"}, "--mem-budget: '0.5' is less than one byte"},
+        // The default --patience 10 quietly has nothing to count with --eval-every 0; one the user
+        // gave would be a promise training cannot keep.
+        FlagCase{"PatienceWithoutEvaluations",
+                 {"--eval-every", "0", "--patience", "4"},
+                 "--patience 4 counts evaluations, but --eval-every 0 evaluates only after the last epoch: set "
+                 "--eval-every N"}),
     [](const ::testing::TestParamInfo<FlagCase>& p) { return std::string(p.param.name); });
 
 // ---------------------------------------------------------------------------------
@@ -443,8 +449,8 @@ TEST_F(TrainTool, MetricsWriteFailureDoesNotStopTraining) {
   {
     const ScopedFileSizeLimit limit(4 << 10);
     ASSERT_TRUE(limit.ok());
-    r = Train({"--epochs", "40", "--quiet", "--log-steps", "--metrics-out", T("m.jsonl"), "--save-model", T("m.bin"),
-               "--predict-out", T("p.csv")});
+    r = Train({"--epochs", "40", "--eval-every", "0", "--quiet", "--log-steps", "--metrics-out", T("m.jsonl"),
+               "--save-model", T("m.bin"), "--predict-out", T("p.csv")});
   }
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_EQ(r.err, "cgcn-train: error: I/O error: --metrics-out " + T("m.jsonl") + ": write failed: File too large\n");

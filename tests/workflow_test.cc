@@ -212,6 +212,7 @@ class TrainFlow : public ::testing::Test {
     o.hidden = 16;
     o.lr = 0.02f;
     o.eval_every = 1;
+    o.patience = 0;  // the tests that stop early say so
     return o;
   }
   // Trains a fresh model; its parameters go to *params.
@@ -271,30 +272,96 @@ TEST_F(TrainFlow, ReturnsTheBestValidationEpochsModel) {
   EXPECT_EQ(plain->final_acc.valid, r->epochs.back().acc.valid);
 }
 
-TEST_F(TrainFlow, PatienceStopsAfterThatManyEvaluationsWithoutImprovement) {
+// The epoch of the last evaluation that made progress as --patience counts it: a better
+// validation metric or a lower validation loss than every evaluation before it.
+uint32_t LastProgress(const std::vector<EpochRecord>& epochs) {
+  double best = -1, lowest = std::numeric_limits<double>::infinity();
+  uint32_t last = 0;
+  for (const EpochRecord& e : epochs) {
+    if (!e.evaluated) continue;
+    if (e.acc.valid > best || e.acc.valid_loss < lowest) last = e.epoch;
+    best = std::max(best, e.acc.valid);
+    lowest = std::min(lowest, e.acc.valid_loss);
+  }
+  return last;
+}
+
+TEST_F(TrainFlow, PatienceStopsAfterThatManyEvaluationsWithoutProgress) {
   TrainOptions o = Options();
   o.epochs = 200;
   o.eval_every = 2;
   o.patience = 3;
+  o.lr = 0.05f;  // overfits soon: the validation loss turns up
   Result<TrainReport> r = Run(o);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_TRUE(r->stopped_early);
   ASSERT_LT(r->epochs.size(), 200u);
   EXPECT_EQ(r->trained_through, r->epochs.back().epoch);
-  // The stop came exactly 3 evaluations (6 epochs) after the best one, and none of those improved.
-  EXPECT_EQ(r->trained_through, r->best_epoch + 6);
+  // The stop came exactly 3 evaluations (6 epochs) after the last one with a better validation
+  // accuracy or a lower validation loss, and none of those 3 had either.
+  EXPECT_EQ(r->trained_through, LastProgress(r->epochs) + 6);
+  EXPECT_GE(LastProgress(r->epochs), r->best_epoch);
   const size_t best = BestOf(r->epochs);
   EXPECT_EQ(r->epochs[best].epoch, r->best_epoch);
   EXPECT_EQ(r->final_epoch, r->best_epoch);
   EXPECT_EQ(r->final_acc.valid, r->epochs[best].acc.valid);
 }
 
-TEST_F(TrainFlow, OptionsOfTheWorkflowAreCheckedAsSentences) {
+// The defaults select and stop early (--eval-every 5, --patience 10); --eval-every 0 turns both
+// off, whatever --patience says (the CLI refuses an explicit --patience with it).
+TEST_F(TrainFlow, DefaultsSelectAndStopEarlyAndEvalEveryZeroTurnsBothOff) {
+  const TrainOptions defaults;
+  EXPECT_EQ(defaults.eval_every, 5u);
+  EXPECT_EQ(defaults.patience, 10u);
   TrainOptions o = Options();
   o.eval_every = 0;
   o.patience = 2;
-  EXPECT_EQ(o.Validate(8).message(), "--patience needs evaluations to count: set --eval-every N");
-  o.patience = 0;
+  o.epochs = 12;
+  ASSERT_TRUE(o.Validate(8).ok());
+  Result<TrainReport> r = Run(o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->stopped_early);
+  EXPECT_FALSE(r->selected);
+  EXPECT_EQ(r->trained_through, 12u);
+  EXPECT_EQ(r->final_epoch, 12u);
+  for (const EpochRecord& e : r->epochs) EXPECT_EQ(e.evaluated, e.epoch == 12u);
+}
+
+// Shards without validation nodes: nothing to select on or stop by. The run trains every epoch,
+// returns the last epoch's model and says why; plateau, which follows the validation loss, is refused.
+TEST(TrainFlowNoValid, NoValidationNodesMeansNoSelectionNoEarlyStopAndANote) {
+  TempDir tmp;
+  RawDatasetSpec spec = testutil::RandomRawDataset(400, 2000, 8, 4, 17);
+  spec.test.insert(spec.test.end(), spec.valid.begin(), spec.valid.end());
+  std::sort(spec.test.begin(), spec.test.end());
+  spec.valid.clear();
+  testutil::BuildShards(spec, tmp.path(), tmp.Join("shards"), 8);
+  ShardDirectory d = Open(tmp.Join("shards"));
+  ASSERT_EQ(d.manifest().num_valid, 0u);
+  TrainOptions o;  // the defaults: --eval-every 5 --patience 10
+  o.epochs = 60;
+  o.hidden = 16;
+  o.lr = 0.05f;
+  Gcn model(ModelConfig(d.manifest(), o), 0);
+  Result<TrainReport> r = Train(d, o, model);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->stopped_early);
+  EXPECT_FALSE(r->selected);
+  EXPECT_EQ(r->trained_through, 60u);
+  EXPECT_EQ(r->final_epoch, 60u);
+  EXPECT_EQ(r->selection_note,
+            "the shards have no validation nodes: no model selection and no early stopping; the model is the last "
+            "epoch's");
+  EXPECT_GT(r->final_acc.test, 0.0);
+  o.lr_schedule = LrSchedule::kPlateau;
+  Gcn again(ModelConfig(d.manifest(), o), 0);
+  EXPECT_EQ(Train(d, o, again).status().message(),
+            "--lr-schedule plateau follows the validation loss, but the shards have no validation nodes");
+}
+
+TEST_F(TrainFlow, OptionsOfTheWorkflowAreCheckedAsSentences) {
+  TrainOptions o = Options();
+  o.eval_every = 0;
   o.lr_schedule = LrSchedule::kPlateau;
   EXPECT_EQ(o.Validate(8).message(), "--lr-schedule plateau follows the validation loss: set --eval-every N");
   o = Options();

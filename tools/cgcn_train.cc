@@ -60,7 +60,9 @@ int main(int argc, char** argv) {
   app.add_option("--tmp-dir", o.tmp_dir,
                  "directory for evaluation's spilled activations (default: $TMPDIR, else the system temporary "
                  "directory); the files are unlinked at creation");
-  cli::AddNumber(app, "--eval-every", &o.eval_every, "full-graph evaluation every N epochs (0: only at the end)");
+  cli::AddNumber(app, "--eval-every", &o.eval_every,
+                 "exact full-graph evaluation every N epochs and after the last, for model selection and --patience "
+                 "(0: only after the last epoch, no selection)");
   app.add_option(
          "--feature-norm", feature_norm,
          "input feature normalization: row (divide by row sum, as PyG NormalizeFeatures), standard (per-feature "
@@ -69,9 +71,12 @@ int main(int argc, char** argv) {
          "summary and the model file")
       ->check(CLI::IsMember({"auto", "row", "standard", "none"}))
       ->capture_default_str();
-  cli::AddNumber(app, "--patience", &o.patience,
-                 "stop after N evaluations without a better validation accuracy (0: never; needs --eval-every). With "
-                 "--eval-every the saved model and the predictions are the best evaluation's");
+  CLI::Option* patience = cli::AddNumber(
+      app, "--patience", &o.patience,
+      "stop after N evaluations in a row with neither a better validation metric nor a lower validation loss "
+      "(0: never; counts --eval-every's evaluations). With --eval-every the saved model and the predictions are "
+      "those of the evaluation with the best validation metric. Without validation nodes in the shards neither "
+      "applies (a note says so)");
   app.add_option("--lr-schedule", lr_schedule,
                  "learning-rate schedule: none; step (x --lr-gamma every --lr-step-size epochs); cosine (annealed to 0 "
                  "over --epochs); plateau (x --lr-gamma after more than --lr-patience evaluations without a lower "
@@ -109,6 +114,10 @@ int main(int argc, char** argv) {
   cli::AddCommonFlags(app, &common);
   CGCN_PARSE_FLAGS(app, argc, argv);
   const char* kTool = "cgcn-train";
+  if (patience->count() > 0 && o.patience > 0 && o.eval_every == 0)
+    return cli::Fail(kTool, Status::InvalidArgument("--patience " + std::to_string(o.patience) +
+                                                    " counts evaluations, but --eval-every 0 evaluates only after "
+                                                    "the last epoch: set --eval-every N"));
   o.feature_norm = *ParseFeatureNormMode(feature_norm);  // CLI::IsMember checked it
   o.lr_schedule = *ParseLrSchedule(lr_schedule);
   ParseLayerKind(layer_kind, &o.layer_kind);  // CLI::IsMember admitted only known names
@@ -182,8 +191,13 @@ int main(int argc, char** argv) {
                   rep->train.final_epoch);
     const TrainReport& t = rep->train;
     std::printf("features normalized: %s\n", t.feature_norm_reason.c_str());
-    if (t.stopped_early) std::printf("stopped early after epoch %u (--patience %u)\n", t.trained_through, o.patience);
-    if (t.selected || o.eval_every > 0)
+    if (!t.selection_note.empty()) std::printf("note: %s\n", t.selection_note.c_str());
+    if (t.stopped_early)
+      std::printf(
+          "stopped early after epoch %u: %u evaluations without a better validation metric or a lower "
+          "validation loss (--patience %u)\n",
+          t.trained_through, o.patience, o.patience);
+    if (t.selected || (o.eval_every > 0 && t.selection_note.empty()))
       std::printf("model from epoch %u (best validation accuracy %.4f): train %.4f  valid %.4f  test %.4f\n",
                   t.final_epoch, t.best_acc.valid, t.final_acc.train, t.final_acc.valid, t.final_acc.test);
     if (rep->runs.size() > 1) {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -24,10 +25,13 @@ struct Checkpoint {
   // Version 2: the plateau schedule's state and model selection's (--eval-every, --patience).
   PlateauState plateau;
   uint32_t best_epoch = 0;  // 0: no evaluation has improved yet
-  uint32_t evals_since_best = 0;
+  // Evaluations in a row with neither a better validation metric nor a lower validation loss
+  // (what --patience counts).
+  uint32_t evals_without_progress = 0;
   std::array<double, 6> best_metrics{};  // train, valid, test accuracy; train, valid, test loss
-  std::vector<float> best_params;        // the best epoch's parameters (empty, or params.size())
-  std::vector<float> best_buffers;       // and its buffers (empty when best_params is, else buffers.size())
+  double lowest_valid_loss = std::numeric_limits<double>::infinity();  // over this run's evaluations
+  std::vector<float> best_params;   // the best epoch's parameters (empty, or params.size())
+  std::vector<float> best_buffers;  // and its buffers (empty when best_params is, else buffers.size())
 };
 
 // The file in the checkpoint directory.

@@ -43,7 +43,8 @@
 // front to back, in blocks of text_block_bytes.
 //
 // Both layouts share the split files:
-//   DIR/split/NAME/{train,valid,test}.csv[.gz]   node ids, one per line
+//   DIR/split/NAME/{train,valid,test}.csv[.gz]   node ids, one per line (valid may be empty: no
+//                                                validation nodes)
 //
 // Unlabeled nodes are kept: their label is kNoLabel (cgcn/split.h) in labels.u32 and in the
 // shards, and they count in no loss and no metric. In a multi-label file a labeled node's entry

@@ -37,13 +37,18 @@ struct TrainOptions {
   float dropout = 0.5f;
   uint64_t seed = 0;
   uint32_t prefetch = 2;
-  uint32_t eval_every = 0;  // 0 = only at the end
+  // Full-graph evaluation every eval_every epochs and after the last; 0: after the last only.
+  uint32_t eval_every = 5;
   // Input features: auto chooses row or standard from the data (cgcn/feature_norm.h).
   FeatureNormMode feature_norm = FeatureNormMode::kAuto;
-  // Model selection: with eval_every > 0, the returned model (and the predictions) are those of
-  // the evaluation with the best validation accuracy (ties: the lower validation loss; then the
-  // earlier). With patience > 0, training stops after that many evaluations without improvement.
-  uint32_t patience = 0;
+  // Model selection: with eval_every > 0 and validation nodes in the shards, the returned model
+  // (and the predictions) are those of the evaluation with the best validation metric (ties: the
+  // lower validation loss; then the earlier). With patience > 0, training stops after that many
+  // evaluations in a row with neither a better validation metric nor a lower validation loss (the
+  // rule of GAT's training: on multi-label graphs micro-F1 at 0.5 can stay flat for many epochs
+  // while the loss still falls). Without eval_every, or without validation nodes, patience has
+  // nothing to count and the model is the last epoch's.
+  uint32_t patience = 10;
   // Learning-rate schedule (cgcn/lr_schedule.h); lr is the base rate.
   LrSchedule lr_schedule = LrSchedule::kNone;
   uint32_t lr_step_size = 50;
@@ -104,6 +109,7 @@ struct TrainReport {
   uint32_t trained_through = 0;  // the last epoch trained (before options.epochs when stopped early)
   bool stopped_early = false;    // by --patience
   bool selected = false;         // the returned model is the best evaluation's, restored
+  std::string selection_note;    // why there was no model selection, when --eval-every asked for it
   Accuracy final_acc;            // of the returned model
   EvalStats final_eval;          // the evaluation that gave final_acc
   double eval_s = 0;             // every evaluation of this run, seconds

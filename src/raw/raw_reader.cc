@@ -663,7 +663,9 @@ Status ReadSplitFile(InputReader& reader, const InputFile& file, uint8_t bit, ui
     ticker.Line(++rows);
   }
   CGCN_RETURN_IF_ERROR(error);
-  if (rows == 0) return EmptyFile(src, expected);
+  // An empty valid file is a split without validation nodes (training then selects no model and
+  // never stops early); train and test must list nodes.
+  if (rows == 0 && bit != kSplitValid) return EmptyFile(src, expected);
   *count = rows;
   ticker.Done(rows);
   return Status::Ok();

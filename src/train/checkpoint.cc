@@ -15,8 +15,9 @@ namespace {
 constexpr char kCheckpointMagic[8] = {'C', 'G', 'C', 'N', 'C', 'K', 'P', 'T'};
 constexpr uint32_t kCheckpointVersion = 2;
 // Bytes of the version 2 state after the buffers, before the best parameters: plateau lr, best,
-// bad, seen; best epoch, evaluations since; six metrics; the best parameter count.
-constexpr uint64_t kStateBytes = 4 + 8 + 4 + 4 + 4 + 4 + 6 * 8 + 8;
+// bad, seen; best epoch, evaluations without progress; six metrics; the lowest validation loss;
+// the best parameter count.
+constexpr uint64_t kStateBytes = 4 + 8 + 4 + 4 + 4 + 4 + 6 * 8 + 8 + 8;
 }  // namespace
 
 Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
@@ -43,8 +44,9 @@ Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
   w.U32(c.plateau.bad);
   w.U32(c.plateau.seen ? 1 : 0);
   w.U32(c.best_epoch);
-  w.U32(c.evals_since_best);
+  w.U32(c.evals_without_progress);
   for (double v : c.best_metrics) w.Raw(&v, 8);
+  w.Raw(&c.lowest_valid_loss, 8);
   w.U64(c.best_params.size());
   w.Raw(c.best_params.data(), 4 * c.best_params.size());
   w.Raw(c.best_buffers.data(), 4 * c.best_buffers.size());
@@ -102,8 +104,9 @@ Result<Checkpoint> LoadCheckpoint(const std::string& dir) {
   (void)r.U32(&c.plateau.bad);
   (void)r.U32(&seen);
   (void)r.U32(&c.best_epoch);
-  (void)r.U32(&c.evals_since_best);
+  (void)r.U32(&c.evals_without_progress);
   for (double& v : c.best_metrics) (void)r.Raw(&v, 8);
+  (void)r.Raw(&c.lowest_valid_loss, 8);
   (void)r.U64(&best_count);
   c.plateau.seen = seen != 0;
   if (seen > 1) return corrupt("plateau flag " + std::to_string(seen) + ", expected 0 or 1");

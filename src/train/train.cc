@@ -105,8 +105,6 @@ Status TrainOptions::Validate(uint32_t num_clusters) const {
     return Status::InvalidArgument("--checkpoint-every needs a checkpoint directory (--checkpoint DIR)");
   if (resume && checkpoint_dir.empty())
     return Status::InvalidArgument("--resume needs a checkpoint directory (--checkpoint DIR)");
-  if (patience > 0 && eval_every == 0)
-    return Status::InvalidArgument("--patience needs evaluations to count: set --eval-every N");
   if (lr_schedule == LrSchedule::kPlateau && eval_every == 0)
     return Status::InvalidArgument("--lr-schedule plateau follows the validation loss: set --eval-every N");
   CGCN_RETURN_IF_ERROR(CheckAtLeast("--lr-step-size", lr_step_size, 1u));
@@ -192,10 +190,23 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   lso.patience = options.lr_patience;
   LrScheduler scheduler(lso);
   // Model selection: the best evaluation so far, and its parameters (with eval_every).
-  const bool selecting = options.eval_every > 0;
+  // Without validation nodes there is nothing to select on or to stop by: the model is the last
+  // epoch's (report.selection_note says so).
+  const bool has_valid = shards.manifest().num_valid > 0;
+  const bool selecting = options.eval_every > 0 && has_valid;
+  const uint32_t patience = has_valid && options.eval_every > 0 ? options.patience : 0;
+  if (!has_valid && options.lr_schedule == LrSchedule::kPlateau)
+    return Status::InvalidArgument(
+        "--lr-schedule plateau follows the validation loss, but the shards have no validation nodes");
+  if (!has_valid && options.eval_every > 0)
+    report.selection_note = "the shards have no validation nodes: no model selection" +
+                            std::string(options.patience > 0 ? " and no early stopping" : "") +
+                            "; the model is the last epoch's";
   std::vector<float> best_params, best_buffers;  // buffers: batch norm's running statistics
-  uint32_t evals_since_best = 0;
+  // Progress, as GAT's training counts it: a better validation metric or a lower validation loss.
+  uint32_t evals_without_progress = 0;
   double best_valid = -1, best_valid_loss = std::numeric_limits<double>::infinity();
+  double lowest_valid_loss = std::numeric_limits<double>::infinity();
 
   uint64_t step = 0;
   uint32_t first_epoch = 1;
@@ -231,7 +242,8 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     report.resumed_epoch = c.epoch;
     report.resumed_batch = c.next_batch;
     scheduler.Restore(c.plateau);
-    evals_since_best = c.evals_since_best;
+    evals_without_progress = c.evals_without_progress;
+    lowest_valid_loss = c.lowest_valid_loss;
     if (c.best_epoch > 0) {
       report.best_epoch = c.best_epoch;
       report.best_acc.train = c.best_metrics[0];
@@ -260,7 +272,8 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     c.buffers.assign(model.buffers().begin(), model.buffers().end());
     c.plateau = scheduler.state();
     c.best_epoch = report.best_epoch;
-    c.evals_since_best = evals_since_best;
+    c.evals_without_progress = evals_without_progress;
+    c.lowest_valid_loss = lowest_valid_loss;
     const Accuracy& b = report.best_acc;
     c.best_metrics = {b.train, b.valid, b.test, b.train_loss, b.valid_loss, b.test_loss};
     c.best_params = best_params;
@@ -336,19 +349,20 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
       rec.evaluated = true;
       report.eval_s += rec.eval_s;
       last_evaluated = epoch;
-      if (improves(rec.acc)) {
+      const bool better = improves(rec.acc);
+      const bool lower_loss = rec.acc.valid_loss < lowest_valid_loss;  // false for NaN (no validation nodes)
+      if (lower_loss) lowest_valid_loss = rec.acc.valid_loss;
+      if (better) {
         best_valid = rec.acc.valid;
         best_valid_loss = rec.acc.valid_loss;
         report.best_epoch = epoch;
         report.best_acc = rec.acc;
-        evals_since_best = 0;
         if (selecting) {
           best_params.assign(model.params().begin(), model.params().end());
           best_buffers.assign(model.buffers().begin(), model.buffers().end());
         }
-      } else {
-        ++evals_since_best;
       }
+      evals_without_progress = better || lower_loss ? 0 : evals_without_progress + 1;
       scheduler.OnEvaluation(rec.acc.valid_loss);
       if (last) {
         report.final_epoch = epoch;
@@ -357,7 +371,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
       }
     }
     report.trained_through = epoch;
-    const bool stop = options.patience > 0 && rec.evaluated && !last && evals_since_best >= options.patience;
+    const bool stop = patience > 0 && rec.evaluated && !last && evals_without_progress >= patience;
     if (checkpointing) CGCN_RETURN_IF_ERROR(checkpoint(epoch + 1, 0));
     report.mean_epoch_s += rec.epoch_s;
     report.epochs.push_back(rec);

@@ -167,6 +167,8 @@ std::string Summary(const TrainRunReport& rep, const TrainOptions& o, uint32_t t
             {"model_selected", t.selected},
             {"trained_through", t.trained_through},
             {"stopped_early", t.stopped_early},
+            {"eval_every", o.eval_every},
+            {"patience", o.patience},
             {"valid_loss", AccJson(t.final_acc.valid_loss)},
             {"model", LayerKindName(o.layer_kind)},
             {"layers", o.layers},

@@ -59,7 +59,7 @@ const ResumeSetup& Setup() {
 
 void CheckAccepted(const Checkpoint& c, std::span<const std::byte> bytes) {
   // docs/FORMAT.md, version 2: 60 fixed bytes, the u64 buffer count B, the signature, 3 x K f32,
-  // B f32, the schedule and selection state (84 bytes, the last 8 the best parameter count K'),
+  // B f32, the schedule and selection state (92 bytes, the last 8 the best parameter count K'),
   // K' f32 best parameters and (with K' = K) B f32 best buffers, the u64 checksum.
   CGCN_FUZZ_CHECK(std::memcmp(bytes.data(), "CGCNCKPT", 8) == 0);
   uint32_t version, epoch, sig_len;
@@ -75,7 +75,7 @@ void CheckAccepted(const Checkpoint& c, std::span<const std::byte> bytes) {
   const uint64_t best_k = c.best_params.size();
   CGCN_FUZZ_CHECK((best_k == 0 && c.best_buffers.empty()) || (best_k == k && c.best_buffers.size() == b));
   CGCN_FUZZ_CHECK(sig_len == c.signature.size() &&
-                  bytes.size() == 68 + sig_len + 12 * k + 4 * b + 84 + 4 * (best_k + c.best_buffers.size()) + 8);
+                  bytes.size() == 68 + sig_len + 12 * k + 4 * b + 92 + 4 * (best_k + c.best_buffers.size()) + 8);
   const std::byte* p = bytes.data() + 68;
   CGCN_FUZZ_CHECK(std::memcmp(p, c.signature.data(), sig_len) == 0);
   p += sig_len;
@@ -86,8 +86,8 @@ void CheckAccepted(const Checkpoint& c, std::span<const std::byte> bytes) {
   CGCN_FUZZ_CHECK(b == 0 || std::memcmp(p, c.buffers.data(), 4 * b) == 0);
   p += 4 * b;
   CGCN_FUZZ_CHECK(c.plateau.seen == (ReadU32(p + 16) == 1) && ReadU32(p + 16) <= 1);
-  CGCN_FUZZ_CHECK(ReadU32(p + 20) == c.best_epoch && ReadU32(p + 24) == c.evals_since_best);
-  CGCN_FUZZ_CHECK(ReadU64(p + 76) == best_k);
+  CGCN_FUZZ_CHECK(ReadU32(p + 20) == c.best_epoch && ReadU32(p + 24) == c.evals_without_progress);
+  CGCN_FUZZ_CHECK(ReadU64(p + 84) == best_k);
 
   // Written back, it is the same file.
   const std::string again = ScratchDir() + "/again";
