@@ -63,7 +63,11 @@ asan_summary="not run"
 # CI on 2 cores).
 FUZZ_ARGS=""
 case "$CXX" in *clang*) FUZZ_ARGS="-DCGCN_FUZZ=ON" ;; esac
+t_phase=$SECONDS
+times=()
+phase_done() { times+=("$1 $((SECONDS - t_phase)) s"); t_phase=$SECONDS; }
 if build build-asan address,undefined "" "$FUZZ_ARGS"; then
+  phase_done "asan build"
   log=build-asan/ctest.log
   (cd build-asan && ctest --output-on-failure -j"$JOBS" "$@") 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
@@ -75,6 +79,7 @@ if build build-asan address,undefined "" "$FUZZ_ARGS"; then
     failed=$((failed + f))
     asan_summary="$((t - f)) passed, $f failed"
     [ "$rc" -eq 0 ] || status=1
+    phase_done "asan tests"
   else
     fail "ctest under ASan+UBSan did not finish (exit $rc)"
     asan_summary="ctest did not finish"
@@ -87,7 +92,9 @@ fi
 # TSan. TBB_USE_PROFILING_TOOLS=2 makes TBB's headers (compiled into cgcn) announce task spawns
 # and joins to the ITT collector; INTEL_LIBITTNOTIFY64 makes libtbb load it.
 tsan_summary="not run"
+t_phase=$SECONDS
 if build build-tsan thread "-DTBB_USE_PROFILING_TOOLS=2" "" cgcn_tests cgcn_tsan_itt cgcn_tsan_canary; then
+  phase_done "tsan build"
   export INTEL_LIBITTNOTIFY64=$ROOT/build-tsan/bin/libcgcn_tsan_itt.so INTEL_ITTNOTIFY_GROUPS=sync
   # Each mode runs CANARY_RUNS times: the clean mode's former false report (a task object TBB's
   # pool handed between threads, fixed by tests/tsan_tbb_pool.cc) showed in 1 run in 15.
@@ -131,11 +138,13 @@ if build build-tsan thread "-DTBB_USE_PROFILING_TOOLS=2" "" cgcn_tests cgcn_tsan
   failed=$((failed + f))
   [ "$rc" -eq 0 ] || status=1
   tsan_summary="$p passed, $f failed, $reports ThreadSanitizer reports"
+  phase_done "tsan canary and tests"
 else
   fail "build-tsan did not build"
   tsan_summary="build failed"
 fi
 
 echo "sanitize: asan+ubsan (all tests): $asan_summary; tsan ($TSAN_FILTER): $tsan_summary"
+[ ${#times[@]} -eq 0 ] || echo "sanitize: times: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g')"
 echo "sanitize: $passed passed, $failed failed"
 exit "$status"
