@@ -12,11 +12,13 @@
 
 #include "cgcn/checksum.h"
 #include "cgcn/loss.h"
+#include "cgcn/memory_plan.h"
 #include "cgcn/metrics.h"
 #include "cgcn/preprocess.h"
 #include "cgcn/raw_reader.h"
 #include "cgcn/shard_directory.h"
 #include "cgcn/shard_format.h"
+#include "cgcn/train.h"
 #include "testutil/testutil.h"
 #include "util/bytes.h"
 
@@ -432,6 +434,35 @@ TEST(Metrics, SplitScorerMultiLabelByHand) {
     EXPECT_TRUE(std::isnan(a.multi_label[0].micro_f1));
   }
   EXPECT_EQ(SplitScorer::PlannedBytes(1031, 4125, 39), (1031 + 4125) * 39 * 5u);
+}
+
+// The memory plan counts a multi-label batch's task bits: the same shards read as 40 tasks need
+// ceil(40 / 32) = 2 words more per batch node than as one class id, in every batch in flight.
+TEST(MultiLabelMemory, PlanCountsTheBatchTaskBits) {
+  Manifest m;
+  m.num_nodes = 1000;
+  m.num_edges = 4000;
+  m.num_parts = 10;
+  m.feat_dim = 8;
+  m.num_classes = 40;
+  m.num_train = m.num_valid = m.num_test = 300;
+  for (uint32_t c = 0; c < 10; ++c) {
+    ShardInfo s;
+    s.num_nodes = 100;
+    s.intra_entries = 600;
+    s.inter_entries = 200;
+    s.raw_bytes = 100 * (8 * 4 + 4 + 4 + 1 + 4) + 800 * 4;
+    s.file_size = s.raw_bytes;
+    m.shards.push_back(s);
+  }
+  TrainOptions o;
+  o.clusters_per_batch = 2;
+  o.mem_budget = uint64_t{1} << 30;
+  Result<MemoryPlan> single = PlanMemory(m, o, 1);
+  m.label_tasks = 40;
+  Result<MemoryPlan> multi = PlanMemory(m, o, 1);
+  ASSERT_TRUE(single.ok() && multi.ok()) << single.status().ToString() << multi.status().ToString();
+  EXPECT_EQ(multi->batch_bytes - single->batch_bytes, 200u * 2 * 4);  // 2 clusters of 100 nodes, 2 words each
 }
 
 TEST(Metrics, SplitScorerMultiClassAccuracy) {

@@ -71,7 +71,8 @@ class BatchStream {
 
   // Memory one batch in flight holds, for memory plans: its decoded clusters (decoded_bytes,
   // the sum of ClusterData::PlannedBytes) and the assembled Batch.
-  static uint64_t InFlightBytes(uint64_t decoded_bytes, uint64_t nodes, uint64_t entries, uint32_t feat_dim);
+  static uint64_t InFlightBytes(uint64_t decoded_bytes, uint64_t nodes, uint64_t entries, uint32_t feat_dim,
+                                uint32_t label_tasks = 0);
 
  private:
   struct Slot;

@@ -65,8 +65,9 @@ BatchStream::BatchStream(const ShardDirectory& shards, const StreamOptions& opti
 
 BatchStream::~BatchStream() = default;
 
-uint64_t BatchStream::InFlightBytes(uint64_t decoded_bytes, uint64_t nodes, uint64_t entries, uint32_t feat_dim) {
-  return decoded_bytes + Batch::PlannedBytes(nodes, entries, feat_dim);
+uint64_t BatchStream::InFlightBytes(uint64_t decoded_bytes, uint64_t nodes, uint64_t entries, uint32_t feat_dim,
+                                    uint32_t label_tasks) {
+  return decoded_bytes + Batch::PlannedBytes(nodes, entries, feat_dim, label_tasks);
 }
 
 void BatchStream::ReleaseBuffers() {

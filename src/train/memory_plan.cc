@@ -60,7 +60,7 @@ Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint32_t
   const uint64_t entries = top_q([](const ShardInfo& s) { return s.intra_entries + s.inter_entries; });
   uint64_t max_file = 0;
   for (const ShardInfo& s : m.shards) max_file = std::max(max_file, s.file_size);
-  p.batch_bytes = BatchStream::InFlightBytes(decoded, nodes, entries, m.feat_dim);
+  p.batch_bytes = BatchStream::InFlightBytes(decoded, nodes, entries, m.feat_dim, m.label_tasks);
   // Per decoding thread: the mapped shard file and the decoder.
   p.decode_bytes = threads * (max_file + ShardDecoder::kPlannedBytes);
   const GcnConfig cfg = ModelConfig(m, o);
