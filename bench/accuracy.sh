@@ -6,7 +6,9 @@
 #   bench/accuracy.sh [ROW...]        rows: cora-default cora-ref cora-tuned cora-deep8
 #                                     citeseer-default citeseer-ref citeseer-tuned computers-default
 #                                     computers-ref computers-tuned blogcatalog-default
-#                                     blogcatalog-tuned cora-full citeseer-full (default: all)
+#                                     blogcatalog-tuned cora-full citeseer-full citeseer-q10
+#                                     cora-sage cora-cluster-gcn cora-gat
+#                                     products-default (default: all but products-default)
 #   RUNS=10 DATA=../shared/data OUT=build/accuracy bench/accuracy.sh
 #
 # Shards are written once per (graph, P, features) under $OUT and reused. Every row's command is
@@ -47,9 +49,15 @@ run_row() {
     cora-ref) row "$1" "$(shards cora10 cora 10)" --feature-norm row --eval-every 10 ;;
     citeseer-ref) row "$1" "$(shards citeseer10 citeseer 10)" --feature-norm row --eval-every 10 ;;
     computers-ref) row "$1" "$(shards computers32 amazon-computers 32)" -q 4 --feature-norm none --eval-every 10 ;;
-    cora-tuned) row "$1" "$(shards cora10 cora 10)" --eval-every 5 --patience 20 --epochs 300 --lr 0.005 ;;
+    # Every cluster in each batch (q = P: full-batch, as the published GCN), evaluated every epoch.
+    cora-tuned) row "$1" "$(shards cora10 cora 10)" -q 10 --lr 0.005 --hidden 64 --eval-every 1 --patience 50 --epochs 400 ;;
+    citeseer-q10) row "$1" "$(shards citeseer10 citeseer 10)" -q 10 --lr 0.005 --hidden 64 --eval-every 1 --patience 50 --epochs 400 ;;
     cora-full) row "$1" "$(shards cora10 cora 10)" -q 10 --eval-every 5 --patience 20 --epochs 300 ;;
     citeseer-full) row "$1" "$(shards citeseer10 citeseer 10)" -q 10 --eval-every 5 --patience 20 --epochs 300 ;;
+    # The other layer kinds with the defaults otherwise (GAT: 8 heads of 16 units, as GAT's Cora model).
+    cora-sage) row "$1" "$(shards cora10 cora 10)" --model sage ;;
+    cora-cluster-gcn) row "$1" "$(shards cora10 cora 10)" --model cluster-gcn --diag-lambda 1 ;;
+    cora-gat) row "$1" "$(shards cora10 cora 10)" --model gat --heads 8 ;;
     cora-deep8) row "$1" "$(shards cora10 cora 10)" --layers 8 --residual --norm layer --dropout 0.2 ;;
     citeseer-default) row "$1" "$(shards citeseer10 citeseer 10)" ;;
     citeseer-tuned) row "$1" "$(shards citeseer10 citeseer 10)" --eval-every 5 --patience 20 --epochs 300 ;;
@@ -60,6 +68,9 @@ run_row() {
       row "$1" "$(shards blogcatalog1-fastrp512 blogcatalog 1 --fastrp-dim 512 --fastrp-weights 1,1,1,1)" -q 1 \
         --feature-norm none --hidden 256 --weight-decay 0 --epochs 300
       ;;
+    # The products-sized synthetic graph (bench/epoch_vs_reference.sh writes its shards): one
+    # epoch per run (an epoch and an evaluation take about a minute on 2 cores).
+    products-default) row "$1" "${PRODUCTS_SHARDS:-/work/bench-data/products-metis-shards}" -q 20 --epochs 1 ;;
     *)
       echo "accuracy.sh: unknown row $1" >&2
       exit 2
@@ -69,7 +80,8 @@ run_row() {
 
 ROWS=("$@")
 [ ${#ROWS[@]} -gt 0 ] || ROWS=(cora-default cora-ref cora-tuned cora-deep8 citeseer-default citeseer-ref citeseer-tuned
-  computers-default computers-ref computers-tuned blogcatalog-default blogcatalog-tuned cora-full citeseer-full)
+  computers-default computers-ref computers-tuned blogcatalog-default blogcatalog-tuned cora-full citeseer-full citeseer-q10
+  cora-sage cora-cluster-gcn cora-gat)
 for r in "${ROWS[@]}"; do run_row "$r"; done
 
 # The table: mean ± sample std over the runs of each row (the last line recorded per row).

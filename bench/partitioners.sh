@@ -27,10 +27,10 @@ echo "| graph | partitioner | edge cut | largest / mean | preprocess s | peak RS
 echo "|---|---|---|---|---|---|---|"
 for g in $GRAPHS; do
   case "$g" in
-    amazon-computers) RAW=$DATA/amazon-computers P=32 TRAIN="--epochs 200 -q 4 --layers 2 --hidden 128" ;;
-    1m) RAW=$BENCH_DIR/1m-raw P=612 TRAIN="--epochs 1 -q 20 --layers 3 --hidden 256 --feature-norm none"
+    amazon-computers) RAW=$DATA/amazon-computers P=32 TRAIN="--epochs 200 -q 4 --layers 2 --hidden 128 --eval-every 0" ;;
+    1m) RAW=$BENCH_DIR/1m-raw P=612 TRAIN="--epochs 1 -q 20 --layers 3 --hidden 256 --feature-norm none --eval-every 0"
       [ -d "$RAW" ] || run $BIN/cgcn-synth --nodes 1000000 --avg-degree 50.6 --features 100 --classes 47 --out "$RAW" --plain --quiet >/dev/null ;;
-    products) RAW=$BENCH_DIR/products-raw P=1500 TRAIN="--epochs 1 -q 20 --layers 3 --hidden 256 --feature-norm none"
+    products) RAW=$BENCH_DIR/products-raw P=1500 TRAIN="--epochs 1 -q 20 --layers 3 --hidden 256 --feature-norm none --eval-every 0"
       [ -d "$RAW" ] || run $BIN/cgcn-synth --nodes 2450000 --avg-degree 50.6 --features 100 --classes 47 --out "$RAW" --plain --quiet >/dev/null ;;
     *) echo "unknown graph $g (amazon-computers, 1m, products)" >&2; exit 2 ;;
   esac
