@@ -129,13 +129,9 @@ std::string TrainOptions::Signature() const {
                 std::string(FeatureNormModeName(feature_norm)).c_str(),
                 std::string(LrScheduleName(lr_schedule)).c_str(), lr_step_size, static_cast<double>(lr_gamma),
                 lr_patience, static_cast<double>(grad_clip), inductive ? 1 : 0);
-  GcnConfig layers_config;
-  layers_config.kind = layer_kind;
-  layers_config.diag_lambda = diag_lambda;
-  layers_config.heads = heads;
-  layers_config.residual = residual;
-  layers_config.norm = norm;
-  return std::string(buf) + " " + layers_config.LayerSignature();
+  // The layer options through the one mapping from options to a model (the manifest's widths
+  // play no part in the layer signature).
+  return std::string(buf) + " " + ModelConfig(Manifest{}, *this).LayerSignature();
 }
 
 Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, Gcn& model,
