@@ -93,7 +93,7 @@ fi
 # and joins to the ITT collector; INTEL_LIBITTNOTIFY64 makes libtbb load it.
 tsan_summary="not run"
 t_phase=$SECONDS
-if build build-tsan thread "-DTBB_USE_PROFILING_TOOLS=2" "" cgcn_tests cgcn_tsan_itt cgcn_tsan_canary; then
+if build build-tsan thread "-DTBB_USE_PROFILING_TOOLS=2" "" cgcn_tsan_tests cgcn_tsan_itt cgcn_tsan_canary; then
   phase_done "tsan build"
   export INTEL_LIBITTNOTIFY64=$ROOT/build-tsan/bin/libcgcn_tsan_itt.so INTEL_ITTNOTIFY_GROUPS=sync
   # Each mode runs CANARY_RUNS times: the clean mode's former false report (a task object TBB's
@@ -122,7 +122,7 @@ if build build-tsan thread "-DTBB_USE_PROFILING_TOOLS=2" "" cgcn_tests cgcn_tsan
   echo "sanitize: tsan canary: $canary_ok of $((2 * CANARY_RUNS)) runs as expected (no report on clean hand-offs, a report on a planted race)"
 
   log=build-tsan/tsan.log
-  build-tsan/bin/cgcn_tests --gtest_filter="$TSAN_FILTER" 2>&1 | tee "$log"
+  build-tsan/bin/cgcn_tsan_tests --gtest_filter="$TSAN_FILTER" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   p=$(sed -nE 's/^\[  PASSED  \] ([0-9]+) tests?\..*/\1/p' "$log" | tail -n1)
   f=$(sed -nE 's/^\[  FAILED  \] ([0-9]+) tests?, listed below.*/\1/p' "$log" | tail -n1)
