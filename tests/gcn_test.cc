@@ -83,13 +83,14 @@ constexpr uint32_t kSmallN = 7;
 // one hidden unit sits within the finite-difference step of the ReLU kink; 13 avoids that.)
 constexpr uint32_t kWideInput = 13;
 
-GcnConfig SmallConfig(uint32_t layers, float dropout, uint32_t in_dim = 5) {
+GcnConfig SmallConfig(uint32_t layers, float dropout, uint32_t in_dim = 5, float input_dropout = 0.0f) {
   GcnConfig c;
   c.in_dim = in_dim;
   c.hidden = 4;
   c.out_dim = 3;
   c.layers = layers;
   c.dropout = dropout;
+  c.input_dropout = input_dropout;
   return c;
 }
 
@@ -201,8 +202,9 @@ struct SmallBatch {
 };
 
 // Checks every parameter's gradient against a central difference of the float loss.
-void CheckGradients(uint32_t layers, float dropout, bool training, uint32_t in_dim = 5, bool sparse = false) {
-  Gcn model(SmallConfig(layers, dropout, in_dim), 100 + layers);
+void CheckGradients(uint32_t layers, float dropout, bool training, uint32_t in_dim = 5, bool sparse = false,
+                    float input_dropout = 0.0f) {
+  Gcn model(SmallConfig(layers, dropout, in_dim, input_dropout), 100 + layers);
   RandomizeBiases(model, 5);
   SmallBatch batch(in_dim, sparse);
   const uint64_t dropout_seed = 77;
@@ -252,6 +254,16 @@ TEST(GcnGradient, SparseInputThreeLayersWithDropoutMatchFiniteDifferences) {
   CheckGradients(3, 0.3f, true, kWideInput, true);
 }
 TEST(GcnGradient, SparseInputOneLayerMatchesFiniteDifferences) { CheckGradients(1, 0.0f, true, kWideInput, true); }
+
+// Input dropout: the gradient is that of the loss on the dropped input (the same draw for the
+// same seed), on every layer-0 path.
+TEST(GcnGradient, InputDropoutAggregateFirstMatchesFiniteDifferences) { CheckGradients(2, 0.3f, true, 5, false, 0.4f); }
+TEST(GcnGradient, InputDropoutTransformFirstMatchesFiniteDifferences) {
+  CheckGradients(2, 0.3f, true, kWideInput, false, 0.4f);
+}
+TEST(GcnGradient, InputDropoutSparseInputMatchesFiniteDifferences) {
+  CheckGradients(2, 0.0f, true, kWideInput, true, 0.4f);
+}
 
 TEST(GcnGradient, BackwardAccumulatesUntilZeroGrad) {
   Gcn model(SmallConfig(2, 0.0f), 3);
@@ -322,6 +334,61 @@ TEST(GcnDropout, KeepsAboutOneMinusPAndScales) {
   EXPECT_EQ(probe.Run(false, 5), RowMatrix::Ones(DropoutProbe::kN, DropoutProbe::kHidden));
 }
 
+// One layer, no edges (A_hat = I), W_0 = I, b_0 = 0, x = 1: the logits are exactly the input
+// dropout's factors.
+struct InputDropoutProbe {
+  static constexpr uint32_t kN = 2000, kDim = 64;
+  Csr graph = FromEdges(kN, {});
+  RowMatrix x = RowMatrix::Ones(kN, kDim);
+  Gcn model;
+
+  explicit InputDropoutProbe(float p) : model(Config(p), 0) {
+    model.weight(0).setIdentity();
+    model.bias(0).setZero();
+  }
+  static GcnConfig Config(float p) {
+    GcnConfig c;
+    c.in_dim = kDim;
+    c.hidden = kDim;
+    c.out_dim = kDim;
+    c.layers = 1;
+    c.dropout = 0.0f;
+    c.input_dropout = p;
+    return c;
+  }
+  RowMatrix Run(bool training, uint64_t seed, const float* propagated = nullptr) {
+    return model.Forward(graph.Rows(), CView(x), training, seed, propagated);
+  }
+};
+
+TEST(GcnInputDropout, DropsAboutPOfTheInputsAndScalesTheRest) {
+  const float p = 0.4f;
+  InputDropoutProbe probe(p);
+  const RowMatrix h = probe.Run(true, 5);
+  const float scale = 1.0f / (1.0f - p);
+  size_t kept = 0;
+  for (Eigen::Index i = 0; i < h.size(); ++i) {
+    const float v = h.data()[i];
+    ASSERT_TRUE(v == 0.0f || v == scale) << v;
+    kept += v != 0.0f;
+  }
+  // 128000 draws: the standard deviation of the kept fraction is about 0.0014.
+  EXPECT_NEAR(static_cast<double>(kept) / static_cast<double>(h.size()), 1.0 - p, 0.01);
+  EXPECT_GT(h.col(0).cwiseEqual(0.0f).count(), 600);
+  // Same seed: the same draw; another seed: another; evaluation: the input as it is.
+  EXPECT_EQ(probe.Run(true, 5), h);
+  EXPECT_NE(probe.Run(true, 6), h);
+  EXPECT_EQ(probe.Run(false, 5), probe.x);
+  // The hidden layers' dropout draws from other keys: a 2-layer probe's layer-0 mask (DropoutProbe,
+  // same seed) is not this one.
+  DropoutProbe hidden(p);
+  const RowMatrix hidden_mask = hidden.Run(true, 5);
+  EXPECT_NE((hidden_mask.array() != 0.0f).matrix(), (h.array() != 0.0f).matrix());
+  // A_hat x computed by the caller is of the undropped input: training ignores it.
+  const RowMatrix garbage = RowMatrix::Constant(InputDropoutProbe::kN, InputDropoutProbe::kDim, 7.0f);
+  EXPECT_EQ(probe.Run(true, 5, garbage.data()), h);
+}
+
 TEST(GcnDropout, ZeroProbabilityKeepsEverything) {
   DropoutProbe probe(0.0f);
   EXPECT_EQ(probe.Run(true, 5), RowMatrix::Ones(DropoutProbe::kN, DropoutProbe::kHidden));
@@ -386,6 +453,24 @@ TEST(GcnDeterminism, ForwardBackwardBitIdenticalWithOneAndTwoThreads) {
             0);
   ASSERT_EQ(one.grads.size(), two.grads.size());
   EXPECT_EQ(std::memcmp(one.grads.data(), two.grads.data(), sizeof(float) * one.grads.size()), 0);
+}
+
+TEST(GcnInputDropout, TheSameForOneAndTwoThreads) {
+  InputDropoutProbe probe(0.5f);
+  const RowMatrix one = RunWithThreads(1, [&] { return probe.Run(true, 9); });
+  const RowMatrix two = RunWithThreads(2, [&] { return probe.Run(true, 9); });
+  EXPECT_EQ(one, two);
+}
+
+// The plan counts the dropped copy of x; checkpoint signatures name input dropout only when set
+// (so a checkpoint written before the option existed still resumes).
+TEST(GcnInputDropout, CountedInTheWorkspaceAndNamedInTheSignatureWhenSet) {
+  GcnConfig with = SmallConfig(2, 0.5f, 13, 0.5f), without = SmallConfig(2, 0.5f, 13);
+  EXPECT_EQ(Gcn::WorkspaceBytes(with, 1000) - Gcn::WorkspaceBytes(without, 1000), 1000u * 13u * sizeof(float));
+  with.norm = without.norm = NormKind::kLayer;  // the general path
+  EXPECT_EQ(Gcn::WorkspaceBytes(with, 1000, 50) - Gcn::WorkspaceBytes(without, 1000, 50), 1000u * 13u * sizeof(float));
+  EXPECT_EQ(without.LayerSignature(), "model=gcn diag_lambda=0 heads=1 residual=0 norm=layer");
+  EXPECT_EQ(with.LayerSignature(), "model=gcn diag_lambda=0 heads=1 residual=0 norm=layer input_dropout=0.5");
 }
 
 TEST(SoftmaxCrossEntropy, MatchesHandComputationWithMaskedRow) {

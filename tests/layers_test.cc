@@ -385,9 +385,12 @@ struct Batch {
   }
 };
 
-void CheckGradients(const Case& k, float dropout, bool training) {
-  SCOPED_TRACE(Name(k) + " dropout " + std::to_string(dropout) + (training ? " training" : " eval"));
-  Gcn model(ConfigOf(k, dropout), 11);
+void CheckGradients(const Case& k, float dropout, bool training, float input_dropout = 0.0f) {
+  SCOPED_TRACE(Name(k) + " dropout " + std::to_string(dropout) + " input dropout " + std::to_string(input_dropout) +
+               (training ? " training" : " eval"));
+  GcnConfig config = ConfigOf(k, dropout);
+  config.input_dropout = input_dropout;
+  Gcn model(config, 11);
   Perturb(model, 12);
   Batch batch;
   batch.x = k.sparse ? Sparsified(RandomMatrix(kN, k.in_dim, 21)) : RandomMatrix(kN, k.in_dim, 21);
@@ -460,6 +463,12 @@ TEST(LayersGradient, WithDropoutMatchFiniteDifferences) {
   for (LayerKind kind : {LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
     for (NormKind norm : {NormKind::kLayer, NormKind::kBatch})
       CheckGradients({kind, norm, true, 3, 5, false}, 0.3f, true);
+}
+
+// Input dropout on the general path (every kind; dense and sparse inputs).
+TEST(LayersGradient, WithInputDropoutMatchFiniteDifferences) {
+  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
+    for (bool sparse : {false, true}) CheckGradients({kind, NormKind::kLayer, true, 2, 13, sparse}, 0.2f, true, 0.4f);
 }
 
 TEST(LayersGradient, EvalModeBatchNormMatchesFiniteDifferences) {

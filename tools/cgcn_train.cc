@@ -50,6 +50,9 @@ int main(int argc, char** argv) {
   cli::AddNumber(app, "--lr", &o.lr, "Adam learning rate (greater than 0)");
   cli::AddNumber(app, "--weight-decay", &o.weight_decay, "L2 weight decay (added to the gradient, as torch Adam)");
   cli::AddNumber(app, "--dropout", &o.dropout, "dropout after every hidden layer (0 to 0.99)");
+  cli::AddNumber(app, "--input-dropout", &o.input_dropout,
+                 "dropout on the input features in training, as Kipf & Welling's GCN and PyG's examples (0 to 0.99; "
+                 "0: none). The full-graph evaluation never drops");
   cli::AddNumber(app, "--seed", &o.seed, "seed for initialization, batch order and dropout");
   cli::AddNumber(app, "--prefetch", &o.prefetch, "batches in flight in the pipeline (1 to 64; bounds memory)");
   app.add_option("--mem-budget", mem_budget,

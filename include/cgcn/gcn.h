@@ -41,8 +41,11 @@ struct GcnConfig {
   uint32_t in_dim = 0;
   uint32_t hidden = 128;
   uint32_t out_dim = 0;
-  uint32_t layers = 2;                 // >= 1; layer l maps dims[l] -> dims[l+1]
-  float dropout = 0.5f;                // applied after ReLU of every layer but the last (never on inputs)
+  uint32_t layers = 2;   // >= 1; layer l maps dims[l] -> dims[l+1]
+  float dropout = 0.5f;  // applied after ReLU of every layer but the last
+  // Dropout on the input features in training (Kipf & Welling's GCN and PyG's examples drop the
+  // inputs too); 0 leaves them alone. A training setting: the model file does not store it.
+  float input_dropout = 0.0f;
   LayerKind kind = LayerKind::kGcn;    // the convolution of every layer
   float diag_lambda = 0.0f;            // cluster-gcn: the weight of diag(A') added to A'
   bool residual = false;               // hidden layers whose input and output widths match add their input
@@ -132,7 +135,9 @@ class Gcn {
   // next call). With training, dropout masks are drawn from (dropout_seed, layer, element index),
   // so the result does not depend on the thread count. Keeps what Backward needs.
   // propagated_x: A_hat x [n x in_dim] when AggregatesInputFirst() and the caller has it
-  // (otherwise computed here); it must stay valid until Backward.
+  // (otherwise computed here); it must stay valid until Backward. With training and
+  // input_dropout, the model works on its own copy of x with the dropped entries zeroed (and the
+  // kept ones scaled by 1 / (1 - p)) and ignores propagated_x.
   ConstMatrixMap Forward(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed,
                          const float* propagated_x = nullptr);
   // Accumulates into grads() (call ZeroGrad first) the gradient of the loss whose gradient
@@ -148,7 +153,8 @@ class Gcn {
   static uint64_t PlannedBytes(const GcnConfig& config);
   // The work buffers a Forward and Backward over `nodes` nodes hold: per layer the
   // pre-activation, output and mask; A_hat x; two gradient buffers (more for the general path:
-  // root term, normalized values, aggregation weights, four gradient buffers).
+  // root term, normalized values, aggregation weights, four gradient buffers); with
+  // input_dropout, the dropped copy of x.
   // `entries`: the batch's adjacency entries (the general path's per-entry buffers).
   static uint64_t WorkspaceBytes(const GcnConfig& config, uint64_t nodes, uint64_t entries = 0);
 
@@ -156,6 +162,8 @@ class Gcn {
   // The path for every configuration but Plain() (src/model/layers.cc).
   ConstMatrixMap ForwardGeneral(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed);
   void BackwardGeneral(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_logits);
+  // x with input dropout applied, in x_drop_ (sets x_dropped_ for Backward).
+  ConstMatrixMap DropInput(ConstMatrixMap x, uint64_t dropout_seed);
   // Builds x's CSR and CSC (sparse_x_) when at most 1/8 of x is non-zero.
   void BuildSparseInput(ConstMatrixMap x);
   // gat: out = attention-weighted sums of z over each row's neighbours and itself (keeps the
@@ -170,6 +178,9 @@ class Gcn {
       var_offset_;
   std::vector<float> params_, grads_, buffers_;
   bool aggregate_first_ = false;
+  // The last training Forward's input after input dropout (config_.input_dropout > 0).
+  Workspace x_drop_;
+  bool x_dropped_ = false;
   // Layer 0 with transform first and a sparse input (bag-of-words features): X in CSR and CSC,
   // rebuilt per batch when at most 1/8 of X is non-zero (SparseInput in gcn.cc).
   bool sparse_x_ = false;

@@ -35,6 +35,7 @@ struct TrainOptions {
   float lr = 0.01f;
   float weight_decay = 5e-4f;
   float dropout = 0.5f;
+  float input_dropout = 0.0f;  // dropout on the input features (GcnConfig::input_dropout)
   uint64_t seed = 0;
   uint32_t prefetch = 2;
   // Full-graph evaluation every eval_every epochs and after the last; 0: after the last only.

@@ -80,7 +80,13 @@ std::string GcnConfig::LayerSignature() const {
   char buf[192];
   std::snprintf(buf, sizeof buf, "model=%s diag_lambda=%.9g heads=%u residual=%d norm=%s", LayerKindName(kind),
                 static_cast<double>(diag_lambda), heads, residual ? 1 : 0, NormKindName(norm));
-  return buf;
+  std::string s = buf;
+  // Only when set, so that the signatures of checkpoints written before it existed still match.
+  if (input_dropout > 0.0f) {
+    std::snprintf(buf, sizeof buf, " input_dropout=%.9g", static_cast<double>(input_dropout));
+    s += buf;
+  }
+  return s;
 }
 
 uint64_t Gcn::ParamCount(const GcnConfig& config) {
@@ -114,6 +120,7 @@ uint64_t Gcn::WorkspaceBytes(const GcnConfig& config, uint64_t nodes, uint64_t e
   uint64_t sum_out = 0, max_dim = 0;
   for (size_t l = 1; l < dims.size(); ++l) sum_out += dims[l];
   for (uint32_t d : dims) max_dim = std::max<uint64_t>(max_dim, d);
+  const uint64_t dropped_x = config.input_dropout > 0.0f ? nodes * sizeof(float) * config.in_dim : 0;
   if (!config.Plain()) {
     // z_, h_, mask_ and xhat_ per layer; the per-row norm statistics (one float a row and layer);
     // the aggregation's weights and transposed weights (a float each per entry) and self weights;
@@ -127,10 +134,10 @@ uint64_t Gcn::WorkspaceBytes(const GcnConfig& config, uint64_t nodes, uint64_t e
         bytes += (nodes * 2 + entries + nodes) * config.HeadsAt(l) * sizeof(float);
       bytes += ((entries + nodes) + 2 * nodes) * config.heads * sizeof(float) + 2 * entries * sizeof(uint32_t);
     }
-    return bytes;
+    return bytes + dropped_x;
   }
   // z_, h_ and mask_ per layer; ax_ws_; grad_a_ and grad_b_.
-  return nodes * sizeof(float) * (3 * sum_out + config.in_dim + 2 * max_dim);
+  return nodes * sizeof(float) * (3 * sum_out + config.in_dim + 2 * max_dim) + dropped_x;
 }
 
 Gcn::Gcn(const GcnConfig& config, uint64_t seed) : config_(config), dims_(config.Dims()) {
@@ -328,8 +335,26 @@ void Gcn::BuildSparseInput(ConstMatrixMap x) {
   }
 }
 
-ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool training, uint64_t dropout_seed,
+ConstMatrixMap Gcn::DropInput(ConstMatrixMap x, uint64_t dropout_seed) {
+  const DropoutDraw draw(config_.input_dropout, true, dropout_seed);
+  const uint64_t key = draw.LayerKey(kInputDropoutLayer);
+  const Eigen::Index d = x.cols();
+  MatrixMap out = x_drop_.Get(x.rows(), d);
+  ParallelRows(x.rows(), [&](Eigen::Index begin, Eigen::Index end) {
+    for (Eigen::Index i = begin; i < end; ++i)
+      DropoutRow(x.data() + i * d, out.data() + i * d, d, RowKey(key, static_cast<uint64_t>(i)), draw.threshold,
+                 draw.keep_scale);
+  });
+  x_dropped_ = true;
+  return AsConst(out);
+}
+
+ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap input, bool training, uint64_t dropout_seed,
                             const float* propagated_x) {
+  x_dropped_ = false;
+  const bool drop_input = training && config_.input_dropout > 0.0f;
+  const ConstMatrixMap x = drop_input ? DropInput(input, dropout_seed) : input;
+  if (drop_input) propagated_x = nullptr;  // A_hat x of the undropped x
   if (!config_.Plain()) return ForwardGeneral(adj, x, training, dropout_seed);
   const uint32_t layers = config_.layers;
   const Eigen::Index n = adj.num_rows();
@@ -392,7 +417,9 @@ ConstMatrixMap Gcn::Forward(const SparseRows& adj, ConstMatrixMap x, bool traini
   return ConstMatrixMap(h_[layers - 1].data(), n, dims_[layers]);
 }
 
-void Gcn::Backward(const SparseRows& adj, ConstMatrixMap x, ConstMatrixMap grad_logits) {
+void Gcn::Backward(const SparseRows& adj, ConstMatrixMap input, ConstMatrixMap grad_logits) {
+  // What Forward used: the dropped copy after input dropout.
+  const ConstMatrixMap x = x_dropped_ ? ConstMatrixMap(x_drop_.data(), input.rows(), input.cols()) : input;
   if (!config_.Plain()) return BackwardGeneral(adj, x, grad_logits);
   const uint32_t layers = config_.layers;
   const Eigen::Index n = n_;

@@ -60,6 +60,18 @@ inline void ReluDropoutRow(float* __restrict y, float* __restrict mask, const fl
   }
 }
 
+// One row of out = x * dropout (input dropout): the same draw as ReluDropoutRow's, no ReLU.
+inline void DropoutRow(const float* __restrict x, float* __restrict out, Eigen::Index d, uint32_t row_key,
+                       uint32_t threshold, float keep_scale) {
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const uint32_t r = Mix32(row_key ^ (static_cast<uint32_t>(j) + 1u) * 0x9E3779B9u) >> 8;
+    out[j] = x[j] * (r >= threshold ? keep_scale : 0.0f);
+  }
+}
+
+// The layer index whose key draws the input dropout (no model has that many layers).
+constexpr uint32_t kInputDropoutLayer = 0xFFFFFFFEu;
+
 // The dropout of one Forward: whether units are dropped, the factor of a kept unit (p >= 1 drops
 // everything), the 24-bit threshold a draw must reach to keep its unit (u >= ceil(p 2^24), exact)
 // and the step's key; layer l's key is LayerKey(l), row i's RowKey(LayerKey(l), i).

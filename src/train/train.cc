@@ -67,6 +67,7 @@ GcnConfig ModelConfig(const Manifest& m, const TrainOptions& options) {
   cfg.out_dim = m.num_classes;
   cfg.layers = options.layers;
   cfg.dropout = options.dropout;
+  cfg.input_dropout = options.input_dropout;
   cfg.kind = options.layer_kind;
   cfg.diag_lambda = options.diag_lambda;
   cfg.heads = options.heads;
@@ -89,6 +90,7 @@ Status TrainOptions::Validate(uint32_t num_clusters) const {
   }
   CGCN_RETURN_IF_ERROR(CheckAtLeast("--weight-decay", weight_decay, 0.0f));
   CGCN_RETURN_IF_ERROR(CheckRange("--dropout", dropout, 0.0f, 0.99f));
+  CGCN_RETURN_IF_ERROR(CheckRange("--input-dropout", input_dropout, 0.0f, 0.99f));
   CGCN_RETURN_IF_ERROR(CheckFinite("--diag-lambda", diag_lambda));
   if (diag_lambda != 0.0f && layer_kind != LayerKind::kClusterGcn)
     return Status::InvalidArgument(std::string("--diag-lambda applies to --model cluster-gcn only, not ") +

@@ -175,6 +175,8 @@ std::string Summary(const TrainRunReport& rep, const TrainOptions& o, uint32_t t
             {"hidden", o.hidden},
             {"residual", o.residual},
             {"norm", NormKindName(o.norm)},
+            {"dropout", o.dropout},
+            {"input_dropout", o.input_dropout},
             {"feature_norm", std::string(t.feature_norm.Name())},
             {"feature_norm_reason", t.feature_norm_reason},
             {"mean_epoch_s", t.mean_epoch_s},
