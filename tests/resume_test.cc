@@ -84,6 +84,38 @@ TEST_F(ResumeTest, MidEpochResumeReproducesEveryStepLoss) {
   EXPECT_EQ(params, ref_params);
 }
 
+// Input dropout draws from the step's seed like the hidden dropout: a resumed run reproduces
+// every step; a resume without it is refused by the signature, which names it.
+TEST_F(ResumeTest, InputDropoutResumesExactlyAndIsPartOfTheSignature) {
+  TrainOptions o = o_;
+  o.input_dropout = 0.5f;
+  std::vector<float> ref_params, plain_params;
+  const auto ref = Run(o, &ref_params);
+  ASSERT_EQ(ref.size(), 18u);
+  const auto plain = Run(o_, &plain_params);
+  EXPECT_NE(ref, plain);  // the inputs were dropped
+  TrainOptions ck = o;
+  ck.checkpoint_every = 4;
+  const std::string saved = tmp_.Join("saved.cgcn");
+  Run(ck, nullptr, [&](uint64_t step) {
+    if (step == 9) fs::copy_file(ck.checkpoint_dir + "/" + kCheckpointFileName, saved);
+  });
+  fs::copy_file(saved, ck.checkpoint_dir + "/" + kCheckpointFileName, fs::copy_options::overwrite_existing);
+  ck.resume = true;
+  std::vector<float> params;
+  const auto resumed = Run(ck, &params);
+  ASSERT_EQ(resumed.size(), 10u);
+  for (const auto& [step, loss] : resumed) EXPECT_EQ(loss, ref.at(step)) << "step " << step;
+  EXPECT_EQ(params, ref_params);
+
+  TrainOptions other = ck;
+  other.input_dropout = 0.0f;
+  Gcn model(ModelConfig(dir_->manifest(), other), 5);
+  Result<TrainReport> r = Train(*dir_, other, model);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("input_dropout=0.5"), std::string::npos) << r.status().message();
+}
+
 // Batch norm's running statistics are part of the state: a resumed sage model with batch norm
 // and residual connections reproduces every step, its parameters and its statistics; a resume
 // with other layers is refused by the signature.
