@@ -301,9 +301,8 @@ INSTANTIATE_TEST_SUITE_P(
         FlagCase{"DropoutNan", {"--dropout", "nan"}, "--dropout must be a finite number, found nan"},
         FlagCase{"DropoutOne", {"--dropout", "1"}, "--dropout must be from 0 to 0.99, found 1"},
         FlagCase{"InputDropoutOne", {"--input-dropout", "1"}, "--input-dropout must be from 0 to 0.99, found 1"},
-        FlagCase{"InputDropoutNegative",
-                 {"--input-dropout", "-0.1"},
-                 "--input-dropout must be from 0 to 0.99, found -0.1"},
+        FlagCase{
+            "InputDropoutNegative", {"--input-dropout", "-0.1"}, "--input-dropout must be from 0 to 0.99, found -0.1"},
         FlagCase{"WeightDecayInf", {"--weight-decay", "inf"}, "--weight-decay must be a finite number, found inf"},
         FlagCase{"WeightDecayNegative", {"--weight-decay", "-0.5"}, "--weight-decay must be at least 0, found -0.5"},
         FlagCase{"EpochsZero", {"--epochs", "0"}, "--epochs must be at least 1, found 0"},
