@@ -170,7 +170,8 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   so.seed = options.seed;
   so.feature_norm = norm;
   so.train_only = options.inductive;
-  so.propagate_features = model.AggregatesInputFirst();
+  // A_hat x is of the undropped input: with input dropout the model propagates its dropped copy.
+  so.propagate_features = model.AggregatesInputFirst() && model.config().input_dropout == 0.0f;
   BatchStream stream(shards, so);
   Adam adam(model.params().size(), options.lr, options.weight_decay);
   Workspace grad_ws;
