@@ -66,7 +66,7 @@ case "$CXX" in *clang*) FUZZ_ARGS="-DCGCN_FUZZ=ON" ;; esac
 t_phase=$SECONDS
 times=()
 phase_done() { times+=("$1 $((SECONDS - t_phase)) s"); t_phase=$SECONDS; }
-if build build-asan address,undefined "" "$FUZZ_ARGS"; then
+if build build-asan address,undefined "" "$FUZZ_ARGS -DCGCN_BUILD_BENCH=OFF"; then
   phase_done "asan build"
   log=build-asan/ctest.log
   (cd build-asan && ctest --output-on-failure -j"$JOBS" "$@") 2>&1 | tee "$log"
