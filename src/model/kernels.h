@@ -44,17 +44,21 @@ inline uint32_t RowKey(uint64_t layer_key, uint64_t row) {
                static_cast<uint32_t>(layer_key >> 32) ^ static_cast<uint32_t>(row >> 32));
 }
 
-// One row of h = relu(y + b) * dropout, in place in y [d], and mask [d] = d h / d y (0 where
-// y + b <= 0 or the unit is dropped, else keep_scale). Element j is kept when the top 24 bits of
-// Mix32(row_key ^ (j + 1) * golden32), read as a fraction of 2^24, are >= p, i.e. when they are
+// The dropout draw of element j of a row: the top 24 bits of Mix32(row_key ^ (j + 1) * golden32).
+// The element is kept when the draw, read as a fraction of 2^24, is >= p, i.e. when it is
 // >= threshold = ceil(p * 2^24); this depends only on (layer key, row, j), never on which thread
-// runs the row. Branch-free, 32-bit integer lanes, so GCC vectorizes it eight elements at a time.
+// runs the row. 32-bit integer lanes, so the loops below vectorize eight elements at a time.
+inline uint32_t ElementDraw(uint32_t row_key, Eigen::Index j) {
+  return Mix32(row_key ^ (static_cast<uint32_t>(j) + 1u) * 0x9E3779B9u) >> 8;
+}
+
+// One row of h = relu(y + b) * dropout, in place in y [d], and mask [d] = d h / d y (0 where
+// y + b <= 0 or the unit is dropped, else keep_scale). Branch-free.
 inline void ReluDropoutRow(float* __restrict y, float* __restrict mask, const float* __restrict b, Eigen::Index d,
                            uint32_t row_key, uint32_t threshold, float keep_scale) {
   for (Eigen::Index j = 0; j < d; ++j) {
     const float v = y[j] + b[j];
-    const uint32_t r = Mix32(row_key ^ (static_cast<uint32_t>(j) + 1u) * 0x9E3779B9u) >> 8;
-    const float kept = r >= threshold ? keep_scale : 0.0f;
+    const float kept = ElementDraw(row_key, j) >= threshold ? keep_scale : 0.0f;
     mask[j] = v > 0.0f ? kept : 0.0f;
     y[j] = std::max(v, 0.0f) * kept;
   }
@@ -63,10 +67,7 @@ inline void ReluDropoutRow(float* __restrict y, float* __restrict mask, const fl
 // One row of out = x * dropout (input dropout): the same draw as ReluDropoutRow's, no ReLU.
 inline void DropoutRow(const float* __restrict x, float* __restrict out, Eigen::Index d, uint32_t row_key,
                        uint32_t threshold, float keep_scale) {
-  for (Eigen::Index j = 0; j < d; ++j) {
-    const uint32_t r = Mix32(row_key ^ (static_cast<uint32_t>(j) + 1u) * 0x9E3779B9u) >> 8;
-    out[j] = x[j] * (r >= threshold ? keep_scale : 0.0f);
-  }
+  for (Eigen::Index j = 0; j < d; ++j) out[j] = x[j] * (ElementDraw(row_key, j) >= threshold ? keep_scale : 0.0f);
 }
 
 // The layer index whose key draws the input dropout (no model has that many layers).

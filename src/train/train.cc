@@ -193,7 +193,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   // epoch's (report.selection_note says so).
   const bool has_valid = shards.manifest().num_valid > 0;
   const bool selecting = options.eval_every > 0 && has_valid;
-  const uint32_t patience = has_valid && options.eval_every > 0 ? options.patience : 0;
+  const uint32_t patience = selecting ? options.patience : 0;
   if (!has_valid && options.lr_schedule == LrSchedule::kPlateau)
     return Status::InvalidArgument(
         "--lr-schedule plateau follows the validation loss, but the shards have no validation nodes");
