@@ -51,6 +51,19 @@ class ResumeTest : public ::testing::Test {
     if (buffers) buffers->assign(model.buffers().begin(), model.buffers().end());
     return losses;
   }
+  // Runs `ck` (checkpoints every 4 steps) to the end, then puts back the checkpoint of step 8
+  // (epoch 2, batch 2), which the file holds when step 9 is reported: the state of a run killed
+  // during step 9. Returns the full run's losses.
+  std::map<uint64_t, double> RunAndRewindToStep8(const TrainOptions& ck) {
+    const std::string saved = tmp_.Join("saved.cgcn");
+    const std::string file = ck.checkpoint_dir + "/" + kCheckpointFileName;
+    const auto losses = Run(ck, nullptr, [&](uint64_t step) {
+      if (step == 9) fs::copy_file(file, saved);
+    });
+    fs::copy_file(saved, file, fs::copy_options::overwrite_existing);
+    fs::remove(saved);
+    return losses;
+  }
   testutil::TempDir tmp_;
   std::unique_ptr<ShardDirectory> dir_;
   TrainOptions o_;
@@ -63,13 +76,8 @@ TEST_F(ResumeTest, MidEpochResumeReproducesEveryStepLoss) {
 
   TrainOptions ck = o_;
   ck.checkpoint_every = 4;
-  const std::string saved = tmp_.Join("saved.cgcn");
-  // When step 9 is reported, the file holds the checkpoint of step 8 (epoch 2, batch 2).
-  const auto first = Run(ck, nullptr, [&](uint64_t step) {
-    if (step == 9) fs::copy_file(ck.checkpoint_dir + "/" + kCheckpointFileName, saved);
-  });
+  const auto first = RunAndRewindToStep8(ck);
   EXPECT_EQ(first, ref);  // checkpointing does not perturb training
-  fs::copy_file(saved, ck.checkpoint_dir + "/" + kCheckpointFileName, fs::copy_options::overwrite_existing);
   Result<Checkpoint> c = LoadCheckpoint(ck.checkpoint_dir);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->step, 8u);
@@ -96,11 +104,7 @@ TEST_F(ResumeTest, InputDropoutResumesExactlyAndIsPartOfTheSignature) {
   EXPECT_NE(ref, plain);  // the inputs were dropped
   TrainOptions ck = o;
   ck.checkpoint_every = 4;
-  const std::string saved = tmp_.Join("saved.cgcn");
-  Run(ck, nullptr, [&](uint64_t step) {
-    if (step == 9) fs::copy_file(ck.checkpoint_dir + "/" + kCheckpointFileName, saved);
-  });
-  fs::copy_file(saved, ck.checkpoint_dir + "/" + kCheckpointFileName, fs::copy_options::overwrite_existing);
+  RunAndRewindToStep8(ck);
   ck.resume = true;
   std::vector<float> params;
   const auto resumed = Run(ck, &params);
@@ -131,11 +135,7 @@ TEST_F(ResumeTest, BatchNormModelResumesWithItsRunningStatistics) {
   ASSERT_EQ(ref_buffers.size(), 4u * 16);
   TrainOptions ck = o;
   ck.checkpoint_every = 4;
-  const std::string saved = tmp_.Join("saved.cgcn");
-  Run(ck, nullptr, [&](uint64_t step) {
-    if (step == 9) fs::copy_file(ck.checkpoint_dir + "/" + kCheckpointFileName, saved);
-  });
-  fs::copy_file(saved, ck.checkpoint_dir + "/" + kCheckpointFileName, fs::copy_options::overwrite_existing);
+  RunAndRewindToStep8(ck);
   Result<Checkpoint> c = LoadCheckpoint(ck.checkpoint_dir);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->buffers.size(), ref_buffers.size());
