@@ -48,7 +48,14 @@ int main(int argc, char** argv) {
   app.add_option("--batches", batches, "batches to time")->capture_default_str();
   app.add_option("--reps", reps, "repetitions per batch (the best is kept)")->capture_default_str();
   app.add_option("--threads", threads, "worker threads (default: all cores)");
+  std::string gemm_name = "auto";
+  app.add_option("--gemm", gemm_name, "dense products: auto, eigen or onednn")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  DenseBackend gemm;
+  if (!ParseDenseBackend(gemm_name, &gemm) || !SetDenseBackend({gemm})) {
+    std::fprintf(stderr, "cgcn-step-bench: --gemm %s: not available\n", gemm_name.c_str());
+    return 2;
+  }
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
 
@@ -84,8 +91,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cgcn-step-bench: %s\n", s.ToString().c_str());
     return 1;
   }
-  std::printf("%s: %u threads, %u x %u GCN (%s first), q=%u\n", dir.c_str(), nthreads, layers, hidden,
-              model.AggregatesInputFirst() ? "aggregate" : "transform", q);
+  std::printf("%s: %u threads, %u x %u GCN (%s first), q=%u, gemm %s\n", dir.c_str(), nthreads, layers, hidden,
+              model.AggregatesInputFirst() ? "aggregate" : "transform", q, DenseBackendName(gemm));
   const std::vector<uint32_t> dims = cfg.Dims();
   Workspace ws, scratch;
   for (const Batch& b : kept) {

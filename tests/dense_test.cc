@@ -15,7 +15,10 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
+#include <tuple>
+#include <vector>
 
 namespace cgcn {
 namespace {
@@ -102,15 +105,27 @@ struct Shape {
   Eigen::Index n, k, m;
 };
 
-class DenseShapes : public ::testing::TestWithParam<Shape> {};
+// Every shape on each backend: Eigen, and oneDNN for every product (no size threshold) when the
+// build has it.
+class DenseShapes : public ::testing::TestWithParam<std::tuple<Shape, DenseBackend>> {
+ protected:
+  void SetUp() override {
+    if (std::get<1>(GetParam()) == DenseBackend::kOneDnn && !OneDnnAvailable()) GTEST_SKIP() << "built without oneDNN";
+    backend_ = std::make_unique<ScopedDenseBackend>(DenseBackendConfig{std::get<1>(GetParam()), 0.0});
+  }
+  static Shape shape() { return std::get<0>(GetParam()); }
+  std::unique_ptr<ScopedDenseBackend> backend_;
+};
 
 // n spans: empty, tiny, not a multiple of any chunk, several chunks of each kind.
 INSTANTIATE_TEST_SUITE_P(Dense, DenseShapes,
-                         ::testing::Values(Shape{0, 5, 3}, Shape{1, 1, 1}, Shape{7, 5, 3}, Shape{300, 17, 9},
-                                           Shape{1000, 37, 19}, Shape{5000, 33, 21}, Shape{40000, 8, 5}));
+                         ::testing::Combine(::testing::Values(Shape{0, 5, 3}, Shape{1, 1, 1}, Shape{7, 5, 3},
+                                                              Shape{300, 17, 9}, Shape{1000, 37, 19},
+                                                              Shape{5000, 33, 21}, Shape{40000, 8, 5}),
+                                            ::testing::Values(DenseBackend::kEigen, DenseBackend::kOneDnn)));
 
 TEST_P(DenseShapes, MatMulMatchesNaive) {
-  const Shape s = GetParam();
+  const Shape s = shape();
   const RowMatrix x = RandomMatrix(s.n, s.k, 1), w = RandomMatrix(s.k, s.m, 2);
   RowMatrix y = Filled(s.n, s.m);
   MatMul(ConstMatrixMap(x.data(), s.n, s.k), ConstMatrixMap(w.data(), s.k, s.m), MatrixMap(y.data(), s.n, s.m));
@@ -118,7 +133,7 @@ TEST_P(DenseShapes, MatMulMatchesNaive) {
 }
 
 TEST_P(DenseShapes, MatMulTransposeAMatchesNaive) {
-  const Shape s = GetParam();
+  const Shape s = shape();
   const RowMatrix x = RandomMatrix(s.n, s.k, 3), g = RandomMatrix(s.n, s.m, 4);
   RowMatrix out = Filled(s.k, s.m);
   Workspace scratch;
@@ -134,7 +149,7 @@ TEST_P(DenseShapes, MatMulTransposeAMatchesNaive) {
 }
 
 TEST_P(DenseShapes, MatMulTransposeBMatchesNaive) {
-  const Shape s = GetParam();
+  const Shape s = shape();
   const RowMatrix g = RandomMatrix(s.n, s.m, 5), w = RandomMatrix(s.k, s.m, 6);
   RowMatrix y = Filled(s.n, s.k);
   MatMulTransposeB(ConstMatrixMap(g.data(), s.n, s.m), ConstMatrixMap(w.data(), s.k, s.m),
@@ -144,7 +159,7 @@ TEST_P(DenseShapes, MatMulTransposeBMatchesNaive) {
 }
 
 TEST_P(DenseShapes, MatMulTransposeBWithMaskMatchesNaive) {
-  const Shape s = GetParam();
+  const Shape s = shape();
   const RowMatrix g = RandomMatrix(s.n, s.m, 7), w = RandomMatrix(s.k, s.m, 8);
   RowMatrix mask = RandomMatrix(s.n, s.k, 9);
   for (Eigen::Index i = 0; i < mask.size(); ++i) mask.data()[i] = mask.data()[i] > 0 ? 2.0f : 0.0f;  // dropout-like
@@ -183,17 +198,70 @@ Products RunProducts(const RowMatrix& x, const RowMatrix& w, const RowMatrix& g)
   return p;
 }
 
+// Every backend available (oneDNN for every product, no size threshold).
+std::vector<DenseBackendConfig> Backends() {
+  std::vector<DenseBackendConfig> b{{DenseBackend::kEigen}};
+  if (OneDnnAvailable()) b.push_back({DenseBackend::kOneDnn, 0.0});
+  return b;
+}
+
+// Both backends' promise: the thread count changes nothing.
 TEST(DenseDeterminism, BitIdenticalWithOneAndTwoThreads) {
   const Eigen::Index n = 20011, k = 48, m = 40;
   const RowMatrix x = RandomMatrix(n, k, 7), w = RandomMatrix(k, m, 8), g = RandomMatrix(n, m, 9);
-  const Products one = RunWithThreads(1, [&] { return RunProducts(x, w, g); });
-  const Products two = RunWithThreads(2, [&] { return RunProducts(x, w, g); });
-  EXPECT_TRUE(BitIdentical(one.y, two.y));
-  EXPECT_TRUE(BitIdentical(one.out, two.out));
-  EXPECT_TRUE(BitIdentical(one.yt, two.yt));
-  // And the result is the right one.
-  const RowMatrix xt = x.transpose();
-  ExpectClose(two.out, NaiveProduct(xt, g));
+  for (const DenseBackendConfig& backend : Backends()) {
+    const ScopedDenseBackend scope(backend);
+    const Products one = RunWithThreads(1, [&] { return RunProducts(x, w, g); });
+    const Products two = RunWithThreads(2, [&] { return RunProducts(x, w, g); });
+    EXPECT_TRUE(BitIdentical(one.y, two.y)) << DenseBackendName(backend.backend);
+    EXPECT_TRUE(BitIdentical(one.out, two.out)) << DenseBackendName(backend.backend);
+    EXPECT_TRUE(BitIdentical(one.yt, two.yt)) << DenseBackendName(backend.backend);
+    // And the result is the right one.
+    const RowMatrix xt = x.transpose();
+    ExpectClose(two.out, NaiveProduct(xt, g));
+  }
+}
+
+TEST(DenseBackendChoice, SmallProductsStayOnEigen) {
+  if (!OneDnnAvailable()) GTEST_SKIP() << "built without oneDNN";
+  const Eigen::Index n = 300, k = 17, m = 9;  // 91,800 flops: under the default threshold
+  const RowMatrix x = RandomMatrix(n, k, 1), w = RandomMatrix(k, m, 2), g = RandomMatrix(n, m, 3);
+  Products on_eigen, by_default;
+  {
+    const ScopedDenseBackend eigen({DenseBackend::kEigen});
+    on_eigen = RunProducts(x, w, g);
+  }
+  {
+    const ScopedDenseBackend onednn({DenseBackend::kOneDnn});
+    ASSERT_GT(DenseBackendConfig{}.min_onednn_flops, 2.0 * n * k * m);
+    by_default = RunProducts(x, w, g);
+  }
+  EXPECT_TRUE(BitIdentical(on_eigen.y, by_default.y));
+  EXPECT_TRUE(BitIdentical(on_eigen.out, by_default.out));
+  EXPECT_TRUE(BitIdentical(on_eigen.yt, by_default.yt));
+}
+
+TEST(DenseBackendChoice, NamesParseAndTheScopePutsTheBackendBack) {
+  DenseBackend b = DenseBackend::kEigen;
+  EXPECT_TRUE(ParseDenseBackend("onednn", &b));
+  EXPECT_EQ(b, DenseBackend::kOneDnn);
+  EXPECT_TRUE(ParseDenseBackend("eigen", &b));
+  EXPECT_EQ(b, DenseBackend::kEigen);
+  EXPECT_TRUE(ParseDenseBackend("auto", &b));
+  EXPECT_EQ(b, OneDnnAvailable() ? DenseBackend::kOneDnn : DenseBackend::kEigen);
+  EXPECT_FALSE(ParseDenseBackend("mkl", &b));
+  EXPECT_STREQ(DenseBackendName(DenseBackend::kOneDnn), "onednn");
+  EXPECT_STREQ(DenseBackendName(DenseBackend::kEigen), "eigen");
+  const DenseBackendConfig before = GetDenseBackend();
+  {
+    const ScopedDenseBackend eigen({DenseBackend::kEigen, 5.0});
+    EXPECT_EQ(GetDenseBackend().backend, DenseBackend::kEigen);
+    EXPECT_EQ(GetDenseBackend().min_onednn_flops, 5.0);
+  }
+  EXPECT_EQ(GetDenseBackend().backend, before.backend);
+  EXPECT_EQ(GetDenseBackend().min_onednn_flops, before.min_onednn_flops);
+  EXPECT_EQ(SetDenseBackend({DenseBackend::kOneDnn}), OneDnnAvailable());
+  SetDenseBackend(before);
 }
 
 }  // namespace

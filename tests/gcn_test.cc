@@ -265,6 +265,16 @@ TEST(GcnGradient, InputDropoutSparseInputMatchesFiniteDifferences) {
   CheckGradients(2, 0.0f, true, kWideInput, true, 0.4f);
 }
 
+// The plain path's gradients with every product on oneDNN (aggregate-first, transform-first,
+// sparse input).
+TEST(GcnGradient, OneDnnProductsMatchFiniteDifferences) {
+  if (!OneDnnAvailable()) GTEST_SKIP() << "built without oneDNN";
+  const ScopedDenseBackend onednn({DenseBackend::kOneDnn, 0.0});
+  CheckGradients(3, 0.3f, true);
+  CheckGradients(2, 0.3f, true, kWideInput);
+  CheckGradients(2, 0.0f, true, kWideInput, true);
+}
+
 TEST(GcnGradient, BackwardAccumulatesUntilZeroGrad) {
   Gcn model(SmallConfig(2, 0.0f), 3);
   SmallBatch batch;

@@ -538,6 +538,26 @@ TEST(LayersDeterminism, BitIdenticalWithOneAndTwoThreads) {
     }
 }
 
+// The same with every product on oneDNN.
+TEST(LayersDeterminism, OneDnnBitIdenticalWithOneAndTwoThreads) {
+  if (!OneDnnAvailable()) GTEST_SKIP() << "built without oneDNN";
+  const ScopedDenseBackend onednn({DenseBackend::kOneDnn, 0.0});
+  for (LayerKind kind : {LayerKind::kClusterGcn, LayerKind::kGat}) {
+    const std::vector<float> one = RunWithThreads(1, [&] { return Step(kind, NormKind::kBatch); });
+    const std::vector<float> two = RunWithThreads(2, [&] { return Step(kind, NormKind::kBatch); });
+    ASSERT_EQ(one.size(), two.size());
+    EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0) << LayerKindName(kind);
+  }
+}
+
+// Every layer kind's gradients with every product on oneDNN.
+TEST(LayersGradient, OneDnnProductsMatchFiniteDifferences) {
+  if (!OneDnnAvailable()) GTEST_SKIP() << "built without oneDNN";
+  const ScopedDenseBackend onednn({DenseBackend::kOneDnn, 0.0});
+  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
+    for (bool sparse : {false, true}) CheckGradients({kind, NormKind::kLayer, true, 2, 13, sparse}, 0.2f, true, 0.4f);
+}
+
 // Exact full-graph evaluation over shards (src/train/evaluate.cc) of every kind, norm and
 // residual against the dense full-graph forward pass, in memory and spilled (bitwise the same).
 class LayersEvalTest : public ::testing::Test {

@@ -314,6 +314,7 @@ INSTANTIATE_TEST_SUITE_P(
                  {"--checkpoint-every", "3"},
                  "--checkpoint-every needs a checkpoint directory (--checkpoint DIR)"},
         FlagCase{"MemBudgetBelowOneByte", {"--mem-budget", "0.5"}, "--mem-budget: '0.5' is less than one byte"},
+        FlagCase{"GemmUnknown", {"--gemm", "mkl"}, "--gemm must be auto, eigen or onednn, found 'mkl'"},
         // The default --patience 10 quietly has nothing to count with --eval-every 0; one the user
         // gave would be a promise training cannot keep.
         FlagCase{"PatienceWithoutEvaluations",
@@ -581,6 +582,27 @@ TEST_F(TrainLibrary, TrainPlansAndAppliesItsMemoryBudget) {
   EXPECT_EQ(epochs, 0);
 }
 
+// --gemm holds for the run alone: the summary names it, and the process's backend is back after.
+TEST_F(TrainLibrary, RunTrainingUsesItsGemmBackendForTheRunOnly) {
+  TrainRunOptions run;
+  run.shards_dir = tmp_.Join("shards");
+  run.train = o_;
+  run.threads = 1;
+  const DenseBackendConfig before = GetDenseBackend();
+  for (DenseBackend b : {DenseBackend::kEigen, DenseBackend::kOneDnn}) {
+    run.gemm = b;
+    Result<TrainRunReport> r = RunTraining(run, {});
+    if (b == DenseBackend::kOneDnn && !OneDnnAvailable()) {
+      ASSERT_FALSE(r.ok());
+      EXPECT_NE(r.status().message().find("--gemm onednn: this build of cgcn has no oneDNN"), std::string::npos);
+      continue;
+    }
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(nlohmann::json::parse(r->summary_json)["gemm"], DenseBackendName(b));
+    EXPECT_EQ(GetDenseBackend().backend, before.backend);
+  }
+}
+
 // RunTraining does what cgcn-train does: outputs, metrics records and the summary, built in the
 // library.
 TEST_F(TrainLibrary, RunTrainingWritesEveryOutputAndTheSummary) {
@@ -609,11 +631,28 @@ TEST_F(TrainLibrary, RunTrainingWritesEveryOutputAndTheSummary) {
   EXPECT_TRUE(r->model_written);
   EXPECT_TRUE(r->predictions_written);
   const auto j = nlohmann::json::parse(r->summary_json);
-  for (const char* key :
-       {"train_acc", "valid_acc", "test_acc", "epochs", "final_epoch", "mean_epoch_s", "best_epoch", "best_valid_acc",
-        "test_acc_at_best_valid", "decode_gb_per_s", "decode_gb_per_core_s", "input_wait_s", "decode_s", "decode_cpu_s",
-        "assemble_s", "compute_s", "eval_s", "peak_rss_mb", "threads"})
+  for (const char* key : {"train_acc",
+                          "valid_acc",
+                          "test_acc",
+                          "epochs",
+                          "final_epoch",
+                          "mean_epoch_s",
+                          "best_epoch",
+                          "best_valid_acc",
+                          "test_acc_at_best_valid",
+                          "decode_gb_per_s",
+                          "decode_gb_per_core_s",
+                          "input_wait_s",
+                          "decode_s",
+                          "decode_cpu_s",
+                          "assemble_s",
+                          "compute_s",
+                          "eval_s",
+                          "peak_rss_mb",
+                          "threads",
+                          "gemm"})
     EXPECT_TRUE(j.contains(key)) << key << " missing from " << j.dump();
+  EXPECT_EQ(j["gemm"], DenseBackendName(DefaultDenseBackend()));
   EXPECT_FALSE(j.contains("errors"));
   EXPECT_FALSE(j.contains("resumed_from"));
   EXPECT_EQ(j["epochs"], 2);

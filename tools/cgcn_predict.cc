@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   app.add_option("--tmp-dir", o.tmp_dir, "directory for spilled activations (default: $TMPDIR, else /tmp)");
   cli::CommonFlags common;
   cli::AddCommonFlags(app, &common);
+  cli::AddGemmFlag(app, &o.gemm);
   CGCN_PARSE_FLAGS(app, argc, argv);
   const char* kTool = "cgcn-predict";
   if (o.probabilities && o.out.empty())

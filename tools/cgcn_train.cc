@@ -115,6 +115,7 @@ int main(int argc, char** argv) {
                  "refuse to train unless RAW_DIR is, file for file, the input the shards were built from");
   cli::CommonFlags common;
   cli::AddCommonFlags(app, &common);
+  cli::AddGemmFlag(app, &run.gemm);
   CGCN_PARSE_FLAGS(app, argc, argv);
   const char* kTool = "cgcn-train";
   if (patience->count() > 0 && o.patience > 0 && o.eval_every == 0)

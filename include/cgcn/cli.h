@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "cgcn/dense.h"
 #include "cgcn/flag_check.h"
 #include "cgcn/progress.h"
 #include "cgcn/status.h"
@@ -34,6 +35,8 @@ struct CommonFlags {
 void AddCommonFlags(CLI::App& app, CommonFlags* flags, bool with_threads = true);
 // Adds --version alone (tools without the other common flags).
 void AddVersionFlag(CLI::App& app);
+// Adds --gemm auto|eigen|onednn (the dense products' library, cgcn/dense.h) into `gemm`.
+void AddGemmFlag(CLI::App& app, DenseBackend* gemm);
 // The worker threads --threads asks for (0 = every core).
 int ThreadCount(const CommonFlags& flags);
 

@@ -1,13 +1,57 @@
-// Dense matrix helpers on Eigen, row-major, parallelized over row blocks with oneTBB.
-// Results do not depend on the number of threads (fixed chunking, fixed reduction order).
+// Dense matrix helpers on Eigen, row-major. The three products split their rows into fixed
+// chunks that oneTBB runs in parallel; each chunk is one single-threaded GEMM call, on one of two
+// backends:
+//   eigen:  Eigen's GEMM.
+//   onednn: oneDNN's matmul (Debian's libdnnl), 1.3-2x Eigen's speed on the shapes of a training
+//           step on AVX2 and AVX-512 CPUs (bench/gemm_bench.cc, docs/BENCHMARKS.md).
+// Either way the results do not depend on the number of threads: the chunks depend on the shapes
+// alone, every chunk runs on one thread, and the one cross-chunk reduction (MatMulTransposeA)
+// adds the partials in chunk order.
+// Who owns the threads: oneTBB, alone. oneDNN's runtime in Debian's build is OpenMP; cgcn sets
+// every calling thread's OpenMP team to one thread, which oneDNN runs inline, so no OpenMP
+// thread ever competes with oneTBB's workers (letting oneDNN's OpenMP team run whole products
+// beside the oneTBB pipeline measured slower than Eigen: docs/BENCHMARKS.md).
+// Products below a size (DenseBackendConfig::min_onednn_flops) stay on Eigen, where oneDNN's
+// per-call cost would dominate.
 #pragma once
 
 #include <Eigen/Core>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 namespace cgcn {
+
+enum class DenseBackend { kEigen, kOneDnn };
+struct DenseBackendConfig {
+  DenseBackend backend = DenseBackend::kEigen;
+  // Products of fewer flops (2 n k m) than this run on Eigen whatever the backend.
+  double min_onednn_flops = 16e6;
+};
+// Whether this build has oneDNN (CMake found Debian's libdnnl-dev).
+bool OneDnnAvailable();
+// oneDNN when available, else Eigen (the measured faster one: docs/BENCHMARKS.md).
+DenseBackend DefaultDenseBackend();
+// The backend the products use, process-wide. The default: oneDNN when available.
+DenseBackendConfig GetDenseBackend();
+// Refuses (returns false) kOneDnn in a build without it.
+bool SetDenseBackend(const DenseBackendConfig& config);
+const char* DenseBackendName(DenseBackend backend);  // "eigen", "onednn"
+// "auto" (oneDNN when available), "eigen" or "onednn"; false for another name.
+bool ParseDenseBackend(std::string_view name, DenseBackend* backend);
+// Sets a backend for its lifetime and puts the previous one back (tests, tools).
+class ScopedDenseBackend {
+ public:
+  explicit ScopedDenseBackend(const DenseBackendConfig& config);
+  ~ScopedDenseBackend();
+  ScopedDenseBackend(const ScopedDenseBackend&) = delete;
+  ScopedDenseBackend& operator=(const ScopedDenseBackend&) = delete;
+
+ private:
+  DenseBackendConfig previous_;
+};
 
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MatrixMap = Eigen::Map<RowMatrix>;

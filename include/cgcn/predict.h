@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "cgcn/dense.h"
 #include "cgcn/evaluate.h"
 #include "cgcn/feature_norm.h"
 #include "cgcn/progress.h"
@@ -21,7 +22,8 @@ struct PredictOptions {
   bool probabilities = false;  // also every class's softmax probability per node in `out`
   uint64_t mem_budget = 0;     // bytes (0: no bound); evaluation spills activations to tmp_dir to fit
   std::string tmp_dir;
-  uint32_t threads = 0;  // 0: every core
+  uint32_t threads = 0;                       // 0: every core
+  DenseBackend gemm = DefaultDenseBackend();  // the dense products' library (cgcn/dense.h)
 };
 
 struct PredictReport {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cgcn/dense.h"
 #include "cgcn/manifest.h"
 #include "cgcn/memory_plan.h"
 #include "cgcn/progress.h"
@@ -30,7 +31,8 @@ struct TrainRunOptions {
   // first of equals); the summary holds every run and the mean and standard deviation. Not
   // with a checkpoint directory.
   uint32_t runs = 1;
-  uint32_t threads = 0;  // worker threads (0: TBB's default, every core)
+  uint32_t threads = 0;                       // worker threads (0: TBB's default, every core)
+  DenseBackend gemm = DefaultDenseBackend();  // the dense products' library (cgcn/dense.h)
 };
 
 struct TrainRunCallbacks {

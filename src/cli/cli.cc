@@ -16,6 +16,21 @@ void AddCommonFlags(CLI::App& app, CommonFlags* flags, bool with_threads) {
   AddVersionFlag(app);
 }
 
+void AddGemmFlag(CLI::App& app, DenseBackend* gemm) {
+  app.add_option_function<std::string>(
+         "--gemm",
+         [gemm](const std::string& name) {
+           if (!ParseDenseBackend(name, gemm))
+             throw CLI::ValidationError("--gemm must be auto, eigen or onednn, found '" + name + "'");
+         },
+         std::string("library for the large dense products: onednn (oneDNN matmul, 1.3-2x Eigen's speed) or "
+                     "eigen; results differ between the two by float rounding only, and with either they do not "
+                     "depend on --threads; auto: ") +
+             DenseBackendName(DefaultDenseBackend()) + " in this build" +
+             (OneDnnAvailable() ? "" : " (built without oneDNN)"))
+      ->default_str("auto");
+}
+
 void AddVersionFlag(CLI::App& app) {
   app.set_version_flag("--version", std::string(VersionString()),
                        "print the version, commit, build type and CPU target, then exit");

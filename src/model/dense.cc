@@ -14,19 +14,121 @@
 #include "cgcn/dense.h"
 
 #include <tbb/blocked_range.h>
+#include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstdint>
+#include <mutex>
+
+#ifdef CGCN_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
+// libgomp (oneDNN's OpenMP runtime in Debian's build): the team size of the calling thread.
+extern "C" void omp_set_num_threads(int);
+#endif
 
 namespace cgcn {
 namespace {
 
+std::mutex g_backend_mu;
+DenseBackendConfig g_backend{DefaultDenseBackend()};
+// Read on every product: the backend and threshold as two atomics (set together under the mutex).
+std::atomic<bool> g_onednn{OneDnnAvailable()};
+std::atomic<double> g_min_flops{DenseBackendConfig{}.min_onednn_flops};
+
+#ifdef CGCN_HAVE_ONEDNN
+// One matmul primitive per (shape, transposition), created on first use and reused: oneDNN
+// primitives are immutable and may execute concurrently on several threads.
+struct ProductKey {
+  Eigen::Index r, inner, c;
+  bool at, bt;
+  bool operator==(const ProductKey&) const = default;
+};
+struct ProductKeyHash {
+  size_t operator()(const ProductKey& k) const {
+    size_t h = static_cast<size_t>(k.r);
+    h = h * 1000003u ^ static_cast<size_t>(k.inner);
+    h = h * 1000003u ^ static_cast<size_t>(k.c);
+    return h * 4u + (k.at ? 2u : 0u) + (k.bt ? 1u : 0u);
+  }
+};
+
+// A row-major [rows x cols] f32 descriptor; `transposed`: the [rows x cols] matrix is the
+// transpose of a row-major [cols x rows] array.
+dnnl::memory::desc Desc(Eigen::Index rows, Eigen::Index cols, bool transposed) {
+  const dnnl::memory::dims dims{rows, cols};
+  return transposed ? dnnl::memory::desc(dims, dnnl::memory::data_type::f32, dnnl::memory::dims{1, rows})
+                    : dnnl::memory::desc(dims, dnnl::memory::data_type::f32, dnnl::memory::dims{cols, 1});
+}
+
+class OneDnn {
+ public:
+  static OneDnn& Get() {
+    static OneDnn instance;
+    return instance;
+  }
+  // c[r x cc] = op(a) op(b) on the calling thread alone, op(a) [r x inner] (a stored transposed
+  // when at), op(b) [inner x cc]. c is written with row stride cc.
+  void Product(const float* a, bool at, const float* b, bool bt, float* c, Eigen::Index r, Eigen::Index inner,
+               Eigen::Index cc) {
+    OneThread();
+    const ProductKey key{r, inner, cc, at, bt};
+    const dnnl::matmul* prim;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = prims_.find(key);
+      if (it == prims_.end()) {
+        const dnnl::matmul::desc d(Desc(r, inner, at), Desc(inner, cc, bt), Desc(r, cc, false));
+        it = prims_.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(d, engine_))).first;
+      }
+      prim = &it->second;  // unordered_map nodes are stable
+    }
+    dnnl::memory ma(Desc(r, inner, at), engine_, const_cast<float*>(a));
+    dnnl::memory mb(Desc(inner, cc, bt), engine_, const_cast<float*>(b));
+    dnnl::memory mc(Desc(r, cc, false), engine_, c);
+    thread_local dnnl::stream stream(engine_);
+    prim->execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
+    stream.wait();
+  }
+
+ private:
+  OneDnn() : engine_(dnnl::engine::kind::cpu, 0) {}
+  // oneTBB owns the threads: every oneDNN call runs on its calling thread (an OpenMP team of
+  // one, which oneDNN runs inline), and the row chunks give the parallelism.
+  static void OneThread() {
+    thread_local bool set = false;
+    if (!set) {
+      omp_set_num_threads(1);
+      set = true;
+    }
+  }
+  dnnl::engine engine_;
+  std::mutex mu_;
+  std::unordered_map<ProductKey, dnnl::matmul, ProductKeyHash> prims_;
+};
+#endif
+
+// Whether a product of these sizes goes to oneDNN.
+bool UseOneDnn([[maybe_unused]] Eigen::Index n, [[maybe_unused]] Eigen::Index k, [[maybe_unused]] Eigen::Index m) {
+#ifdef CGCN_HAVE_ONEDNN
+  return g_onednn.load(std::memory_order_relaxed) && n > 0 && k > 0 && m > 0 &&
+         2.0 * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(m) >=
+             g_min_flops.load(std::memory_order_relaxed);
+#else
+  return false;
+#endif
+}
+
 // Rows per chunk for the row-parallel products (MatMul, MatMulTransposeB). Large enough for
-// Eigen's GEMM to run at full speed on a block, small enough to balance a few cores.
+// the GEMM kernel to run at full speed on a block (oneDNN's per-call cost wants more rows than
+// Eigen's), small enough to balance a few cores.
 constexpr Eigen::Index kRowChunk = 256;
+constexpr Eigen::Index kOneDnnRowChunk = 1024;
+Eigen::Index RowChunk(bool onednn) { return onednn ? kOneDnnRowChunk : kRowChunk; }
 
 // MatMulTransposeA reduces over rows, so each chunk costs a [k x m] partial plus its share of
 // the final sum: use at most kMaxReduceChunks chunks of at least kMinReduceRows rows.
@@ -57,6 +159,50 @@ void ForEachChunk(Eigen::Index rows, Eigen::Index chunk, const Fn& fn) {
 
 }  // namespace
 
+bool OneDnnAvailable() {
+#ifdef CGCN_HAVE_ONEDNN
+  return true;
+#else
+  return false;
+#endif
+}
+
+DenseBackend DefaultDenseBackend() { return OneDnnAvailable() ? DenseBackend::kOneDnn : DenseBackend::kEigen; }
+
+DenseBackendConfig GetDenseBackend() {
+  std::lock_guard<std::mutex> lock(g_backend_mu);
+  return g_backend;
+}
+
+bool SetDenseBackend(const DenseBackendConfig& config) {
+  if (config.backend == DenseBackend::kOneDnn && !OneDnnAvailable()) return false;
+  std::lock_guard<std::mutex> lock(g_backend_mu);
+  g_backend = config;
+  g_onednn.store(config.backend == DenseBackend::kOneDnn);
+  g_min_flops.store(config.min_onednn_flops);
+  return true;
+}
+
+const char* DenseBackendName(DenseBackend backend) { return backend == DenseBackend::kOneDnn ? "onednn" : "eigen"; }
+
+bool ParseDenseBackend(std::string_view name, DenseBackend* backend) {
+  if (name == "auto") {
+    *backend = DefaultDenseBackend();
+  } else if (name == "eigen") {
+    *backend = DenseBackend::kEigen;
+  } else if (name == "onednn") {
+    *backend = DenseBackend::kOneDnn;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+ScopedDenseBackend::ScopedDenseBackend(const DenseBackendConfig& config) : previous_(GetDenseBackend()) {
+  SetDenseBackend(config);
+}
+ScopedDenseBackend::~ScopedDenseBackend() { SetDenseBackend(previous_); }
+
 MatrixMap Workspace::Get(Eigen::Index rows, Eigen::Index cols) {
   assert(rows >= 0 && cols >= 0);
   const size_t need = static_cast<size_t>(rows) * static_cast<size_t>(cols);
@@ -77,8 +223,16 @@ MatrixMap Workspace::View(Eigen::Index rows, Eigen::Index cols) {
 
 void MatMul(ConstMatrixMap x, ConstMatrixMap w, MatrixMap y) {
   assert(x.cols() == w.rows() && y.rows() == x.rows() && y.cols() == w.cols());
-  ForEachChunk(x.rows(), kRowChunk, [&](Eigen::Index begin, Eigen::Index end) {
+  const bool onednn = UseOneDnn(x.rows(), x.cols(), w.cols());
+  ForEachChunk(x.rows(), RowChunk(onednn), [&](Eigen::Index begin, Eigen::Index end) {
     const Eigen::Index len = end - begin;
+#ifdef CGCN_HAVE_ONEDNN
+    if (onednn) {
+      OneDnn::Get().Product(x.data() + begin * x.cols(), false, w.data(), false, y.data() + begin * y.cols(), len,
+                            x.cols(), w.cols());
+      return;
+    }
+#endif
     y.middleRows(begin, len).noalias() = x.middleRows(begin, len) * w;
   });
 }
@@ -86,22 +240,32 @@ void MatMul(ConstMatrixMap x, ConstMatrixMap w, MatrixMap y) {
 void MatMulTransposeA(ConstMatrixMap x, ConstMatrixMap g, MatrixMap out, Workspace& scratch) {
   assert(x.rows() == g.rows() && out.rows() == x.cols() && out.cols() == g.cols());
   const Eigen::Index n = x.rows(), k = x.cols(), m = g.cols();
+  const bool onednn = UseOneDnn(n, k, m);
+  // dst[k x m] = x[begin, end)^T g[begin, end).
+  auto partial = [&](Eigen::Index begin, Eigen::Index end, float* dst) {
+    const Eigen::Index len = end - begin;
+#ifdef CGCN_HAVE_ONEDNN
+    if (onednn) {
+      OneDnn::Get().Product(x.data() + begin * k, true, g.data() + begin * m, false, dst, k, len, m);
+      return;
+    }
+#endif
+    MatrixMap(dst, k, m).noalias() = x.middleRows(begin, len).transpose() * g.middleRows(begin, len);
+  };
   const Eigen::Index chunk = std::max(kMinReduceRows, NumChunks(n, kMaxReduceChunks));
   const Eigen::Index chunks = NumChunks(n, chunk);
   if (chunks <= 1) {
     if (n == 0) {
       out.setZero();
     } else {
-      out.noalias() = x.transpose() * g;
+      partial(0, n, out.data());
     }
     return;
   }
   // partials: chunk c's [k x m] product at rows [c * k, (c + 1) * k).
   MatrixMap partials = scratch.Get(chunks * k, m);
   ForEachChunk(n, chunk, [&](Eigen::Index begin, Eigen::Index end) {
-    const Eigen::Index len = end - begin;
-    partials.middleRows(begin / chunk * k, k).noalias() =
-        x.middleRows(begin, len).transpose() * g.middleRows(begin, len);
+    partial(begin, end, partials.data() + begin / chunk * k * m);
   });
   // out = partial_0 + partial_1 + ..., in that order for every element; parallel over out rows.
   ForEachChunk(k, std::max<Eigen::Index>(1, 16384 / std::max<Eigen::Index>(1, m * chunks)),
@@ -115,10 +279,18 @@ void MatMulTransposeA(ConstMatrixMap x, ConstMatrixMap g, MatrixMap out, Workspa
 
 void MatMulTransposeB(ConstMatrixMap g, ConstMatrixMap w, MatrixMap y, const float* mask) {
   assert(g.cols() == w.cols() && y.rows() == g.rows() && y.cols() == w.rows());
-  const Eigen::Index k = y.cols();
-  ForEachChunk(g.rows(), kRowChunk, [&](Eigen::Index begin, Eigen::Index end) {
+  const Eigen::Index k = y.cols(), m = g.cols();
+  const bool onednn = UseOneDnn(g.rows(), m, k);
+  ForEachChunk(g.rows(), RowChunk(onednn), [&](Eigen::Index begin, Eigen::Index end) {
     const Eigen::Index len = end - begin;
-    y.middleRows(begin, len).noalias() = g.middleRows(begin, len) * w.transpose();
+#ifdef CGCN_HAVE_ONEDNN
+    if (onednn) {
+      OneDnn::Get().Product(g.data() + begin * m, false, w.data(), true, y.data() + begin * k, len, m, k);
+    } else
+#endif
+    {
+      y.middleRows(begin, len).noalias() = g.middleRows(begin, len) * w.transpose();
+    }
     if (mask != nullptr) {
       float* yd = y.data() + begin * k;
       const float* md = mask + begin * k;
