@@ -41,8 +41,10 @@ std::atomic<bool> g_onednn{OneDnnAvailable()};
 std::atomic<double> g_min_flops{DenseBackendConfig{}.min_onednn_flops};
 
 #ifdef CGCN_HAVE_ONEDNN
-// One matmul primitive per (shape, transposition), created on first use and reused: oneDNN
-// primitives are immutable and may execute concurrently on several threads.
+// One matmul primitive per (layer widths, transposition), created on first use and reused:
+// oneDNN primitives are immutable and may execute concurrently on several threads. The chunk's
+// row count is a runtime dimension (DNNL_RUNTIME_DIM_VAL), so batches of every size share them
+// and the cache stays as small as the set of layer shapes.
 struct ProductKey {
   Eigen::Index r, inner, c;
   bool at, bt;
@@ -57,12 +59,12 @@ struct ProductKeyHash {
   }
 };
 
-// A row-major [rows x cols] f32 descriptor; `transposed`: the [rows x cols] matrix is the
-// transpose of a row-major [cols x rows] array.
+// A dense row-major [rows x cols] f32 descriptor (tag ab); `transposed`: the [rows x cols]
+// matrix is the transpose of a dense row-major [cols x rows] array (tag ba). A dimension may be
+// DNNL_RUNTIME_DIM_VAL. Every operand here is dense: chunks are whole rows of row-major arrays.
 dnnl::memory::desc Desc(Eigen::Index rows, Eigen::Index cols, bool transposed) {
-  const dnnl::memory::dims dims{rows, cols};
-  return transposed ? dnnl::memory::desc(dims, dnnl::memory::data_type::f32, dnnl::memory::dims{1, rows})
-                    : dnnl::memory::desc(dims, dnnl::memory::data_type::f32, dnnl::memory::dims{cols, 1});
+  return dnnl::memory::desc({rows, cols}, dnnl::memory::data_type::f32,
+                            transposed ? dnnl::memory::format_tag::ba : dnnl::memory::format_tag::ab);
 }
 
 class OneDnn {
@@ -73,16 +75,19 @@ class OneDnn {
   }
   // c[r x cc] = op(a) op(b) on the calling thread alone, op(a) [r x inner] (a stored transposed
   // when at), op(b) [inner x cc]. c is written with row stride cc.
+  // The rows of the chunk are r, or inner when a is transposed (MatMulTransposeA's partials).
   void Product(const float* a, bool at, const float* b, bool bt, float* c, Eigen::Index r, Eigen::Index inner,
                Eigen::Index cc) {
     OneThread();
-    const ProductKey key{r, inner, cc, at, bt};
+    const Eigen::Index any = DNNL_RUNTIME_DIM_VAL;
+    const Eigen::Index key_r = at ? r : any, key_inner = at ? any : inner;
+    const ProductKey key{key_r, key_inner, cc, at, bt};
     const dnnl::matmul* prim;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = prims_.find(key);
       if (it == prims_.end()) {
-        const dnnl::matmul::desc d(Desc(r, inner, at), Desc(inner, cc, bt), Desc(r, cc, false));
+        const dnnl::matmul::desc d(Desc(key_r, key_inner, at), Desc(key_inner, cc, bt), Desc(key_r, cc, false));
         it = prims_.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(d, engine_))).first;
       }
       prim = &it->second;  // unordered_map nodes are stable
@@ -98,14 +103,9 @@ class OneDnn {
  private:
   OneDnn() : engine_(dnnl::engine::kind::cpu, 0) {}
   // oneTBB owns the threads: every oneDNN call runs on its calling thread (an OpenMP team of
-  // one, which oneDNN runs inline), and the row chunks give the parallelism.
-  static void OneThread() {
-    thread_local bool set = false;
-    if (!set) {
-      omp_set_num_threads(1);
-      set = true;
-    }
-  }
+  // one, which oneDNN runs inline), and the row chunks give the parallelism. Set on every call
+  // (it only writes the calling thread's OpenMP setting), so nothing else can change it between.
+  static void OneThread() { omp_set_num_threads(1); }
   dnnl::engine engine_;
   std::mutex mu_;
   std::unordered_map<ProductKey, dnnl::matmul, ProductKeyHash> prims_;
