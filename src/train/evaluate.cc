@@ -35,6 +35,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <mutex>
 
 #include "cgcn/batch.h"
@@ -49,6 +50,7 @@ namespace {
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kMaxBlockBytes = 256 * kMiB;  // in memory, blocks larger than this gain nothing
 constexpr uint64_t kMinChunkBytes = 64 * 1024;   // a chunk as small as this still works, slowly
+constexpr uint64_t kPrefetchAhead = 4;           // neighbour rows asked for ahead of the sums
 
 uint64_t PageSize() {
   static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -73,8 +75,10 @@ class ActivationStore {
   Status Init(uint64_t floats, bool spill, const std::string& tmp_dir) {
     bytes_ = floats * sizeof(float);
     if (!spill) {
-      memory_.resize(floats);
-      data_ = memory_.data();
+      // Not zeroed: every plane is written for every row before it is read, and zeroing would
+      // be a single-threaded pass (with the first touch of every page) over two [N x width] arrays.
+      memory_.reset(new float[floats]);
+      data_ = memory_.get();
       return Status::Ok();
     }
     std::string templ = (std::filesystem::path(tmp_dir) / "cgcn-eval-XXXXXX").string();
@@ -132,7 +136,7 @@ class ActivationStore {
   }
   std::byte* Byte(uint64_t offset) const { return static_cast<std::byte*>(map_) + offset; }
 
-  std::vector<float> memory_;
+  std::unique_ptr<float[]> memory_;
   float* data_ = nullptr;
   void* map_ = nullptr;
   uint64_t bytes_ = 0;
@@ -398,7 +402,9 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   }
 
   BlockRows rows;
-  std::vector<float> sums;
+  // The block's sums [R x d], allocated once for the largest block and not zeroed here: the
+  // parallel sums zero each row as they start it (gat: zeroed before its sweeps).
+  std::unique_ptr<float[]> sums;
   std::vector<float> gat_max, gat_den;  // gat: per block row and head, the softmax's maximum and denominator
   // The metrics of each split (cgcn/metrics.h); the loss of each split per cluster, summed in
   // cluster order at the end (it does not depend on thread timing), and accuracy over every
@@ -434,7 +440,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     rows.labels.reserve(max_rows);
     rows.label_bits.reserve(max_rows * label_words);
     rows.split.reserve(max_rows);
-    sums.reserve(max_rows * width);
+    sums.reset(new float[max_rows * width]);
     if (cfg.kind == LayerKind::kGat) {
       gat_max.reserve(max_rows * cfg.heads);
       gat_den.reserve(max_rows * cfg.heads);
@@ -509,7 +515,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       }));
       rows.offsets[R] = entries;
       rows.cursor.assign(rows.offsets.begin(), rows.offsets.end() - 1);
-      sums.assign(R * d, 0.0f);
+      if (gat) std::fill(sums.get(), sums.get() + R * d, 0.0f);
 
       // gat: per row and head, the softmax's maximum over the row's columns (a first sweep over
       // the src scalars), then exp-weighted sums of Z and their denominators (a second sweep),
@@ -534,7 +540,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
               for (uint64_t i = rr.begin(); i != rr.end(); ++i) {
                 float* mx = gat_max.data() + i * heads;
                 float* den = gat_den.data() + i * heads;
-                float* acc = sums.data() + i * d;
+                float* acc = sums.get() + i * d;
                 const float* di = dst + (r0 + i) * heads;
                 uint64_t e = rows.cursor[i];
                 const uint64_t end = rows.offsets[i + 1];
@@ -566,7 +572,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         tbb::parallel_for(tbb::blocked_range<uint64_t>(0, R, 256), [&](const tbb::blocked_range<uint64_t>& rr) {
           for (uint64_t i = rr.begin(); i != rr.end(); ++i)
             for (uint64_t h = 0; h < heads; ++h) {
-              float* a = sums.data() + i * d + h * width_h;
+              float* a = sums.get() + i * d + h * width_h;
               const float den = gat_den[i * heads + h];
               for (uint64_t k = 0; k < width_h; ++k) a[k] /= den;
             }
@@ -574,17 +580,28 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       }
 
       // Sums over the neighbors, chunk by chunk of Z_l rows, each row in ascending column order.
+      // The full graph's Z_l is far larger than the caches and a row's neighbours are scattered
+      // over it: the loop asks for the row of the neighbour kPrefetchAhead entries on while it
+      // adds the current one (the order of the additions is unchanged).
+      const uint64_t row_bytes = d * sizeof(float);
+      auto prefetch_row = [&](uint64_t e, uint64_t end) {
+        if (e >= end) return;
+        const char* p = reinterpret_cast<const char*>(z + uint64_t{rows.columns[e]} * d);
+        for (uint64_t off_b = 0; off_b < row_bytes; off_b += 64) __builtin_prefetch(p + off_b);
+      };
       for (uint64_t k0 = 0; k0 < (gat ? 0 : N); k0 += chunk_rows) {
         const uint64_t k1 = std::min(N, k0 + chunk_rows);
         store[cur].WillRead(k0 * d, k1 * d);
         tbb::parallel_for(tbb::blocked_range<uint64_t>(0, R, 256), [&](const tbb::blocked_range<uint64_t>& rr) {
           for (uint64_t i = rr.begin(); i != rr.end(); ++i) {
-            float* __restrict acc = sums.data() + i * d;
+            float* __restrict acc = sums.get() + i * d;
+            if (k0 == 0) std::fill(acc, acc + d, 0.0f);
             const float di = dinv[r0 + i];
             uint64_t e = rows.cursor[i];
             const uint64_t end = rows.offsets[i + 1];
             if (kind == LayerKind::kGcn) {
               for (; e < end && rows.columns[e] < k1; ++e) {
+                prefetch_row(e + kPrefetchAhead, end);
                 const uint32_t j = rows.columns[e];
                 const float w = di * dinv[j];
                 const float* __restrict zj = z + uint64_t{j} * d;
@@ -593,6 +610,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
             } else {  // row-normalized: di for a neighbour; the self loop di + lambda di, or none (sage)
               const float self_w = di + cfg.diag_lambda * di;  // as the batch's (PyG ClusterGCNConv)
               for (; e < end && rows.columns[e] < k1; ++e) {
+                prefetch_row(e + kPrefetchAhead, end);
                 const uint32_t j = rows.columns[e];
                 if (j == r0 + i && kind == LayerKind::kSage) continue;
                 const float w = j == r0 + i ? self_w : di;
@@ -612,7 +630,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         const uint64_t lr = off[c] - r0;
         const auto n = static_cast<Eigen::Index>(off[c + 1] - off[c]);
         if (n == 0) return Status::Ok();
-        MatrixMap h(sums.data() + lr * d, n, d);
+        MatrixMap h(sums.get() + lr * d, n, d);
         // Adds rows [off[c], off[c + 1]) of the plane at `plane` (width w) of the current store to dst.
         auto add_plane = [&](uint64_t plane, uint64_t w, float* dst) {
           const uint64_t b0 = plane + off[c] * w, b1 = plane + off[c + 1] * w;
