@@ -660,6 +660,17 @@ TEST_F(TrainLibrary, RunTrainingWritesEveryOutputAndTheSummary) {
   double eval_sum = 0;
   for (const EpochRecord& e : r->train.epochs) eval_sum += e.eval_s;
   EXPECT_DOUBLE_EQ(j["eval_s"].get<double>(), eval_sum);
+  // The last evaluation's phases: one entry per layer, and they add up to no more than its time.
+  const auto& phases = j["final_eval_phases"];
+  ASSERT_EQ(phases["layers"].size(), run.train.layers);
+  double phase_sum = phases["pass0_s"].get<double>();
+  EXPECT_GT(phase_sum, 0.0);
+  for (const auto& p : phases["layers"])
+    for (const char* k : {"load_s", "sum_s", "finish_s"}) {
+      EXPECT_GE(p[k].get<double>(), 0.0) << k;
+      phase_sum += p[k].get<double>();
+    }
+  EXPECT_LE(phase_sum, r->train.epochs.back().eval_s);
   int epoch_records = 0, step_records = 0;
   std::ifstream m(run.metrics_out);
   for (std::string line; std::getline(m, line);) {

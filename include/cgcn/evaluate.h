@@ -46,9 +46,18 @@ struct EvalPlan {
 Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& config, const EvalOptions& options,
                                 bool with_predictions, uint32_t threads);
 
+// Where an evaluation's wall time went: pass 0 reads the features and computes layer 0's planes;
+// pass l + 1 (layers[l]) loads the block rows (decode, columns sorted), sums the neighbours
+// (`sum_s`), then adds bias, norm, ReLU and residual and computes layer l + 1's planes, or the
+// scores after the last layer (`finish_s`).
+struct EvalPassTimes {
+  double load_s = 0, sum_s = 0, finish_s = 0;
+};
 struct EvalStats {
   EvalPlan plan;
   uint64_t spill_read_bytes = 0;  // activation bytes read back from the temporary files
+  double pass0_s = 0;
+  std::vector<EvalPassTimes> layers;  // [layers]
 };
 
 // Accuracy (cgcn/metrics.h): the headline metric of each split, and the multi-label figures.

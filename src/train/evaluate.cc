@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -358,6 +359,10 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       for (uint32_t c = blocks[b]; c < blocks[b + 1]; ++c) shards.Prefetch(c);
   };
   uint64_t spill_read = 0;
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  std::vector<EvalPassTimes> pass_times(L);
+  const auto pass0_start = Clock::now();
 
   // Pass 0: layer 0's planes (Z_0 = X W_0, ...) and the aggregation scales.
   {
@@ -446,9 +451,11 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       gat_den.reserve(max_rows * cfg.heads);
     }
   }
+  const double pass0_s = since(pass0_start);
   int cur = 0;
   for (uint32_t l = 0; l < L; ++l) {
     const bool last = l + 1 == L;
+    EvalPassTimes& times = pass_times[l];
     const uint32_t d = dims[l + 1];
     const float* z = store[cur].data();
     SectionMask mask = kStructureSections;
@@ -457,6 +464,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         plan.spill ? std::max<uint64_t>(1, plan.chunk_bytes / (uint64_t{d} * sizeof(float))) : std::max<uint64_t>(1, N);
     prefetch_block(0);
     for (size_t b = 0; b + 1 < blocks.size(); ++b) {
+      auto phase_start = Clock::now();
       prefetch_block(b + 1);
       const uint32_t c0 = blocks[b], c1 = blocks[b + 1];
       const uint64_t r0 = off[c0], R = off[c1] - r0;
@@ -515,6 +523,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       }));
       rows.offsets[R] = entries;
       rows.cursor.assign(rows.offsets.begin(), rows.offsets.end() - 1);
+      times.load_s += since(phase_start);
+      phase_start = Clock::now();
       if (gat) std::fill(sums.get(), sums.get() + R * d, 0.0f);
 
       // gat: per row and head, the softmax's maximum over the row's columns (a first sweep over
@@ -625,6 +635,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         if (store[cur].spilled()) spill_read += (k1 - k0) * d * sizeof(float);
       }
 
+      times.sum_s += since(phase_start);
+      phase_start = Clock::now();
       // Bias, then ReLU and the next layer's weights, or the scores.
       CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
         const uint64_t lr = off[c] - r0;
@@ -702,12 +714,15 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         return Status::Ok();
       }));
       if (!last) written_rows(store[1 - cur], l + 1, off[c0], off[c1]);
+      times.finish_s += since(phase_start);
     }
     cur = 1 - cur;
   }
   if (stats) {
     stats->plan = plan;
     stats->spill_read_bytes = spill_read;
+    stats->pass0_s = pass0_s;
+    stats->layers = pass_times;
   }
   Accuracy acc = scorer.Summary();
   double loss_sum[3] = {0, 0, 0};

@@ -14,6 +14,7 @@
 #include "cgcn/shard_directory.h"
 #include "util/output_path.h"
 #include "util/peak_rss.h"
+#include "train/eval_json.h"
 #include "util/threads.h"
 
 namespace cgcn {
@@ -92,6 +93,7 @@ Result<PredictReport> RunPredict(const PredictOptions& options, const ProgressFn
                       {"test_acc", Num(rep.acc.test)},
                       {"valid_loss", Num(rep.acc.valid_loss)},
                       {"eval_spilled", rep.eval.plan.spill},
+                      {"eval_phases", EvalPhasesJson(rep.eval)},
                       {"planned_eval_mb", static_cast<double>(rep.eval.plan.peak_bytes) / 1048576.0},
                       {"peak_rss_mb", PeakRssMb()},
                       {"written", rep.written}};

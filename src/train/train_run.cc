@@ -17,6 +17,7 @@
 #include "cgcn/plot.h"
 #include "cgcn/predictions.h"
 #include "cgcn/shard_directory.h"
+#include "train/eval_json.h"
 #include "util/output_path.h"
 #include "util/peak_rss.h"
 #include "util/threads.h"
@@ -77,6 +78,7 @@ json EpochJson(const EpochRecord& r) {
     j["eval_s"] = r.eval_s;
     j["eval_spilled"] = r.eval_stats.plan.spill;
     j["eval_spill_read_bytes"] = r.eval_stats.spill_read_bytes;
+    j["eval_phases"] = EvalPhasesJson(r.eval_stats);
   }
   return j;
 }
@@ -228,6 +230,7 @@ std::string Summary(const TrainRunReport& rep, const TrainOptions& o, uint32_t t
     j["metric"] = "accuracy";
   }
   if (t.resumed) j["resumed_from"] = {{"epoch", t.resumed_epoch}, {"batch", t.resumed_batch}};
+  j["final_eval_phases"] = EvalPhasesJson(t.final_eval);
   if (t.plan) {
     j["mem_budget_mb"] = Mb(t.plan->budget);
     j["prefetch"] = t.plan->prefetch;
