@@ -12,9 +12,9 @@
 #include "cgcn/model_file.h"
 #include "cgcn/predictions.h"
 #include "cgcn/shard_directory.h"
+#include "train/eval_json.h"
 #include "util/output_path.h"
 #include "util/peak_rss.h"
-#include "train/eval_json.h"
 #include "util/threads.h"
 
 namespace cgcn {
