@@ -64,6 +64,21 @@ class ResumeTest : public ::testing::Test {
     fs::remove(saved);
     return losses;
   }
+  // Runs `ck` (with resume set) from the checkpoint RunAndRewindToStep8 left: the 10 steps after
+  // step 8 have the reference run's losses, and the parameters (and buffers, when given) end as
+  // the reference's.
+  void ExpectResumeMatches(const TrainOptions& ck, const std::map<uint64_t, double>& ref,
+                           const std::vector<float>& ref_params, const std::vector<float>* ref_buffers = nullptr) {
+    ASSERT_TRUE(ck.resume);
+    std::vector<float> params, buffers;
+    const auto resumed = Run(ck, &params, {}, &buffers);
+    ASSERT_EQ(resumed.size(), 10u);
+    for (const auto& [step, loss] : resumed) EXPECT_EQ(loss, ref.at(step)) << "step " << step;
+    EXPECT_EQ(params, ref_params);
+    if (ref_buffers) {
+      EXPECT_EQ(buffers, *ref_buffers);
+    }
+  }
   testutil::TempDir tmp_;
   std::unique_ptr<ShardDirectory> dir_;
   TrainOptions o_;
@@ -85,11 +100,7 @@ TEST_F(ResumeTest, MidEpochResumeReproducesEveryStepLoss) {
   EXPECT_EQ(c->next_batch, 2u);
 
   ck.resume = true;
-  std::vector<float> params;
-  const auto resumed = Run(ck, &params);
-  ASSERT_EQ(resumed.size(), 10u);
-  for (const auto& [step, loss] : resumed) EXPECT_EQ(loss, ref.at(step)) << "step " << step;
-  EXPECT_EQ(params, ref_params);
+  ASSERT_NO_FATAL_FAILURE(ExpectResumeMatches(ck, ref, ref_params));
 }
 
 // Input dropout draws from the step's seed like the hidden dropout: a resumed run reproduces
@@ -106,11 +117,7 @@ TEST_F(ResumeTest, InputDropoutResumesExactlyAndIsPartOfTheSignature) {
   ck.checkpoint_every = 4;
   RunAndRewindToStep8(ck);
   ck.resume = true;
-  std::vector<float> params;
-  const auto resumed = Run(ck, &params);
-  ASSERT_EQ(resumed.size(), 10u);
-  for (const auto& [step, loss] : resumed) EXPECT_EQ(loss, ref.at(step)) << "step " << step;
-  EXPECT_EQ(params, ref_params);
+  ASSERT_NO_FATAL_FAILURE(ExpectResumeMatches(ck, ref, ref_params));
 
   TrainOptions other = ck;
   other.input_dropout = 0.0f;
@@ -141,12 +148,7 @@ TEST_F(ResumeTest, BatchNormModelResumesWithItsRunningStatistics) {
   EXPECT_EQ(c->buffers.size(), ref_buffers.size());
   EXPECT_NE(c->buffers, ref_buffers);  // step 8's statistics, not the last
   ck.resume = true;
-  std::vector<float> params, buffers;
-  const auto resumed = Run(ck, &params, {}, &buffers);
-  ASSERT_EQ(resumed.size(), 10u);
-  for (const auto& [step, loss] : resumed) EXPECT_EQ(loss, ref.at(step)) << "step " << step;
-  EXPECT_EQ(params, ref_params);
-  EXPECT_EQ(buffers, ref_buffers);
+  ASSERT_NO_FATAL_FAILURE(ExpectResumeMatches(ck, ref, ref_params, &ref_buffers));
 
   TrainOptions other = ck;
   other.norm = NormKind::kLayer;

@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cgcn/status.h"
+
 namespace cgcn {
 
 enum class DenseBackend { kEigen, kOneDnn };
@@ -40,6 +42,8 @@ DenseBackend DefaultDenseBackend();
 DenseBackendConfig GetDenseBackend();
 // Refuses (returns false) kOneDnn in a build without it.
 bool SetDenseBackend(const DenseBackendConfig& config);
+// A run's backend (--gemm) checked against the build: kOneDnn without oneDNN is an error.
+Status CheckDenseBackend(DenseBackend backend);
 const char* DenseBackendName(DenseBackend backend);  // "eigen", "onednn"
 // "auto" (oneDNN when available), "eigen" or "onednn"; false for another name.
 bool ParseDenseBackend(std::string_view name, DenseBackend* backend);

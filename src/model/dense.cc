@@ -14,7 +14,6 @@
 #include "cgcn/dense.h"
 
 #include <tbb/blocked_range.h>
-#include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
 
@@ -34,9 +33,8 @@ extern "C" void omp_set_num_threads(int);
 namespace cgcn {
 namespace {
 
-std::mutex g_backend_mu;
-DenseBackendConfig g_backend{DefaultDenseBackend()};
-// Read on every product: the backend and threshold as two atomics (set together under the mutex).
+// The process's backend (DenseBackendConfig), read on every product. Runs set it before their
+// products start (ScopedDenseBackend), not while they run.
 std::atomic<bool> g_onednn{OneDnnAvailable()};
 std::atomic<double> g_min_flops{DenseBackendConfig{}.min_onednn_flops};
 
@@ -170,20 +168,25 @@ bool OneDnnAvailable() {
 DenseBackend DefaultDenseBackend() { return OneDnnAvailable() ? DenseBackend::kOneDnn : DenseBackend::kEigen; }
 
 DenseBackendConfig GetDenseBackend() {
-  std::lock_guard<std::mutex> lock(g_backend_mu);
-  return g_backend;
+  return {g_onednn.load() ? DenseBackend::kOneDnn : DenseBackend::kEigen, g_min_flops.load()};
 }
 
 bool SetDenseBackend(const DenseBackendConfig& config) {
   if (config.backend == DenseBackend::kOneDnn && !OneDnnAvailable()) return false;
-  std::lock_guard<std::mutex> lock(g_backend_mu);
-  g_backend = config;
   g_onednn.store(config.backend == DenseBackend::kOneDnn);
   g_min_flops.store(config.min_onednn_flops);
   return true;
 }
 
 const char* DenseBackendName(DenseBackend backend) { return backend == DenseBackend::kOneDnn ? "onednn" : "eigen"; }
+
+Status CheckDenseBackend(DenseBackend backend) {
+  if (backend == DenseBackend::kOneDnn && !OneDnnAvailable())
+    return Status::InvalidArgument(
+        "--gemm onednn: this build of cgcn has no oneDNN (install Debian's libdnnl-dev and rebuild); use --gemm eigen "
+        "or auto");
+  return Status::Ok();
+}
 
 bool ParseDenseBackend(std::string_view name, DenseBackend* backend) {
   if (name == "auto") {

@@ -8,9 +8,6 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "cgcn/dense.h"
-#include "cgcn/status.h"
-
 namespace cgcn {
 
 inline uint32_t RunnableThreads() {
@@ -18,15 +15,6 @@ inline uint32_t RunnableThreads() {
   const auto limit = static_cast<uint64_t>(
       std::max<size_t>(1, tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism)));
   return static_cast<uint32_t>(std::min(arena, limit));
-}
-
-// A run's dense-product backend (--gemm), checked against the build.
-inline Status CheckDenseBackend(DenseBackend gemm) {
-  if (gemm == DenseBackend::kOneDnn && !OneDnnAvailable())
-    return Status::InvalidArgument(
-        "--gemm onednn: this build of cgcn has no oneDNN (install Debian's libdnnl-dev and rebuild); use --gemm eigen "
-        "or auto");
-  return Status::Ok();
 }
 
 }  // namespace cgcn
