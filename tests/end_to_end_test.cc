@@ -221,6 +221,66 @@ TEST(Tools, BadInputExitsNonZeroAndWritesNothing) {
   EXPECT_NE(train.out.find(out), std::string::npos) << train.out;
 }
 
+// --feature-dtype bf16/f16: the shards decode to the f32 shards' features rounded to 16 bits,
+// node by node; a value f16 cannot hold stops preprocessing, naming its node and column, and
+// leaves nothing at the output.
+TEST(Tools, PreprocessFeatureDtypes) {
+  TempDir tmp;
+  testutil::RawDatasetSpec spec = testutil::RandomRawDataset(300, 1200, 6, 3, 7);
+  spec.features[123][4] = 1000.0f + 1.0f / 3.0f;  // rounds differently in bf16 and f16
+  testutil::WriteRawDataset(tmp.Join("raw"), spec);
+  auto preprocess = [&](const std::string& dtype, const std::string& out) {
+    return Shell(Bin("cgcn-preprocess") + " --input " + tmp.Join("raw") + " --out " + out +
+                 " --parts 4 --quiet --feature-dtype " + dtype);
+  };
+  ShellResult f32 = preprocess("f32", tmp.Join("f32"));
+  ASSERT_EQ(f32.exit_code, 0) << f32.out;
+  EXPECT_NE(f32.out.find("\"feature_dtype\":\"f32\""), std::string::npos) << f32.out;
+  Result<ShardDirectory> ref = ShardDirectory::Open(tmp.Join("f32"));
+  ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+  for (const std::string dtype : {"bf16", "f16"}) {
+    SCOPED_TRACE(dtype);
+    ShellResult pre = preprocess(dtype, tmp.Join(dtype));
+    ASSERT_EQ(pre.exit_code, 0) << pre.out;
+    EXPECT_NE(pre.out.find("\"feature_dtype\":\"" + dtype + "\""), std::string::npos) << pre.out;
+    ShellResult dump = Shell(Bin("cgcn-dump") + " " + tmp.Join(dtype) + " --shard 0");
+    EXPECT_NE(dump.out.find(" f32 " + dtype), std::string::npos) << dump.out;  // "features ... f32 bf16+zstd"
+    EXPECT_EQ(Shell(Bin("cgcn-dump") + " " + tmp.Join(dtype) + " --verify").exit_code, 0);
+    Result<ShardDirectory> d = ShardDirectory::Open(tmp.Join(dtype));
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    ASSERT_EQ(d->num_clusters(), ref->num_clusters());
+    ShardDecoder dec;
+    uint32_t rounded = 0;
+    for (uint32_t c = 0; c < d->num_clusters(); ++c) {
+      ClusterData a, b;
+      ASSERT_TRUE(ref->Load(c, kAllSections, dec, a).ok());
+      ASSERT_TRUE(d->Load(c, kAllSections, dec, b).ok());
+      ASSERT_EQ(a.node_ids, b.node_ids);
+      ASSERT_EQ(a.features.size(), b.features.size());
+      for (size_t k = 0; k < a.features.size(); ++k) {
+        const float want =
+            dtype == "bf16" ? Bf16ToFloat(FloatToBf16(a.features[k])) : F16ToFloat(FloatToF16(a.features[k]));
+        ASSERT_EQ(b.features[k], want) << "cluster " << c << " value " << k;
+        rounded += b.features[k] != a.features[k];
+      }
+    }
+    EXPECT_GT(rounded, 0u);  // the features are noisy floats: rounding changed some
+    EXPECT_LT(d->manifest().shards[0].file_size, ref->manifest().shards[0].file_size);
+  }
+  spec.features[42][2] = 70000.0f;
+  testutil::WriteRawDataset(tmp.Join("raw"), spec);
+  ShellResult big = preprocess("f16", tmp.Join("big"));
+  EXPECT_EQ(big.exit_code, 1) << big.out;
+  EXPECT_NE(big.out.find("node 42 column 2: feature value 70000.000000 does not fit f16"), std::string::npos)
+      << big.out;
+  EXPECT_FALSE(fs::exists(tmp.Join("big")));
+  for (const auto& e : fs::directory_iterator(tmp.path()))
+    EXPECT_EQ(e.path().filename().string().find("big."), std::string::npos) << "left behind: " << e.path();
+  ShellResult unknown = preprocess("int8", tmp.Join("int8"));
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.out;
+  EXPECT_NE(unknown.out.find("--feature-dtype"), std::string::npos) << unknown.out;
+}
+
 TEST(Tools, DumpVerifyNamesTheCorruptFile) {
   TempDir tmp;
   testutil::WriteTinyRawDataset(tmp.Join("raw"));

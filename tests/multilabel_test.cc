@@ -168,7 +168,7 @@ TEST(MultiLabelShard, LabelSectionRoundTripsAndIsChecked) {
     ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
     // Header byte 60 holds L; the labels section is n class words then n x W task words.
     EXPECT_EQ(LoadU32(bytes->data() + 60), tasks);
-    EXPECT_EQ(LoadU32(bytes->data() + 8), 2u);
+    EXPECT_EQ(LoadU32(bytes->data() + 8), 3u);  // the version (2 since multi-label, 3 since the 16-bit feature codecs)
     const ShardHeader h = *ParseShardHeader(*bytes, "s");
     EXPECT_EQ(h.sections[4].raw_size, 4 * 3 * (1 + uint64_t{LabelWords(tasks)}));
     ShardDecoder dec;

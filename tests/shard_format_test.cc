@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -423,7 +424,7 @@ TEST(ShardFormat, TablesMatchTheDocumentedLayout) {
   for (const double ratio : {0.0, 1e9}) {  // every section zstd, then every one raw
     const auto b = *EncodeShard(c, 3, ratio);
     EXPECT_EQ(std::memcmp(b.data(), "CGCNSHRD", 8), 0);
-    const std::pair<size_t, uint64_t> u32_fields[] = {{8, 2},  {12, 312}, {16, 1}, {20, 3}, {24, 3},
+    const std::pair<size_t, uint64_t> u32_fields[] = {{8, 3},  {12, 312}, {16, 1}, {20, 3}, {24, 3},
                                                       {28, 2}, {32, 4},   {36, 6}, {56, 2}, {60, 0}};
     for (const auto& [at, want] : u32_fields) EXPECT_EQ(LoadU32(b.data() + at), want) << "byte " << at;
     EXPECT_EQ(LoadU64(b.data() + 40), 4u);  // intra entries
@@ -457,7 +458,14 @@ TEST(ShardFormat, TablesMatchTheDocumentedLayout) {
   EXPECT_STREQ(SectionName(static_cast<SectionKind>(7)), "unknown");
   EXPECT_STREQ(CodecName(kCodecRaw), "raw");
   EXPECT_STREQ(CodecName(kCodecZstd), "zstd");
-  EXPECT_STREQ(CodecName(2), "unknown");
+  EXPECT_STREQ(CodecName(kCodecBf16), "bf16");
+  EXPECT_STREQ(CodecName(kCodecBf16Zstd), "bf16+zstd");
+  EXPECT_STREQ(CodecName(kCodecF16), "f16");
+  EXPECT_STREQ(CodecName(kCodecF16Zstd), "f16+zstd");
+  EXPECT_STREQ(CodecName(6), "unknown");
+  // Only the features section takes the 16-bit codecs.
+  for (uint32_t k = 0; k < kNumSections; ++k)
+    EXPECT_EQ(kSections[k].codecs, kSections[k].kind == SectionKind::kFeatures ? 0x3fu : 0x3u) << kSections[k].name;
 }
 
 // A bad header field is named by its byte and its name.
@@ -471,12 +479,12 @@ TEST(ShardFormat, HeaderErrorsNameTheByteAndTheField) {
     return ParseShardHeader(b, "s.cgs").status().message();
   };
   namespace f = shard_header;
-  EXPECT_EQ(patched(f::kVersion, 3),
-            "s.cgs: byte 8 (header field version): unsupported shard version 3 (this "
-            "build reads 1 to 2)");
+  EXPECT_EQ(patched(f::kVersion, 4),
+            "s.cgs: byte 8 (header field version): unsupported shard version 4 (this "
+            "build reads 1 to 3)");
   EXPECT_EQ(patched(f::kVersion, 0),
             "s.cgs: byte 8 (header field version): unsupported shard version 0 (this "
-            "build reads 1 to 2)");
+            "build reads 1 to 3)");
   EXPECT_EQ(patched(f::kHeaderBytes, 64), "s.cgs: byte 12 (header field header_bytes): header size 64, expected 312");
   EXPECT_EQ(patched(f::kNumNodes, 0x80000000u),
             "s.cgs: byte 24 (header field num_nodes): node count 2147483648 exceeds 2^31-1");
@@ -496,6 +504,176 @@ TEST(ShardFormat, HeaderErrorsNameTheByteAndTheField) {
   std::memcpy(swapped.data() + kHeaderChecksumOffset, &sum, 8);
   EXPECT_EQ(ParseShardHeader(swapped, "s.cgs").status().message(),
             "s.cgs: byte 104 (section table entry 1, field kind): section 1 has kind 1, expected 2 (adjacency)");
+}
+
+// --- 16-bit feature codecs (--feature-dtype) ---
+
+// The nearest value of a 16-bit format to x, ties to the even pattern, found by widening the
+// patterns around x: an independent reference for the encoder's rounding.
+uint16_t NearestPattern(float x, float (*widen)(uint16_t), uint16_t lo, uint16_t hi) {
+  uint16_t best = lo;
+  double best_d = INFINITY;
+  for (uint32_t p = lo; p <= hi; ++p) {
+    const float w = widen(static_cast<uint16_t>(p));
+    if (!std::isfinite(w)) continue;
+    const double d = std::fabs(static_cast<double>(w) - static_cast<double>(x));
+    if (d < best_d || (d == best_d && (p & 1) == 0)) {
+      best = static_cast<uint16_t>(p);
+      best_d = d;
+    }
+  }
+  return best;
+}
+
+TEST(FeatureCodec, KnownPatterns) {
+  EXPECT_EQ(FloatToBf16(1.0f), 0x3f80);
+  EXPECT_EQ(FloatToBf16(-2.0f), 0xc000);
+  EXPECT_EQ(FloatToBf16(1.0f + 0x1p-8f), 0x3f80);             // a tie rounds to the even pattern (down)
+  EXPECT_EQ(FloatToBf16(1.0f + 3 * 0x1p-8f), 0x3f82);         // a tie rounds to the even pattern (up)
+  EXPECT_EQ(FloatToBf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3f81);  // just above the tie: up
+  EXPECT_EQ(FloatToBf16(3.4e38f), 0x7f80);                    // rounds past the largest finite: infinity
+  EXPECT_EQ(FloatToF16(1.0f), 0x3c00);
+  EXPECT_EQ(FloatToF16(65504.0f), 0x7bff);
+  EXPECT_EQ(FloatToF16(65519.0f), 0x7bff);
+  EXPECT_EQ(FloatToF16(65520.0f), 0x7c00);  // the tie above the largest finite value: infinity
+  EXPECT_EQ(FloatToF16(0.1f), 0x2e66);
+  EXPECT_EQ(FloatToF16(0x1p-24f), 0x0001);  // the smallest subnormal
+  EXPECT_EQ(FloatToF16(0x1p-26f), 0x0000);  // below half of it: zero
+  EXPECT_EQ(Bf16ToFloat(0x3f80), 1.0f);
+  EXPECT_EQ(F16ToFloat(0x3555), 0.333251953125f);
+  EXPECT_EQ(F16ToFloat(0x8001), -0x1p-24f);
+}
+
+// Every finite 16-bit pattern widens exactly and narrows back to itself; values between two
+// patterns round to the nearer one.
+TEST(FeatureCodec, EveryPatternRoundTripsAndRoundingIsToNearest) {
+  for (uint32_t p = 0; p < 65536; ++p) {
+    const auto v = static_cast<uint16_t>(p);
+    if ((v & 0x7f80) != 0x7f80) {
+      EXPECT_EQ(FloatToBf16(Bf16ToFloat(v)), v) << std::hex << p;
+    }
+    if ((v & 0x7c00) != 0x7c00) {
+      EXPECT_EQ(FloatToF16(F16ToFloat(v)), v) << std::hex << p;
+    }
+  }
+  uint64_t state = 12345;
+  for (int i = 0; i < 2000; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    const float x = std::ldexp(static_cast<float>(state >> 40) / 16777216.0f, static_cast<int>(state % 40) - 20) *
+                    ((state >> 8) & 1 ? -1.0f : 1.0f);
+    const uint16_t b = FloatToBf16(x), h = FloatToF16(x);
+    const uint16_t sign = x < 0 ? 0x8000 : 0;
+    // The reference searches the patterns of x's sign around the truncated one.
+    const uint16_t bt = static_cast<uint16_t>(std::bit_cast<uint32_t>(x) >> 16);
+    EXPECT_EQ(b, NearestPattern(x, Bf16ToFloat, bt, static_cast<uint16_t>(bt + 1))) << x;
+    if (std::fabs(x) <= 65504.0f) {
+      EXPECT_EQ(h, NearestPattern(x, F16ToFloat, sign, static_cast<uint16_t>(sign | 0x7bff))) << x;
+    } else {
+      EXPECT_EQ(h & 0x7fff, 0x7c00) << x;  // beyond f16's range: infinity (the encoder refuses it)
+    }
+  }
+}
+
+ClusterData WideFeatureCluster() {
+  ClusterData c = SampleCluster();
+  c.feat_dim = 40;
+  c.features.resize(uint64_t{c.num_nodes} * c.feat_dim);
+  for (size_t k = 0; k < c.features.size(); ++k)
+    c.features[k] = std::sin(0.37f * static_cast<float>(k)) * std::pow(10.0f, static_cast<float>(k % 7) - 3.0f);
+  return c;
+}
+
+// bf16 and f16 shards decode to the rounded features, framed (zstd) or plain, and everything
+// else exactly; the features section's raw size (f32) is unchanged, its stored values take half.
+TEST(FeatureCodec, ShardsDecodeToTheRoundedFeatures) {
+  const ClusterData c = WideFeatureCluster();
+  struct Case {
+    FeatureDtype dtype;
+    double min_ratio;
+    uint32_t codec;
+  };
+  for (const Case& k : {Case{FeatureDtype::kBf16, 0.0, kCodecBf16Zstd}, Case{FeatureDtype::kBf16, 1e9, kCodecBf16},
+                        Case{FeatureDtype::kF16, 0.0, kCodecF16Zstd}, Case{FeatureDtype::kF16, 1e9, kCodecF16}}) {
+    SCOPED_TRACE(std::string(FeatureDtypeName(k.dtype)) + " min_ratio " + std::to_string(k.min_ratio));
+    const Result<std::vector<std::byte>> bytes = EncodeShard(c, 3, k.min_ratio, k.dtype);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+    const Result<ShardHeader> h = ParseShardHeader(*bytes, "s");
+    ASSERT_TRUE(h.ok()) << h.status().ToString();
+    EXPECT_EQ(h->version, 3u);
+    const SectionEntry& f = h->sections[static_cast<uint32_t>(SectionKind::kFeatures) - 1];
+    EXPECT_EQ(f.codec, k.codec);
+    EXPECT_EQ(f.raw_size, 4u * c.features.size());
+    if (k.min_ratio > 1) {
+      EXPECT_EQ(f.stored_size, 2u * c.features.size());
+    }
+    for (const SectionEntry& e : h->sections) {
+      if (e.kind != SectionKind::kFeatures) {
+        EXPECT_LE(e.codec, kCodecZstd);
+      }
+    }
+    ShardDecoder dec;
+    ClusterData out;
+    const Status s = dec.Decode(*bytes, "s", Expect(c, bytes->size()), kAllSections, out);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_EQ(out.features.size(), c.features.size());
+    for (size_t i = 0; i < c.features.size(); ++i) {
+      const float want = k.dtype == FeatureDtype::kBf16 ? Bf16ToFloat(FloatToBf16(c.features[i]))
+                                                        : F16ToFloat(FloatToF16(c.features[i]));
+      ASSERT_EQ(out.features[i], want) << "value " << i;
+      // Relative error within half a unit in the last place: 2^-8 (bf16), 2^-11 (f16, normal range).
+      const float x = c.features[i];
+      if (k.dtype == FeatureDtype::kBf16 || std::fabs(x) >= 0x1p-14f) {
+        EXPECT_LE(std::fabs(out.features[i] - x), std::fabs(x) * (k.dtype == FeatureDtype::kBf16 ? 0x1p-8f : 0x1p-11f));
+      }
+    }
+    EXPECT_EQ(out.node_ids, c.node_ids);
+    EXPECT_EQ(out.adj_neighbors, c.adj_neighbors);
+    EXPECT_EQ(out.inter_dst, c.inter_dst);
+    EXPECT_EQ(out.labels, c.labels);
+  }
+}
+
+TEST(FeatureCodec, ValuesOutsideF16AreRefusedNamingNodeAndColumn) {
+  ClusterData c = WideFeatureCluster();
+  c.features[1 * 40 + 5] = 70000.0f;  // node 7 (local row 1), column 5
+  const Result<std::vector<std::byte>> f16 = EncodeShard(c, 3, kDefaultMinCompressionRatio, FeatureDtype::kF16);
+  ASSERT_FALSE(f16.ok());
+  EXPECT_EQ(f16.status().code(), StatusCode::kInvalidInput);
+  EXPECT_NE(f16.status().message().find("node 7 column 5: feature value 70000.000000 does not fit f16 (largest "
+                                        "finite: 65504); store the features as bf16 or f32 (--feature-dtype)"),
+            std::string::npos)
+      << f16.status().message();
+  EXPECT_TRUE(EncodeShard(c, 3, kDefaultMinCompressionRatio, FeatureDtype::kBf16).ok());
+  c.features[0] = 3.4e38f;
+  const Result<std::vector<std::byte>> bf16 = EncodeShard(c, 3, kDefaultMinCompressionRatio, FeatureDtype::kBf16);
+  ASSERT_FALSE(bf16.ok());
+  EXPECT_NE(bf16.status().message().find("node 4 column 0"), std::string::npos) << bf16.status().message();
+}
+
+// Version 2 had no 16-bit codecs: a version-2 header naming one is refused with the codecs it
+// allows, and a plain bf16 section whose stored size is not half the raw size is refused.
+TEST(FeatureCodec, HeaderChecksOfTheNewCodecs) {
+  const ClusterData c = WideFeatureCluster();
+  const auto good = *EncodeShard(c, 3, 1e9, FeatureDtype::kBf16);
+  auto v2 = good;
+  const uint32_t two = 2;
+  std::memcpy(v2.data() + shard_header::kVersion.offset, &two, 4);
+  PatchHeader(v2, kInterField, c.inter_src.size());  // the same value: re-seals the header checksum
+  const Result<ShardHeader> h2 = ParseShardHeader(v2, "f");
+  ASSERT_FALSE(h2.ok());
+  EXPECT_EQ(h2.status().message(),
+            "f: byte 188 (section table entry 3, field codec): section 'features': codec 2, expected 0 (raw) or 1 "
+            "(zstd)");
+  auto bad = good;
+  const size_t stored = SectionEntryOffset(3) + section_entry::kStoredSize.offset;
+  PatchHeader(bad, stored, 4u * c.features.size());
+  const Result<ShardHeader> hb = ParseShardHeader(bad, "f");
+  ASSERT_FALSE(hb.ok());
+  EXPECT_NE(hb.status().message().find("impossible for 480 raw bytes with codec 2"), std::string::npos)
+      << hb.status().message();
+  EXPECT_EQ(ParseFeatureDtype("bf16").value(), FeatureDtype::kBf16);
+  EXPECT_EQ(ParseFeatureDtype("int8").status().message(),
+            "--feature-dtype: unknown element type 'int8', expected f32, bf16 or f16");
 }
 
 }  // namespace

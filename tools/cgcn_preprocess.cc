@@ -53,6 +53,14 @@ int main(int argc, char** argv) {
   cli::AddNumber(app, "--min-compression-ratio", &o.write.min_compression_ratio,
                  "store a section uncompressed when zstd makes it less than this many times smaller: decoding it is "
                  "then a checksum and a copy instead of a decompression every epoch (1 = compress whatever shrinks)");
+  std::string feature_dtype = "f32";
+  app.add_option("--feature-dtype", feature_dtype,
+                 "element type the features are stored in: f32 (exact), bf16 or f16 (half the bytes, rounded to "
+                 "nearest; bf16 keeps f32's range with 8 significant bits, f16 keeps 11 bits but only magnitudes "
+                 "up to 65504, and a larger value stops preprocessing with its node and column). Training and "
+                 "evaluation widen the values back to f32 as they decode them")
+      ->check(CLI::IsMember({"f32", "bf16", "f16"}))
+      ->capture_default_str();
   app.add_option("--mem-budget", mem_budget,
                  "memory for cgcn's own arrays and buffers, e.g. 512M, 2G, 1.5GiB (default: no limit). The CSR is "
                  "built on disk in buckets that fit; the partitioner must fit (see --partitioner); the "
@@ -92,7 +100,8 @@ int main(int argc, char** argv) {
   cli::AddCommonFlags(app, &common);
   CGCN_PARSE_FLAGS(app, argc, argv);
   const char* kTool = "cgcn-preprocess";
-  o.partitioner = *ParsePartitionerKind(partitioner);  // CLI::IsMember checked the name
+  o.partitioner = *ParsePartitionerKind(partitioner);         // CLI::IsMember checked the name
+  o.write.feature_dtype = *ParseFeatureDtype(feature_dtype);  // likewise
   o.features = features == "file"     ? PreprocessOptions::Features::kFile
                : features == "fastrp" ? PreprocessOptions::Features::kFastRp
                                       : PreprocessOptions::Features::kAuto;

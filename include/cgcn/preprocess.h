@@ -68,6 +68,7 @@ struct PreprocessReport {
   uint64_t metis_workspace_bytes = 0;    // what METIS allocated beyond that and the mapped CSR (sampled RSS)
   uint64_t rss_outside_metis_bytes = 0;  // sampled every 2 ms while reading, building the CSR and writing
   // Writing.
+  FeatureDtype feature_dtype = FeatureDtype::kF32;  // how the shards store the features
   ShardWriteReport write;
   uint32_t min_cluster_nodes = 0, max_cluster_nodes = 0, empty_clusters = 0;
   // Wall time of each step, seconds.

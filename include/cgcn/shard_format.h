@@ -21,8 +21,9 @@ struct ShardInfo;  // cgcn/manifest.h
 inline constexpr char kShardMagic[8] = {'C', 'G', 'C', 'N', 'S', 'H', 'R', 'D'};
 // Writers write kShardVersion; readers accept kOldestShardVersion to kShardVersion. Version 2
 // turned the reserved header field at byte 60 into label_tasks (0 in every version-1 file, which
-// means multi-class): docs/FORMAT.md's change log.
-inline constexpr uint32_t kShardVersion = 2;
+// means multi-class); version 3 added the 16-bit feature codecs 2 to 5 (a version-1 or 2 file
+// using one is refused): docs/FORMAT.md's change log.
+inline constexpr uint32_t kShardVersion = 3;
 inline constexpr uint32_t kOldestShardVersion = 1;
 inline constexpr uint32_t kNumSections = 6;
 inline constexpr size_t kShardFixedHeaderBytes = 64;
@@ -84,19 +85,46 @@ enum class SectionKind : uint32_t {
   kSplit = 6,      // u8[n] kSplit* bits
 };
 
-// How a section's bytes are stored.
-inline constexpr uint32_t kCodecRaw = 0;   // the raw contents themselves
-inline constexpr uint32_t kCodecZstd = 1;  // one zstd frame that records its content size
+// How a section's bytes are stored. Codecs 2 to 5 store the f32 features section narrowed to 16
+// bits (--feature-dtype): its raw contents are still f32[n x F], the stored values widened back.
+inline constexpr uint32_t kCodecRaw = 0;       // the raw contents themselves
+inline constexpr uint32_t kCodecZstd = 1;      // one zstd frame that records its content size
+inline constexpr uint32_t kCodecBf16 = 2;      // u16 bfloat16 per f32 value (its upper 16 bits, rounded)
+inline constexpr uint32_t kCodecBf16Zstd = 3;  // one zstd frame of the bfloat16 values
+inline constexpr uint32_t kCodecF16 = 4;       // u16 IEEE binary16 per f32 value (rounded)
+inline constexpr uint32_t kCodecF16Zstd = 5;   // one zstd frame of the binary16 values
+
+// The element type the features are stored in (cgcn-preprocess --feature-dtype).
+enum class FeatureDtype : uint32_t { kF32 = 0, kBf16 = 1, kF16 = 2 };
 struct CodecSpec {
   uint32_t id;
   const char* name;
+  FeatureDtype dtype;  // the stored values' type: kF32 for the lossless codecs 0 and 1
+  bool zstd;           // stored as one zstd frame (of the values in `dtype`)
+  // Bytes of stored values (before zstd) for `raw_size` raw bytes: raw_size, or half of it.
+  uint64_t value_bytes(uint64_t raw_size) const { return dtype == FeatureDtype::kF32 ? raw_size : raw_size / 2; }
 };
-inline constexpr CodecSpec kCodecs[] = {{kCodecRaw, "raw"}, {kCodecZstd, "zstd"}};
+inline constexpr CodecSpec kCodecs[] = {
+    {kCodecRaw, "raw", FeatureDtype::kF32, false},    {kCodecZstd, "zstd", FeatureDtype::kF32, true},
+    {kCodecBf16, "bf16", FeatureDtype::kBf16, false}, {kCodecBf16Zstd, "bf16+zstd", FeatureDtype::kBf16, true},
+    {kCodecF16, "f16", FeatureDtype::kF16, false},    {kCodecF16Zstd, "f16+zstd", FeatureDtype::kF16, true},
+};
 constexpr uint32_t CodecBit(uint32_t codec) { return 1u << codec; }
+// kCodecs[codec], or null for an unknown codec.
+constexpr const CodecSpec* FindCodec(uint32_t codec) {
+  for (const CodecSpec& c : kCodecs)
+    if (c.id == codec) return &c;
+  return nullptr;
+}
+
+// "f32", "bf16", "f16".
+const char* FeatureDtypeName(FeatureDtype dtype);
+// Parses --feature-dtype's value; kInvalidArgument naming the choices otherwise.
+Result<FeatureDtype> ParseFeatureDtype(const std::string& name);
 
 // The section's name (SectionSpecOf), "unknown" for a kind outside the table.
 const char* SectionName(SectionKind kind);
-// "raw" or "zstd" (from kCodecs), "unknown" otherwise (ParseShardHeader refuses it).
+// "raw", "zstd", "bf16", ... (from kCodecs), "unknown" otherwise (ParseShardHeader refuses it).
 const char* CodecName(uint32_t codec);
 
 // Which sections a decode should materialize (the header and every checksum of
@@ -193,6 +221,8 @@ constexpr uint64_t GroupsAndPairs(const ShardHeader& h) { return 2 * (uint64_t{h
 constexpr uint64_t FeatureValues(const ShardHeader& h) { return uint64_t{h.num_nodes} * h.feat_dim; }
 constexpr uint64_t LabelValues(const ShardHeader& h) { return uint64_t{h.num_nodes} * (1 + (h.label_tasks + 31) / 32); }
 inline constexpr uint32_t kRawOrZstd = CodecBit(kCodecRaw) | CodecBit(kCodecZstd);
+inline constexpr uint32_t kFeatureCodecs =
+    kRawOrZstd | CodecBit(kCodecBf16) | CodecBit(kCodecBf16Zstd) | CodecBit(kCodecF16) | CodecBit(kCodecF16Zstd);
 }  // namespace shard_format_detail
 
 // The layout of each section's elements is SectionKind's comment and docs/FORMAT.md's table.
@@ -201,7 +231,8 @@ inline constexpr SectionSpec kSections[kNumSections] = {
     {SectionKind::kAdjacency, "adjacency", "u32", 4, shard_format_detail::OffsetsAndNeighbors,
      shard_format_detail::kRawOrZstd},
     {SectionKind::kInter, "inter", "u32", 4, shard_format_detail::GroupsAndPairs, shard_format_detail::kRawOrZstd},
-    {SectionKind::kFeatures, "features", "f32", 4, shard_format_detail::FeatureValues, shard_format_detail::kRawOrZstd},
+    {SectionKind::kFeatures, "features", "f32", 4, shard_format_detail::FeatureValues,
+     shard_format_detail::kFeatureCodecs},
     {SectionKind::kLabels, "labels", "u32", 4, shard_format_detail::LabelValues, shard_format_detail::kRawOrZstd},
     {SectionKind::kSplit, "split", "u8", 1, shard_format_detail::Nodes, shard_format_detail::kRawOrZstd},
 };
@@ -226,9 +257,20 @@ struct ShardExpectation {
 // Serializes a cluster; zstd_level as in ZSTD_compress. A section that zstd does not make at
 // least min_ratio times smaller is stored raw (codec 0): its decode is a checksum and a copy.
 // min_ratio 1 stores raw only what zstd would make larger; 0 compresses every section.
+// feature_dtype bf16 or f16 stores the features rounded to nearest (even) 16-bit values (codecs 2
+// to 5, the same zstd rule on the 16-bit values); a feature f16 cannot hold (|x| >= 65520, which
+// rounds to infinity) is kInvalidInput naming the node and column.
 inline constexpr double kDefaultMinCompressionRatio = 1.25;
 Result<std::vector<std::byte>> EncodeShard(const ClusterData& cluster, int zstd_level,
-                                           double min_ratio = kDefaultMinCompressionRatio);
+                                           double min_ratio = kDefaultMinCompressionRatio,
+                                           FeatureDtype feature_dtype = FeatureDtype::kF32);
+
+// The 16-bit conversions of the feature codecs, exposed for tests and benchmarks. Narrowing
+// rounds to nearest, ties to even; widening is exact.
+uint16_t FloatToBf16(float x);
+float Bf16ToFloat(uint16_t x);
+uint16_t FloatToF16(float x);
+float F16ToFloat(uint16_t x);
 
 // Parses and checks the header alone (magic, version, checksum, section table bounds).
 // `name` is used in messages.

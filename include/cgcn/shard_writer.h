@@ -22,6 +22,8 @@ struct ShardWriteOptions {
   int zstd_level = 3;
   // Sections zstd shrinks by less than this factor are stored uncompressed (EncodeShard).
   double min_compression_ratio = kDefaultMinCompressionRatio;
+  // The features' stored element type: f32 (lossless), or bf16/f16, half the bytes (EncodeShard).
+  FeatureDtype feature_dtype = FeatureDtype::kF32;
   // Replace an existing out_dir, only once the new one is complete and only when it holds
   // nothing but a shard directory's files (CheckShardDirectoryIsCgcns).
   bool overwrite = false;

@@ -101,6 +101,7 @@ Result<PreprocessReport> Preprocess(const PreprocessOptions& options, const Prog
   write.input_dirs.push_back(options.read.dir);
   CGCN_ASSIGN_OR_RETURN(ShardDirectoryWriter writer, ShardDirectoryWriter::Create(write));
   rep.out_dir = writer.out_dir();
+  rep.feature_dtype = write.feature_dtype;
   std::optional<RssSampler> outside_metis(std::in_place);
   RssSampler whole_run;
 
@@ -264,6 +265,7 @@ std::string PreprocessReport::SummaryJson() const {
                       {"duplicates_removed", csr.duplicates_removed},
                       {"features", m.feat_dim},
                       {"feature_source", m.feature_source.Describe()},
+                      {"feature_dtype", FeatureDtypeName(feature_dtype)},
                       {"features_s", features_s},
                       {"classes", m.num_classes},
                       {"labels", m.multi_label() ? "multi-label" : "multi-class"},

@@ -268,11 +268,11 @@ Status DumpShard(const ShardDirectory& d, uint32_t k, const DumpOptions& o, std:
              " inter entries in %zu groups\n",
              c.num_nodes, c.feat_dim, c.num_classes, c.intra_entries(), c.inter_entries(), c.inter_groups.size());
   out << "  header checksum " << Hex64(h.header_checksum) << "\n";
-  out << Fmt("  %-10s %14s %-5s %10s %12s %12s %7s  %s\n", "section", "elements", "codec", "offset", "stored", "raw",
+  out << Fmt("  %-10s %14s %-9s %10s %12s %12s %7s  %s\n", "section", "elements", "codec", "offset", "stored", "raw",
              "ratio", "checksum");
   for (const SectionEntry& e : h.sections) {
     const SectionSpec& spec = SectionSpecOf(e.kind);  // ParseShardHeader checked the kinds
-    out << Fmt("  %-10s %10" PRIu64 " %-3s %-5s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %7.2f  %s\n", spec.name,
+    out << Fmt("  %-10s %10" PRIu64 " %-3s %-9s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %7.2f  %s\n", spec.name,
                e.raw_size / spec.element_bytes, spec.element_type, CodecName(e.codec), e.offset, e.stored_size,
                e.raw_size, e.stored_size ? static_cast<double>(e.raw_size) / static_cast<double>(e.stored_size) : 0.0,
                Hex64(e.checksum).c_str());

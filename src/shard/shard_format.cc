@@ -2,6 +2,10 @@
 
 #include <zstd.h>
 
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <bit>
 #include <cassert>
@@ -112,9 +116,62 @@ const char* SectionName(SectionKind kind) {
 }
 
 const char* CodecName(uint32_t codec) {
-  for (const CodecSpec& c : kCodecs)
-    if (c.id == codec) return c.name;
+  const CodecSpec* c = FindCodec(codec);
+  return c != nullptr ? c->name : "unknown";
+}
+
+const char* FeatureDtypeName(FeatureDtype dtype) {
+  switch (dtype) {
+    case FeatureDtype::kF32:
+      return "f32";
+    case FeatureDtype::kBf16:
+      return "bf16";
+    case FeatureDtype::kF16:
+      return "f16";
+  }
   return "unknown";
+}
+
+Result<FeatureDtype> ParseFeatureDtype(const std::string& name) {
+  for (FeatureDtype d : {FeatureDtype::kF32, FeatureDtype::kBf16, FeatureDtype::kF16})
+    if (name == FeatureDtypeName(d)) return d;
+  return Status::InvalidArgument("--feature-dtype: unknown element type '" + name + "', expected f32, bf16 or f16");
+}
+
+uint16_t FloatToBf16(float x) {
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  if ((u & 0x7f800000u) == 0x7f800000u) return static_cast<uint16_t>((u >> 16) | ((u & 0xffffu) ? 0x40u : 0u));
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);  // to nearest, ties to even
+}
+float Bf16ToFloat(uint16_t x) { return std::bit_cast<float>(uint32_t{x} << 16); }
+// IEEE binary16 by bit manipulation (no _Float16: clang 14, which the fuzzers build with, has none
+// on x86).
+uint16_t FloatToF16(float x) {
+  const uint32_t u = std::bit_cast<uint32_t>(x);
+  const auto sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  uint32_t a = u & 0x7fffffffu;
+  if (a >= 0x7f800000u) return sign | 0x7c00u | (a > 0x7f800000u ? 0x200u : 0u);  // infinity, NaN
+  if (a >= 0x477ff000u) return sign | 0x7c00u;                                    // 65520 and beyond round to infinity
+  if (a >= 0x38800000u) {                                                         // 2^-14 and beyond: a normal binary16
+    a -= 112u << 23;                                                              // rebias the exponent (127 -> 15)
+    a += 0xfffu + ((a >> 13) & 1u);  // to nearest, ties to even, in the 13 dropped bits
+    return static_cast<uint16_t>(sign | (a >> 13));
+  }
+  if (a < 0x33000000u) return sign;  // below 2^-25, half the smallest subnormal: zero
+  // A subnormal binary16: round(x / 2^-24), the significand shifted right by 126 - exponent.
+  const uint32_t shift = 126 - (a >> 23);  // 14 to 24
+  const uint32_t m = (a & 0x7fffffu) | 0x800000u;
+  uint32_t r = m >> shift;
+  const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+  if (rem > half || (rem == half && (r & 1u))) ++r;  // may carry into the smallest normal, 0x400
+  return static_cast<uint16_t>(sign | r);
+}
+float F16ToFloat(uint16_t x) {
+  const uint32_t sign = uint32_t{x & 0x8000u} << 16, e = (x >> 10) & 0x1fu, m = x & 0x3ffu;
+  if (e == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (m << 13));
+  if (e != 0) return std::bit_cast<float>(sign | ((e + 112) << 23) | (m << 13));
+  const float v = static_cast<float>(m) * 0x1p-24f;  // a subnormal (or zero), exactly
+  return sign ? -v : v;
 }
 
 uint64_t ShardHeader::raw_bytes() const {
@@ -128,7 +185,8 @@ uint64_t ShardHeader::stored_bytes() const {
   return s;
 }
 
-Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level, double min_ratio) {
+Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level, double min_ratio,
+                                           FeatureDtype feature_dtype) {
   const uint64_t n = c.num_nodes;
   const uint32_t words = LabelWords(c.label_tasks);
   if (c.node_ids.size() != n || c.adj_offsets.size() != n + 1 || c.labels.size() != n || c.split.size() != n ||
@@ -168,18 +226,41 @@ Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level,
                               "' has " + std::to_string(raw.size()) + " bytes, its counts imply " +
                               std::to_string(spec.raw_bytes(h)));
     raw_size[i] = raw.size();
+    // The stored values: the raw contents, or the features narrowed to 16 bits.
+    uint32_t plain = kCodecRaw, framed = kCodecZstd;
+    if (spec.kind == SectionKind::kFeatures && feature_dtype != FeatureDtype::kF32) {
+      const bool bf16 = feature_dtype == FeatureDtype::kBf16;
+      plain = bf16 ? kCodecBf16 : kCodecF16;
+      framed = bf16 ? kCodecBf16Zstd : kCodecF16Zstd;
+      std::vector<std::byte> narrow(raw.size() / 2);
+      const uint16_t inf = bf16 ? 0x7f80 : 0x7c00;  // the exponent bits of infinity
+      for (uint64_t k = 0; k < c.features.size(); ++k) {
+        const float x = c.features[k];
+        const uint16_t v = bf16 ? FloatToBf16(x) : FloatToF16(x);
+        if ((v & inf) == inf && std::isfinite(x)) {
+          const uint64_t row = k / c.feat_dim;
+          return Status::InvalidInput(
+              "cluster " + std::to_string(c.cluster_id) + ": node " + std::to_string(c.node_ids[row]) + " column " +
+              std::to_string(k % c.feat_dim) + ": feature value " + std::to_string(x) + " does not fit " +
+              FeatureDtypeName(feature_dtype) + " (largest finite: " + (bf16 ? "3.39e38" : "65504") +
+              "); store the features as " + (bf16 ? "f32" : "bf16 or f32") + " (--feature-dtype)");
+        }
+        std::memcpy(narrow.data() + 2 * k, &v, 2);
+      }
+      raw = std::move(narrow);
+    }
     stored[i].resize(ZSTD_compressBound(raw.size()));
     const size_t r = ZSTD_compress(stored[i].data(), stored[i].size(), raw.data(), raw.size(), zstd_level);
     if (ZSTD_isError(r)) return Status::Internal(std::string("ZSTD_compress failed: ") + ZSTD_getErrorName(r));
     stored[i].resize(r);
-    codec[i] = kCodecZstd;
+    codec[i] = framed;
     // A section zstd barely shrinks is stored as it is: decoding it is then a checksum and a
-    // copy instead of a decompression on every epoch (empty sections stay zstd frames, so no
-    // section is ever 0 bytes).
-    if ((spec.codecs & CodecBit(kCodecRaw)) && !raw.empty() &&
+    // copy (or a widening) instead of a decompression on every epoch (empty sections stay zstd
+    // frames, so no section is ever 0 bytes).
+    if ((spec.codecs & CodecBit(plain)) && !raw.empty() &&
         static_cast<double>(raw.size()) < min_ratio * static_cast<double>(r)) {
       stored[i] = std::move(raw);
-      codec[i] = kCodecRaw;
+      codec[i] = plain;
     }
   }
 
@@ -314,8 +395,11 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
                                       std::to_string(static_cast<uint32_t>(spec.kind)) + " (" + spec.name + ")");
     en.kind = spec.kind;
     const std::string sec = std::string("section '") + spec.name + "': ";
-    if (en.codec >= 32 || !(spec.codecs & CodecBit(en.codec)))
-      return bad(At(i, e::kCodec), sec + "codec " + std::to_string(en.codec) + ", expected " + CodecList(spec.codecs));
+    // The 16-bit feature codecs exist since version 3.
+    const uint32_t allowed = h.version >= 3 ? spec.codecs : spec.codecs & shard_format_detail::kRawOrZstd;
+    if (en.codec >= 32 || !(allowed & CodecBit(en.codec)))
+      return bad(At(i, e::kCodec), sec + "codec " + std::to_string(en.codec) + ", expected " + CodecList(allowed));
+    const CodecSpec& codec = *FindCodec(en.codec);
     if (en.offset != expect_offset)
       return bad(At(i, e::kOffset),
                  sec + "offset " + std::to_string(en.offset) + ", expected " + std::to_string(expect_offset));
@@ -323,8 +407,9 @@ Result<ShardHeader> ParseShardHeader(std::span<const std::byte> file, const std:
     if (en.raw_size != want || en.raw_size > kMaxSectionBytes)
       return bad(At(i, e::kRawSize), sec + "raw size " + std::to_string(en.raw_size) + ", expected " +
                                          std::to_string(want) + " from the header counts");
-    if (en.codec == kCodecRaw ? en.stored_size != en.raw_size || en.raw_size == 0
-                              : en.stored_size == 0 || en.stored_size > ZSTD_compressBound(en.raw_size))
+    const uint64_t values = codec.value_bytes(en.raw_size);  // stored values' bytes before zstd
+    if (!codec.zstd ? en.stored_size != values || en.raw_size == 0
+                    : en.stored_size == 0 || en.stored_size > ZSTD_compressBound(values))
       return bad(At(i, e::kStoredSize), sec + "stored size " + std::to_string(en.stored_size) + " impossible for " +
                                             std::to_string(en.raw_size) + " raw bytes with codec " +
                                             std::to_string(en.codec));
@@ -348,32 +433,67 @@ ShardDecoder::~ShardDecoder() { ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_)); }
 
 namespace {
 
+// Widens `count` 16-bit values at `src` (any alignment) to f32 at `dst`.
+void Widen(FeatureDtype dtype, const std::byte* src, uint64_t count, float* dst) {
+  if (dtype == FeatureDtype::kBf16) {
+    for (uint64_t k = 0; k < count; ++k) {
+      uint16_t v;
+      std::memcpy(&v, src + 2 * k, 2);
+      dst[k] = std::bit_cast<float>(uint32_t{v} << 16);
+    }
+  } else {
+    uint64_t k = 0;
+#ifdef __F16C__
+    for (; k + 8 <= count; k += 8)
+      _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * k))));
+#endif
+    for (; k < count; ++k) {
+      uint16_t v;
+      std::memcpy(&v, src + 2 * k, 2);
+      dst[k] = F16ToFloat(v);
+    }
+  }
+}
+
 // Verifies the stored bytes' checksum and decompresses (or, raw, copies) exactly e.raw_size
-// bytes into dst.
+// bytes into dst; a 16-bit feature codec's values are decompressed into `scratch` (when framed)
+// and widened into dst.
 Status Inflate(ZSTD_DCtx* dctx, std::span<const std::byte> file, const SectionEntry& e, const std::string& name,
-               void* dst) {
+               void* dst, std::vector<std::byte>& scratch) {
   const std::byte* src = file.data() + e.offset;
   const uint64_t sum = Checksum64(src, e.stored_size);
   if (sum != e.checksum)
     return Status::Corruption(Where(name, e.kind) + ": checksum mismatch over bytes [" + std::to_string(e.offset) +
                               ", " + std::to_string(e.offset + e.stored_size) + "): stored " + Hex64(e.checksum) +
                               ", computed " + Hex64(sum));
-  if (e.codec == kCodecRaw) {                                // ParseShardHeader checked stored_size == raw_size
-    if (e.raw_size != 0) std::memcpy(dst, src, e.raw_size);  // dst may be an empty vector's null data()
+  const CodecSpec& codec = *FindCodec(e.codec);  // ParseShardHeader refused unknown codecs
+  const uint64_t values = codec.value_bytes(e.raw_size);
+  const bool narrow = codec.dtype != FeatureDtype::kF32;
+  if (!codec.zstd) {  // ParseShardHeader checked stored_size == values
+    if (narrow)
+      Widen(codec.dtype, src, values / 2, static_cast<float*>(dst));
+    else if (e.raw_size != 0)  // dst may be an empty vector's null data()
+      std::memcpy(dst, src, e.raw_size);
     return Status::Ok();
   }
   const unsigned long long content = ZSTD_getFrameContentSize(src, e.stored_size);
-  if (content != e.raw_size)
+  if (content != values)
     return Status::Corruption(Where(name, e.kind) + ": zstd frame declares " +
                               (content == ZSTD_CONTENTSIZE_ERROR || content == ZSTD_CONTENTSIZE_UNKNOWN
                                    ? std::string("no valid content size")
                                    : std::to_string(content) + " bytes") +
-                              ", expected " + std::to_string(e.raw_size));
-  const size_t r = ZSTD_decompressDCtx(dctx, dst, e.raw_size, src, e.stored_size);
+                              ", expected " + std::to_string(values));
+  void* into = dst;
+  if (narrow) {
+    scratch.resize(values);
+    into = scratch.data();
+  }
+  const size_t r = ZSTD_decompressDCtx(dctx, into, values, src, e.stored_size);
   if (ZSTD_isError(r)) return Status::Corruption(Where(name, e.kind) + ": zstd: " + ZSTD_getErrorName(r));
-  if (r != e.raw_size)
+  if (r != values)
     return Status::Corruption(Where(name, e.kind) + ": decompressed to " + std::to_string(r) + " bytes, expected " +
-                              std::to_string(e.raw_size));
+                              std::to_string(values));
+  if (narrow) Widen(codec.dtype, scratch.data(), values / 2, static_cast<float*>(dst));
   return Status::Ok();
 }
 
@@ -432,7 +552,7 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
 
   if (mask & SectionBit(SectionKind::kNodes)) {
     out.node_ids.resize(n);
-    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kNodes), name, out.node_ids.data()));
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kNodes), name, out.node_ids.data(), scratch_));
     for (uint32_t i = 0; i < n; ++i) {
       if (out.node_ids[i] >= expect.total_nodes)
         return invalid(SectionKind::kNodes, "entry " + std::to_string(i) + ": node id " +
@@ -447,7 +567,7 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
     out.adj_offsets.resize(uint64_t{n} + 1);
     out.adj_neighbors.resize(h.intra_entries);
     scratch_.resize(e.raw_size);
-    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data()));
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data(), scratch_));
     std::memcpy(out.adj_offsets.data(), scratch_.data(), 4 * (uint64_t{n} + 1));
     if (h.intra_entries != 0)  // an empty vector's data() may be null, which memcpy must not get
       std::memcpy(out.adj_neighbors.data(), scratch_.data() + 4 * (uint64_t{n} + 1), 4 * h.intra_entries);
@@ -478,7 +598,7 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
                                               " entries, more than n x (N - n) = " + std::to_string(max_inter) +
                                               " distinct edges to other clusters");
     scratch_.resize(e.raw_size);
-    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data()));
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data(), scratch_));
     const uint32_t groups = h.num_inter_groups;
     out.inter_groups.resize(groups);
     out.inter_src.resize(h.inter_entries);
@@ -528,7 +648,7 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
   }
   if (mask & SectionBit(SectionKind::kFeatures)) {
     out.features.resize(uint64_t{n} * h.feat_dim);
-    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kFeatures), name, out.features.data()));
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kFeatures), name, out.features.data(), scratch_));
     // A float is NaN or +-inf exactly when its exponent bits are all ones; on the bits the loop
     // vectorizes (std::isfinite does not), which matters on a path that sees every feature.
     uint32_t non_finite = 0;
@@ -546,10 +666,10 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
     out.labels.resize(n);
     out.label_bits.resize(uint64_t{n} * LabelWords(h.label_tasks));
     if (h.label_tasks == 0) {
-      CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, out.labels.data()));
+      CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, out.labels.data(), scratch_));
     } else {
       scratch_.resize(e.raw_size);
-      CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data()));
+      CGCN_RETURN_IF_ERROR(Inflate(dctx, file, e, name, scratch_.data(), scratch_));
       if (n != 0) std::memcpy(out.labels.data(), scratch_.data(), 4 * uint64_t{n});  // n = 0: data() may be null
       if (!out.label_bits.empty())
         std::memcpy(out.label_bits.data(), scratch_.data() + 4 * uint64_t{n}, 4 * out.label_bits.size());
@@ -568,7 +688,7 @@ Status ShardDecoder::Decode(std::span<const std::byte> file, const std::string& 
   }
   if (mask & SectionBit(SectionKind::kSplit)) {
     out.split.resize(n);
-    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kSplit), name, out.split.data()));
+    CGCN_RETURN_IF_ERROR(Inflate(dctx, file, section(SectionKind::kSplit), name, out.split.data(), scratch_));
     for (uint32_t i = 0; i < n; ++i) {
       const uint8_t s = out.split[i];
       if (SplitName(s) == nullptr)

@@ -200,8 +200,9 @@ Result<ShardWriteReport> ShardDirectoryWriter::Write(const RawInput& raw, const 
     return ParallelFor(uint32_t{0}, P, "writing shards", [&](uint32_t c) -> Status {
       Local& l = locals.local();
       CGCN_RETURN_IF_ERROR(BuildCluster(raw, rows, graph, partition, layout, c, l.data, l.inter));
-      CGCN_ASSIGN_OR_RETURN(const std::vector<std::byte> bytes,
-                            EncodeShard(l.data, options.zstd_level, options.min_compression_ratio));
+      CGCN_ASSIGN_OR_RETURN(
+          const std::vector<std::byte> bytes,
+          EncodeShard(l.data, options.zstd_level, options.min_compression_ratio, options.feature_dtype));
       CGCN_RETURN_IF_ERROR(WriteWholeFile(tmp + "/" + ShardFileName(c), bytes));
       CGCN_ASSIGN_OR_RETURN(const ShardHeader h, ParseShardHeader(bytes, ShardFileName(c)));
       ShardInfo& info = m.shards[c];

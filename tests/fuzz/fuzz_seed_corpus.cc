@@ -101,7 +101,8 @@ testutil::RawDatasetSpec SmallRandomDataset(uint32_t n, uint32_t edges, uint32_t
 // Builds `spec` into a shard directory with `parts` clusters and copies its MANIFEST and shards
 // into the corpora as NAME.manifest and NAME-shard-NNNNNN.cgs. Returns the manifest.
 Manifest AddDataset(const std::string& name, const testutil::RawDatasetSpec& spec, int32_t parts,
-                    const fs::path& manifest_dir, const fs::path& shard_dir, size_t* files) {
+                    const fs::path& manifest_dir, const fs::path& shard_dir, size_t* files,
+                    FeatureDtype feature_dtype = FeatureDtype::kF32, double min_ratio = kDefaultMinCompressionRatio) {
   testutil::TempDir tmp("cgcn-fuzz-seed");
   testutil::WriteRawDataset(tmp.Join("raw-data"), spec, testutil::Compression::kPlain);
   const RawGraph raw = Check(ReadRawGraph(RawReadOptions{tmp.Join("raw-data"), ""}), name + ": ReadRawGraph");
@@ -111,6 +112,8 @@ Manifest AddDataset(const std::string& name, const testutil::RawDatasetSpec& spe
       Check(PartitionGraph(graph.view(), PartitionOptions{parts, 0}), name + ": PartitionGraph");
   ShardWriteOptions wo;
   wo.out_dir = tmp.Join("shards");
+  wo.feature_dtype = feature_dtype;
+  wo.min_compression_ratio = min_ratio;
   const ShardWriteReport report =
       Check(WriteShardDirectory(raw, graph.view(), partition, wo), name + ": WriteShardDirectory");
   fs::copy_file(fs::path(wo.out_dir) / kManifestFileName, manifest_dir / (name + ".manifest"),
@@ -314,6 +317,11 @@ int Main(int argc, char** argv) {
   (void)AddDataset("tiny-p5", testutil::TinyRawDataset(), 5, manifest_dir, shard_dir, &files);
   (void)AddDataset("random-p4", SmallRandomDataset(80, 240, 4, 3, 1), 4, manifest_dir, shard_dir, &files);
   (void)AddDataset("random-p3", SmallRandomDataset(40, 60, 1, 2, 2), 3, manifest_dir, shard_dir, &files);
+  // The 16-bit feature codecs, plain (1e9: nothing zstd-framed) and framed (0: everything).
+  (void)AddDataset("bf16-p3", SmallRandomDataset(80, 240, 4, 3, 3), 3, manifest_dir, shard_dir, &files,
+                   FeatureDtype::kBf16, 1e9);
+  (void)AddDataset("f16-p2", SmallRandomDataset(80, 240, 4, 3, 4), 2, manifest_dir, shard_dir, &files,
+                   FeatureDtype::kF16, 0.0);
 
   // A cluster with no nodes (METIS can leave parts empty on tiny graphs).
   ClusterData empty;

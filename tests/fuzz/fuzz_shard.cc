@@ -7,7 +7,7 @@
 //   - the fixed small manifest of fuzz_util.h, as a reader holding a real manifest would.
 // It must never crash, leak, hang or allocate beyond what the expectation implies. A decoded
 // cluster must satisfy every rule of docs/FORMAT.md, decode the same with fewer sections, and
-// survive EncodeShard -> Decode unchanged.
+// survive EncodeShard -> Decode unchanged (16-bit features also in their own type).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -133,6 +133,20 @@ void DecodeAgainst(std::span<const std::byte> file, const ShardExpectation& e) {
     CGCN_FUZZ_CHECK(back.inter_groups[g].cluster == c.inter_groups[g].cluster &&
                     back.inter_groups[g].count == c.inter_groups[g].count &&
                     back.inter_groups[g].begin == c.inter_groups[g].begin);
+
+  // Features stored in 16 bits widen to values that type holds exactly: encoding them again in
+  // the same type gives the same features.
+  const FeatureDtype dtype =
+      FindCodec(ParseShardHeader(file, "shard")->sections[static_cast<uint32_t>(SectionKind::kFeatures) - 1].codec)
+          ->dtype;
+  if (dtype != FeatureDtype::kF32) {
+    Result<std::vector<std::byte>> narrow = EncodeShard(c, 1, kDefaultMinCompressionRatio, dtype);
+    CGCN_FUZZ_CHECK(narrow.ok());
+    e2.file_size = narrow->size();
+    ClusterData back16;
+    CGCN_FUZZ_CHECK(Decoder().Decode(*narrow, "again", e2, kAllSections, back16).ok());
+    CGCN_FUZZ_CHECK(SameBytes(back16.features, c.features));
+  }
 }
 
 void FuzzOne(std::span<const std::byte> file) {
