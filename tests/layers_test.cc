@@ -587,14 +587,19 @@ class LayersEvalTest : public ::testing::Test {
 };
 
 TEST_F(LayersEvalTest, EveryKindMatchesDenseForwardInMemoryAndSpilled) {
-  std::vector<Case> cases;
+  // Hidden kFeat: the residual applies from layer 0. Hidden 2 kFeat (not gat): layer 0 aggregates
+  // its narrower input before W_0 (AggregateFirst in evaluate.cc), the residual from layer 1.
+  std::vector<std::pair<Case, uint32_t>> cases;
   for (LayerKind kind : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kSage, LayerKind::kGat})
     for (NormKind norm : {NormKind::kNone, NormKind::kLayer, NormKind::kBatch})
-      for (bool residual : {false, true}) cases.push_back({kind, norm, residual, 3, kFeat, false});
-  for (const Case& k : cases) {
-    SCOPED_TRACE(Name(k));
+      for (bool residual : {false, true})
+        for (uint32_t hidden : {kFeat, 2 * kFeat})
+          if (hidden == kFeat || kind != LayerKind::kGat)
+            cases.push_back({{kind, norm, residual, 3, kFeat, false}, hidden});
+  for (const auto& [k, hidden] : cases) {
+    SCOPED_TRACE(Name(k) + " hidden=" + std::to_string(hidden));
     GcnConfig c = ConfigOf(k, 0.5f);
-    c.hidden = kFeat;  // the residual applies from layer 0
+    c.hidden = hidden;
     c.heads = k.kind == LayerKind::kGat ? 3 : 1;
     c.out_dim = kClasses;
     Gcn model(c, 5);

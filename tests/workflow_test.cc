@@ -574,6 +574,7 @@ TEST_F(TrainFlow, PredictOnTheTrainingShardsGivesTrainingsPredictionsByteForByte
   TrainOptions o = Options();
   o.epochs = 6;
   o.hidden = 64;
+  o.layers = 3;  // a 64 -> 64 layer: its activations are what spills below
   ShardDirectory d = Open(tmp_.Join("shards"));
   Gcn model(ModelConfig(d.manifest(), o), 0);
   o.predict = true;
@@ -591,7 +592,8 @@ TEST_F(TrainFlow, PredictOnTheTrainingShardsGivesTrainingsPredictionsByteForByte
   EXPECT_EQ(pr->acc.valid, r->final_acc.valid);
   EXPECT_EQ(pr->acc.test, r->final_acc.test);
   // With the least budget that works (activations spilled): the same file.
-  // (One thread; activations of 2 x 400 x 64 floats, more than the least chunk of 64 KiB.)
+  // (One thread; activations of 2 x 400 x 64 floats, more than the least chunk of 64 KiB. Layer 0
+  // aggregates its narrower input first, so only the 64 -> 64 layer stores 64 floats a node.)
   Result<EvalPlan> need = PlanEvaluation(d.manifest(), model.config(), EvalOptions{uint64_t{1} << 40, ""}, true, 1);
   ASSERT_TRUE(need.ok());
   p.mem_budget = ProcessRuntimeBytes() + Gcn::PlannedBytes(model.config()) + need->min_bytes;

@@ -161,15 +161,19 @@ struct BlockRows {
   }
 };
 
-// What each thread holds: a decoder and a decoded cluster.
+// What each thread holds: a decoder, a decoded cluster and, for a layer that aggregates first,
+// one cluster's product of its sums with W_l.
 struct EvalLocal {
   ShardDecoder decoder;
   ClusterData data;
+  std::vector<float> product;
 
   // Memory one thread holds at most: the decoded cluster and its mapped shard (of the largest
-  // such), and one cluster's new activations (max_rows x width), resident until written back.
-  static uint64_t PlannedBytes(uint64_t max_decoded, uint64_t max_file, uint64_t max_rows, uint32_t width) {
-    return max_decoded + max_file + max_rows * width * sizeof(float);
+  // such), one cluster's new activations (max_rows x width), resident until written back, and
+  // (product_width > 0) its product buffer, max_rows x product_width.
+  static uint64_t PlannedBytes(uint64_t max_decoded, uint64_t max_file, uint64_t max_rows, uint32_t width,
+                               uint32_t product_width) {
+    return max_decoded + max_file + max_rows * (uint64_t{width} + product_width) * sizeof(float);
   }
 };
 
@@ -180,12 +184,38 @@ uint32_t Width(const GcnConfig& cfg) {
   return width;
 }
 
-// Floats per node in layer l's store: Z, then R (root weight) or the attention scalars (gat:
-// src and dst, a float per head each), then the residual input.
+// Whether layer l aggregates its input before the weight, (P H_l) W_l, instead of P (H_l W_l):
+// the same function, with the full-graph sums (the evaluation's costliest part) at the narrower
+// width. So when its input is narrower than its output (layer 0 of a model whose features are
+// fewer than its hidden units, as training computes it too), and never for gat, whose attention
+// weighs H_l W_l.
+bool AggregateFirst(const GcnConfig& cfg, uint32_t l) {
+  const std::vector<uint32_t> dims = cfg.Dims();
+  return cfg.kind != LayerKind::kGat && dims[l] < dims[l + 1];
+}
+
+// Floats per node of layer l's first plane, the one the sums read: H_l W_l, or H_l itself when
+// the layer aggregates first.
+uint32_t SumWidth(const GcnConfig& cfg, uint32_t l) {
+  const std::vector<uint32_t> dims = cfg.Dims();
+  return AggregateFirst(cfg, l) ? dims[l] : dims[l + 1];
+}
+
+// Floats per node in layer l's store: Z (SumWidth), then R (root weight) or the attention scalars
+// (gat: src and dst, a float per head each), then the residual input.
 uint32_t PlaneWidth(const GcnConfig& cfg, uint32_t l) {
   const std::vector<uint32_t> dims = cfg.Dims();
   const uint32_t att = cfg.kind == LayerKind::kGat ? 2 * cfg.HeadsAt(l) : 0;
-  return dims[l + 1] * (cfg.HasRoot() ? 2 : 1) + att + (cfg.ResidualAt(l) ? dims[l] : 0);
+  return SumWidth(cfg, l) + (cfg.HasRoot() ? dims[l + 1] : 0) + att + (cfg.ResidualAt(l) ? dims[l] : 0);
+}
+
+// Floats per row of a thread's product buffer: the widest output of a layer that aggregates first.
+uint32_t ProductWidth(const GcnConfig& cfg) {
+  const std::vector<uint32_t> dims = cfg.Dims();
+  uint32_t width = 0;
+  for (uint32_t l = 0; l < cfg.layers; ++l)
+    if (AggregateFirst(cfg, l)) width = std::max(width, dims[l + 1]);
+  return width;
 }
 
 // Floats per node in an activation store: the widest layer's planes (Width for a plain GCN).
@@ -231,10 +261,11 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
   plan.activation_bytes = 2 * ActivationStore::PlannedBytes(N, store_width);
   // Degrees (dinv), predictions, probabilities, what each thread holds, and the multi-label scores
   // kept for ROC-AUC (SplitScorer).
-  plan.fixed_bytes = N * sizeof(float) + (with_predictions ? N * sizeof(Prediction) : 0) +
-                     (options.probabilities ? N * cfg.out_dim * sizeof(float) : 0) +
-                     threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, store_width) +
-                     SplitScorer::PlannedBytes(m.num_valid, m.num_test, m.label_tasks);
+  plan.fixed_bytes =
+      N * sizeof(float) + (with_predictions ? N * sizeof(Prediction) : 0) +
+      (options.probabilities ? N * cfg.out_dim * sizeof(float) : 0) +
+      threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, store_width, ProductWidth(cfg)) +
+      SplitScorer::PlannedBytes(m.num_valid, m.num_test, m.label_tasks);
   plan.min_bytes = plan.fixed_bytes + max_block + kMinChunkBytes;
   const uint64_t M = options.memory_bytes;
   if (M == 0 || plan.fixed_bytes + plan.activation_bytes + std::min(kMaxBlockBytes, max_block) <= M) {
@@ -297,17 +328,24 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   std::vector<float> dinv(N);
   const LayerKind kind = cfg.kind;
   const bool root = cfg.HasRoot(), gat = kind == LayerKind::kGat;
-  // Layer l's planes in a store: Z at 0, R (or gat's src then dst scalars) after it, the residual
-  // input after that (in floats).
-  auto r_plane = [&](uint32_t l) { return N * dims[l + 1]; };
+  // Layer l's planes in a store: Z at 0 (SumWidth wide: H_l W_l, or H_l when the layer aggregates
+  // first), R (or gat's src then dst scalars) after it, the residual input after that (in floats).
+  auto r_plane = [&](uint32_t l) { return N * SumWidth(cfg, l); };
   auto att_plane = [&](uint32_t l) { return N * dims[l + 1]; };
-  auto res_plane = [&](uint32_t l) { return N * dims[l + 1] * (root ? 2 : 1) + (gat ? 2 * N * cfg.HeadsAt(l) : 0); };
+  auto res_plane = [&](uint32_t l) {
+    return N * SumWidth(cfg, l) + (root ? N * dims[l + 1] : 0) + (gat ? 2 * N * cfg.HeadsAt(l) : 0);
+  };
   // Writes layer l's planes for rows [row0, row0 + n) of `st` from their input h [n x dims[l]].
   auto write_planes = [&](ActivationStore& st, uint32_t l, uint64_t row0, ConstMatrixMap h) {
     const uint64_t d = dims[l + 1], d_in = dims[l], n = static_cast<uint64_t>(h.rows());
     float* base = st.data();
-    MatMul(h, model.weight(l), MatrixMap(base + row0 * d, h.rows(), static_cast<Eigen::Index>(d)));
-    st.Written(row0 * d, (row0 + n) * d);
+    if (AggregateFirst(cfg, l)) {
+      std::copy(h.data(), h.data() + n * d_in, base + row0 * d_in);
+      st.Written(row0 * d_in, (row0 + n) * d_in);
+    } else {
+      MatMul(h, model.weight(l), MatrixMap(base + row0 * d, h.rows(), static_cast<Eigen::Index>(d)));
+      st.Written(row0 * d, (row0 + n) * d);
+    }
     if (root) {
       const uint64_t p = r_plane(l);
       MatMul(h, model.root_weight(l), MatrixMap(base + p + row0 * d, h.rows(), static_cast<Eigen::Index>(d)));
@@ -332,7 +370,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   // Rows [r0, r1) of layer l's planes were written (pages shared with the next block).
   auto written_rows = [&](ActivationStore& st, uint32_t l, uint64_t r0, uint64_t r1) {
     const uint64_t d = dims[l + 1];
-    st.Written(r0 * d, r1 * d);
+    st.Written(r0 * SumWidth(cfg, l), r1 * SumWidth(cfg, l));
     if (root) st.Written(r_plane(l) + r0 * d, r_plane(l) + r1 * d);
     if (gat) {
       const uint64_t heads = cfg.HeadsAt(l);
@@ -364,7 +402,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   std::vector<EvalPassTimes> pass_times(L);
   const auto pass0_start = Clock::now();
 
-  // Pass 0: layer 0's planes (Z_0 = X W_0, ...) and the aggregation scales.
+  // Pass 0: layer 0's planes (Z_0 = X W_0, or X when layer 0 aggregates first, ...) and the
+  // aggregation scales.
   {
     prefetch_block(0);
     for (size_t b = 0; b + 1 < blocks.size(); ++b) {
@@ -457,11 +496,14 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     const bool last = l + 1 == L;
     EvalPassTimes& times = pass_times[l];
     const uint32_t d = dims[l + 1];
+    // The sums' width: d, or the input's when the layer aggregates first (then W_l follows them).
+    const uint32_t sw = SumWidth(cfg, l);
+    const bool agg_first = AggregateFirst(cfg, l);
     const float* z = store[cur].data();
     SectionMask mask = kStructureSections;
     if (last) mask |= SectionBit(SectionKind::kLabels) | SectionBit(SectionKind::kSplit);
-    const uint64_t chunk_rows =
-        plan.spill ? std::max<uint64_t>(1, plan.chunk_bytes / (uint64_t{d} * sizeof(float))) : std::max<uint64_t>(1, N);
+    const uint64_t chunk_rows = plan.spill ? std::max<uint64_t>(1, plan.chunk_bytes / (uint64_t{sw} * sizeof(float)))
+                                           : std::max<uint64_t>(1, N);
     prefetch_block(0);
     for (size_t b = 0; b + 1 < blocks.size(); ++b) {
       auto phase_start = Clock::now();
@@ -593,19 +635,19 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       // The full graph's Z_l is far larger than the caches and a row's neighbours are scattered
       // over it: the loop asks for the row of the neighbour kPrefetchAhead entries on while it
       // adds the current one (the order of the additions is unchanged).
-      const uint64_t row_bytes = d * sizeof(float);
+      const uint64_t row_bytes = sw * sizeof(float);
       auto prefetch_row = [&](uint64_t e, uint64_t end) {
         if (e >= end) return;
-        const char* p = reinterpret_cast<const char*>(z + uint64_t{rows.columns[e]} * d);
+        const char* p = reinterpret_cast<const char*>(z + uint64_t{rows.columns[e]} * sw);
         for (uint64_t off_b = 0; off_b < row_bytes; off_b += 64) __builtin_prefetch(p + off_b);
       };
       for (uint64_t k0 = 0; k0 < (gat ? 0 : N); k0 += chunk_rows) {
         const uint64_t k1 = std::min(N, k0 + chunk_rows);
-        store[cur].WillRead(k0 * d, k1 * d);
+        store[cur].WillRead(k0 * sw, k1 * sw);
         tbb::parallel_for(tbb::blocked_range<uint64_t>(0, R, 256), [&](const tbb::blocked_range<uint64_t>& rr) {
           for (uint64_t i = rr.begin(); i != rr.end(); ++i) {
-            float* __restrict acc = sums.get() + i * d;
-            if (k0 == 0) std::fill(acc, acc + d, 0.0f);
+            float* __restrict acc = sums.get() + i * sw;
+            if (k0 == 0) std::fill(acc, acc + sw, 0.0f);
             const float di = dinv[r0 + i];
             uint64_t e = rows.cursor[i];
             const uint64_t end = rows.offsets[i + 1];
@@ -614,8 +656,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
                 prefetch_row(e + kPrefetchAhead, end);
                 const uint32_t j = rows.columns[e];
                 const float w = di * dinv[j];
-                const float* __restrict zj = z + uint64_t{j} * d;
-                for (uint32_t k = 0; k < d; ++k) acc[k] += w * zj[k];
+                const float* __restrict zj = z + uint64_t{j} * sw;
+                for (uint32_t k = 0; k < sw; ++k) acc[k] += w * zj[k];
               }
             } else {  // row-normalized: di for a neighbour; the self loop di + lambda di, or none (sage)
               const float self_w = di + cfg.diag_lambda * di;  // as the batch's (PyG ClusterGCNConv)
@@ -624,25 +666,33 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
                 const uint32_t j = rows.columns[e];
                 if (j == r0 + i && kind == LayerKind::kSage) continue;
                 const float w = j == r0 + i ? self_w : di;
-                const float* __restrict zj = z + uint64_t{j} * d;
-                for (uint32_t k = 0; k < d; ++k) acc[k] += w * zj[k];
+                const float* __restrict zj = z + uint64_t{j} * sw;
+                for (uint32_t k = 0; k < sw; ++k) acc[k] += w * zj[k];
               }
             }
             rows.cursor[i] = e;
           }
         });
-        store[cur].Drop(k0 * d, k1 * d);
-        if (store[cur].spilled()) spill_read += (k1 - k0) * d * sizeof(float);
+        store[cur].Drop(k0 * sw, k1 * sw);
+        if (store[cur].spilled()) spill_read += (k1 - k0) * sw * sizeof(float);
       }
 
       times.sum_s += since(phase_start);
       phase_start = Clock::now();
-      // Bias, then ReLU and the next layer's weights, or the scores.
+      // W_l (a layer that aggregates first), bias, then ReLU and the next layer's weights, or the
+      // scores.
       CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
         const uint64_t lr = off[c] - r0;
         const auto n = static_cast<Eigen::Index>(off[c + 1] - off[c]);
         if (n == 0) return Status::Ok();
-        MatrixMap h(sums.get() + lr * d, n, d);
+        float* h_data = sums.get() + lr * d;
+        if (agg_first) {
+          std::vector<float>& product = locals.local().product;
+          product.resize(static_cast<uint64_t>(n) * d);
+          MatMul(ConstMatrixMap(sums.get() + lr * sw, n, sw), model.weight(l), MatrixMap(product.data(), n, d));
+          h_data = product.data();
+        }
+        MatrixMap h(h_data, n, d);
         // Adds rows [off[c], off[c + 1]) of the plane at `plane` (width w) of the current store to dst.
         auto add_plane = [&](uint64_t plane, uint64_t w, float* dst) {
           const uint64_t b0 = plane + off[c] * w, b1 = plane + off[c + 1] * w;
