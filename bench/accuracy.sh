@@ -5,7 +5,8 @@
 #
 #   bench/accuracy.sh [ROW...]        rows: cora-default cora-ref cora-tuned cora-deep8
 #                                     citeseer-default citeseer-ref citeseer-tuned computers-default
-#                                     computers-ref computers-tuned blogcatalog-default
+#                                     computers-ref computers-tuned computers-default-bf16
+#                                     computers-default-f16 computers-tuned-bf16 blogcatalog-default
 #                                     blogcatalog-tuned cora-full citeseer-full citeseer-q10
 #                                     cora-sage cora-cluster-gcn cora-gat cora-input-dropout
 #                                     cora-default-input-dropout citeseer-input-dropout
@@ -88,6 +89,11 @@ run_row() {
     citeseer-tuned) row "$1" "$(shards citeseer10 citeseer 10)" --eval-every 5 --patience 20 --epochs 300 ;;
     computers-default) row "$1" "$(shards computers32 amazon-computers 32)" ;;
     computers-tuned) row "$1" "$(shards computers8 amazon-computers 8)" -q 8 --eval-every 5 --patience 20 --epochs 300 ;;
+    # The features stored in 16 bits (cgcn-preprocess --feature-dtype): the same rows otherwise.
+    computers-default-bf16) row "$1" "$(shards computers32-bf16 amazon-computers 32 --feature-dtype bf16)" ;;
+    computers-default-f16) row "$1" "$(shards computers32-f16 amazon-computers 32 --feature-dtype f16)" ;;
+    computers-tuned-bf16)
+      row "$1" "$(shards computers8-bf16 amazon-computers 8 --feature-dtype bf16)" -q 8 --eval-every 5 --patience 20 --epochs 300 ;;
     blogcatalog-default) row "$1" "$(shards blogcatalog16 blogcatalog 16)" ;;
     # One cluster (full batch), 512 FastRP dimensions with every power weighted and degree exponent
     # beta -0.5 (chosen on validation top-k micro-F1 against beta 0 and -0.9), early stopping.
@@ -108,7 +114,8 @@ run_row() {
 
 ROWS=("$@")
 [ ${#ROWS[@]} -gt 0 ] || ROWS=(cora-default cora-ref cora-tuned cora-deep8 citeseer-default citeseer-ref citeseer-tuned
-  computers-default computers-ref computers-tuned blogcatalog-default blogcatalog-tuned cora-full citeseer-full citeseer-q10
+  computers-default computers-ref computers-tuned computers-default-bf16 computers-default-f16 computers-tuned-bf16
+  blogcatalog-default blogcatalog-tuned cora-full citeseer-full citeseer-q10
   cora-sage cora-cluster-gcn cora-gat cora-input-dropout cora-default-input-dropout citeseer-input-dropout
   cora-gat-full cora-sage-full cora-cluster-gcn-full)
 for r in "${ROWS[@]}"; do run_row "$r"; done

@@ -474,7 +474,7 @@ TEST(Tools, TrainWithinAMemoryBudget) {
   testutil::BuildShards(testutil::RandomRawDataset(2000, 10000, 8, 4, 5), tmp.path(), tmp.Join("shards"), 8);
   fs::create_directories(tmp.Join("spill"));
   const std::string base =
-      Bin("cgcn-train") + " --shards " + tmp.Join("shards") + " --epochs 2 --hidden 256 -q 2 --threads 2";
+      Bin("cgcn-train") + " --shards " + tmp.Join("shards") + " --epochs 2 --hidden 256 --layers 3 -q 2 --threads 2";
   ShellResult bad = Shell(base + " --mem-budget 12Q");
   EXPECT_EQ(bad.exit_code, 2) << bad.out;
   EXPECT_NE(bad.out.find("--mem-budget: '12Q' is not a memory size"), std::string::npos) << bad.out;
@@ -488,6 +488,7 @@ TEST(Tools, TrainWithinAMemoryBudget) {
   TrainOptions o;
   o.clusters_per_batch = 2;
   o.hidden = 256;
+  o.layers = 3;  // a 256 -> 256 layer: layer 0 aggregates its 8 features first, its store is narrow
   o.mem_budget = 1ull << 30;
   o.predict = true;
   Result<MemoryPlan> roomy = PlanMemory(d->manifest(), o, 2);

@@ -536,6 +536,7 @@ TEST_F(TrainLibrary, TrainPlansAndAppliesItsMemoryBudget) {
   fs::create_directories(tmp_.Join("spill"));
   o_.tmp_dir = tmp_.Join("spill");
   o_.hidden = 256;  // activations of 6 MiB: more than evaluation gets below
+  o_.layers = 3;    // a 256 -> 256 layer (layer 0 aggregates its narrower features first, its store is narrow)
   o_.mem_budget = 1ull << 30;
   const auto threads = static_cast<uint32_t>(std::min(2, tbb::this_task_arena::max_concurrency()));
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, threads);

@@ -104,15 +104,24 @@ class ActivationStore {
   float* data() const { return data_; }
   bool spilled() const { return map_ != nullptr; }
 
-  // Floats [begin, end) were written: write them back to the file (so that a memory cgroup
-  // never holds dirty pages it cannot reclaim) and drop them from the resident set. Threads
-  // writing neighboring ranges may share a page: msync and MADV_DONTNEED on a shared file
-  // mapping never lose data (the page cache keeps the page and its dirty state).
+  // Floats [begin, end) were written: start writing them back to the file without waiting (the
+  // computation goes on while the disk writes; Flush waits, once a block) and drop them from the
+  // resident set. Threads writing neighboring ranges may share a page: MADV_DONTNEED on a shared
+  // file mapping never loses data (the page cache keeps the page and its dirty state, which the
+  // write fault of a shared mapping set).
   void Written(uint64_t begin, uint64_t end) const {
     if (!spilled()) return;
     auto [b, e] = Outer(begin, end);
-    if (b < e) msync(Byte(b), e - b, MS_SYNC);
+    if (b < e) sync_file_range(fd_, static_cast<off_t>(b), static_cast<off_t>(e - b), SYNC_FILE_RANGE_WRITE);
     Drop(begin, end);
+  }
+  // Waits until everything written so far is on disk: at the end of each block, so that the
+  // dirty pages of the store (which a memory cgroup charges and cannot reclaim until written) are
+  // at most one block's.
+  void Flush() const {
+    if (!spilled() || bytes_ == 0) return;
+    sync_file_range(fd_, 0, static_cast<off_t>(bytes_),
+                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
   }
   // Floats [begin, end) are about to be read: start reading them in.
   void WillRead(uint64_t begin, uint64_t end) const {
@@ -367,7 +376,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       st.Written(p + row0 * d_in, p + (row0 + n) * d_in);
     }
   };
-  // Rows [r0, r1) of layer l's planes were written (pages shared with the next block).
+  // Rows [r0, r1) of layer l's planes were written (pages shared with the next block); the block's
+  // writes are then waited for.
   auto written_rows = [&](ActivationStore& st, uint32_t l, uint64_t r0, uint64_t r1) {
     const uint64_t d = dims[l + 1];
     st.Written(r0 * SumWidth(cfg, l), r1 * SumWidth(cfg, l));
@@ -378,6 +388,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       st.Written(att_plane(l) + (N + r0) * heads, att_plane(l) + (N + r1) * heads);
     }
     if (cfg.ResidualAt(l)) st.Written(res_plane(l) + r0 * dims[l], res_plane(l) + r1 * dims[l]);
+    st.Flush();
   };
   tbb::enumerable_thread_specific<EvalLocal> locals;
   const uint32_t L = cfg.layers;
@@ -502,8 +513,10 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     const float* z = store[cur].data();
     SectionMask mask = kStructureSections;
     if (last) mask |= SectionBit(SectionKind::kLabels) | SectionBit(SectionKind::kSplit);
-    const uint64_t chunk_rows = plan.spill ? std::max<uint64_t>(1, plan.chunk_bytes / (uint64_t{sw} * sizeof(float)))
-                                           : std::max<uint64_t>(1, N);
+    // Spilled: two chunks of Z_l are resident at once, the one summed and the next, read ahead.
+    const uint64_t chunk_rows = plan.spill
+                                    ? std::max<uint64_t>(1, plan.chunk_bytes / (2 * uint64_t{sw} * sizeof(float)))
+                                    : std::max<uint64_t>(1, N);
     prefetch_block(0);
     for (size_t b = 0; b + 1 < blocks.size(); ++b) {
       auto phase_start = Clock::now();
@@ -643,7 +656,9 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       };
       for (uint64_t k0 = 0; k0 < (gat ? 0 : N); k0 += chunk_rows) {
         const uint64_t k1 = std::min(N, k0 + chunk_rows);
-        store[cur].WillRead(k0 * sw, k1 * sw);
+        if (k0 == 0) store[cur].WillRead(0, k1 * sw);
+        store[cur].WillRead(k1 * sw,
+                            std::min(N, k1 + chunk_rows) * sw);  // the next chunk, read while this one is summed
         tbb::parallel_for(tbb::blocked_range<uint64_t>(0, R, 256), [&](const tbb::blocked_range<uint64_t>& rr) {
           for (uint64_t i = rr.begin(); i != rr.end(); ++i) {
             float* __restrict acc = sums.get() + i * sw;
