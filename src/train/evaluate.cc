@@ -73,8 +73,10 @@ class ActivationStore {
   // Memory one store of [rows x width] holds in memory (spilled: file pages, read in chunks).
   static uint64_t PlannedBytes(uint64_t rows, uint32_t width) { return rows * width * sizeof(float); }
 
-  Status Init(uint64_t floats, bool spill, const std::string& tmp_dir) {
+  // Spilled, at most `unflushed_limit` bytes are written back without being waited for (Written).
+  Status Init(uint64_t floats, bool spill, const std::string& tmp_dir, uint64_t unflushed_limit) {
     bytes_ = floats * sizeof(float);
+    unflushed_limit_ = unflushed_limit;
     if (!spill) {
       // Not zeroed: every plane is written for every row before it is read, and zeroing would
       // be a single-threaded pass (with the first touch of every page) over two [N x width] arrays.
@@ -105,21 +107,25 @@ class ActivationStore {
   bool spilled() const { return map_ != nullptr; }
 
   // Floats [begin, end) were written: start writing them back to the file without waiting (the
-  // computation goes on while the disk writes; Flush waits, once a block) and drop them from the
-  // resident set. Threads writing neighboring ranges may share a page: MADV_DONTNEED on a shared
-  // file mapping never loses data (the page cache keeps the page and its dirty state, which the
-  // write fault of a shared mapping set).
-  void Written(uint64_t begin, uint64_t end) const {
+  // computation goes on while the disk writes) and drop them from the resident set. Once more
+  // than the limit given to Init were started since the last wait, wait for them (Flush), so that
+  // the page cache a memory cgroup charges for them and cannot reclaim before the disk has them
+  // stays within the plan (the spill chunk's share, unused while planes are written). Threads
+  // writing neighboring ranges may share a page: MADV_DONTNEED on a shared file mapping never
+  // loses data (the page cache keeps the page and its dirty state, which the write fault of a
+  // shared mapping set).
+  void Written(uint64_t begin, uint64_t end) {
     if (!spilled()) return;
     auto [b, e] = Outer(begin, end);
-    if (b < e) sync_file_range(fd_, static_cast<off_t>(b), static_cast<off_t>(e - b), SYNC_FILE_RANGE_WRITE);
+    if (b >= e) return;
+    sync_file_range(fd_, static_cast<off_t>(b), static_cast<off_t>(e - b), SYNC_FILE_RANGE_WRITE);
     Drop(begin, end);
+    if (unflushed_.fetch_add(e - b) + (e - b) > unflushed_limit_) Flush();
   }
-  // Waits until everything written so far is on disk: at the end of each block, so that the
-  // dirty pages of the store (which a memory cgroup charges and cannot reclaim until written) are
-  // at most one block's.
-  void Flush() const {
+  // Waits until everything written so far is on disk (also at the end of each block).
+  void Flush() {
     if (!spilled() || bytes_ == 0) return;
+    unflushed_ = 0;
     sync_file_range(fd_, 0, static_cast<off_t>(bytes_),
                     SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
   }
@@ -147,6 +153,8 @@ class ActivationStore {
   std::byte* Byte(uint64_t offset) const { return static_cast<std::byte*>(map_) + offset; }
 
   std::unique_ptr<float[]> memory_;
+  std::atomic<uint64_t> unflushed_{0};  // bytes whose write-back was started since the last Flush
+  uint64_t unflushed_limit_ = 0;
   float* data_ = nullptr;
   void* map_ = nullptr;
   uint64_t bytes_ = 0;
@@ -332,8 +340,10 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   const uint32_t width = Width(cfg), store_width = StoreWidth(cfg);
   const std::string tmp_dir = SpillDirectory(options);
   ActivationStore store[2];
-  CGCN_RETURN_IF_ERROR(store[0].Init(N * store_width, plan.spill, tmp_dir));
-  CGCN_RETURN_IF_ERROR(store[1].Init(N * store_width, plan.spill, tmp_dir));
+  // Spilled, the write-back waits when a chunk's worth is under way: the planes are written while
+  // no chunk of the other store is being read, so the chunk's share of the plan holds them.
+  CGCN_RETURN_IF_ERROR(store[0].Init(N * store_width, plan.spill, tmp_dir, plan.chunk_bytes));
+  CGCN_RETURN_IF_ERROR(store[1].Init(N * store_width, plan.spill, tmp_dir, plan.chunk_bytes));
   std::vector<float> dinv(N);
   const LayerKind kind = cfg.kind;
   const bool root = cfg.HasRoot(), gat = kind == LayerKind::kGat;
