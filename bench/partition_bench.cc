@@ -11,7 +11,8 @@
 // that repeated measurements skip the CSV parse. Times cover the partition calls only.
 //
 // --metis-graph FILE writes the CSR in METIS's graph file format instead (a line "N E", then for
-// each node its 1-based neighbours: what gpmetis reads; bench/preprocess_vs_gpmetis.sh) and exits.
+// each node its 1-based neighbours: what gpmetis reads; bench/preprocess_vs_gpmetis.sh) and exits;
+// an existing FILE is refused, not replaced.
 #include <sys/resource.h>
 #include <tbb/global_control.h>
 
@@ -109,6 +110,9 @@ cgcn::Result<cgcn::CsrGraph> ReadCache(const std::string& path) {
 
 // METIS's graph file: "N E" (undirected edges), then one line per node of 1-based neighbour ids.
 cgcn::Status WriteMetisGraph(const std::string& path, const cgcn::CsrView& g) {
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::symlink_status(path, ec)))
+    return cgcn::Status::InvalidArgument(path + ": exists; --metis-graph writes a new file and replaces nothing");
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) return cgcn::Status::IoError(tmp + ": cannot create: " + std::strerror(errno));

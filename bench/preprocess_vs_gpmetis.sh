@@ -10,8 +10,10 @@
 # --metis-graph from the same raw input (the symmetric, deduplicated graph cgcn partitions).
 # cgcn-preprocess runs with --partitioner metis (the in-memory METIS_PartGraphKway gpmetis also
 # calls) and its other defaults; gpmetis with -seed=0 and its defaults. WORK (default: a new
-# directory under /var/tmp) holds the graph file, gpmetis's part file and the shard directory;
-# a WORK this script created is removed at the end. Prints one line per run and the medians.
+# directory under /var/tmp, removed at the end) is scratch this script writes: graph (kept and
+# reused by later runs with the same WORK), graph.part.P (gpmetis's), shards/ (cgcn-preprocess
+# --overwrite, which replaces only a shard directory), gpmetis.log, preprocess.json and runs.tsv.
+# Prints one line per run and the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: $0 RAW_DIR PARTS" >&2; exit 2; }

@@ -91,6 +91,14 @@ void AppendSection(const ClusterData& c, SectionKind kind, std::vector<std::byte
   }
 }
 
+// The codec (kCodecs) storing values of `dtype`, in a zstd frame or plain.
+constexpr uint32_t CodecOf(FeatureDtype dtype, bool zstd) {
+  for (const CodecSpec& c : kCodecs)
+    if (c.dtype == dtype && c.zstd == zstd) return c.id;
+  return kCodecZstd;  // unreachable: kCodecs has both forms of every type
+}
+static_assert(CodecOf(FeatureDtype::kBf16, false) == kCodecBf16 && CodecOf(FeatureDtype::kF16, true) == kCodecF16Zstd);
+
 // Multi-label rows: no bit at or beyond `tasks`, none for an unlabeled row. Empty when right,
 // else what is wrong ("row 3: ...").
 std::string CheckLabelBits(const uint32_t* bits, const uint32_t* labels, uint64_t n, uint32_t tasks) {
@@ -227,11 +235,10 @@ Result<std::vector<std::byte>> EncodeShard(const ClusterData& c, int zstd_level,
                               std::to_string(spec.raw_bytes(h)));
     raw_size[i] = raw.size();
     // The stored values: the raw contents, or the features narrowed to 16 bits.
-    uint32_t plain = kCodecRaw, framed = kCodecZstd;
-    if (spec.kind == SectionKind::kFeatures && feature_dtype != FeatureDtype::kF32) {
-      const bool bf16 = feature_dtype == FeatureDtype::kBf16;
-      plain = bf16 ? kCodecBf16 : kCodecF16;
-      framed = bf16 ? kCodecBf16Zstd : kCodecF16Zstd;
+    const FeatureDtype dtype = spec.kind == SectionKind::kFeatures ? feature_dtype : FeatureDtype::kF32;
+    const uint32_t plain = CodecOf(dtype, false), framed = CodecOf(dtype, true);
+    if (dtype != FeatureDtype::kF32) {
+      const bool bf16 = dtype == FeatureDtype::kBf16;
       std::vector<std::byte> narrow(raw.size() / 2);
       const uint16_t inf = bf16 ? 0x7f80 : 0x7c00;  // the exponent bits of infinity
       for (uint64_t k = 0; k < c.features.size(); ++k) {
@@ -469,7 +476,8 @@ Status Inflate(ZSTD_DCtx* dctx, std::span<const std::byte> file, const SectionEn
   const CodecSpec& codec = *FindCodec(e.codec);  // ParseShardHeader refused unknown codecs
   const uint64_t values = codec.value_bytes(e.raw_size);
   const bool narrow = codec.dtype != FeatureDtype::kF32;
-  if (!codec.zstd) {  // ParseShardHeader checked stored_size == values
+  assert(!narrow || dst != scratch.data());  // only the features take 16-bit codecs, never into scratch
+  if (!codec.zstd) {                         // ParseShardHeader checked stored_size == values
     if (narrow)
       Widen(codec.dtype, src, values / 2, static_cast<float*>(dst));
     else if (e.raw_size != 0)  // dst may be an empty vector's null data()

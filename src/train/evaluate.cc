@@ -347,18 +347,26 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   std::vector<float> dinv(N);
   const LayerKind kind = cfg.kind;
   const bool root = cfg.HasRoot(), gat = kind == LayerKind::kGat;
-  // Layer l's planes in a store: Z at 0 (SumWidth wide: H_l W_l, or H_l when the layer aggregates
-  // first), R (or gat's src then dst scalars) after it, the residual input after that (in floats).
-  auto r_plane = [&](uint32_t l) { return N * SumWidth(cfg, l); };
+  // Per layer, once: whether it aggregates first, and the width of the plane its sums read.
+  std::vector<bool> agg_first_at(cfg.layers);
+  std::vector<uint32_t> sum_width(cfg.layers);
+  for (uint32_t l = 0; l < cfg.layers; ++l) {
+    agg_first_at[l] = AggregateFirst(cfg, l);
+    sum_width[l] = SumWidth(cfg, l);
+  }
+  // Layer l's planes in a store: Z at 0 (sum_width[l] wide: H_l W_l, or H_l when the layer
+  // aggregates first), R (or gat's src then dst scalars) after it, the residual input after that
+  // (in floats).
+  auto r_plane = [&](uint32_t l) { return N * sum_width[l]; };
   auto att_plane = [&](uint32_t l) { return N * dims[l + 1]; };
   auto res_plane = [&](uint32_t l) {
-    return N * SumWidth(cfg, l) + (root ? N * dims[l + 1] : 0) + (gat ? 2 * N * cfg.HeadsAt(l) : 0);
+    return N * sum_width[l] + (root ? N * dims[l + 1] : 0) + (gat ? 2 * N * cfg.HeadsAt(l) : 0);
   };
   // Writes layer l's planes for rows [row0, row0 + n) of `st` from their input h [n x dims[l]].
   auto write_planes = [&](ActivationStore& st, uint32_t l, uint64_t row0, ConstMatrixMap h) {
     const uint64_t d = dims[l + 1], d_in = dims[l], n = static_cast<uint64_t>(h.rows());
     float* base = st.data();
-    if (AggregateFirst(cfg, l)) {
+    if (agg_first_at[l]) {
       std::copy(h.data(), h.data() + n * d_in, base + row0 * d_in);
       st.Written(row0 * d_in, (row0 + n) * d_in);
     } else {
@@ -390,7 +398,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   // writes are then waited for.
   auto written_rows = [&](ActivationStore& st, uint32_t l, uint64_t r0, uint64_t r1) {
     const uint64_t d = dims[l + 1];
-    st.Written(r0 * SumWidth(cfg, l), r1 * SumWidth(cfg, l));
+    st.Written(r0 * sum_width[l], r1 * sum_width[l]);
     if (root) st.Written(r_plane(l) + r0 * d, r_plane(l) + r1 * d);
     if (gat) {
       const uint64_t heads = cfg.HeadsAt(l);
@@ -518,8 +526,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     EvalPassTimes& times = pass_times[l];
     const uint32_t d = dims[l + 1];
     // The sums' width: d, or the input's when the layer aggregates first (then W_l follows them).
-    const uint32_t sw = SumWidth(cfg, l);
-    const bool agg_first = AggregateFirst(cfg, l);
+    const uint32_t sw = sum_width[l];
+    const bool agg_first = agg_first_at[l];
     const float* z = store[cur].data();
     SectionMask mask = kStructureSections;
     if (last) mask |= SectionBit(SectionKind::kLabels) | SectionBit(SectionKind::kSplit);
