@@ -186,6 +186,73 @@ TEST(StagedDirectory, KilledRunsMarkedTemporaryIsRemovedOnlyWithProofAndWhenNoOn
   ::close(held);
 }
 
+// A run killed at each step of publishing (SIGKILL, in a child process) leaves a temporary
+// without its marker; the next run proves it by the token the dead run's lock file recorded.
+// Without that record such a temporary stayed for ever (CI, stop 19: a kill between the marker's
+// removal and the rename).
+TEST(StagedDirectory, RunKilledWhilePublishingLeavesATemporaryTheNextRunRemoves) {
+  // Accepts a directory holding only MANIFEST and data files (as cgcn's shard check does).
+  const auto replaceable = [](const std::string& dir) {
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const std::string n = e.path().filename().string();
+      if (n != "MANIFEST" && n != "data") return Status::InvalidArgument("it holds " + n);
+    }
+    return Status::Ok();
+  };
+  enum class Step { kBeforeMarker, kBeforeRename, kAfterExchange, kUserFileAdded };
+  for (Step step : {Step::kBeforeMarker, Step::kBeforeRename, Step::kAfterExchange, Step::kUserFileAdded}) {
+    SCOPED_TRACE(static_cast<int>(step));
+    TempDir tmp("cgcn-staged-kill");
+    const std::string out = tmp.Join("out");
+    if (step == Step::kAfterExchange) testutil::WriteFile(out + "/MANIFEST", "old");
+    // A user's lookalike without a marker: never touched.
+    MakeUserDirectory(out + ".cgcn-tmp.0123456789abcdef");
+    OutputDirOptions o;
+    o.path = out;
+    o.overwrite = true;
+    o.is_replaceable = replaceable;
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {  // the run to be killed: plain system calls only
+      Result<StagedDirectory> d = StagedDirectory::Create(o);
+      if (!d.ok()) ::_exit(3);
+      const std::string temp = d->temp_dir();
+      if (::unlink((temp + "/.cgcn-temporary").c_str()) != 0) ::_exit(4);
+      if (step != Step::kBeforeMarker) {
+        testutil::WriteFile(temp + "/MANIFEST", "new");
+        testutil::WriteFile(temp + "/data", "bytes");
+      }
+      if (step == Step::kUserFileAdded) testutil::WriteFile(temp + "/notes.txt", "the user's, written meanwhile");
+      if (step == Step::kAfterExchange &&
+          ::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, out.c_str(), RENAME_EXCHANGE) != 0) {
+        ::_exit(5);
+      }
+      ::raise(SIGKILL);
+      ::_exit(6);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    std::vector<std::string> left = Names(tmp.path());
+    // The lock file, the dead run's temporary, the lookalike and, after the exchange, out.
+    ASSERT_EQ(left.size(), step == Step::kAfterExchange ? 4u : 3u) << ::testing::PrintToString(left);
+    {
+      Result<StagedDirectory> next = StagedDirectory::Create(o);
+      ASSERT_TRUE(next.ok()) << next.status().ToString();
+      std::vector<std::string> now = Names(tmp.path());
+      std::erase(now, fs::path(next->temp_dir()).filename().string());
+      std::vector<std::string> expected = {"out.cgcn-lock", "out.cgcn-tmp.0123456789abcdef"};
+      if (step == Step::kAfterExchange) expected.insert(expected.begin(), "out");
+      if (step == Step::kUserFileAdded) expected = left;  // not recognizably cgcn's: left alone
+      EXPECT_EQ(now, expected);
+    }
+    if (step == Step::kAfterExchange) {
+      EXPECT_EQ(testutil::ReadFile(out + "/MANIFEST"), "new");
+    }
+    EXPECT_EQ(testutil::ReadFile(out + ".cgcn-tmp.0123456789abcdef/notes.txt"), "my notes\n");
+  }
+}
+
 TEST(StagedDirectory, SecondWriterOfTheSamePathFailsAtOnce) {
   TempDir tmp("cgcn-staged");
   OutputDirOptions o;
@@ -335,6 +402,54 @@ TEST(WriteFileAtomic, LeavesEveryOtherFileAloneAndFollowsLinks) {
   // A directory is refused.
   fs::create_directories(tmp.Join("adir"));
   EXPECT_FALSE(WriteFileAtomic(tmp.Join("adir"), span).ok());
+}
+
+// A process killed between linking its new file and renaming it over the target leaves
+// "<file>.cgcn-tmp.<token>"; the next write of the same file removes it, because the token is the
+// file's own device, inode and size and no one holds its lock. A live writer's temporary and a
+// user's lookalike stay.
+TEST(WriteFileAtomic, NextWriteRemovesADeadWritersLinkedTemporaryOnly) {
+  TempDir tmp("cgcn-atomic-dead");
+  const std::string path = tmp.Join("checkpoint.cgcn");
+  testutil::WriteFile(path, "old");
+  testutil::WriteFile(path + ".cgcn-tmp.0123456789abcdef", "user's lookalike");
+  // Two linked temporaries made as WriteFileAtomic makes them: one whose writer died (its fd is
+  // closed), one whose writer lives (fd open, lock held).
+  auto link_temporary = [&](const std::string& content) {
+    const int fd = ::open(tmp.path().c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(::write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    EXPECT_EQ(::flock(fd, LOCK_EX), 0);
+    const std::string name = LinkedTemporaryPath(path, fd);
+    EXPECT_EQ(::linkat(AT_FDCWD, ("/proc/self/fd/" + std::to_string(fd)).c_str(), AT_FDCWD, name.c_str(),
+                       AT_SYMLINK_FOLLOW),
+              0);
+    return std::make_pair(fd, name);
+  };
+  const auto [dead_fd, dead] = link_temporary("killed writer");
+  ::close(dead_fd);
+  const auto [live_fd, live] = link_temporary("live writer");
+  ASSERT_NE(dead, live);
+  // A user's copy under the dead one's name pattern but another inode: no proof.
+  const std::string copied = tmp.Join("other.cgcn");
+  testutil::WriteFile(copied, "x");
+  const std::string bytes = "new";
+  const auto span = std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
+  ASSERT_TRUE(WriteFileAtomic(path, span).ok());
+  EXPECT_EQ(testutil::ReadFile(path), bytes);
+  EXPECT_FALSE(fs::exists(dead)) << "the dead writer's temporary stays";
+  EXPECT_TRUE(fs::exists(live)) << "a live writer's temporary was removed";
+  EXPECT_EQ(testutil::ReadFile(path + ".cgcn-tmp.0123456789abcdef"), "user's lookalike");
+  ::close(live_fd);
+  // Renamed copy of a proven name onto another file: its inode does not match, it stays.
+  fs::rename(copied, dead);
+  ASSERT_TRUE(WriteFileAtomic(path, span).ok());
+  EXPECT_TRUE(fs::exists(dead));
+  // The live writer died meanwhile: now its temporary goes.
+  EXPECT_FALSE(fs::exists(live));
+  // A fresh file is linked in place directly, with no temporary name at any time.
+  ASSERT_TRUE(WriteFileAtomic(tmp.Join("fresh.cgcn"), span).ok());
+  EXPECT_EQ(testutil::ReadFile(tmp.Join("fresh.cgcn")), bytes);
 }
 
 // One rule for numbers on every tool: sentences, no wrap-around, no NaN.

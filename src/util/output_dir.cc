@@ -50,9 +50,18 @@ Status WriteText(int fd, const std::string& text, const std::string& path) {
   return Status::Ok();
 }
 
-// The temporary of a killed run is removed only when its marker proves cgcn made it (the magic
-// line and the token of the directory's own name) and no live process holds the marker's lock.
-void RemoveDeadTemporaries(const std::string& target) {
+// The temporaries of killed runs. A sibling "OUT.cgcn-tmp.<token>" is removed when
+//  - its marker proves cgcn made it (the magic line and the token of the directory's own name)
+//    and no live process holds the marker's lock; or
+//  - it has no marker, but `dead_token` names it: the lock file of a run that died while holding
+//    it (this run now holds that lock, so no one else writes the directory) recorded the token
+//    before the directory was created. Such a directory lost its marker at publish (killed
+//    between the marker's removal and the rename, or after an exchange, holding the replaced
+//    output) or was killed before writing it; it is removed only when it is empty or
+//    `is_replaceable` recognizes it as an output cgcn made.
+// Every other name is left alone.
+void RemoveDeadTemporaries(const std::string& target, const std::string& dead_token,
+                           const std::function<Status(const std::string&)>& is_replaceable) {
   const fs::path t(target);
   const std::string prefix = t.filename().string() + kTempInfix;
   std::error_code ec;
@@ -64,7 +73,12 @@ void RemoveDeadTemporaries(const std::string& target) {
     const std::string token = name.substr(prefix.size());
     const std::string marker = (entry.path() / kMarkerName).string();
     const int fd = ::open(marker.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) continue;  // no proof: not ours to touch
+    if (fd < 0) {
+      if (errno != ENOENT || dead_token.empty() || token != dead_token) continue;  // no proof: not ours
+      const bool empty = fs::is_empty(entry.path(), e2) && !e2;
+      if (empty || (is_replaceable && is_replaceable(entry.path().string()).ok())) fs::remove_all(entry.path(), e2);
+      continue;
+    }
     struct stat st {};
     const bool proof = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
                        ReadSome(fd, 256).rfind(std::string(kMarkerMagic) + "token " + token + "\n", 0) == 0;
@@ -72,6 +86,18 @@ void RemoveDeadTemporaries(const std::string& target) {
     if (dead) fs::remove_all(entry.path(), e2);
     ::close(fd);
   }
+}
+
+// The token a dead holder of the lock file recorded ("temp <token>"), or "".
+std::string DeadToken(const std::string& lock_content) {
+  const size_t at = lock_content.find("\ntemp ");
+  if (lock_content.rfind(kLockMagic, 0) != 0 || at == std::string::npos) return "";
+  const size_t begin = at + 6, end = lock_content.find('\n', begin);
+  if (end == std::string::npos || end - begin != 16) return "";
+  const std::string token = lock_content.substr(begin, 16);
+  for (char c : token)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return "";
+  return token;
 }
 
 }  // namespace
@@ -171,11 +197,16 @@ Result<StagedDirectory> StagedDirectory::Create(const OutputDirOptions& options)
     if (attempt > 100) return Status::IoError(d.lock_path_ + ": the lock file keeps changing");
   }
   d.lock_cleanup_ = InterruptCleanup(d.lock_path_);
-  CGCN_RETURN_IF_ERROR(
-      WriteText(d.lock_fd_, std::string(kLockMagic) + "pid " + std::to_string(::getpid()) + "\n", d.lock_path_));
 
-  // 4. Provably dead temporaries of earlier runs for this output.
-  RemoveDeadTemporaries(d.target_);
+  // 4. Provably dead temporaries of earlier runs for this output. The lock file still holding
+  // content means its last holder died before removing it; it names that run's temporary.
+  RemoveDeadTemporaries(d.target_, DeadToken(ReadSome(d.lock_fd_, 256)), options.is_replaceable);
+  // This run's temporary is named in the lock file before it is created, so a run killed at any
+  // point leaves a temporary the next run can prove.
+  const std::string token = RandomHexToken();
+  CGCN_RETURN_IF_ERROR(WriteText(d.lock_fd_,
+                                 std::string(kLockMagic) + "pid " + std::to_string(::getpid()) + "\ntemp " + token + "\n",
+                                 d.lock_path_));
 
   // 5. What is there now.
   const fs::file_status st = fs::symlink_status(d.target_, ec);
@@ -200,7 +231,6 @@ Result<StagedDirectory> StagedDirectory::Create(const OutputDirOptions& options)
   }
 
   // 6. The marked temporary.
-  const std::string token = RandomHexToken();
   d.temp_ = d.target_ + kTempInfix + token;
   if (::mkdir(d.temp_.c_str(), 0755) != 0)
     return Status::IoError(d.temp_ + ": cannot create temporary directory: " + Errno());

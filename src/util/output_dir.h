@@ -13,7 +13,10 @@
 //    swaps it into place atomically (renameat2 RENAME_NOREPLACE / RENAME_EXCHANGE) and refuses to
 //    replace anything it did not check at the start;
 //  - a killed run's temporary is removed by the next run only when its marker proves cgcn made it
-//    and no live process holds it; every other name is left alone.
+//    and no live process holds it, or, where the marker is already gone (a run killed while
+//    publishing), when the dead run's lock file named it ("temp <token>", written before the
+//    temporary is created) and it is empty or `is_replaceable` accepts it; every other name is
+//    left alone.
 #pragma once
 
 #include <sys/types.h>
