@@ -421,9 +421,9 @@ TEST(WriteFileAtomic, NextWriteRemovesADeadWritersLinkedTemporaryOnly) {
     EXPECT_EQ(::write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
     EXPECT_EQ(::flock(fd, LOCK_EX), 0);
     const std::string name = LinkedTemporaryPath(path, fd);
-    EXPECT_EQ(::linkat(AT_FDCWD, ("/proc/self/fd/" + std::to_string(fd)).c_str(), AT_FDCWD, name.c_str(),
-                       AT_SYMLINK_FOLLOW),
-              0);
+    EXPECT_EQ(
+        ::linkat(AT_FDCWD, ("/proc/self/fd/" + std::to_string(fd)).c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW),
+        0);
     return std::make_pair(fd, name);
   };
   const auto [dead_fd, dead] = link_temporary("killed writer");

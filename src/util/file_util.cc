@@ -43,7 +43,8 @@ void RemoveDeadFileTemporaries(const std::string& target) {
     const std::string path = entry.path().string();
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;
-    struct stat st {}, now {};
+    struct stat st {
+    }, now{};
     const bool proof = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && TokenOf(st) == name.substr(prefix.size());
     if (proof && ::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::lstat(path.c_str(), &now) == 0 && now.st_dev == st.st_dev &&
         now.st_ino == st.st_ino)

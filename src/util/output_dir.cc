@@ -204,9 +204,9 @@ Result<StagedDirectory> StagedDirectory::Create(const OutputDirOptions& options)
   // This run's temporary is named in the lock file before it is created, so a run killed at any
   // point leaves a temporary the next run can prove.
   const std::string token = RandomHexToken();
-  CGCN_RETURN_IF_ERROR(WriteText(d.lock_fd_,
-                                 std::string(kLockMagic) + "pid " + std::to_string(::getpid()) + "\ntemp " + token + "\n",
-                                 d.lock_path_));
+  CGCN_RETURN_IF_ERROR(
+      WriteText(d.lock_fd_, std::string(kLockMagic) + "pid " + std::to_string(::getpid()) + "\ntemp " + token + "\n",
+                d.lock_path_));
 
   // 5. What is there now.
   const fs::file_status st = fs::symlink_status(d.target_, ec);
