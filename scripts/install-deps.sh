@@ -6,6 +6,7 @@ PKGS=(
   build-essential cmake pkg-config
   libboost-iostreams-dev zlib1g-dev libzstd-dev libmetis-dev libeigen3-dev libtbb-dev
   libgtest-dev libcli11-dev nlohmann-json3-dev libxxhash-dev
+  libopenmpi-dev openmpi-bin  # Open MPI: data-parallel training over several processes or hosts (cgcn/comm.h, mpirun)
   libdnnl-dev  # oneDNN: the fast backend of the dense products (cgcn/dense.h); cgcn builds without it too
   clang clang-format libclang-rt-14-dev llvm  # scripts/check-format.sh, scripts/sanitize.sh, scripts/fuzz.sh: clang, its sanitizer and libFuzzer runtimes, llvm-symbolizer
 )

@@ -69,7 +69,9 @@ phase_done() { times+=("$1 $((SECONDS - t_phase)) s"); t_phase=$SECONDS; }
 if build build-asan address,undefined "" "$FUZZ_ARGS -DCGCN_BUILD_BENCH=OFF"; then
   phase_done "asan build"
   log=build-asan/ctest.log
-  (cd build-asan && ctest --output-on-failure -j"$JOBS" "$@") 2>&1 | tee "$log"
+  # Not the Mpi.* tests: they run cgcn-train under mpirun, and LeakSanitizer reports Open MPI's
+  # own allocations at exit (libopen-pal, hwloc). scripts/test.sh runs them in the plain build.
+  (cd build-asan && ctest --output-on-failure -j"$JOBS" -E '^Mpi\.' "$@") 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)
   if [ -n "$line" ]; then

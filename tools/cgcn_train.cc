@@ -7,12 +7,17 @@
 #include "cgcn/byte_size.h"
 #include "cgcn/checkpoint.h"
 #include "cgcn/cli.h"
+#include "cgcn/comm.h"
 #include "cgcn/interrupt.h"
 #include "cgcn/train_run.h"
 
 int main(int argc, char** argv) {
   using namespace cgcn;
   InstallInterruptCleanup();
+  // Under mpirun: MPI_Init (after the signal mask is set, so MPI's threads inherit it).
+  Comm::Init(&argc, &argv);
+  // Rank 0 alone prints progress and the summary (and, in RunTraining, writes every output).
+  const bool leader = Comm::World().rank() == 0;
   CLI::App app{
       "Trains a GCN with Cluster-GCN mini-batches streamed from a shard directory made by cgcn-preprocess. "
       "Each step takes q random clusters with every edge among them; a oneTBB pipeline maps, verifies and "
@@ -89,6 +94,10 @@ int main(int argc, char** argv) {
   cli::AddNumber(app, "--lr-step-size", &o.lr_step_size, "epochs between step reductions (at least 1)");
   cli::AddNumber(app, "--lr-gamma", &o.lr_gamma, "learning-rate factor of step and plateau (above 0, at most 1)");
   cli::AddNumber(app, "--lr-patience", &o.lr_patience, "evaluations without improvement plateau tolerates");
+  cli::AddNumber(app, "--accumulate", &o.accumulate,
+                 "average the gradients of N batches (in epoch order) per optimizer step (1 to 4096). Under mpirun "
+                 "with R ranks a step averages R x N batches, each rank training N of them and reading only their "
+                 "shards; R ranks give the same steps as one process with --accumulate R");
   cli::AddNumber(app, "--grad-clip", &o.grad_clip,
                  "clip the gradients' global L2 norm to this before each step (0: no clipping)");
   app.add_flag("--inductive", o.inductive,
@@ -132,7 +141,7 @@ int main(int argc, char** argv) {
     o.mem_budget = *b;
   }
   run.threads = static_cast<uint32_t>(cli::ThreadCount(common));
-  const bool quiet = common.quiet;
+  const bool quiet = common.quiet || !leader;
   cli::ProgressPrinter printer(quiet);
 
   TrainRunCallbacks cb;
@@ -219,9 +228,9 @@ int main(int argc, char** argv) {
   }
   int exit_code = 0;
   for (const Status& e : rep->errors) {
-    const int code = cli::Fail(kTool, e);
+    const int code = cli::PrintError(kTool, e);
     if (exit_code == 0) exit_code = code;
   }
-  std::printf("%s\n", rep->summary_json.c_str());
+  if (leader) std::printf("%s\n", rep->summary_json.c_str());
   return exit_code;
 }

@@ -21,7 +21,17 @@ struct StreamOptions {
   FeatureNorm feature_norm;         // applied to every batch's features (default: row)
   bool train_only = false;          // --inductive: batches hold training nodes and their edges only
   bool propagate_features = false;  // also compute Batch::propagated (Gcn::AggregatesInputFirst)
+  // Data parallelism (cgcn/comm.h): this process streams only the batches BatchOwner gives its
+  // rank; the others are neither read nor decoded.
+  uint32_t num_ranks = 1, rank = 0, accumulate = 1;
 };
+
+// The rank that trains batch `batch` of an epoch: the batches form groups of num_ranks x
+// accumulate consecutive batches (one optimizer step each), and rank r takes the group's
+// batches r x accumulate .. (r + 1) x accumulate - 1.
+inline uint32_t BatchOwner(uint64_t batch, uint32_t num_ranks, uint32_t accumulate) {
+  return static_cast<uint32_t>((batch % (uint64_t{num_ranks} * accumulate)) / accumulate);
+}
 
 // Seconds per pipeline stage, summed over an epoch.
 struct EpochStats {
@@ -60,7 +70,8 @@ class BatchStream {
   BatchStream& operator=(const BatchStream&) = delete;
 
   // Runs one epoch from batch `first_batch` on (earlier batches are skipped, not read: used
-  // when resuming from a checkpoint). `consume` is called serially, in batch order; a non-ok
+  // when resuming from a checkpoint), the batches this rank owns only (BatchOwner).
+  // `consume` is called serially, in batch order; a non-ok
   // Status from it or from decoding cancels the pipeline and is returned.
   Status RunEpoch(uint32_t epoch, const std::function<Status(const Batch&)>& consume, EpochStats* stats,
                   uint64_t first_batch = 0);

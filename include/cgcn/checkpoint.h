@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -42,5 +43,9 @@ std::string CheckpointPath(const std::string& dir);
 // Writes dir/checkpoint.cgcn atomically (WriteFileAtomic); `dir` must exist.
 Status SaveCheckpoint(const std::string& dir, const Checkpoint& checkpoint);
 Result<Checkpoint> LoadCheckpoint(const std::string& dir);
+// The file's bytes, and back (`path` names the file in messages). Rank 0 of a data-parallel
+// run reads the file and sends these bytes to the other ranks.
+std::vector<std::byte> EncodeCheckpoint(const Checkpoint& checkpoint);
+Result<Checkpoint> DecodeCheckpoint(std::span<const std::byte> bytes, const std::string& path);
 
 }  // namespace cgcn

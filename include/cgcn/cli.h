@@ -85,6 +85,10 @@ CLI::Option* AddNumber(CLI::App& app, const std::string& name, T* target, const 
 // 128 + N killed by signal N (after removing what the run had half-written).
 int ExitCode(const Status& s);
 // Prints "TOOL: error: KIND: message" on stderr (after flushing stdout); returns ExitCode(s).
+int PrintError(std::string_view tool, const Status& s);
+// PrintError, for an error that ends the run. In a job of several ranks (cgcn/comm.h) it names
+// the rank and host and ends every rank at once (MPI_Abort) with ExitCode(s): the other ranks
+// would otherwise wait for this one in their next collective.
 int Fail(std::string_view tool, const Status& s);
 
 // One progress line: "  PHASE: DONE/TOTAL (P%), RATE/s, ETA H:MM:SS" with counts shortened

@@ -57,6 +57,10 @@ struct TrainOptions {
   uint32_t lr_patience = 5;
   float grad_clip = 0;     // > 0: gradients scaled so their global L2 norm is at most this
   bool inductive = false;  // training batches hold training nodes and the edges among them only
+  // Gradient accumulation: each optimizer step averages the gradients of `accumulate` batches
+  // (in epoch order). Under mpirun with N ranks a step averages N x accumulate batches, each rank
+  // training `accumulate` of them (BatchOwner); N ranks equal one process with accumulate N.
+  uint32_t accumulate = 1;
   // Checkpoints: with a checkpoint_dir (created if missing), the complete training state goes to
   // checkpoint_dir/checkpoint.cgcn (atomically) after every epoch and, with checkpoint_every > 0,
   // also every checkpoint_every training steps. With resume, training continues from that file
@@ -96,6 +100,12 @@ struct EpochRecord {
   Accuracy acc;
   double eval_s = 0;
   EvalStats eval_stats;
+  // Data parallelism (cgcn/comm.h; zero in a single process): gradient allreduce calls, bytes
+  // and seconds of this rank over the epoch, and the parameters' checksum after it, which every
+  // rank has checked to be its own too.
+  uint64_t allreduce_calls = 0, allreduce_bytes = 0;
+  double allreduce_s = 0;
+  uint64_t param_checksum = 0;
 };
 
 struct TrainReport {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "cgcn/comm.h"
 #include "cgcn/version.h"
 
 namespace cgcn::cli {
@@ -55,10 +56,16 @@ int ExitCode(const Status& s) {
   }
 }
 
-int Fail(std::string_view tool, const Status& s) {
+int PrintError(std::string_view tool, const Status& s) {
   std::fflush(stdout);
   std::fprintf(stderr, "%.*s: error: %s\n", static_cast<int>(tool.size()), tool.data(), s.ToString().c_str());
   return ExitCode(s);
+}
+
+int Fail(std::string_view tool, const Status& s) {
+  Comm& comm = Comm::World();
+  if (comm.distributed()) comm.Abort(std::string(tool), s.ToString(), ExitCode(s));
+  return PrintError(tool, s);
 }
 
 std::string ShortCount(double n) {

@@ -82,7 +82,12 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
   const auto groups = EpochBatches(shards_.num_clusters(), options_.clusters_per_batch, options_.seed, epoch);
   tbb::enumerable_thread_specific<ShardDecoder> decoders;
   EpochStats st;
-  size_t next = std::min<uint64_t>(first_batch, groups.size());
+  // The batches this rank streams, in order.
+  std::vector<uint32_t> mine;
+  for (uint64_t i = std::min<uint64_t>(first_batch, groups.size()); i < groups.size(); ++i)
+    if (BatchOwner(i, options_.num_ranks, options_.accumulate) == options_.rank)
+      mine.push_back(static_cast<uint32_t>(i));
+  size_t next = 0;  // into mine
   const DiskReadCounters disk0 = ReadDiskCounters();
   const Clock::time_point start = Clock::now();
   Clock::time_point idle_since = start;
@@ -95,16 +100,16 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
   const size_t read_ahead_batches = K + 2;
   double read_ahead_s = 0;  // the input stage's own total (st belongs to the output stage)
   auto read_ahead = [&](size_t i) {
-    if (i >= groups.size()) return;
+    if (i >= mine.size()) return;
     const Clock::time_point t0 = Clock::now();
-    for (uint32_t c : groups[i]) shards_.Prefetch(c);
+    for (uint32_t c : groups[mine[i]]) shards_.Prefetch(c);
     read_ahead_s += Seconds(t0, Clock::now());
   };
   for (size_t i = next; i < next + read_ahead_batches; ++i) read_ahead(i);
   CGCN_RETURN_IF_ERROR(CatchStatus("streaming batches", [&] {
     tbb::parallel_pipeline(
         K, tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> Slot* {
-             if (next == groups.size()) {
+             if (next == mine.size()) {
                fc.stop();
                return nullptr;
              }
@@ -112,8 +117,8 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
              // before token `next` can exist (at most K live tokens, in order).
              Slot* s = slots_[next % K].get();
              s->batch.epoch = epoch;
-             s->batch.index = next;
-             s->batch.clusters = groups[next];
+             s->batch.index = mine[next];
+             s->batch.clusters = groups[mine[next]];
              ++next;
              read_ahead(next - 1 + read_ahead_batches);
              return s;

@@ -20,7 +20,7 @@ constexpr uint32_t kCheckpointVersion = 2;
 constexpr uint64_t kStateBytes = 4 + 8 + 4 + 4 + 4 + 4 + 6 * 8 + 8 + 8;
 }  // namespace
 
-Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
+std::vector<std::byte> EncodeCheckpoint(const Checkpoint& c) {
   std::vector<std::byte> out;
   out.reserve(128 + c.signature.size() + 4 * (c.params.size() + c.adam_m.size() + c.adam_v.size() + c.buffers.size()));
   ByteWriter w(out);
@@ -51,12 +51,20 @@ Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
   w.Raw(c.best_params.data(), 4 * c.best_params.size());
   w.Raw(c.best_buffers.data(), 4 * c.best_buffers.size());
   w.U64(Checksum64(out.data(), out.size()));
-  return WriteFileAtomic(CheckpointPath(dir), out);
+  return out;
+}
+
+Status SaveCheckpoint(const std::string& dir, const Checkpoint& c) {
+  return WriteFileAtomic(CheckpointPath(dir), EncodeCheckpoint(c));
 }
 
 Result<Checkpoint> LoadCheckpoint(const std::string& dir) {
   const std::string path = CheckpointPath(dir);
   CGCN_ASSIGN_OR_RETURN(std::vector<std::byte> bytes, ReadWholeFile(path));
+  return DecodeCheckpoint(bytes, path);
+}
+
+Result<Checkpoint> DecodeCheckpoint(std::span<const std::byte> bytes, const std::string& path) {
   auto corrupt = [&](const std::string& what) { return Status::Corruption(path + ": " + what); };
   if (bytes.size() < 60 + 8) return corrupt("truncated: " + std::to_string(bytes.size()) + " bytes");
   if (std::memcmp(bytes.data(), kCheckpointMagic, 8) != 0) return corrupt("byte 0: bad magic, expected \"CGCNCKPT\"");

@@ -6,14 +6,19 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <sstream>
+#include <type_traits>
 
 #include "cgcn/checkpoint.h"
+#include "cgcn/checksum.h"
+#include "cgcn/comm.h"
 #include "cgcn/flag_check.h"
 #include "cgcn/loss.h"
 #include "util/bytes.h"
+#include "util/file_util.h"
 #include "util/output_path.h"
 #include "util/peak_rss.h"
 #include "util/random.h"
@@ -118,6 +123,7 @@ Status TrainOptions::Validate(uint32_t num_clusters) const {
   }
   CGCN_RETURN_IF_ERROR(CheckFinite("--grad-clip", grad_clip));
   CGCN_RETURN_IF_ERROR(CheckAtLeast("--grad-clip", grad_clip, 0.0f));
+  CGCN_RETURN_IF_ERROR(CheckRange("--accumulate", accumulate, 1u, 4096u));
   return Status::Ok();
 }
 
@@ -133,7 +139,11 @@ std::string TrainOptions::Signature() const {
                 lr_patience, static_cast<double>(grad_clip), inductive ? 1 : 0);
   // The layer options through the one mapping from options to a model (the manifest's widths
   // play no part in the layer signature).
-  return std::string(buf) + " " + ModelConfig(Manifest{}, *this).LayerSignature();
+  std::string sig = std::string(buf) + " " + ModelConfig(Manifest{}, *this).LayerSignature();
+  if (accumulate != 1) sig += " accumulate=" + std::to_string(accumulate);
+  const uint32_t ranks = Comm::World().size();
+  if (ranks != 1) sig += " ranks=" + std::to_string(ranks);
+  return sig;
 }
 
 Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, Gcn& model,
@@ -172,11 +182,20 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   so.train_only = options.inductive;
   // A_hat x is of the undropped input: with input dropout the model propagates its dropped copy.
   so.propagate_features = model.AggregatesInputFirst() && model.config().input_dropout == 0.0f;
+  // Data parallelism: an optimizer step averages the gradients of a group of G = ranks x
+  // accumulate consecutive batches; this rank trains its share of each group (BatchOwner).
+  Comm& comm = Comm::World();
+  const bool leader = comm.rank() == 0;  // reads and writes checkpoints, evaluates
+  const uint32_t group = comm.size() * options.accumulate;
+  so.num_ranks = comm.size();
+  so.rank = comm.rank();
+  so.accumulate = options.accumulate;
   BatchStream stream(shards, so);
   Adam adam(model.params().size(), options.lr, options.weight_decay);
   Workspace grad_ws;
   const uint32_t q = std::max<uint32_t>(1, std::min(options.clusters_per_batch, shards.num_clusters()));
   const uint64_t batches_per_epoch = (shards.num_clusters() + q - 1) / q;
+  const uint64_t groups_per_epoch = (batches_per_epoch + group - 1) / group;
   const std::string signature = options.Signature() + ShardIdentity(shards);
   const bool checkpointing = !options.checkpoint_dir.empty();
 
@@ -214,7 +233,22 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   uint64_t loss_count = 0;
   if (options.resume) {
     const std::string path = CheckpointPath(options.checkpoint_dir);
-    CGCN_ASSIGN_OR_RETURN(Checkpoint c, LoadCheckpoint(options.checkpoint_dir));
+    // Rank 0 reads the file; the others receive its bytes (the checkpoint directory need not be
+    // shared).
+    std::vector<std::byte> bytes;
+    if (leader) {
+      CGCN_ASSIGN_OR_RETURN(bytes, ReadWholeFile(path));
+    }
+    comm.Broadcast(&bytes);
+    CGCN_ASSIGN_OR_RETURN(Checkpoint c, DecodeCheckpoint(bytes, path));
+    const auto ranks_of = [](const std::string& sig) {
+      const size_t at = sig.find(" ranks=");
+      return at == std::string::npos ? std::string("1") : sig.substr(at + 7, sig.find(' ', at + 7) - at - 7);
+    };
+    if (ranks_of(c.signature) != ranks_of(signature))
+      return Status::InvalidArgument(path + ": written by a run of " + ranks_of(c.signature) + " ranks, this run has " +
+                                     ranks_of(signature) + ": resume with mpirun -n " + ranks_of(c.signature) +
+                                     " (the batches of a step depend on the rank count)");
     if (c.signature != signature)
       return Status::InvalidArgument(path + ": written for different options or shards:\n  checkpoint: " + c.signature +
                                      "\n  this run:   " + signature);
@@ -222,7 +256,8 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
         !adam.Restore(c.step, c.adam_m, c.adam_v))
       return Status::InvalidArgument(options.checkpoint_dir +
                                      ": checkpoint parameter or buffer count does not match the model");
-    if (c.next_batch > batches_per_epoch || c.epoch == 0)
+    if (c.next_batch > batches_per_epoch || c.epoch == 0 ||
+        (c.next_batch % group != 0 && c.next_batch != batches_per_epoch))
       return Status::Corruption(options.checkpoint_dir + ": checkpoint position out of range");
     // Epoch c.epoch is partly trained when next_batch > 0; otherwise epoch c.epoch - 1 is complete.
     const uint32_t trained_through = c.next_batch > 0 ? c.epoch : c.epoch - 1;
@@ -279,7 +314,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     c.best_buffers = best_buffers;
     return SaveCheckpoint(options.checkpoint_dir, c);
   };
-  if (checkpointing) {
+  if (checkpointing && leader) {
     std::error_code ec;
     std::filesystem::create_directories(options.checkpoint_dir, ec);
     if (ec) return Status::IoError(options.checkpoint_dir + ": cannot create checkpoint directory: " + ec.message());
@@ -287,12 +322,63 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   if (report.plan && callbacks.on_plan) callbacks.on_plan(*report.plan);
 
   // Evaluates the model as it is; the final evaluation also gives the predictions.
+  // With several ranks rank 0 evaluates and sends the figures to the others (the parameters are
+  // the same on every rank), so model selection and early stopping decide alike everywhere.
   auto evaluate = [&](bool final, Accuracy* acc, EvalStats* stats) -> Status {
     stream.ReleaseBuffers();
     malloc_trim(0);  // hand the freed batch buffers back to the system (glibc keeps them otherwise)
-    CGCN_ASSIGN_OR_RETURN(
-        *acc, EvaluateFullGraph(shards, model, norm, final && options.predict ? &report.predictions : nullptr,
-                                callbacks.progress, eval, stats));
+    if (leader) {
+      CGCN_ASSIGN_OR_RETURN(
+          *acc, EvaluateFullGraph(shards, model, norm, final && options.predict ? &report.predictions : nullptr,
+                                  callbacks.progress, eval, stats));
+    }
+    if (comm.distributed()) {
+      static_assert(std::is_trivially_copyable_v<Accuracy>);
+      std::vector<std::byte> bytes(sizeof(Accuracy));
+      std::memcpy(bytes.data(), acc, sizeof(Accuracy));
+      comm.Broadcast(&bytes);
+      std::memcpy(acc, bytes.data(), sizeof(Accuracy));
+    }
+    return Status::Ok();
+  };
+  // The group's gradient sum (with G > 1; with G = 1 the model's own gradients are the step's).
+  std::vector<float> group_grads(group > 1 ? model.params().size() : 0, 0.0f);
+  // The group's sums: batch losses, batches with training nodes, loss x nodes, nodes.
+  double group_sums[4] = {0, 0, 0, 0};
+  uint64_t next_group = 0;  // of the epoch, the first not yet stepped
+  // Ends group k: sums the gradients and losses over the ranks (MPI_Allreduce, the whole
+  // gradient in buckets of at most 4 Mi floats) and takes the optimizer step on their mean.
+  auto finish_group = [&](uint32_t epoch, uint64_t k) -> Status {
+    std::span<float> grads = group > 1 ? std::span<float>(group_grads) : model.grads();
+    constexpr size_t kBucket = size_t{4} << 20;
+    if (comm.distributed()) {
+      for (size_t off = 0; off < grads.size(); off += kBucket)
+        comm.AllreduceSum(grads.subspan(off, std::min(kBucket, grads.size() - off)));
+      comm.AllreduceSum(std::span<double>(group_sums, 4));
+    }
+    const double batches = group_sums[1];
+    if (batches > 0) {
+      if (batches != 1) {
+        const auto inv = static_cast<float>(1.0 / batches);
+        for (float& g : grads) g *= inv;
+      }
+      if (options.grad_clip > 0) ClipGradientNorm(grads, options.grad_clip);
+      adam.Step(model.params(), grads);
+      loss_sum += group_sums[2];
+      loss_count += static_cast<uint64_t>(group_sums[3]);
+      ++step;
+      const uint64_t last_batch = std::min((k + 1) * group, batches_per_epoch) - 1;
+      if (callbacks.on_step) callbacks.on_step(step, epoch, last_batch, group_sums[0] / batches);
+      if (options.checkpoint_every > 0 && step % options.checkpoint_every == 0 && leader)
+        CGCN_RETURN_IF_ERROR(checkpoint(epoch, last_batch + 1));
+    }
+    std::fill(group_grads.begin(), group_grads.end(), 0.0f);
+    std::fill(group_sums, group_sums + 4, 0.0);
+    next_group = k + 1;
+    return Status::Ok();
+  };
+  auto finish_groups_through = [&](uint32_t epoch, uint64_t k) -> Status {
+    while (next_group <= k && next_group < groups_per_epoch) CGCN_RETURN_IF_ERROR(finish_group(epoch, next_group));
     return Status::Ok();
   };
   // Whether an evaluation beats the best so far: higher validation accuracy, or the same with a
@@ -304,11 +390,17 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   for (uint32_t epoch = first_epoch; epoch <= options.epochs; ++epoch) {
     const float epoch_lr = scheduler.ForEpoch(epoch);
     adam.set_lr(epoch_lr);
+    next_group = (epoch == first_epoch ? first_batch : 0) / group;
     auto consume = [&](const Batch& b) -> Status {
+      const uint64_t k = b.index / group;
+      if (k > 0) CGCN_RETURN_IF_ERROR(finish_groups_through(epoch, k - 1));  // groups this rank had no part in
       if (b.num_train > 0) {
         const SparseRows adj = b.Adjacency();
         const ConstMatrixMap x = b.Features();
-        const ConstMatrixMap logits = model.Forward(adj, x, true, SplitMix64(options.seed ^ SplitMix64(step)),
+        // Dropout masks are a function of the seed and the batch's place among all batches
+        // stepped (so every rank, and one process accumulating, draw the same ones).
+        const uint64_t draw = step * group + b.index % group;
+        const ConstMatrixMap logits = model.Forward(adj, x, true, SplitMix64(options.seed ^ SplitMix64(draw)),
                                                     b.has_propagated ? b.propagated.data() : nullptr);
         MatrixMap grad = grad_ws.Get(b.num_nodes, model.config().out_dim);
         uint32_t count = 0;
@@ -318,15 +410,19 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
                                   std::to_string(epoch) + " batch " + std::to_string(b.index) + " (try a lower --lr)");
         model.ZeroGrad();
         model.Backward(adj, x, ConstMatrixMap(grad.data(), grad.rows(), grad.cols()));
-        if (options.grad_clip > 0) ClipGradientNorm(model.grads(), options.grad_clip);
-        adam.Step(model.params(), model.grads());
-        loss_sum += static_cast<double>(loss) * count;
-        loss_count += count;
-        ++step;
-        if (callbacks.on_step) callbacks.on_step(step, epoch, b.index, loss);
-        if (options.checkpoint_every > 0 && step % options.checkpoint_every == 0)
-          CGCN_RETURN_IF_ERROR(checkpoint(epoch, b.index + 1));
+        if (group > 1) {
+          const std::span<const float> g = model.grads();
+          for (size_t i = 0; i < g.size(); ++i) group_grads[i] += g[i];
+        }
+        group_sums[0] += loss;
+        group_sums[1] += 1;
+        group_sums[2] += static_cast<double>(loss) * count;
+        group_sums[3] += count;
       }
+      // This rank's last batch of the group: step (with the other ranks).
+      const uint64_t last_mine =
+          std::min(k * group + uint64_t{comm.rank() + 1} * options.accumulate, batches_per_epoch) - 1;
+      if (b.index == last_mine) CGCN_RETURN_IF_ERROR(finish_group(epoch, k));
       if (callbacks.progress)
         callbacks.progress("train epoch " + std::to_string(epoch), b.index + 1, batches_per_epoch);
       return Status::Ok();
@@ -335,6 +431,22 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     rec.epoch = epoch;
     rec.lr = epoch_lr;
     CGCN_RETURN_IF_ERROR(stream.RunEpoch(epoch, consume, &rec.stats, epoch == first_epoch ? first_batch : 0));
+    // The groups in which this rank had no batch (the epoch's last, when it is short).
+    CGCN_RETURN_IF_ERROR(finish_groups_through(epoch, groups_per_epoch - 1));
+    if (comm.distributed()) {
+      const Comm::Traffic t = comm.TakeTraffic();
+      rec.allreduce_calls = t.calls;
+      rec.allreduce_bytes = t.bytes;
+      rec.allreduce_s = t.seconds;
+      // Every rank must hold the same parameters: the step is the same arithmetic on the same sums.
+      rec.param_checksum = Checksum64(model.params().data(), model.params().size_bytes());
+      const std::vector<std::string> all = comm.Allgather(Hex64(rec.param_checksum));
+      for (uint32_t r = 1; r < all.size(); ++r)
+        if (all[r] != all[0])
+          return Status::Internal("after epoch " + std::to_string(epoch) + " the parameters of rank " +
+                                  std::to_string(r) + " (checksum " + all[r] + ") differ from rank 0's (" + all[0] +
+                                  ")");
+    }
     rec.epoch_s = rec.stats.wall_s;
     rec.loss = loss_count ? loss_sum / static_cast<double>(loss_count) : 0.0;
     loss_sum = 0;
@@ -371,7 +483,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
     }
     report.trained_through = epoch;
     const bool stop = patience > 0 && rec.evaluated && !last && evals_without_progress >= patience;
-    if (checkpointing) CGCN_RETURN_IF_ERROR(checkpoint(epoch + 1, 0));
+    if (checkpointing && leader) CGCN_RETURN_IF_ERROR(checkpoint(epoch + 1, 0));
     report.mean_epoch_s += rec.epoch_s;
     report.epochs.push_back(rec);
     if (callbacks.on_epoch) callbacks.on_epoch(rec);

@@ -13,11 +13,14 @@
 #include <optional>
 
 #include "cgcn/checkpoint.h"
+#include "cgcn/checksum.h"
+#include "cgcn/comm.h"
 #include "cgcn/model_file.h"
 #include "cgcn/plot.h"
 #include "cgcn/predictions.h"
 #include "cgcn/shard_directory.h"
 #include "train/eval_json.h"
+#include "util/bytes.h"
 #include "util/output_path.h"
 #include "util/peak_rss.h"
 #include "util/threads.h"
@@ -67,6 +70,13 @@ json EpochJson(const EpochRecord& r) {
             {"major_faults", r.stats.major_faults},
             {"train_peak_rss_mb", r.train_peak_rss_mb},
             {"peak_rss_mb", PeakRssMb()}};
+  if (Comm::World().distributed()) {
+    j["ranks"] = Comm::World().size();
+    j["allreduce_calls"] = r.allreduce_calls;
+    j["allreduce_bytes"] = r.allreduce_bytes;
+    j["allreduce_s"] = r.allreduce_s;
+    j["param_checksum"] = Hex64(r.param_checksum);
+  }
   if (r.evaluated) {
     j["train_acc"] = AccJson(r.acc.train);
     j["valid_acc"] = AccJson(r.acc.valid);
@@ -247,6 +257,29 @@ std::string Summary(const TrainRunReport& rep, const TrainOptions& o, uint32_t t
   return j.dump();
 }
 
+// Every rank of a data-parallel job must train on the same shard directory: the MANIFEST's
+// checksum (which covers every shard's header checksum) is compared with rank 0's.
+Status CheckSameShardsOnEveryRank(const ShardDirectory& shards, const std::string& dir) {
+  Comm& comm = Comm::World();
+  if (!comm.distributed()) return Status::Ok();
+  const std::vector<std::byte> manifest = EncodeManifest(shards.manifest());
+  const std::string mine = Hex64(Checksum64(manifest.data(), manifest.size())) + " " + comm.host() + " " + dir;
+  const std::vector<std::string> all = comm.Allgather(mine);
+  // "rank R on host H (--shards DIR): MANIFEST checksum C"
+  const auto where = [&](uint32_t r) {
+    const std::string& e = all[r];
+    const size_t host_end = e.find(' ', 17);
+    return "rank " + std::to_string(r) + " on host " + e.substr(17, host_end - 17) + " (--shards " +
+           e.substr(host_end + 1) + "): MANIFEST checksum " + e.substr(0, 16);
+  };
+  std::string differ;
+  for (uint32_t r = 1; r < all.size(); ++r)
+    if (all[r].compare(0, 16, all[0], 0, 16) != 0) differ += "\n  " + where(r);
+  if (differ.empty()) return Status::Ok();
+  return Status::InvalidArgument("every rank must train on the same shard directory, but they differ:\n  " + where(0) +
+                                 differ);
+}
+
 }  // namespace
 
 MeanStd MeanAndStd(const std::vector<double>& values) {
@@ -271,10 +304,14 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRu
   const ScopedDenseBackend gemm({options.gemm});
   CGCN_ASSIGN_OR_RETURN(ShardDirectory shards, ShardDirectory::Open(options.shards_dir));
   if (!options.check_input.empty()) CGCN_RETURN_IF_ERROR(shards.CheckInput(options.check_input));
+  CGCN_RETURN_IF_ERROR(CheckSameShardsOnEveryRank(shards, options.shards_dir));
+  // Rank 0 alone writes the outputs (and checkpoints: Train); the other ranks check none.
+  TrainRunOptions mine = options;
+  if (Comm::World().rank() != 0) mine.metrics_out = mine.save_model = mine.predict_out = mine.plot_out = "";
   TrainOptions o = options.train;
-  o.predict = !options.predict_out.empty();
+  o.predict = !mine.predict_out.empty();
   CGCN_RETURN_IF_ERROR(o.Validate(shards.num_clusters()));
-  CGCN_RETURN_IF_ERROR(CheckOutputs(options, shards));
+  if (Comm::World().rank() == 0) CGCN_RETURN_IF_ERROR(CheckOutputs(options, shards));
   const Manifest& m = shards.manifest();
   const uint32_t threads = RunnableThreads();
   if (callbacks.on_start) callbacks.on_start(m, threads);
@@ -282,7 +319,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRu
   TrainRunReport rep;
   rep.num_nodes = m.num_nodes;
   Gcn model(ModelConfig(m, o), o.seed);
-  MetricsFile metrics(options.metrics_out, o.resume);
+  MetricsFile metrics(mine.metrics_out, o.resume);
   const bool several = options.runs > 1;
   uint32_t run = 0;
   TrainCallbacks tc;
@@ -319,24 +356,24 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRu
 
   // Every output that can be written is written; failures are collected, not returned.
   if (Status s = metrics.Close(); !s.ok()) rep.errors.push_back(s);
-  if (!options.save_model.empty()) {
-    Status s = SaveModel(options.save_model, model, rep.train.feature_norm);
+  if (!mine.save_model.empty()) {
+    Status s = SaveModel(mine.save_model, model, rep.train.feature_norm);
     rep.model_written = s.ok();
-    if (!s.ok()) rep.errors.push_back(s.WithContext("--save-model " + options.save_model));
+    if (!s.ok()) rep.errors.push_back(s.WithContext("--save-model " + mine.save_model));
   }
-  if (!options.predict_out.empty()) {
-    Status s = WritePredictions(options.predict_out, std::move(rep.train.predictions));
+  if (!mine.predict_out.empty()) {
+    Status s = WritePredictions(mine.predict_out, std::move(rep.train.predictions));
     rep.train.predictions = {};
     rep.predictions_written = s.ok();
-    if (!s.ok()) rep.errors.push_back(s.WithContext("--predict-out " + options.predict_out));
+    if (!s.ok()) rep.errors.push_back(s.WithContext("--predict-out " + mine.predict_out));
   }
-  if (!options.plot_out.empty()) {
+  if (!mine.plot_out.empty()) {
     const std::string title =
         "cgcn-train " + options.shards_dir + " (seed " + std::to_string(rep.runs[rep.selected_run].seed) + ")";
     Status s =
-        WriteLearningCurves(options.plot_out, rep.train.epochs, title, rep.train.selected ? rep.train.final_epoch : 0);
+        WriteLearningCurves(mine.plot_out, rep.train.epochs, title, rep.train.selected ? rep.train.final_epoch : 0);
     rep.plot_written = s.ok();
-    if (!s.ok()) rep.errors.push_back(s.WithContext("--plot-out " + options.plot_out));
+    if (!s.ok()) rep.errors.push_back(s.WithContext("--plot-out " + mine.plot_out));
   }
   rep.summary_json = Summary(rep, options.train, threads);
   return rep;

@@ -24,7 +24,7 @@ Child::~Child() {
 
 bool Child::Start(const std::string& tool, const std::vector<std::string>& args, const std::string& out_path,
                   const std::string& err_path) {
-  std::vector<std::string> all = {std::string(CGCN_BIN_DIR) + "/" + tool};
+  std::vector<std::string> all = {tool.front() == '/' ? tool : std::string(CGCN_BIN_DIR) + "/" + tool};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& a : all) argv.push_back(a.data());

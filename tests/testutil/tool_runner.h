@@ -17,7 +17,8 @@ class Child {
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
   ~Child();
-  // fork/exec of CGCN_BIN_DIR/`tool`; false if it could not be started.
+  // fork/exec of CGCN_BIN_DIR/`tool` (or of `tool` itself, an absolute path such as mpirun's);
+  // false if it could not be started.
   bool Start(const std::string& tool, const std::vector<std::string>& args, const std::string& out_path,
              const std::string& err_path);
   void Signal(int sig) const;
