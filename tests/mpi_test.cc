@@ -178,19 +178,26 @@ TEST_F(Mpi, RanksEqualOneProcessAccumulatingTheirBatches) {
   struct Case {
     int ranks;
     std::string q;  // q = 5 with 12 clusters: 3 batches, so with 2 ranks the last step has one
+    std::vector<std::string> model;
   };
-  for (const Case& c : {Case{2, "2"}, Case{3, "1"}, Case{2, "5"}}) {
+  // The evaluation is split among the ranks too: the layers' planes (root weight, attention
+  // scalars, residual input) cross between them; the predictions are the same bytes.
+  const std::vector<Case> cases = {{2, "2", {}},
+                                   {3, "1", {"--model", "sage", "--layers", "3", "--residual"}},
+                                   {2, "5", {"--model", "gat", "--heads", "2", "--hidden", "32", "--layers", "3"}}};
+  for (const Case& c : cases) {
     SCOPED_TRACE("ranks " + std::to_string(c.ranks) + " q " + c.q);
     const std::string one = tmp_.Join("one.jsonl"), many = tmp_.Join("many.jsonl");
-    fs::remove(one);
-    fs::remove(many);
-    const std::vector<std::string> common = {"-q", c.q, "--epochs", "4", "--eval-every", "2"};
+    const std::string p_one = tmp_.Join("one.csv"), p_many = tmp_.Join("many.csv");
+    for (const std::string& f : {one, many, p_one, p_many}) fs::remove(f);
+    std::vector<std::string> common = {"-q", c.q, "--epochs", "4", "--eval-every", "2"};
+    common.insert(common.end(), c.model.begin(), c.model.end());
     std::vector<std::string> a = Train(common);
-    a.insert(a.end(), {"--accumulate", std::to_string(c.ranks), "--metrics-out", one});
+    a.insert(a.end(), {"--accumulate", std::to_string(c.ranks), "--metrics-out", one, "--predict-out", p_one});
     const ToolRun single = RunTool("cgcn-train", a, tmp_.path(), 300);
     ASSERT_EQ(single.exit_code, 0) << single.err;
     a = Train(common);
-    a.insert(a.end(), {"--metrics-out", many});
+    a.insert(a.end(), {"--metrics-out", many, "--predict-out", p_many});
     const ToolRun dist = RunMpi(c.ranks, a, tmp_.path());
     ASSERT_EQ(dist.exit_code, 0) << dist.err;
     const Metrics ms = ReadMetrics(one), mm = ReadMetrics(many);
@@ -215,6 +222,9 @@ TEST_F(Mpi, RanksEqualOneProcessAccumulatingTheirBatches) {
     EXPECT_EQ(jm["test_acc"], js["test_acc"]);
     EXPECT_EQ(jm["valid_acc"], js["valid_acc"]);
     EXPECT_EQ(std::count(dist.out.begin(), dist.out.end(), '\n'), 1) << "one summary line, from rank 0: " << dist.out;
+    const std::string predictions = testutil::ReadFile(p_one);
+    EXPECT_GT(predictions.size(), 3000u);
+    EXPECT_TRUE(predictions == testutil::ReadFile(p_many)) << "the predictions differ";
   }
 }
 

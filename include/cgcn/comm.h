@@ -37,8 +37,14 @@ class Comm {
   // In place, element-wise sums over every rank.
   void AllreduceSum(std::span<float> values);
   void AllreduceSum(std::span<double> values);
+  // Whether `mine` holds on every rank (MPI_Allreduce, logical and).
+  bool AllAgree(bool mine);
   // Every rank's string, in rank order.
   std::vector<std::string> Allgather(const std::string& mine);
+  // In place: rank r's rows [first_row[r], first_row[r] + rows[r]) of a [.. x width] float
+  // array at `base` reach every rank (MPI_Allgatherv with a row datatype, so counts are rows).
+  void AllgatherRows(float* base, uint32_t width, const std::vector<uint64_t>& first_row,
+                     const std::vector<uint64_t>& rows);
   // Rank 0's bytes on every rank (resized to fit).
   void Broadcast(std::vector<std::byte>* bytes);
   // Prints "TOOL: RANK-DESCRIPTION: error: MESSAGE" to stderr and ends every rank of the job with

@@ -25,6 +25,13 @@ struct EvalOptions {
   uint64_t memory_bytes = 0;   // 0: no limit, activations in memory
   std::string tmp_dir;         // empty: $TMPDIR, else the system temporary directory
   bool probabilities = false;  // the plan holds every node's class probabilities (num_nodes x classes)
+  // Under mpirun (cgcn/comm.h), every rank calls EvaluateFullGraph and the clusters are split
+  // among them: each rank computes pass 0 and every layer but the last for its own range of
+  // blocks, and the rows of the next layer's planes are exchanged (MPI_Allgatherv) after each
+  // pass; rank 0 computes the last layer and the metrics, whose figures alone are meaningful
+  // (the other ranks return an empty Accuracy). Spilled, rank 0 evaluates alone. The results are
+  // bitwise those of one process: every row is computed by the same code from the same inputs.
+  bool distributed = false;
 };
 // The directory spilled activations go to: options.tmp_dir, else $TMPDIR, else the system
 // temporary directory.

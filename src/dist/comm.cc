@@ -83,6 +83,13 @@ void Comm::AllreduceSum(std::span<double> values) {
   traffic_.seconds += Now() - t0;
 }
 
+bool Comm::AllAgree(bool mine) {
+  if (size_ < 2) return mine;
+  int v = mine ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+  return v != 0;
+}
+
 std::vector<std::string> Comm::Allgather(const std::string& mine) {
   if (size_ < 2) return {mine};
   const int len = static_cast<int>(mine.size());
@@ -95,6 +102,21 @@ std::vector<std::string> Comm::Allgather(const std::string& mine) {
   std::vector<std::string> out(size_);
   for (uint32_t i = 0; i < size_; ++i) out[i] = all.substr(offsets[i], lens[i]);
   return out;
+}
+
+void Comm::AllgatherRows(float* base, uint32_t width, const std::vector<uint64_t>& first_row,
+                         const std::vector<uint64_t>& rows) {
+  if (size_ < 2 || width == 0) return;
+  MPI_Datatype row;
+  MPI_Type_contiguous(static_cast<int>(width), MPI_FLOAT, &row);
+  MPI_Type_commit(&row);
+  std::vector<int> counts(size_), displs(size_);
+  for (uint32_t r = 0; r < size_; ++r) {
+    counts[r] = static_cast<int>(rows[r]);
+    displs[r] = static_cast<int>(first_row[r]);
+  }
+  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, base, counts.data(), displs.data(), row, MPI_COMM_WORLD);
+  MPI_Type_free(&row);
 }
 
 void Comm::Broadcast(std::vector<std::byte>* bytes) {

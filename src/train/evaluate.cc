@@ -41,6 +41,7 @@
 
 #include "cgcn/batch.h"
 #include "cgcn/byte_size.h"
+#include "cgcn/comm.h"
 #include "cgcn/split.h"
 #include "util/parallel.h"
 #include "util/threads.h"
@@ -408,6 +409,40 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     if (cfg.ResidualAt(l)) st.Written(res_plane(l) + r0 * dims[l], res_plane(l) + r1 * dims[l]);
     st.Flush();
   };
+  // Under mpirun (EvalOptions::distributed): this rank's range of blocks for pass 0 and every
+  // layer but the last, and the exchange of the rows the ranks computed.
+  // The ranks split the clusters into consecutive ranges (not the plan's blocks, which depend on
+  // each host's threads); each rank walks its own plan's blocks clipped to its range. If any rank
+  // would spill, rank 0 evaluates alone.
+  Comm& comm = Comm::World();
+  const bool distributed = options.distributed && comm.distributed();
+  const bool split = distributed && comm.AllAgree(!plan.spill);
+  if (distributed && !split && comm.rank() != 0) return Accuracy{};
+  const uint32_t ranks = split ? comm.size() : 1, me = split ? comm.rank() : 0;
+  const uint32_t P = shards.num_clusters();
+  auto first_cluster = [&](uint32_t r) { return static_cast<uint32_t>(uint64_t{P} * r / ranks); };
+  const uint32_t my_c0 = first_cluster(me), my_c1 = first_cluster(me + 1);
+  std::vector<uint64_t> rank_row0(ranks), rank_rows(ranks);
+  for (uint32_t r = 0; r < ranks; ++r) {
+    rank_row0[r] = off[first_cluster(r)];
+    rank_rows[r] = off[first_cluster(r + 1)] - rank_row0[r];
+  }
+  const size_t num_blocks = plan.blocks.size() - 1;
+  // Block b clipped to [lo, hi) of clusters: its first and end cluster (equal when outside).
+  auto clip = [&](size_t b, uint32_t lo, uint32_t hi) {
+    const uint32_t c0 = std::clamp(plan.blocks[b], lo, hi), c1 = std::clamp(plan.blocks[b + 1], lo, hi);
+    return std::pair<uint32_t, uint32_t>(c0, c1);
+  };
+  // Every rank's rows of layer l's planes in `st`, to every rank.
+  auto exchange_planes = [&](ActivationStore& st, uint32_t l) {
+    comm.AllgatherRows(st.data(), sum_width[l], rank_row0, rank_rows);
+    if (root) comm.AllgatherRows(st.data() + r_plane(l), dims[l + 1], rank_row0, rank_rows);
+    if (gat) {
+      comm.AllgatherRows(st.data() + att_plane(l), cfg.HeadsAt(l), rank_row0, rank_rows);
+      comm.AllgatherRows(st.data() + att_plane(l) + N * cfg.HeadsAt(l), cfg.HeadsAt(l), rank_row0, rank_rows);
+    }
+    if (cfg.ResidualAt(l)) comm.AllgatherRows(st.data() + res_plane(l), dims[l], rank_row0, rank_rows);
+  };
   tbb::enumerable_thread_specific<EvalLocal> locals;
   const uint32_t L = cfg.layers;
   const uint64_t total_steps = uint64_t{L + 1} * shards.num_clusters();
@@ -421,9 +456,11 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     }
   };
   const std::vector<uint32_t>& blocks = plan.blocks;
-  auto prefetch_block = [&](size_t b) {
-    if (b + 1 < blocks.size())
-      for (uint32_t c = blocks[b]; c < blocks[b + 1]; ++c) shards.Prefetch(c);
+  // Starts reading block b's shards, those in [lo, hi) (this rank's).
+  auto prefetch_block = [&](size_t b, uint32_t lo, uint32_t hi) {
+    if (b + 1 >= blocks.size()) return;
+    const auto [c0, c1] = clip(b, lo, hi);
+    for (uint32_t c = c0; c < c1; ++c) shards.Prefetch(c);
   };
   uint64_t spill_read = 0;
   using Clock = std::chrono::steady_clock;
@@ -434,10 +471,12 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   // Pass 0: layer 0's planes (Z_0 = X W_0, or X when layer 0 aggregates first, ...) and the
   // aggregation scales.
   {
-    prefetch_block(0);
-    for (size_t b = 0; b + 1 < blocks.size(); ++b) {
-      prefetch_block(b + 1);
-      CGCN_RETURN_IF_ERROR(ParallelFor(blocks[b], blocks[b + 1], "evaluation", [&](uint32_t c) -> Status {
+    prefetch_block(0, my_c0, my_c1);
+    for (size_t b = 0; b < num_blocks; ++b) {
+      const auto [bc0, bc1] = clip(b, my_c0, my_c1);
+      if (bc0 == bc1) continue;
+      prefetch_block(b + 1, my_c0, my_c1);
+      CGCN_RETURN_IF_ERROR(ParallelFor(bc0, bc1, "evaluation", [&](uint32_t c) -> Status {
         EvalLocal& t = locals.local();
         CGCN_RETURN_IF_ERROR(shards.Load(
             c,
@@ -470,7 +509,11 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         write_planes(store[0], 0, off[c], ConstMatrixMap(t.data.features.data(), n, m.feat_dim));
         return Status::Ok();
       }));
-      written_rows(store[0], 0, off[blocks[b]], off[blocks[b + 1]]);  // pages shared with the next block
+      written_rows(store[0], 0, off[bc0], off[bc1]);  // pages shared with the next block
+    }
+    if (split) {
+      comm.AllgatherRows(dinv.data(), 1, rank_row0, rank_rows);
+      exchange_planes(store[0], 0);
     }
   }
 
@@ -523,6 +566,9 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   int cur = 0;
   for (uint32_t l = 0; l < L; ++l) {
     const bool last = l + 1 == L;
+    if (last && split && me != 0) return Accuracy{};  // rank 0 computes the last layer and the metrics
+    // This rank's clusters (all of them for the last layer).
+    const uint32_t l_c0 = last ? 0 : my_c0, l_c1 = last ? P : my_c1;
     EvalPassTimes& times = pass_times[l];
     const uint32_t d = dims[l + 1];
     // The sums' width: d, or the input's when the layer aggregates first (then W_l follows them).
@@ -535,11 +581,12 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     const uint64_t chunk_rows = plan.spill
                                     ? std::max<uint64_t>(1, plan.chunk_bytes / (2 * uint64_t{sw} * sizeof(float)))
                                     : std::max<uint64_t>(1, N);
-    prefetch_block(0);
-    for (size_t b = 0; b + 1 < blocks.size(); ++b) {
+    prefetch_block(0, l_c0, l_c1);
+    for (size_t b = 0; b < num_blocks; ++b) {
+      const auto [c0, c1] = clip(b, l_c0, l_c1);
+      if (c0 == c1) continue;
       auto phase_start = Clock::now();
-      prefetch_block(b + 1);
-      const uint32_t c0 = blocks[b], c1 = blocks[b + 1];
+      prefetch_block(b + 1, l_c0, l_c1);
       const uint64_t r0 = off[c0], R = off[c1] - r0;
       // The block's rows: degree counts first (from the manifest's layout), then columns.
       rows.offsets.assign(R + 1, 0);
@@ -799,6 +846,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       if (!last) written_rows(store[1 - cur], l + 1, off[c0], off[c1]);
       times.finish_s += since(phase_start);
     }
+    if (split && !last) exchange_planes(store[1 - cur], l + 1);
     cur = 1 - cur;
   }
   if (stats) {

@@ -322,16 +322,16 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   if (report.plan && callbacks.on_plan) callbacks.on_plan(*report.plan);
 
   // Evaluates the model as it is; the final evaluation also gives the predictions.
-  // With several ranks rank 0 evaluates and sends the figures to the others (the parameters are
-  // the same on every rank), so model selection and early stopping decide alike everywhere.
+  // With several ranks every rank evaluates its share of the clusters (EvalOptions::distributed;
+  // the parameters are the same on every rank) and rank 0 sends the figures to the others, so
+  // model selection and early stopping decide alike everywhere.
+  eval.distributed = true;
   auto evaluate = [&](bool final, Accuracy* acc, EvalStats* stats) -> Status {
     stream.ReleaseBuffers();
     malloc_trim(0);  // hand the freed batch buffers back to the system (glibc keeps them otherwise)
-    if (leader) {
-      CGCN_ASSIGN_OR_RETURN(
-          *acc, EvaluateFullGraph(shards, model, norm, final && options.predict ? &report.predictions : nullptr,
-                                  callbacks.progress, eval, stats));
-    }
+    CGCN_ASSIGN_OR_RETURN(
+        *acc, EvaluateFullGraph(shards, model, norm, final && options.predict && leader ? &report.predictions : nullptr,
+                                leader ? callbacks.progress : ProgressFn{}, eval, stats));
     if (comm.distributed()) {
       static_assert(std::is_trivially_copyable_v<Accuracy>);
       std::vector<std::byte> bytes(sizeof(Accuracy));
