@@ -23,7 +23,10 @@ int main(int argc, char** argv) {
       "Each step takes q random clusters with every edge among them; a oneTBB pipeline maps, verifies and "
       "decodes the next batches while the current one trains. Accuracy is measured by exact full-graph "
       "inference over the shards. Every output path is checked before training starts. The last line on "
-      "stdout is a JSON summary, printed (with \"errors\") even when an output could not be written.",
+      "stdout is a JSON summary, printed (with \"errors\") even when an output could not be written. Under "
+      "mpirun -n N it trains data-parallel: each step takes one batch per rank and averages their gradients "
+      "(MPI_Allreduce), evaluation is split among the ranks, and rank 0 writes every output (README, \"Several "
+      "processes or hosts\").",
       "cgcn-train"};
   TrainRunOptions run;
   TrainOptions& o = run.train;
