@@ -473,7 +473,8 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   {
     prefetch_block(0, my_c0, my_c1);
     for (size_t b = 0; b < num_blocks; ++b) {
-      const auto [bc0, bc1] = clip(b, my_c0, my_c1);
+      const std::pair<uint32_t, uint32_t> range = clip(b, my_c0, my_c1);
+      const uint32_t bc0 = range.first, bc1 = range.second;
       if (bc0 == bc1) continue;
       prefetch_block(b + 1, my_c0, my_c1);
       CGCN_RETURN_IF_ERROR(ParallelFor(bc0, bc1, "evaluation", [&](uint32_t c) -> Status {
@@ -583,7 +584,9 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
                                     : std::max<uint64_t>(1, N);
     prefetch_block(0, l_c0, l_c1);
     for (size_t b = 0; b < num_blocks; ++b) {
-      const auto [c0, c1] = clip(b, l_c0, l_c1);
+      // Plain variables: the lambdas below capture them (clang 14 cannot capture a structured binding).
+      const std::pair<uint32_t, uint32_t> range = clip(b, l_c0, l_c1);
+      const uint32_t c0 = range.first, c1 = range.second;
       if (c0 == c1) continue;
       auto phase_start = Clock::now();
       prefetch_block(b + 1, l_c0, l_c1);
