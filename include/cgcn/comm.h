@@ -60,6 +60,7 @@ class Comm {
 
  private:
   Comm();
+  void SumInPlace(void* data, size_t count, bool doubles);  // MPI_Allreduce(MPI_SUM), timed
   uint32_t rank_ = 0, size_ = 1;
   std::string host_;
   Traffic traffic_;

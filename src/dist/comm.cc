@@ -67,19 +67,20 @@ std::string Comm::Describe() const {
 
 void Comm::AllreduceSum(std::span<float> values) {
   if (size_ < 2 || values.empty()) return;
-  const double t0 = Now();
-  MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-  traffic_.calls += 1;
-  traffic_.bytes += values.size_bytes();
-  traffic_.seconds += Now() - t0;
+  SumInPlace(values.data(), values.size(), false);
 }
 
 void Comm::AllreduceSum(std::span<double> values) {
   if (size_ < 2 || values.empty()) return;
+  SumInPlace(values.data(), values.size(), true);
+}
+
+void Comm::SumInPlace(void* data, size_t count, bool doubles) {
   const double t0 = Now();
-  MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), doubles ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM,
+                MPI_COMM_WORLD);
   traffic_.calls += 1;
-  traffic_.bytes += values.size_bytes();
+  traffic_.bytes += count * (doubles ? sizeof(double) : sizeof(float));
   traffic_.seconds += Now() - t0;
 }
 
