@@ -77,8 +77,7 @@ void Comm::AllreduceSum(std::span<double> values) {
 
 void Comm::SumInPlace(void* data, size_t count, bool doubles) {
   const double t0 = Now();
-  MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), doubles ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM,
-                MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), doubles ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
   traffic_.calls += 1;
   traffic_.bytes += count * (doubles ? sizeof(double) : sizeof(float));
   traffic_.seconds += Now() - t0;
