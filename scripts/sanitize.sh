@@ -147,7 +147,7 @@ else
   tsan_summary="build failed"
 fi
 
-echo "sanitize: asan+ubsan (all tests): $asan_summary; tsan ($TSAN_FILTER): $tsan_summary"
+echo "sanitize: asan+ubsan (all tests but Mpi.*): $asan_summary; tsan ($TSAN_FILTER): $tsan_summary"
 [ ${#times[@]} -eq 0 ] || echo "sanitize: times: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g')"
 echo "sanitize: $passed passed, $failed failed"
 exit "$status"
