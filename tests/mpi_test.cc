@@ -283,21 +283,32 @@ TEST_F(Mpi, BadInputOnOneRankStopsEveryRank) {
   EXPECT_NE(r.err.find(copy + "/shard-"), std::string::npos) << r.err;
 }
 
+// The state letter and parent of process `pid` from /proc/PID/stat; false when it is gone.
+bool ProcStat(pid_t pid, char* state, int* ppid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return false;
+  const size_t close = stat.rfind(')');  // the command name may hold spaces and parentheses
+  return close != std::string::npos && std::sscanf(stat.c_str() + close + 1, " %c %d", state, ppid) == 2;
+}
+
+// Running, not gone and not a zombie waiting for whoever inherited it to reap it.
+bool Running(pid_t pid) {
+  char state = 0;
+  int ppid = 0;
+  return ProcStat(pid, &state, &ppid) && state != 'Z';
+}
+
 // The pids of the running processes whose parent is `parent`.
 std::vector<pid_t> Children(pid_t parent) {
   std::vector<pid_t> out;
   for (const auto& e : fs::directory_iterator("/proc")) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "stat");
-    std::string stat;
-    std::getline(in, stat);
-    const size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;
+    const pid_t pid = std::stoi(name);
     char state = 0;
     int ppid = 0;
-    if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == parent && state != 'Z')
-      out.push_back(std::stoi(name));
+    if (ProcStat(pid, &state, &ppid) && ppid == parent && state != 'Z') out.push_back(pid);
   }
   return out;
 }
@@ -329,17 +340,9 @@ TEST_F(Mpi, KilledRankStopsEveryRankPromptly) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "status " << status;
   EXPECT_NE(testutil::ReadFile(tmp_.Join("err.txt")).find("exited on signal 9"), std::string::npos)
       << testutil::ReadFile(tmp_.Join("err.txt"));
-  // Gone, or a zombie waiting for whoever inherited it to reap it (no longer running).
-  auto running = [](pid_t p) {
-    std::ifstream in("/proc/" + std::to_string(p) + "/stat");
-    std::string stat;
-    if (!std::getline(in, stat)) return false;
-    const size_t close = stat.rfind(')');
-    return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
-  };
   for (pid_t p : ranks) {
-    for (int i = 0; i < 500 && running(p); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    EXPECT_FALSE(running(p)) << "rank pid " << p << " still running after mpirun exited";
+    for (int i = 0; i < 500 && Running(p); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_FALSE(Running(p)) << "rank pid " << p << " still running after mpirun exited";
   }
 }
 

@@ -263,18 +263,16 @@ Status CheckSameShardsOnEveryRank(const ShardDirectory& shards, const std::strin
   Comm& comm = Comm::World();
   if (!comm.distributed()) return Status::Ok();
   const std::vector<std::byte> manifest = EncodeManifest(shards.manifest());
-  const std::string mine = Hex64(Checksum64(manifest.data(), manifest.size())) + " " + comm.host() + " " + dir;
-  const std::vector<std::string> all = comm.Allgather(mine);
+  const std::vector<std::string> sums = comm.Allgather(Hex64(Checksum64(manifest.data(), manifest.size())));
+  const std::vector<std::string> hosts = comm.Allgather(comm.host()), dirs = comm.Allgather(dir);
   // "rank R on host H (--shards DIR): MANIFEST checksum C"
   const auto where = [&](uint32_t r) {
-    const std::string& e = all[r];
-    const size_t host_end = e.find(' ', 17);
-    return "rank " + std::to_string(r) + " on host " + e.substr(17, host_end - 17) + " (--shards " +
-           e.substr(host_end + 1) + "): MANIFEST checksum " + e.substr(0, 16);
+    return "rank " + std::to_string(r) + " on host " + hosts[r] + " (--shards " + dirs[r] + "): MANIFEST checksum " +
+           sums[r];
   };
   std::string differ;
-  for (uint32_t r = 1; r < all.size(); ++r)
-    if (all[r].compare(0, 16, all[0], 0, 16) != 0) differ += "\n  " + where(r);
+  for (uint32_t r = 1; r < sums.size(); ++r)
+    if (sums[r] != sums[0]) differ += "\n  " + where(r);
   if (differ.empty()) return Status::Ok();
   return Status::InvalidArgument("every rank must train on the same shard directory, but they differ:\n  " + where(0) +
                                  differ);

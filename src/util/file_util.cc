@@ -18,8 +18,6 @@ namespace cgcn {
 namespace {
 namespace fs = std::filesystem;
 
-constexpr const char* kTempInfix = ".cgcn-tmp.";
-
 std::string Errno() { return std::strerror(errno); }
 
 std::string TokenOf(const struct stat& st) {

@@ -21,7 +21,6 @@ namespace {
 
 constexpr const char* kMarkerName = ".cgcn-temporary";
 constexpr const char* kMarkerMagic = "cgcn temporary directory\n";
-constexpr const char* kTempInfix = ".cgcn-tmp.";
 constexpr const char* kLockSuffix = ".cgcn-lock";
 constexpr const char* kLockMagic = "cgcn lock\n";
 

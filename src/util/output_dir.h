@@ -80,5 +80,8 @@ bool PathIsWithin(const std::string& inner, const std::string& outer);
 std::string ResolvePath(const std::string& path);
 // 16 random hex digits, for names of temporaries.
 std::string RandomHexToken();
+// What names cgcn's temporaries beside a target: "TARGET.cgcn-tmp.<16 hex digits>", for
+// directories (StagedDirectory) and files (WriteFileAtomic) alike.
+inline constexpr const char* kTempInfix = ".cgcn-tmp.";
 
 }  // namespace cgcn
