@@ -315,6 +315,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "--checkpoint-every needs a checkpoint directory (--checkpoint DIR)"},
         FlagCase{"MemBudgetBelowOneByte", {"--mem-budget", "0.5"}, "--mem-budget: '0.5' is less than one byte"},
         FlagCase{"GemmUnknown", {"--gemm", "mkl"}, "--gemm must be auto, eigen or onednn, found 'mkl'"},
+        FlagCase{"AccumulateZero", {"--accumulate", "0"}, "--accumulate must be from 1 to 4096, found 0"},
+        FlagCase{"AccumulateTooMany", {"--accumulate", "5000"}, "--accumulate must be from 1 to 4096, found 5000"},
         // The default --patience 10 quietly has nothing to count with --eval-every 0; one the user
         // gave would be a promise training cannot keep.
         FlagCase{"PatienceWithoutEvaluations",
