@@ -35,6 +35,7 @@ row = {
     "allreduce_bytes_per_step": sum(e.get("allreduce_bytes", 0) for e in ep) / max(1, steps),
     "allreduce_ms_per_step": 1e3 * sum(e.get("allreduce_s", 0) for e in ep) / max(1, steps),
     "eval_s": s.get("eval_s"), "test_acc": s.get("test_acc"), "final_loss": ep[-1]["loss"],
+    "rank0_peak_rss_mb": max(e["peak_rss_mb"] for e in ep),
 }
 print(json.dumps(row))
 PY
