@@ -7,7 +7,7 @@ PKGS=(
   libboost-iostreams-dev zlib1g-dev libzstd-dev libmetis-dev libeigen3-dev libtbb-dev
   libgtest-dev libcli11-dev nlohmann-json3-dev libxxhash-dev
   libopenmpi-dev openmpi-bin  # Open MPI: data-parallel training over several processes or hosts (cgcn/comm.h, mpirun)
-  libdnnl-dev  # oneDNN: the fast backend of the dense products (cgcn/dense.h); cgcn builds without it too
+  libdnnl-dev ocl-icd-opencl-dev  # oneDNN (its CMake package needs OpenCL's headers, a recommends that --no-install-recommends skips): the fast backend of the dense products (cgcn/dense.h); cgcn builds without it too
   clang clang-format libclang-rt-14-dev llvm  # scripts/check-format.sh, scripts/sanitize.sh, scripts/fuzz.sh: clang, its sanitizer and libFuzzer runtimes, llvm-symbolizer
 )
 missing=()
