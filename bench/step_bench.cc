@@ -1,6 +1,7 @@
 // cgcn-step-bench: times the parts of one training step on real batches of a shard directory.
 //
 //   build/bin/cgcn-step-bench --shards DIR [-q 20] [--layers 3] [--hidden 256] [--batches 3] [--reps 5]
+//                             [--gemm auto|eigen|onednn] [--compute f32|bf16]
 //
 // Assembles the first --batches batches of epoch 1 (as cgcn-train would), then runs each
 // step --reps times and reports, per phase, the best wall time over the repetitions and the
@@ -50,12 +51,21 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "worker threads (default: all cores)");
   std::string gemm_name = "auto";
   app.add_option("--gemm", gemm_name, "dense products: auto, eigen or onednn")->capture_default_str();
+  std::string compute_name = "f32";
+  app.add_option("--compute", compute_name, "dense products' input type: f32 or bf16")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   DenseBackend gemm;
-  if (!ParseDenseBackend(gemm_name, &gemm) || !SetDenseBackend({gemm})) {
-    std::fprintf(stderr, "cgcn-step-bench: --gemm %s: not available\n", gemm_name.c_str());
+  DenseCompute compute;
+  if (!ParseDenseBackend(gemm_name, &gemm) || !ParseDenseCompute(compute_name, &compute)) {
+    std::fprintf(stderr, "cgcn-step-bench: unknown --gemm %s or --compute %s\n", gemm_name.c_str(),
+                 compute_name.c_str());
     return 2;
   }
+  if (const Status s = CheckDenseBackend(gemm, compute); !s.ok()) {
+    std::fprintf(stderr, "cgcn-step-bench: %s\n", s.ToString().c_str());
+    return 2;
+  }
+  SetDenseBackend({gemm, DenseBackendConfig{}.min_onednn_flops, compute});
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
 

@@ -14,11 +14,16 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <limits>
+#include <sstream>
+#include <string>
 #include <memory>
 #include <random>
 #include <tuple>
 #include <vector>
+
+#include "cgcn/shard_format.h"
 
 namespace cgcn {
 namespace {
@@ -262,6 +267,107 @@ TEST(DenseBackendChoice, NamesParseAndTheScopePutsTheBackendBack) {
   EXPECT_EQ(GetDenseBackend().min_onednn_flops, before.min_onednn_flops);
   EXPECT_EQ(SetDenseBackend({DenseBackend::kOneDnn}), OneDnnAvailable());
   SetDenseBackend(before);
+}
+
+// --compute bf16 where it can run: CpuSupportsBf16 says what the kernel says (/proc/cpuinfo's
+// avx512_bf16 flag), and CheckDenseBackend, SetDenseBackend refuse it everywhere else.
+TEST(DenseBf16, RefusedWhereItCannotRun) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  bool flag = false;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line);
+    std::string w;
+    while (words >> w) flag = flag || w == "avx512_bf16";
+    break;
+  }
+  EXPECT_EQ(CpuSupportsBf16(), flag);
+
+  const Status on_eigen = CheckDenseBackend(DenseBackend::kEigen, DenseCompute::kBf16);
+  ASSERT_FALSE(on_eigen.ok());
+  EXPECT_NE(on_eigen.message().find(OneDnnAvailable() ? "not on --gemm eigen" : "this build of cgcn has none"),
+            std::string::npos)
+      << on_eigen.message();
+  const Status on_onednn = CheckDenseBackend(DenseBackend::kOneDnn, DenseCompute::kBf16);
+  EXPECT_EQ(on_onednn.ok(), OneDnnAvailable() && CpuSupportsBf16());
+  if (OneDnnAvailable() && !CpuSupportsBf16()) {
+    EXPECT_EQ(on_onednn.message(),
+              "--compute bf16 needs a CPU with the AVX512_BF16 instructions, and this one has none (see the "
+              "avx512_bf16 flag in /proc/cpuinfo); use --compute f32");
+  }
+  EXPECT_TRUE(CheckDenseBackend(DenseBackend::kEigen, DenseCompute::kF32).ok());
+
+  const DenseBackendConfig before = GetDenseBackend();
+  EXPECT_FALSE(SetDenseBackend({DenseBackend::kEigen, 0.0, DenseCompute::kBf16}));
+  EXPECT_EQ(GetDenseBackend().compute, before.compute);
+  EXPECT_EQ(GetDenseBackend().backend, before.backend);
+  EXPECT_EQ(SetDenseBackend({DenseBackend::kOneDnn, 0.0, DenseCompute::kBf16}), on_onednn.ok());
+  EXPECT_EQ(GetDenseBackend().compute, on_onednn.ok() ? DenseCompute::kBf16 : before.compute);
+  SetDenseBackend(before);
+
+  DenseCompute c = DenseCompute::kF32;
+  EXPECT_TRUE(ParseDenseCompute("bf16", &c));
+  EXPECT_EQ(c, DenseCompute::kBf16);
+  EXPECT_TRUE(ParseDenseCompute("f32", &c));
+  EXPECT_EQ(c, DenseCompute::kF32);
+  EXPECT_FALSE(ParseDenseCompute("f16", &c));
+  EXPECT_STREQ(DenseComputeName(DenseCompute::kBf16), "bf16");
+}
+
+// x with every element rounded to bfloat16 by the shard codec's scalar rounding (FloatToBf16: an
+// implementation independent of the products' vector one).
+RowMatrix RoundedToBf16(const RowMatrix& x) {
+  RowMatrix r(x.rows(), x.cols());
+  for (Eigen::Index i = 0; i < x.size(); ++i) r.data()[i] = Bf16ToFloat(FloatToBf16(x.data()[i]));
+  return r;
+}
+
+// The largest |got - exact| / (sum |terms|) over the elements: the products' relative error.
+double MaxRelativeError(const RowMatrix& got, const Reference& exact) {
+  double worst = 0;
+  for (Eigen::Index i = 0; i < got.rows(); ++i)
+    for (Eigen::Index j = 0; j < got.cols(); ++j)
+      worst = std::max(worst, std::abs(got(i, j) - exact.value(i, j)) / (exact.abs_sum(i, j) + 1e-30));
+  return worst;
+}
+
+// --compute bf16: each product is the exact product of its operands rounded to bfloat16, to f32
+// accumulation's error (1e-5 of the sum of the terms' magnitudes, as for f32), on shapes of one
+// and of several chunks, a masked tail (sizes not a multiple of 16) included. And it is not the f32
+// product: against the unrounded operands the error is bfloat16's (above 1e-4).
+TEST(DenseBf16, ProductsAreThoseOfTheOperandsRoundedToBf16) {
+  if (!OneDnnAvailable() || !CpuSupportsBf16()) GTEST_SKIP() << "needs oneDNN and a CPU with AVX512_BF16";
+  const ScopedDenseBackend bf16({DenseBackend::kOneDnn, 0.0, DenseCompute::kBf16});
+  for (const Shape s : {Shape{7, 5, 3}, Shape{1000, 37, 19}, Shape{9001, 100, 128}}) {
+    SCOPED_TRACE(testing::Message() << s.n << " x " << s.k << " x " << s.m);
+    const RowMatrix x = RandomMatrix(s.n, s.k, 11), w = RandomMatrix(s.k, s.m, 12), g = RandomMatrix(s.n, s.m, 13);
+    const Products p = RunProducts(x, w, g);
+    const RowMatrix xr = RoundedToBf16(x), wr = RoundedToBf16(w), gr = RoundedToBf16(g);
+    const RowMatrix xrt = xr.transpose(), wrt = wr.transpose();
+    ExpectClose(p.y, NaiveProduct(xr, wr));
+    ExpectClose(p.out, NaiveProduct(xrt, gr));
+    ExpectClose(p.yt, NaiveProduct(gr, wrt));
+    const RowMatrix xt = x.transpose(), wt = w.transpose();
+    EXPECT_GT(MaxRelativeError(p.y, NaiveProduct(x, w)), 1e-4);
+    EXPECT_GT(MaxRelativeError(p.yt, NaiveProduct(g, wt)), 1e-4);
+    if (s.n > 7) {
+      EXPECT_GT(MaxRelativeError(p.out, NaiveProduct(xt, g)), 1e-4);
+    }
+  }
+}
+
+// bf16 keeps the promise of the f32 products: the thread count changes no bit.
+TEST(DenseBf16, BitIdenticalWithOneAndTwoThreads) {
+  if (!OneDnnAvailable() || !CpuSupportsBf16()) GTEST_SKIP() << "needs oneDNN and a CPU with AVX512_BF16";
+  const ScopedDenseBackend bf16({DenseBackend::kOneDnn, 0.0, DenseCompute::kBf16});
+  const Eigen::Index n = 20011, k = 48, m = 40;
+  const RowMatrix x = RandomMatrix(n, k, 7), w = RandomMatrix(k, m, 8), g = RandomMatrix(n, m, 9);
+  const Products one = RunWithThreads(1, [&] { return RunProducts(x, w, g); });
+  const Products two = RunWithThreads(2, [&] { return RunProducts(x, w, g); });
+  EXPECT_TRUE(BitIdentical(one.y, two.y));
+  EXPECT_TRUE(BitIdentical(one.out, two.out));
+  EXPECT_TRUE(BitIdentical(one.yt, two.yt));
 }
 
 }  // namespace

@@ -315,6 +315,11 @@ INSTANTIATE_TEST_SUITE_P(
                  "--checkpoint-every needs a checkpoint directory (--checkpoint DIR)"},
         FlagCase{"MemBudgetBelowOneByte", {"--mem-budget", "0.5"}, "--mem-budget: '0.5' is less than one byte"},
         FlagCase{"GemmUnknown", {"--gemm", "mkl"}, "--gemm must be auto, eigen or onednn, found 'mkl'"},
+        FlagCase{"ComputeUnknown", {"--compute", "fp8"}, "--compute must be f32 or bf16, found 'fp8'"},
+        FlagCase{"ComputeBf16OnEigen",
+                 {"--gemm", "eigen", "--compute", "bf16"},
+                 OneDnnAvailable() ? "--compute bf16 runs on oneDNN, not on --gemm eigen: use --gemm onednn or auto"
+                                   : "--compute bf16 runs on oneDNN, and this build of cgcn has none"},
         FlagCase{"AccumulateZero", {"--accumulate", "0"}, "--accumulate must be from 1 to 4096, found 0"},
         FlagCase{"AccumulateTooMany", {"--accumulate", "5000"}, "--accumulate must be from 1 to 4096, found 5000"},
         // The default --patience 10 quietly has nothing to count with --eval-every 0; one the user
@@ -603,6 +608,41 @@ TEST_F(TrainLibrary, RunTrainingUsesItsGemmBackendForTheRunOnly) {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(nlohmann::json::parse(r->summary_json)["gemm"], DenseBackendName(b));
     EXPECT_EQ(GetDenseBackend().backend, before.backend);
+  }
+}
+
+// --compute bf16 runs where the CPU has AVX512_BF16: the summary names it, its losses are near
+// f32's but not equal (the products do take bf16 operands: hidden 64 puts them above oneDNN's
+// threshold), and the process is back to f32 after. Elsewhere it is refused before training.
+TEST_F(TrainLibrary, RunTrainingWithBf16ComputeOrARefusal) {
+  TrainRunOptions run;
+  run.shards_dir = tmp_.Join("shards");
+  run.train = o_;
+  run.train.hidden = 64;
+  run.train.layers = 3;
+  run.train.epochs = 3;
+  run.threads = 1;
+  std::vector<std::vector<double>> losses(2);
+  for (DenseCompute c : {DenseCompute::kF32, DenseCompute::kBf16}) {
+    run.compute = c;
+    TrainRunCallbacks cb;
+    cb.on_epoch = [&](const EpochRecord& e) { losses[c == DenseCompute::kBf16].push_back(e.loss); };
+    Result<TrainRunReport> r = RunTraining(run, cb);
+    if (c == DenseCompute::kBf16 && !(OneDnnAvailable() && CpuSupportsBf16())) {
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.status().message(), CheckDenseBackend(DenseBackend::kOneDnn, DenseCompute::kBf16).message());
+      EXPECT_TRUE(losses[1].empty());
+      return;
+    }
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(nlohmann::json::parse(r->summary_json)["compute"], DenseComputeName(c));
+    EXPECT_EQ(GetDenseBackend().compute, DenseCompute::kF32);
+  }
+  ASSERT_EQ(losses[0].size(), 3u);
+  ASSERT_EQ(losses[1].size(), 3u);
+  for (size_t e = 0; e < 3; ++e) {
+    EXPECT_NE(losses[0][e], losses[1][e]) << "epoch " << e;
+    EXPECT_NEAR(losses[1][e], losses[0][e], 0.02 * losses[0][e]) << "epoch " << e;
   }
 }
 

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   cli::CommonFlags common;
   cli::AddCommonFlags(app, &common);
   cli::AddGemmFlag(app, &o.gemm);
+  cli::AddComputeFlag(app, &o.compute);
   CGCN_PARSE_FLAGS(app, argc, argv);
   const char* kTool = "cgcn-predict";
   if (o.probabilities && o.out.empty())

@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
   cli::CommonFlags common;
   cli::AddCommonFlags(app, &common);
   cli::AddGemmFlag(app, &run.gemm);
+  cli::AddComputeFlag(app, &run.compute);
   CGCN_PARSE_FLAGS(app, argc, argv);
   const char* kTool = "cgcn-train";
   if (patience->count() > 0 && o.patience > 0 && o.eval_every == 0)

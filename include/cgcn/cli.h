@@ -37,6 +37,8 @@ void AddCommonFlags(CLI::App& app, CommonFlags* flags, bool with_threads = true)
 void AddVersionFlag(CLI::App& app);
 // Adds --gemm auto|eigen|onednn (the dense products' library, cgcn/dense.h) into `gemm`.
 void AddGemmFlag(CLI::App& app, DenseBackend* gemm);
+// Adds --compute f32|bf16 (the dense products' input type, cgcn/dense.h) into `compute`.
+void AddComputeFlag(CLI::App& app, DenseCompute* compute);
 // The worker threads --threads asks for (0 = every core).
 int ThreadCount(const CommonFlags& flags);
 

@@ -13,6 +13,12 @@
 // beside the oneTBB pipeline measured slower than Eigen: docs/BENCHMARKS.md).
 // Products below a size (DenseBackendConfig::min_onednn_flops) stay on Eigen, where oneDNN's
 // per-call cost would dominate.
+// Compute type (--compute): f32, or bf16 on oneDNN: each chunk's operands are rounded to
+// bfloat16 (round to nearest even, AVX512_BF16's VCVTNE2PS2BF16) and multiplied by oneDNN's bf16
+// matmul with f32 accumulation and an f32 result; the weights the optimizer updates stay f32. It
+// needs a CPU with AVX512_BF16 (CheckDenseBackend refuses it elsewhere) and applies to the
+// products oneDNN runs (those above min_onednn_flops); the small ones stay f32 on Eigen. Results
+// stay independent of the thread count: the rounding is elementwise and the chunks are the same.
 #pragma once
 
 #include <Eigen/Core>
@@ -27,12 +33,14 @@
 namespace cgcn {
 
 enum class DenseBackend { kEigen, kOneDnn };
+enum class DenseCompute { kF32, kBf16 };
 struct DenseBackendConfig {
   DenseBackend backend = DenseBackend::kEigen;
   // Products of fewer flops (2 n k m) than this run on Eigen whatever the backend: below it
   // oneDNN's per-call cost was not measured (cgcn-gemm-bench: oneDNN led Eigen on every shape
   // from 500 x 32 x 32 and 4000 x 16 x 7, about 1 MFLOP, up).
   double min_onednn_flops = 1e6;
+  DenseCompute compute = DenseCompute::kF32;
 };
 // Whether this build has oneDNN (CMake found Debian's libdnnl-dev).
 bool OneDnnAvailable();
@@ -40,13 +48,20 @@ bool OneDnnAvailable();
 DenseBackend DefaultDenseBackend();
 // The backend the products use, process-wide. The default: oneDNN when available.
 DenseBackendConfig GetDenseBackend();
-// Refuses (returns false) kOneDnn in a build without it.
+// Refuses (returns false) kOneDnn in a build without it, and kBf16 where CheckDenseBackend would.
 bool SetDenseBackend(const DenseBackendConfig& config);
-// A run's backend (--gemm) checked against the build: kOneDnn without oneDNN is an error.
-Status CheckDenseBackend(DenseBackend backend);
+// A run's backend (--gemm) and compute type (--compute) checked against the build and the CPU:
+// kOneDnn without oneDNN is an error, kBf16 without oneDNN, on kEigen or on a CPU without
+// AVX512_BF16 too (each with the sentence that says so and what to use instead).
+Status CheckDenseBackend(DenseBackend backend, DenseCompute compute = DenseCompute::kF32);
+// Whether this CPU has the AVX512_BF16 instructions (and AVX512F/BW/VL) --compute bf16 needs.
+bool CpuSupportsBf16();
 const char* DenseBackendName(DenseBackend backend);  // "eigen", "onednn"
+const char* DenseComputeName(DenseCompute compute);  // "f32", "bf16"
 // "auto" (oneDNN when available), "eigen" or "onednn"; false for another name.
 bool ParseDenseBackend(std::string_view name, DenseBackend* backend);
+// "f32" or "bf16"; false for another name.
+bool ParseDenseCompute(std::string_view name, DenseCompute* compute);
 // Sets a backend for its lifetime and puts the previous one back (tests, tools).
 class ScopedDenseBackend {
  public:

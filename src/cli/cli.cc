@@ -32,6 +32,20 @@ void AddGemmFlag(CLI::App& app, DenseBackend* gemm) {
       ->default_str("auto");
 }
 
+void AddComputeFlag(CLI::App& app, DenseCompute* compute) {
+  app.add_option_function<std::string>(
+         "--compute",
+         [compute](const std::string& name) {
+           if (!ParseDenseCompute(name, compute))
+             throw CLI::ValidationError("--compute must be f32 or bf16, found '" + name + "'");
+         },
+         std::string("input type of the large dense products: f32, or bf16 (operands rounded to bfloat16, f32 "
+                     "accumulation, f32 weights and optimizer; needs --gemm onednn and a CPU with AVX512_BF16, "
+                     "which this one ") +
+             (CpuSupportsBf16() ? "has" : "lacks") + ")")
+      ->default_str("f32");
+}
+
 void AddVersionFlag(CLI::App& app) {
   app.set_version_flag("--version", std::string(VersionString()),
                        "print the version, commit, build type and CPU target, then exit");

@@ -23,6 +23,10 @@
 #include <cstdint>
 #include <mutex>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #ifdef CGCN_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
@@ -37,6 +41,26 @@ namespace {
 // products start (ScopedDenseBackend), not while they run.
 std::atomic<bool> g_onednn{OneDnnAvailable()};
 std::atomic<double> g_min_flops{DenseBackendConfig{}.min_onednn_flops};
+std::atomic<bool> g_bf16{false};
+
+// dst[i] = src[i] rounded to bfloat16 (nearest, ties to even), for i < n: VCVTNE2PS2BF16 on 32
+// values at a time, the tail masked. Called only where CpuSupportsBf16().
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void RoundToBf16(const float* src, uint16_t* dst,
+                                                                                  size_t n) {
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+    _mm512_storeu_si512(dst + i, reinterpret_cast<const __m512i&>(v));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << std::min<size_t>(16, n - i)) - 1u);
+    const __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, src + i));
+    _mm256_mask_storeu_epi16(dst + i, mask, reinterpret_cast<const __m256i&>(v));
+  }
+}
+#define CGCN_HAVE_BF16_ROUNDING 1
+#endif
 
 #ifdef CGCN_HAVE_ONEDNN
 // One matmul primitive per (layer widths, transposition), created on first use and reused:
@@ -45,7 +69,7 @@ std::atomic<double> g_min_flops{DenseBackendConfig{}.min_onednn_flops};
 // and the cache stays as small as the set of layer shapes.
 struct ProductKey {
   Eigen::Index r, inner, c;
-  bool at, bt;
+  bool at, bt, bf16;
   bool operator==(const ProductKey&) const = default;
 };
 struct ProductKeyHash {
@@ -53,15 +77,16 @@ struct ProductKeyHash {
     size_t h = static_cast<size_t>(k.r);
     h = h * 1000003u ^ static_cast<size_t>(k.inner);
     h = h * 1000003u ^ static_cast<size_t>(k.c);
-    return h * 4u + (k.at ? 2u : 0u) + (k.bt ? 1u : 0u);
+    return h * 8u + (k.bf16 ? 4u : 0u) + (k.at ? 2u : 0u) + (k.bt ? 1u : 0u);
   }
 };
 
-// A dense row-major [rows x cols] f32 descriptor (tag ab); `transposed`: the [rows x cols]
-// matrix is the transpose of a dense row-major [cols x rows] array (tag ba). A dimension may be
-// DNNL_RUNTIME_DIM_VAL. Every operand here is dense: chunks are whole rows of row-major arrays.
-dnnl::memory::desc Desc(Eigen::Index rows, Eigen::Index cols, bool transposed) {
-  return dnnl::memory::desc({rows, cols}, dnnl::memory::data_type::f32,
+// A dense row-major [rows x cols] f32 (or bf16) descriptor (tag ab); `transposed`: the
+// [rows x cols] matrix is the transpose of a dense row-major [cols x rows] array (tag ba). A
+// dimension may be DNNL_RUNTIME_DIM_VAL. Every operand here is dense: chunks are whole rows of
+// row-major arrays.
+dnnl::memory::desc Desc(Eigen::Index rows, Eigen::Index cols, bool transposed, bool bf16 = false) {
+  return dnnl::memory::desc({rows, cols}, bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32,
                             transposed ? dnnl::memory::format_tag::ba : dnnl::memory::format_tag::ab);
 }
 
@@ -72,26 +97,28 @@ class OneDnn {
     return instance;
   }
   // c[r x cc] = op(a) op(b) on the calling thread alone, op(a) [r x inner] (a stored transposed
-  // when at), op(b) [inner x cc]. c is written with row stride cc.
+  // when at), op(b) [inner x cc]. c is written with row stride cc, in f32. a and b are f32, or
+  // bf16 (uint16_t) with bf16: f32 accumulation either way.
   // The rows of the chunk are r, or inner when a is transposed (MatMulTransposeA's partials).
-  void Product(const float* a, bool at, const float* b, bool bt, float* c, Eigen::Index r, Eigen::Index inner,
-               Eigen::Index cc) {
+  void Product(const void* a, bool at, const void* b, bool bt, float* c, Eigen::Index r, Eigen::Index inner,
+               Eigen::Index cc, bool bf16) {
     OneThread();
     const Eigen::Index any = DNNL_RUNTIME_DIM_VAL;
     const Eigen::Index key_r = at ? r : any, key_inner = at ? any : inner;
-    const ProductKey key{key_r, key_inner, cc, at, bt};
+    const ProductKey key{key_r, key_inner, cc, at, bt, bf16};
     const dnnl::matmul* prim;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = prims_.find(key);
       if (it == prims_.end()) {
-        const dnnl::matmul::desc d(Desc(key_r, key_inner, at), Desc(key_inner, cc, bt), Desc(key_r, cc, false));
+        const dnnl::matmul::desc d(Desc(key_r, key_inner, at, bf16), Desc(key_inner, cc, bt, bf16),
+                                   Desc(key_r, cc, false));
         it = prims_.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(d, engine_))).first;
       }
       prim = &it->second;  // unordered_map nodes are stable
     }
-    dnnl::memory ma(Desc(r, inner, at), engine_, const_cast<float*>(a));
-    dnnl::memory mb(Desc(inner, cc, bt), engine_, const_cast<float*>(b));
+    dnnl::memory ma(Desc(r, inner, at, bf16), engine_, const_cast<void*>(a));
+    dnnl::memory mb(Desc(inner, cc, bt, bf16), engine_, const_cast<void*>(b));
     dnnl::memory mc(Desc(r, cc, false), engine_, c);
     thread_local dnnl::stream stream(engine_);
     prim->execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
@@ -120,6 +147,33 @@ bool UseOneDnn([[maybe_unused]] Eigen::Index n, [[maybe_unused]] Eigen::Index k,
   return false;
 #endif
 }
+
+// The bfloat16 copy of an f32 operand, for --compute bf16. A grown buffer is kept.
+class Bf16Copy {
+ public:
+  // src[0, n) rounded into this copy (or src itself, untouched, when !bf16).
+  const void* Of(const float* src, size_t n, bool bf16) {
+    if (!bf16) return src;
+    if (n > capacity_) {
+      buf_ = std::make_unique_for_overwrite<uint16_t[]>(n);
+      capacity_ = n;
+    }
+#ifdef CGCN_HAVE_BF16_ROUNDING
+    RoundToBf16(src, buf_.get(), n);
+#endif
+    return buf_.get();
+  }
+
+ private:
+  std::unique_ptr<uint16_t[]> buf_;
+  size_t capacity_ = 0;
+};
+// The chunk operands of the product running on this thread. A chunk's work never waits on other
+// tasks, so no other chunk can run on the thread between the rounding and the product.
+thread_local Bf16Copy t_chunk_a, t_chunk_b;
+
+// Whether this product's operands are rounded to bf16: --compute bf16, and the product on oneDNN.
+bool UseBf16(bool onednn) { return onednn && g_bf16.load(std::memory_order_relaxed); }
 
 // Rows per chunk for the row-parallel products (MatMul, MatMulTransposeB). Large enough for
 // the GEMM kernel to run at full speed on a block (oneDNN's per-call cost wants more rows than
@@ -168,24 +222,59 @@ bool OneDnnAvailable() {
 DenseBackend DefaultDenseBackend() { return OneDnnAvailable() ? DenseBackend::kOneDnn : DenseBackend::kEigen; }
 
 DenseBackendConfig GetDenseBackend() {
-  return {g_onednn.load() ? DenseBackend::kOneDnn : DenseBackend::kEigen, g_min_flops.load()};
+  return {g_onednn.load() ? DenseBackend::kOneDnn : DenseBackend::kEigen, g_min_flops.load(),
+          g_bf16.load() ? DenseCompute::kBf16 : DenseCompute::kF32};
 }
 
 bool SetDenseBackend(const DenseBackendConfig& config) {
-  if (config.backend == DenseBackend::kOneDnn && !OneDnnAvailable()) return false;
+  if (!CheckDenseBackend(config.backend, config.compute).ok()) return false;
   g_onednn.store(config.backend == DenseBackend::kOneDnn);
   g_min_flops.store(config.min_onednn_flops);
+  g_bf16.store(config.compute == DenseCompute::kBf16);
   return true;
 }
 
 const char* DenseBackendName(DenseBackend backend) { return backend == DenseBackend::kOneDnn ? "onednn" : "eigen"; }
+const char* DenseComputeName(DenseCompute compute) { return compute == DenseCompute::kBf16 ? "bf16" : "f32"; }
 
-Status CheckDenseBackend(DenseBackend backend) {
+bool CpuSupportsBf16() {
+#ifdef CGCN_HAVE_BF16_ROUNDING
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
+Status CheckDenseBackend(DenseBackend backend, DenseCompute compute) {
   if (backend == DenseBackend::kOneDnn && !OneDnnAvailable())
     return Status::InvalidArgument(
         "--gemm onednn: this build of cgcn has no oneDNN (install Debian's libdnnl-dev and rebuild); use --gemm eigen "
         "or auto");
+  if (compute == DenseCompute::kBf16) {
+    if (!OneDnnAvailable())
+      return Status::InvalidArgument(
+          "--compute bf16 runs on oneDNN, and this build of cgcn has none (install Debian's libdnnl-dev and "
+          "rebuild); use --compute f32");
+    if (backend != DenseBackend::kOneDnn)
+      return Status::InvalidArgument("--compute bf16 runs on oneDNN, not on --gemm eigen: use --gemm onednn or auto");
+    if (!CpuSupportsBf16())
+      return Status::InvalidArgument(
+          "--compute bf16 needs a CPU with the AVX512_BF16 instructions, and this one has none (see the avx512_bf16 "
+          "flag in /proc/cpuinfo); use --compute f32");
+  }
   return Status::Ok();
+}
+
+bool ParseDenseCompute(std::string_view name, DenseCompute* compute) {
+  if (name == "f32") {
+    *compute = DenseCompute::kF32;
+  } else if (name == "bf16") {
+    *compute = DenseCompute::kBf16;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 bool ParseDenseBackend(std::string_view name, DenseBackend* backend) {
@@ -226,13 +315,17 @@ MatrixMap Workspace::View(Eigen::Index rows, Eigen::Index cols) {
 
 void MatMul(ConstMatrixMap x, ConstMatrixMap w, MatrixMap y) {
   assert(x.cols() == w.rows() && y.rows() == x.rows() && y.cols() == w.cols());
-  const bool onednn = UseOneDnn(x.rows(), x.cols(), w.cols());
+  const bool onednn = UseOneDnn(x.rows(), x.cols(), w.cols()), bf16 = UseBf16(onednn);
+  // The weights are rounded once per call, here (a local copy: this thread may run another
+  // product's chunks while it waits for this one's).
+  Bf16Copy w_copy;
+  const void* wb = w_copy.Of(w.data(), static_cast<size_t>(w.size()), bf16);
   ForEachChunk(x.rows(), RowChunk(onednn), [&](Eigen::Index begin, Eigen::Index end) {
     const Eigen::Index len = end - begin;
 #ifdef CGCN_HAVE_ONEDNN
     if (onednn) {
-      OneDnn::Get().Product(x.data() + begin * x.cols(), false, w.data(), false, y.data() + begin * y.cols(), len,
-                            x.cols(), w.cols());
+      const void* xb = t_chunk_a.Of(x.data() + begin * x.cols(), static_cast<size_t>(len * x.cols()), bf16);
+      OneDnn::Get().Product(xb, false, wb, false, y.data() + begin * y.cols(), len, x.cols(), w.cols(), bf16);
       return;
     }
 #endif
@@ -243,13 +336,15 @@ void MatMul(ConstMatrixMap x, ConstMatrixMap w, MatrixMap y) {
 void MatMulTransposeA(ConstMatrixMap x, ConstMatrixMap g, MatrixMap out, Workspace& scratch) {
   assert(x.rows() == g.rows() && out.rows() == x.cols() && out.cols() == g.cols());
   const Eigen::Index n = x.rows(), k = x.cols(), m = g.cols();
-  const bool onednn = UseOneDnn(n, k, m);
+  const bool onednn = UseOneDnn(n, k, m), bf16 = UseBf16(onednn);
   // dst[k x m] = x[begin, end)^T g[begin, end).
   auto partial = [&](Eigen::Index begin, Eigen::Index end, float* dst) {
     const Eigen::Index len = end - begin;
 #ifdef CGCN_HAVE_ONEDNN
     if (onednn) {
-      OneDnn::Get().Product(x.data() + begin * k, true, g.data() + begin * m, false, dst, k, len, m);
+      const void* xb = t_chunk_a.Of(x.data() + begin * k, static_cast<size_t>(len * k), bf16);
+      const void* gb = t_chunk_b.Of(g.data() + begin * m, static_cast<size_t>(len * m), bf16);
+      OneDnn::Get().Product(xb, true, gb, false, dst, k, len, m, bf16);
       return;
     }
 #endif
@@ -283,12 +378,15 @@ void MatMulTransposeA(ConstMatrixMap x, ConstMatrixMap g, MatrixMap out, Workspa
 void MatMulTransposeB(ConstMatrixMap g, ConstMatrixMap w, MatrixMap y, const float* mask) {
   assert(g.cols() == w.cols() && y.rows() == g.rows() && y.cols() == w.rows());
   const Eigen::Index k = y.cols(), m = g.cols();
-  const bool onednn = UseOneDnn(g.rows(), m, k);
+  const bool onednn = UseOneDnn(g.rows(), m, k), bf16 = UseBf16(onednn);
+  Bf16Copy w_copy;  // as in MatMul
+  const void* wb = w_copy.Of(w.data(), static_cast<size_t>(w.size()), bf16);
   ForEachChunk(g.rows(), RowChunk(onednn), [&](Eigen::Index begin, Eigen::Index end) {
     const Eigen::Index len = end - begin;
 #ifdef CGCN_HAVE_ONEDNN
     if (onednn) {
-      OneDnn::Get().Product(g.data() + begin * m, false, w.data(), true, y.data() + begin * k, len, m, k);
+      const void* gb = t_chunk_a.Of(g.data() + begin * m, static_cast<size_t>(len * m), bf16);
+      OneDnn::Get().Product(gb, false, wb, true, y.data() + begin * k, len, m, k, bf16);
     } else
 #endif
     {

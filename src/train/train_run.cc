@@ -206,7 +206,8 @@ std::string Summary(const TrainRunReport& rep, const TrainOptions& o, uint32_t t
             {"eval_s", t.eval_s},
             {"peak_rss_mb", PeakRssMb()},
             {"threads", threads},
-            {"gemm", DenseBackendName(GetDenseBackend().backend)}};
+            {"gemm", DenseBackendName(GetDenseBackend().backend)},
+            {"compute", DenseComputeName(GetDenseBackend().compute)}};
   if (rep.runs.size() > 1) {
     json runs = json::array();
     std::vector<double> tr, va, te;
@@ -298,8 +299,8 @@ MeanStd MeanAndStd(const std::vector<double>& values) {
 Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRunCallbacks& callbacks) {
   std::optional<tbb::global_control> threads_limit;
   if (options.threads > 0) threads_limit.emplace(tbb::global_control::max_allowed_parallelism, options.threads);
-  CGCN_RETURN_IF_ERROR(CheckDenseBackend(options.gemm));
-  const ScopedDenseBackend gemm({options.gemm});
+  CGCN_RETURN_IF_ERROR(CheckDenseBackend(options.gemm, options.compute));
+  const ScopedDenseBackend gemm({options.gemm, DenseBackendConfig{}.min_onednn_flops, options.compute});
   CGCN_ASSIGN_OR_RETURN(ShardDirectory shards, ShardDirectory::Open(options.shards_dir));
   if (!options.check_input.empty()) CGCN_RETURN_IF_ERROR(shards.CheckInput(options.check_input));
   CGCN_RETURN_IF_ERROR(CheckSameShardsOnEveryRank(shards, options.shards_dir));
