@@ -16,10 +16,10 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <sstream>
-#include <string>
 #include <memory>
 #include <random>
+#include <sstream>
+#include <string>
 #include <tuple>
 #include <vector>
 

@@ -24,7 +24,7 @@ struct PredictOptions {
   std::string tmp_dir;
   uint32_t threads = 0;                       // 0: every core
   DenseBackend gemm = DefaultDenseBackend();  // the dense products' library (cgcn/dense.h)
-  DenseCompute compute = DenseCompute::kF32;   // and their input type
+  DenseCompute compute = DenseCompute::kF32;  // and their input type
 };
 
 struct PredictReport {

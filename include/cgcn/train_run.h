@@ -33,7 +33,7 @@ struct TrainRunOptions {
   uint32_t runs = 1;
   uint32_t threads = 0;                       // worker threads (0: TBB's default, every core)
   DenseBackend gemm = DefaultDenseBackend();  // the dense products' library (cgcn/dense.h)
-  DenseCompute compute = DenseCompute::kF32;   // and their input type
+  DenseCompute compute = DenseCompute::kF32;  // and their input type
 };
 
 struct TrainRunCallbacks {

@@ -47,7 +47,7 @@ std::atomic<bool> g_bf16{false};
 // values at a time, the tail masked. Called only where CpuSupportsBf16().
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void RoundToBf16(const float* src, uint16_t* dst,
-                                                                                  size_t n) {
+                                                                                 size_t n) {
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
     const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
