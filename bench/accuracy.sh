@@ -6,7 +6,9 @@
 #   bench/accuracy.sh [ROW...]        rows: cora-default cora-ref cora-tuned cora-deep8
 #                                     citeseer-default citeseer-ref citeseer-tuned computers-default
 #                                     computers-ref computers-tuned computers-default-bf16
-#                                     computers-default-f16 computers-tuned-bf16 blogcatalog-default
+#                                     computers-default-f16 computers-tuned-bf16
+#                                     computers-default-compute-bf16 computers-tuned-compute-bf16
+#                                     blogcatalog-default
 #                                     blogcatalog-tuned cora-full citeseer-full citeseer-q10
 #                                     cora-sage cora-cluster-gcn cora-gat cora-input-dropout
 #                                     cora-default-input-dropout citeseer-input-dropout
@@ -94,6 +96,10 @@ run_row() {
     computers-default-f16) row "$1" "$(shards computers32-f16 amazon-computers 32 --feature-dtype f16)" ;;
     computers-tuned-bf16)
       row "$1" "$(shards computers8-bf16 amazon-computers 8 --feature-dtype bf16)" -q 8 --eval-every 5 --patience 20 --epochs 300 ;;
+    # The dense products on bfloat16 operands (cgcn-train --compute bf16; CPUs with AVX512_BF16).
+    computers-default-compute-bf16) row "$1" "$(shards computers32 amazon-computers 32)" --compute bf16 ;;
+    computers-tuned-compute-bf16)
+      row "$1" "$(shards computers8 amazon-computers 8)" -q 8 --eval-every 5 --patience 20 --epochs 300 --compute bf16 ;;
     blogcatalog-default) row "$1" "$(shards blogcatalog16 blogcatalog 16)" ;;
     # One cluster (full batch), 1024 FastRP dimensions with every power weighted and degree exponent
     # beta -0.5 (chosen on validation top-k micro-F1: beta against 0 and -0.9, 1024 dimensions

@@ -5,7 +5,9 @@
 //   build/bin/cgcn-gemm-bench [--threads 2] [--reps 20] [--shape N,K,M ...]
 //
 // Columns: cgcn's products (src/model/dense.cc: fixed row chunks run by oneTBB, each chunk one
-// single-threaded GEMM call) with --gemm eigen and --gemm onednn (no size threshold here), and
+// single-threaded GEMM call) with --gemm eigen and --gemm onednn (no size threshold here), on
+// CPUs with AVX512_BF16 also with --compute bf16 (cgcn-bf16: the rounding of the operands to
+// bf16 in every call included, as in training), and
 // oneDNN's matmul on the whole product with an OpenMP team of --threads threads, in f32 and, on
 // CPUs with AVX512_BF16, in bf16.
 //
@@ -93,12 +95,13 @@ int main(int argc, char** argv) {
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
   omp_set_num_threads(nthreads);
-  const bool bf16 = __builtin_cpu_supports("avx512bf16");
+  const bool bf16 = cgcn::CpuSupportsBf16();
   std::printf("threads %d, dnnl %d.%d.%d, bf16 %s\n", nthreads, dnnl_version()->major, dnnl_version()->minor,
               dnnl_version()->patch, bf16 ? "yes (AVX512_BF16)" : "no (CPU lacks AVX512_BF16)");
-  std::printf("%-18s %-4s %12s %12s %12s %12s\n", "n x k x m", "op", "cgcn-eigen", "cgcn-onednn", "dnnl-omp-f32",
-              "dnnl-omp-bf16");
-  const cgcn::DenseBackendConfig on_eigen{cgcn::DenseBackend::kEigen}, on_onednn{cgcn::DenseBackend::kOneDnn, 0.0};
+  std::printf("%-18s %-4s %12s %12s %12s %12s %12s\n", "n x k x m", "op", "cgcn-eigen", "cgcn-onednn", "cgcn-bf16",
+              "dnnl-omp-f32", "dnnl-omp-bf16");
+  const cgcn::DenseBackendConfig on_eigen{cgcn::DenseBackend::kEigen}, on_onednn{cgcn::DenseBackend::kOneDnn, 0.0},
+      on_bf16{cgcn::DenseBackend::kOneDnn, 0.0, cgcn::DenseCompute::kBf16};
 
   dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   dnnl::stream strm(eng);
@@ -136,8 +139,8 @@ int main(int argc, char** argv) {
       bw16 = MakeProduct(eng, s.k, s.n, s.m, true, false, b16, xb.data(), gb.data(), dw.data());
       bx16 = MakeProduct(eng, s.n, s.m, s.k, false, true, b16, gb.data(), wb.data(), dx.data());
     }
-    double best[3][4];
-    for (auto& r : best) std::fill(r, r + 4, 1e30);
+    double best[3][5];
+    for (auto& r : best) std::fill(r, r + 5, 1e30);
     for (int rep = 0; rep < reps; ++rep) {
       auto time = [&](double& slot, auto&& fn) {
         const auto t0 = Clock::now();
@@ -146,11 +149,12 @@ int main(int argc, char** argv) {
       };
       // cgcn's oneDNN calls set the calling thread's OpenMP team to one: give the whole-product
       // calls theirs back first.
-      for (int b = 0; b < 2; ++b) {
-        cgcn::SetDenseBackend(b == 0 ? on_eigen : on_onednn);
-        time(best[0][b], [&] { cgcn::MatMul(X, W, Y); });
-        time(best[1][b], [&] { cgcn::MatMulTransposeA(X, G, DW, scratch); });
-        time(best[2][b], [&] { cgcn::MatMulTransposeB(G, W, DX); });
+      for (int b = 0; b < (bf16 ? 3 : 2); ++b) {
+        cgcn::SetDenseBackend(b == 0 ? on_eigen : b == 1 ? on_onednn : on_bf16);
+        const int col = b == 2 ? 4 : b;
+        time(best[0][col], [&] { cgcn::MatMul(X, W, Y); });
+        time(best[1][col], [&] { cgcn::MatMulTransposeA(X, G, DW, scratch); });
+        time(best[2][col], [&] { cgcn::MatMulTransposeB(G, W, DX); });
       }
       omp_set_num_threads(nthreads);
       time(best[0][2], [&] { fwd.Run(strm); });
@@ -165,10 +169,11 @@ int main(int argc, char** argv) {
     const double flops = 2.0 * static_cast<double>(s.n) * static_cast<double>(s.k) * static_cast<double>(s.m);
     const char* ops[3] = {"fwd", "dW", "dX"};
     for (int o = 0; o < 3; ++o) {
-      char b16s[32] = "-";
+      char b16s[32] = "-", cgcn16[32] = "-";
       if (bf16) std::snprintf(b16s, sizeof b16s, "%.1f", flops / best[o][3] * 1e-9);
-      std::printf("%6ld x %4ld x %4ld %-4s %12.1f %12.1f %12.1f %12s\n", s.n, s.k, s.m, ops[o],
-                  flops / best[o][0] * 1e-9, flops / best[o][1] * 1e-9, flops / best[o][2] * 1e-9, b16s);
+      if (bf16) std::snprintf(cgcn16, sizeof cgcn16, "%.1f", flops / best[o][4] * 1e-9);
+      std::printf("%6ld x %4ld x %4ld %-4s %12.1f %12.1f %12s %12.1f %12s\n", s.n, s.k, s.m, ops[o],
+                  flops / best[o][0] * 1e-9, flops / best[o][1] * 1e-9, cgcn16, flops / best[o][2] * 1e-9, b16s);
     }
     if (bf16) std::printf("  (f32 -> bf16 conversion of X, W, G: %.2f ms, single thread)\n", convert_s * 1e3);
   }

@@ -172,8 +172,20 @@ class Bf16Copy {
 // tasks, so no other chunk can run on the thread between the rounding and the product.
 thread_local Bf16Copy t_chunk_a, t_chunk_b;
 
-// Whether this product's operands are rounded to bf16: --compute bf16, and the product on oneDNN.
-bool UseBf16(bool onednn) { return onednn && g_bf16.load(std::memory_order_relaxed); }
+// Whether this product's operands are rounded to bf16: --compute bf16, the product on oneDNN, and
+// enough arithmetic per value rounded (2 n k m flops over the elements rounded per call) for the
+// bf16 product's gain to pay for the rounding. Measured (cgcn-gemm-bench, 2 threads, AVX512_BF16
+// EPYC): at 94 flops per value and below (forward to 47 or 20 classes, their dW) bf16 was slower
+// than f32 by 10-30%; at 112 and above (every product of widths 100 -> 128 and up, every dX) 1.4-1.9x
+// faster.
+constexpr double kMinBf16FlopsPerRounded = 100;
+bool UseBf16(bool onednn, double flops, double rounded) {
+  return onednn && g_bf16.load(std::memory_order_relaxed) && flops >= kMinBf16FlopsPerRounded * rounded;
+}
+// 2 n k m as a double.
+double Flops(Eigen::Index n, Eigen::Index k, Eigen::Index m) {
+  return 2.0 * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(m);
+}
 
 // Rows per chunk for the row-parallel products (MatMul, MatMulTransposeB). Large enough for
 // the GEMM kernel to run at full speed on a block (oneDNN's per-call cost wants more rows than
@@ -315,7 +327,8 @@ MatrixMap Workspace::View(Eigen::Index rows, Eigen::Index cols) {
 
 void MatMul(ConstMatrixMap x, ConstMatrixMap w, MatrixMap y) {
   assert(x.cols() == w.rows() && y.rows() == x.rows() && y.cols() == w.cols());
-  const bool onednn = UseOneDnn(x.rows(), x.cols(), w.cols()), bf16 = UseBf16(onednn);
+  const bool onednn = UseOneDnn(x.rows(), x.cols(), w.cols());
+  const bool bf16 = UseBf16(onednn, Flops(x.rows(), x.cols(), w.cols()), static_cast<double>(x.size() + w.size()));
   // The weights are rounded once per call, here (a local copy: this thread may run another
   // product's chunks while it waits for this one's).
   Bf16Copy w_copy;
@@ -336,7 +349,7 @@ void MatMul(ConstMatrixMap x, ConstMatrixMap w, MatrixMap y) {
 void MatMulTransposeA(ConstMatrixMap x, ConstMatrixMap g, MatrixMap out, Workspace& scratch) {
   assert(x.rows() == g.rows() && out.rows() == x.cols() && out.cols() == g.cols());
   const Eigen::Index n = x.rows(), k = x.cols(), m = g.cols();
-  const bool onednn = UseOneDnn(n, k, m), bf16 = UseBf16(onednn);
+  const bool onednn = UseOneDnn(n, k, m), bf16 = UseBf16(onednn, Flops(n, k, m), static_cast<double>(x.size() + g.size()));
   // dst[k x m] = x[begin, end)^T g[begin, end).
   auto partial = [&](Eigen::Index begin, Eigen::Index end, float* dst) {
     const Eigen::Index len = end - begin;
@@ -378,7 +391,8 @@ void MatMulTransposeA(ConstMatrixMap x, ConstMatrixMap g, MatrixMap out, Workspa
 void MatMulTransposeB(ConstMatrixMap g, ConstMatrixMap w, MatrixMap y, const float* mask) {
   assert(g.cols() == w.cols() && y.rows() == g.rows() && y.cols() == w.rows());
   const Eigen::Index k = y.cols(), m = g.cols();
-  const bool onednn = UseOneDnn(g.rows(), m, k), bf16 = UseBf16(onednn);
+  const bool onednn = UseOneDnn(g.rows(), m, k);
+  const bool bf16 = UseBf16(onednn, Flops(g.rows(), m, k), static_cast<double>(g.size() + w.size()));
   Bf16Copy w_copy;  // as in MatMul
   const void* wb = w_copy.Of(w.data(), static_cast<size_t>(w.size()), bf16);
   ForEachChunk(g.rows(), RowChunk(onednn), [&](Eigen::Index begin, Eigen::Index end) {

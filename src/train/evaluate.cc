@@ -43,6 +43,7 @@
 #include "cgcn/byte_size.h"
 #include "cgcn/comm.h"
 #include "cgcn/split.h"
+#include "util/huge_pages.h"
 #include "util/parallel.h"
 #include "util/threads.h"
 
@@ -81,7 +82,7 @@ class ActivationStore {
     if (!spill) {
       // Not zeroed: every plane is written for every row before it is read, and zeroing would
       // be a single-threaded pass (with the first touch of every page) over two [N x width] arrays.
-      memory_.reset(new float[floats]);
+      memory_ = HugePageArray<float>(floats);  // huge pages: far fewer first-touch faults
       data_ = memory_.get();
       return Status::Ok();
     }
@@ -153,7 +154,7 @@ class ActivationStore {
   }
   std::byte* Byte(uint64_t offset) const { return static_cast<std::byte*>(map_) + offset; }
 
-  std::unique_ptr<float[]> memory_;
+  HugePageArray<float> memory_;
   std::atomic<uint64_t> unflushed_{0};  // bytes whose write-back was started since the last Flush
   uint64_t unflushed_limit_ = 0;
   float* data_ = nullptr;
@@ -521,7 +522,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   BlockRows rows;
   // The block's sums [R x d], allocated once for the largest block and not zeroed here: the
   // parallel sums zero each row as they start it (gat: zeroed before its sweeps).
-  std::unique_ptr<float[]> sums;
+  HugePageArray<float> sums;
   std::vector<float> gat_max, gat_den;  // gat: per block row and head, the softmax's maximum and denominator
   // The metrics of each split (cgcn/metrics.h); the loss of each split per cluster, summed in
   // cluster order at the end (it does not depend on thread timing), and accuracy over every
@@ -557,7 +558,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     rows.labels.reserve(max_rows);
     rows.label_bits.reserve(max_rows * label_words);
     rows.split.reserve(max_rows);
-    sums.reset(new float[max_rows * width]);
+    sums = HugePageArray<float>(max_rows * width);
     if (cfg.kind == LayerKind::kGat) {
       gat_max.reserve(max_rows * cfg.heads);
       gat_den.reserve(max_rows * cfg.heads);
