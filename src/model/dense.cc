@@ -349,7 +349,8 @@ void MatMul(ConstMatrixMap x, ConstMatrixMap w, MatrixMap y) {
 void MatMulTransposeA(ConstMatrixMap x, ConstMatrixMap g, MatrixMap out, Workspace& scratch) {
   assert(x.rows() == g.rows() && out.rows() == x.cols() && out.cols() == g.cols());
   const Eigen::Index n = x.rows(), k = x.cols(), m = g.cols();
-  const bool onednn = UseOneDnn(n, k, m), bf16 = UseBf16(onednn, Flops(n, k, m), static_cast<double>(x.size() + g.size()));
+  const bool onednn = UseOneDnn(n, k, m),
+             bf16 = UseBf16(onednn, Flops(n, k, m), static_cast<double>(x.size() + g.size()));
   // dst[k x m] = x[begin, end)^T g[begin, end).
   auto partial = [&](Eigen::Index begin, Eigen::Index end, float* dst) {
     const Eigen::Index len = end - begin;

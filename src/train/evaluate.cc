@@ -565,6 +565,12 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     }
   }
   const double pass0_s = since(pass0_start);
+  // With a single block (the whole graph's rows in memory at once), the rows built for one layer
+  // are the next layer's too (the structure does not change between layers): they are built once,
+  // labels and split included, instead of being decoded and sorted again for every layer. `held`
+  // names the clusters the rows hold ([0, 0): none).
+  const bool single_block = num_blocks == 1;
+  std::pair<uint32_t, uint32_t> held{0, 0};
   int cur = 0;
   for (uint32_t l = 0; l < L; ++l) {
     const bool last = l + 1 == L;
@@ -577,8 +583,11 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     const uint32_t sw = sum_width[l];
     const bool agg_first = agg_first_at[l];
     const float* z = store[cur].data();
+    // The rows carry the labels for the last layer, and for every layer with a single block (its
+    // rows may serve the last one).
+    const bool with_labels = last || single_block;
     SectionMask mask = kStructureSections;
-    if (last) mask |= SectionBit(SectionKind::kLabels) | SectionBit(SectionKind::kSplit);
+    if (with_labels) mask |= SectionBit(SectionKind::kLabels) | SectionBit(SectionKind::kSplit);
     // Spilled: two chunks of Z_l are resident at once, the one summed and the next, read ahead.
     const uint64_t chunk_rows = plan.spill
                                     ? std::max<uint64_t>(1, plan.chunk_bytes / (2 * uint64_t{sw} * sizeof(float)))
@@ -590,62 +599,67 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       const uint32_t c0 = range.first, c1 = range.second;
       if (c0 == c1) continue;
       auto phase_start = Clock::now();
-      prefetch_block(b + 1, l_c0, l_c1);
       const uint64_t r0 = off[c0], R = off[c1] - r0;
-      // The block's rows: degree counts first (from the manifest's layout), then columns.
-      rows.offsets.assign(R + 1, 0);
-      rows.columns.clear();
-      rows.node_ids.resize(last ? R : 0);
-      rows.labels.resize(last ? R : 0);
-      rows.label_bits.resize(last ? R * label_words : 0);
-      rows.split.resize(last ? R : 0);
-      // Each cluster's columns start where the manifest's counts put them.
-      std::vector<uint64_t> cluster_start(c1 - c0 + 1, 0);
-      for (uint32_t c = c0; c < c1; ++c) cluster_start[c - c0 + 1] = cluster_start[c - c0] + columns_of(c);
-      const uint64_t entries = cluster_start.back();
-      rows.columns.resize(entries);
-      CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
-        EvalLocal& t = locals.local();
-        CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
-        const ClusterData& cd = t.data;
-        const uint32_t n = cd.num_nodes;
-        tick();
-        const uint64_t base = off[c], lr = base - r0;  // global and block-local first row
-        const uint64_t cs = cluster_start[c - c0];
-        if (cd.intra_entries() + cd.inter_entries() + n != cluster_start[c - c0 + 1] - cs)
-          return Status::Corruption(shards.ShardPath(c) + ": edge counts differ from the manifest's");
-        // Row lengths, then columns (neighbors, inter-cluster neighbors, itself), then sort.
-        std::vector<uint64_t> len(n);
-        for (uint32_t i = 0; i < n; ++i) len[i] = cd.adj_offsets[i + 1] - cd.adj_offsets[i] + 1;
-        for (uint32_t s : cd.inter_src) ++len[s];
-        uint64_t pos = cs;
-        for (uint32_t i = 0; i < n; ++i) {
-          rows.offsets[lr + i] = pos;
-          pos += len[i];
-        }
-        std::vector<uint64_t> cursor(n);
-        for (uint32_t i = 0; i < n; ++i) {
-          cursor[i] = rows.offsets[lr + i];
-          rows.columns[cursor[i]++] = static_cast<uint32_t>(base + i);
-          for (uint32_t e = cd.adj_offsets[i]; e < cd.adj_offsets[i + 1]; ++e)
-            rows.columns[cursor[i]++] = static_cast<uint32_t>(base + cd.adj_neighbors[e]);
-        }
-        for (const InterGroup& g : cd.inter_groups)
-          for (uint64_t e = g.begin; e < g.begin + g.count; ++e)
-            rows.columns[cursor[cd.inter_src[e]]++] = static_cast<uint32_t>(off[g.cluster] + cd.inter_dst[e]);
-        for (uint32_t i = 0; i < n; ++i)
-          std::sort(rows.columns.begin() + static_cast<std::ptrdiff_t>(rows.offsets[lr + i]),
-                    rows.columns.begin() + static_cast<std::ptrdiff_t>(cursor[i]));
-        if (last) {
-          std::copy(cd.node_ids.begin(), cd.node_ids.end(), rows.node_ids.begin() + static_cast<std::ptrdiff_t>(lr));
-          std::copy(cd.labels.begin(), cd.labels.end(), rows.labels.begin() + static_cast<std::ptrdiff_t>(lr));
-          std::copy(cd.label_bits.begin(), cd.label_bits.end(),
-                    rows.label_bits.begin() + static_cast<std::ptrdiff_t>(lr * label_words));
-          std::copy(cd.split.begin(), cd.split.end(), rows.split.begin() + static_cast<std::ptrdiff_t>(lr));
-        }
-        return Status::Ok();
-      }));
-      rows.offsets[R] = entries;
+      if (held != range) {
+        prefetch_block(b + 1, l_c0, l_c1);
+        // The block's rows: degree counts first (from the manifest's layout), then columns.
+        rows.offsets.assign(R + 1, 0);
+        rows.columns.clear();
+        rows.node_ids.resize(with_labels ? R : 0);
+        rows.labels.resize(with_labels ? R : 0);
+        rows.label_bits.resize(with_labels ? R * label_words : 0);
+        rows.split.resize(with_labels ? R : 0);
+        // Each cluster's columns start where the manifest's counts put them.
+        std::vector<uint64_t> cluster_start(c1 - c0 + 1, 0);
+        for (uint32_t c = c0; c < c1; ++c) cluster_start[c - c0 + 1] = cluster_start[c - c0] + columns_of(c);
+        const uint64_t entries = cluster_start.back();
+        rows.columns.resize(entries);
+        CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
+          EvalLocal& t = locals.local();
+          CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
+          const ClusterData& cd = t.data;
+          const uint32_t n = cd.num_nodes;
+          tick();
+          const uint64_t base = off[c], lr = base - r0;  // global and block-local first row
+          const uint64_t cs = cluster_start[c - c0];
+          if (cd.intra_entries() + cd.inter_entries() + n != cluster_start[c - c0 + 1] - cs)
+            return Status::Corruption(shards.ShardPath(c) + ": edge counts differ from the manifest's");
+          // Row lengths, then columns (neighbors, inter-cluster neighbors, itself), then sort.
+          std::vector<uint64_t> len(n);
+          for (uint32_t i = 0; i < n; ++i) len[i] = cd.adj_offsets[i + 1] - cd.adj_offsets[i] + 1;
+          for (uint32_t s : cd.inter_src) ++len[s];
+          uint64_t pos = cs;
+          for (uint32_t i = 0; i < n; ++i) {
+            rows.offsets[lr + i] = pos;
+            pos += len[i];
+          }
+          std::vector<uint64_t> cursor(n);
+          for (uint32_t i = 0; i < n; ++i) {
+            cursor[i] = rows.offsets[lr + i];
+            rows.columns[cursor[i]++] = static_cast<uint32_t>(base + i);
+            for (uint32_t e = cd.adj_offsets[i]; e < cd.adj_offsets[i + 1]; ++e)
+              rows.columns[cursor[i]++] = static_cast<uint32_t>(base + cd.adj_neighbors[e]);
+          }
+          for (const InterGroup& g : cd.inter_groups)
+            for (uint64_t e = g.begin; e < g.begin + g.count; ++e)
+              rows.columns[cursor[cd.inter_src[e]]++] = static_cast<uint32_t>(off[g.cluster] + cd.inter_dst[e]);
+          for (uint32_t i = 0; i < n; ++i)
+            std::sort(rows.columns.begin() + static_cast<std::ptrdiff_t>(rows.offsets[lr + i]),
+                      rows.columns.begin() + static_cast<std::ptrdiff_t>(cursor[i]));
+          if (with_labels) {
+            std::copy(cd.node_ids.begin(), cd.node_ids.end(), rows.node_ids.begin() + static_cast<std::ptrdiff_t>(lr));
+            std::copy(cd.labels.begin(), cd.labels.end(), rows.labels.begin() + static_cast<std::ptrdiff_t>(lr));
+            std::copy(cd.label_bits.begin(), cd.label_bits.end(),
+                      rows.label_bits.begin() + static_cast<std::ptrdiff_t>(lr * label_words));
+            std::copy(cd.split.begin(), cd.split.end(), rows.split.begin() + static_cast<std::ptrdiff_t>(lr));
+          }
+          return Status::Ok();
+        }));
+        rows.offsets[R] = entries;
+        held = single_block ? range : std::pair<uint32_t, uint32_t>{0, 0};
+      } else {
+        for (uint32_t c = c0; c < c1; ++c) tick();  // the clusters' step of this layer, without a load
+      }
       rows.cursor.assign(rows.offsets.begin(), rows.offsets.end() - 1);
       times.load_s += since(phase_start);
       phase_start = Clock::now();

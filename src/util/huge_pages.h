@@ -35,7 +35,8 @@ class HugePageArray {
     if (bytes_ >= (size_t{2} << 20)) madvise(p, bytes_, MADV_HUGEPAGE);
     data_ = static_cast<T*>(p);
   }
-  HugePageArray(HugePageArray&& o) noexcept : data_(std::exchange(o.data_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  HugePageArray(HugePageArray&& o) noexcept
+      : data_(std::exchange(o.data_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
   HugePageArray& operator=(HugePageArray&& o) noexcept {
     if (this != &o) {
       Release();
