@@ -335,11 +335,12 @@ double MaxRelativeError(const RowMatrix& got, const Reference& exact) {
 // --compute bf16: each product is the exact product of its operands rounded to bfloat16, to f32
 // accumulation's error (1e-5 of the sum of the terms' magnitudes, as for f32), on shapes of one
 // and of several chunks, a masked tail (sizes not a multiple of 16) included. And it is not the f32
-// product: against the unrounded operands the error is bfloat16's (above 1e-4).
+// product: against the unrounded operands the error is bfloat16's (above 1e-4). The shapes do
+// at least 100 flops per value rounded in each product, where bf16 applies.
 TEST(DenseBf16, ProductsAreThoseOfTheOperandsRoundedToBf16) {
   if (!OneDnnAvailable() || !CpuSupportsBf16()) GTEST_SKIP() << "needs oneDNN and a CPU with AVX512_BF16";
   const ScopedDenseBackend bf16({DenseBackend::kOneDnn, 0.0, DenseCompute::kBf16});
-  for (const Shape s : {Shape{7, 5, 3}, Shape{1000, 37, 19}, Shape{9001, 100, 128}}) {
+  for (const Shape s : {Shape{999, 130, 131}, Shape{9001, 100, 128}}) {
     SCOPED_TRACE(testing::Message() << s.n << " x " << s.k << " x " << s.m);
     const RowMatrix x = RandomMatrix(s.n, s.k, 11), w = RandomMatrix(s.k, s.m, 12), g = RandomMatrix(s.n, s.m, 13);
     const Products p = RunProducts(x, w, g);
@@ -351,10 +352,32 @@ TEST(DenseBf16, ProductsAreThoseOfTheOperandsRoundedToBf16) {
     const RowMatrix xt = x.transpose(), wt = w.transpose();
     EXPECT_GT(MaxRelativeError(p.y, NaiveProduct(x, w)), 1e-4);
     EXPECT_GT(MaxRelativeError(p.yt, NaiveProduct(g, wt)), 1e-4);
-    if (s.n > 7) {
-      EXPECT_GT(MaxRelativeError(p.out, NaiveProduct(xt, g)), 1e-4);
-    }
+    EXPECT_GT(MaxRelativeError(p.out, NaiveProduct(xt, g)), 1e-4);
   }
+}
+
+// A product with too little arithmetic per value rounded stays f32 under --compute bf16: into 20
+// outputs the forward product and dW do 40 and 35 flops per value (below 100), and give the f32
+// product's bits; dX (250 flops per value) takes bf16.
+TEST(DenseBf16, NarrowProductsStayF32) {
+  if (!OneDnnAvailable() || !CpuSupportsBf16()) GTEST_SKIP() << "needs oneDNN and a CPU with AVX512_BF16";
+  const Eigen::Index n = 5000, k = 128, m = 20;
+  const RowMatrix x = RandomMatrix(n, k, 21), w = RandomMatrix(k, m, 22), g = RandomMatrix(n, m, 23);
+  Products f32, bf16;
+  {
+    const ScopedDenseBackend scope({DenseBackend::kOneDnn, 0.0, DenseCompute::kF32});
+    f32 = RunProducts(x, w, g);
+  }
+  {
+    const ScopedDenseBackend scope({DenseBackend::kOneDnn, 0.0, DenseCompute::kBf16});
+    bf16 = RunProducts(x, w, g);
+  }
+  EXPECT_TRUE(BitIdentical(f32.y, bf16.y));
+  EXPECT_TRUE(BitIdentical(f32.out, bf16.out));
+  EXPECT_FALSE(BitIdentical(f32.yt, bf16.yt));
+  const RowMatrix wt = w.transpose();
+  ExpectClose(bf16.yt, NaiveProduct(RoundedToBf16(g), RowMatrix(RoundedToBf16(w).transpose())));
+  EXPECT_GT(MaxRelativeError(bf16.yt, NaiveProduct(g, wt)), 1e-4);
 }
 
 // bf16 keeps the promise of the f32 products: the thread count changes no bit.
