@@ -378,6 +378,50 @@ class SpillTest : public ::testing::Test {
   std::unique_ptr<ShardDirectory> dir_;
 };
 
+// In memory over several blocks, each block's rows are built once and kept for every layer:
+// the probabilities are bitwise those of the one-block evaluation, for gcn and for a 3-layer
+// model; the plan counts the kept rows in its peak. Spilled, no rows are kept.
+TEST_F(SpillTest, RowsKeptAcrossLayersChangeNoBit) {
+  for (uint32_t layers : {1u, 3u}) {
+    Gcn model(GcnConfig{12, 16, 5, layers, 0.5f}, 11 + layers);
+    for (uint32_t l = 0; l < layers; ++l) model.bias(l).setLinSpaced(-0.3f, 0.1f);
+    std::vector<Prediction> one_pred, many_pred;
+    std::vector<float> one_prob, many_prob;
+    EvalStats one_stats, many_stats;
+    EvalOptions one;
+    one.probabilities = true;
+    Result<Accuracy> a = EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), &one_pred, {}, one, &one_stats, &one_prob);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_EQ(one_stats.plan.blocks.size(), 2u);
+    EXPECT_EQ(one_stats.plan.kept_rows_bytes, 0u);
+    EvalOptions many = one;
+    many.max_block_bytes = 64 * 1024;  // a few clusters per block
+    Result<Accuracy> b =
+        EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), &many_pred, {}, many, &many_stats, &many_prob);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    EXPECT_GT(many_stats.plan.blocks.size(), 4u);
+    EXPECT_GT(many_stats.plan.kept_rows_bytes, uint64_t{3000} * 4);
+    EXPECT_GE(many_stats.plan.peak_bytes, many_stats.plan.kept_rows_bytes + many_stats.plan.activation_bytes);
+    // Built once per block, not once per block and layer.
+    EXPECT_EQ(many_stats.block_rows_built, many_stats.plan.blocks.size() - 1);
+    EXPECT_EQ(one_stats.block_rows_built, 1u);
+    EXPECT_EQ(b->test, a->test);
+    ASSERT_EQ(many_prob.size(), one_prob.size());
+    EXPECT_EQ(std::memcmp(many_prob.data(), one_prob.data(), one_prob.size() * sizeof(float)), 0);
+    ASSERT_EQ(many_pred.size(), one_pred.size());
+    for (size_t i = 0; i < one_pred.size(); ++i) EXPECT_EQ(many_pred[i].label, one_pred[i].label) << i;
+    // Spilled: rebuilt for every layer, nothing kept.
+    const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
+    Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), model.config(), EvalOptions{}, true, threads);
+    ASSERT_TRUE(probe.ok());
+    Result<EvalPlan> tight =
+        PlanEvaluation(dir_->manifest(), model.config(), EvalOptions{probe->min_bytes, spill_dir()}, true, threads);
+    ASSERT_TRUE(tight.ok());
+    EXPECT_TRUE(tight->spill);
+    EXPECT_EQ(tight->kept_rows_bytes, 0u);
+  }
+}
+
 TEST_F(SpillTest, SpilledEvaluationGivesBitwiseTheSamePredictions) {
   for (uint32_t layers : {1u, 3u}) {
     Gcn model(GcnConfig{12, 16, 5, layers, 0.5f}, 7 + layers);

@@ -32,6 +32,9 @@ struct EvalOptions {
   // (the other ranks return an empty Accuracy). Spilled, rank 0 evaluates alone. The results are
   // bitwise those of one process: every row is computed by the same code from the same inputs.
   bool distributed = false;
+  // In memory, the most a block of clusters' rows may take (0: 256 MiB, beyond which larger blocks
+  // gained nothing). Tests set it small to evaluate a small graph in several blocks.
+  uint64_t max_block_bytes = 0;
 };
 // The directory spilled activations go to: options.tmp_dir, else $TMPDIR, else the system
 // temporary directory.
@@ -44,6 +47,7 @@ struct EvalPlan {
   uint64_t fixed_bytes = 0;       // degrees, predictions, per-thread decode buffers and mapped shards
   uint64_t block_bytes = 0;       // limit for one block of clusters' work (structure, sums, new rows)
   uint64_t chunk_bytes = 0;       // spilled activations resident at once (0 in memory)
+  uint64_t kept_rows_bytes = 0;   // in memory: every block's rows kept for the next layers (0: rebuilt)
   uint64_t peak_bytes = 0;        // planned peak of all of the above
   uint64_t min_bytes = 0;         // the least memory_bytes that works (spilling, one cluster per block)
   std::vector<uint32_t> blocks;   // first cluster of each block, then num_clusters
@@ -63,6 +67,7 @@ struct EvalPassTimes {
 struct EvalStats {
   EvalPlan plan;
   uint64_t spill_read_bytes = 0;  // activation bytes read back from the temporary files
+  uint64_t block_rows_built = 0;  // times a block's rows were built (decoded, sorted), over all layers
   double pass0_s = 0;
   std::vector<EvalPassTimes> layers;  // [layers]
 };

@@ -31,8 +31,9 @@ std::string MemoryPlan::Describe() const {
   s += eval.spill ? "spill to " + (eval_options.tmp_dir.empty() ? std::string("$TMPDIR") : eval_options.tmp_dir) +
                         " in chunks of " + FormatBytes(eval.chunk_bytes)
                   : std::string("in memory");
-  s += ", " + std::to_string(eval.blocks.size() - 1) + " blocks; model + Adam " + FormatBytes(model_bytes) +
-       " outside the budget";
+  s += ", " + std::to_string(eval.blocks.size() - 1) + " blocks";
+  if (eval.kept_rows_bytes > 0) s += " (their rows, " + FormatBytes(eval.kept_rows_bytes) + ", kept for every layer)";
+  s += "; model + Adam " + FormatBytes(model_bytes) + " outside the budget";
   return s;
 }
 
