@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cgcn-step-bench: %s\n", s.ToString().c_str());
     return 2;
   }
-  SetDenseBackend({gemm, DenseBackendConfig{}.min_onednn_flops, compute});
+  SetDenseBackend({.backend = gemm, .compute = compute});
   const int nthreads = threads > 0 ? threads : tbb::info::default_concurrency();
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(nthreads));
 

@@ -137,12 +137,16 @@ class OneDnn {
 };
 #endif
 
+// 2 n k m as a double.
+double Flops(Eigen::Index n, Eigen::Index k, Eigen::Index m) {
+  return 2.0 * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(m);
+}
+
 // Whether a product of these sizes goes to oneDNN.
 bool UseOneDnn([[maybe_unused]] Eigen::Index n, [[maybe_unused]] Eigen::Index k, [[maybe_unused]] Eigen::Index m) {
 #ifdef CGCN_HAVE_ONEDNN
   return g_onednn.load(std::memory_order_relaxed) && n > 0 && k > 0 && m > 0 &&
-         2.0 * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(m) >=
-             g_min_flops.load(std::memory_order_relaxed);
+         Flops(n, k, m) >= g_min_flops.load(std::memory_order_relaxed);
 #else
   return false;
 #endif
@@ -181,10 +185,6 @@ thread_local Bf16Copy t_chunk_a, t_chunk_b;
 constexpr double kMinBf16FlopsPerRounded = 100;
 bool UseBf16(bool onednn, double flops, double rounded) {
   return onednn && g_bf16.load(std::memory_order_relaxed) && flops >= kMinBf16FlopsPerRounded * rounded;
-}
-// 2 n k m as a double.
-double Flops(Eigen::Index n, Eigen::Index k, Eigen::Index m) {
-  return 2.0 * static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(m);
 }
 
 // Rows per chunk for the row-parallel products (MatMul, MatMulTransposeB). Large enough for

@@ -585,6 +585,66 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     }
   }
   const double pass0_s = since(pass0_start);
+  // Builds the rows of the block of clusters [c0, c1) (decodes their shards' `mask` sections):
+  // offsets, sorted columns, and with_labels the node ids, labels and split.
+  auto build_rows = [&](BlockRows& rows, uint32_t c0, uint32_t c1, SectionMask mask, bool with_labels) -> Status {
+    const uint64_t r0 = off[c0], R = off[c1] - r0;
+    // The block's rows: degree counts first (from the manifest's layout), then columns.
+    rows.offsets.assign(R + 1, 0);
+    rows.columns.clear();
+    rows.node_ids.resize(with_labels ? R : 0);
+    rows.labels.resize(with_labels ? R : 0);
+    rows.label_bits.resize(with_labels ? R * label_words : 0);
+    rows.split.resize(with_labels ? R : 0);
+    // Each cluster's columns start where the manifest's counts put them.
+    std::vector<uint64_t> cluster_start(c1 - c0 + 1, 0);
+    for (uint32_t c = c0; c < c1; ++c) cluster_start[c - c0 + 1] = cluster_start[c - c0] + columns_of(c);
+    const uint64_t entries = cluster_start.back();
+    rows.columns.resize(entries);
+    CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
+      EvalLocal& t = locals.local();
+      CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
+      const ClusterData& cd = t.data;
+      const uint32_t n = cd.num_nodes;
+      tick();
+      const uint64_t base = off[c], lr = base - r0;  // global and block-local first row
+      const uint64_t cs = cluster_start[c - c0];
+      if (cd.intra_entries() + cd.inter_entries() + n != cluster_start[c - c0 + 1] - cs)
+        return Status::Corruption(shards.ShardPath(c) + ": edge counts differ from the manifest's");
+      // Row lengths, then columns (neighbors, inter-cluster neighbors, itself), then sort.
+      std::vector<uint64_t> len(n);
+      for (uint32_t i = 0; i < n; ++i) len[i] = cd.adj_offsets[i + 1] - cd.adj_offsets[i] + 1;
+      for (uint32_t s : cd.inter_src) ++len[s];
+      uint64_t pos = cs;
+      for (uint32_t i = 0; i < n; ++i) {
+        rows.offsets[lr + i] = pos;
+        pos += len[i];
+      }
+      std::vector<uint64_t> cursor(n);
+      for (uint32_t i = 0; i < n; ++i) {
+        cursor[i] = rows.offsets[lr + i];
+        rows.columns[cursor[i]++] = static_cast<uint32_t>(base + i);
+        for (uint32_t e = cd.adj_offsets[i]; e < cd.adj_offsets[i + 1]; ++e)
+          rows.columns[cursor[i]++] = static_cast<uint32_t>(base + cd.adj_neighbors[e]);
+      }
+      for (const InterGroup& g : cd.inter_groups)
+        for (uint64_t e = g.begin; e < g.begin + g.count; ++e)
+          rows.columns[cursor[cd.inter_src[e]]++] = static_cast<uint32_t>(off[g.cluster] + cd.inter_dst[e]);
+      for (uint32_t i = 0; i < n; ++i)
+        std::sort(rows.columns.begin() + static_cast<std::ptrdiff_t>(rows.offsets[lr + i]),
+                  rows.columns.begin() + static_cast<std::ptrdiff_t>(cursor[i]));
+      if (with_labels) {
+        std::copy(cd.node_ids.begin(), cd.node_ids.end(), rows.node_ids.begin() + static_cast<std::ptrdiff_t>(lr));
+        std::copy(cd.labels.begin(), cd.labels.end(), rows.labels.begin() + static_cast<std::ptrdiff_t>(lr));
+        std::copy(cd.label_bits.begin(), cd.label_bits.end(),
+                  rows.label_bits.begin() + static_cast<std::ptrdiff_t>(lr * label_words));
+        std::copy(cd.split.begin(), cd.split.end(), rows.split.begin() + static_cast<std::ptrdiff_t>(lr));
+      }
+      return Status::Ok();
+    }));
+    rows.offsets[R] = entries;
+    return Status::Ok();
+  };
   // With a single block (the whole graph's rows in memory at once), or with every block's rows
   // kept (plan.kept_rows_bytes), the rows built for one layer are the next layer's too (the
   // structure does not change between layers): they are built once, labels and split included,
@@ -624,60 +684,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       BlockRows& rows = keep_rows ? kept_rows[b] : block_rows;
       if (held[b] != range) {
         prefetch_block(b + 1, l_c0, l_c1);
-        // The block's rows: degree counts first (from the manifest's layout), then columns.
-        rows.offsets.assign(R + 1, 0);
-        rows.columns.clear();
-        rows.node_ids.resize(with_labels ? R : 0);
-        rows.labels.resize(with_labels ? R : 0);
-        rows.label_bits.resize(with_labels ? R * label_words : 0);
-        rows.split.resize(with_labels ? R : 0);
-        // Each cluster's columns start where the manifest's counts put them.
-        std::vector<uint64_t> cluster_start(c1 - c0 + 1, 0);
-        for (uint32_t c = c0; c < c1; ++c) cluster_start[c - c0 + 1] = cluster_start[c - c0] + columns_of(c);
-        const uint64_t entries = cluster_start.back();
-        rows.columns.resize(entries);
-        CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
-          EvalLocal& t = locals.local();
-          CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
-          const ClusterData& cd = t.data;
-          const uint32_t n = cd.num_nodes;
-          tick();
-          const uint64_t base = off[c], lr = base - r0;  // global and block-local first row
-          const uint64_t cs = cluster_start[c - c0];
-          if (cd.intra_entries() + cd.inter_entries() + n != cluster_start[c - c0 + 1] - cs)
-            return Status::Corruption(shards.ShardPath(c) + ": edge counts differ from the manifest's");
-          // Row lengths, then columns (neighbors, inter-cluster neighbors, itself), then sort.
-          std::vector<uint64_t> len(n);
-          for (uint32_t i = 0; i < n; ++i) len[i] = cd.adj_offsets[i + 1] - cd.adj_offsets[i] + 1;
-          for (uint32_t s : cd.inter_src) ++len[s];
-          uint64_t pos = cs;
-          for (uint32_t i = 0; i < n; ++i) {
-            rows.offsets[lr + i] = pos;
-            pos += len[i];
-          }
-          std::vector<uint64_t> cursor(n);
-          for (uint32_t i = 0; i < n; ++i) {
-            cursor[i] = rows.offsets[lr + i];
-            rows.columns[cursor[i]++] = static_cast<uint32_t>(base + i);
-            for (uint32_t e = cd.adj_offsets[i]; e < cd.adj_offsets[i + 1]; ++e)
-              rows.columns[cursor[i]++] = static_cast<uint32_t>(base + cd.adj_neighbors[e]);
-          }
-          for (const InterGroup& g : cd.inter_groups)
-            for (uint64_t e = g.begin; e < g.begin + g.count; ++e)
-              rows.columns[cursor[cd.inter_src[e]]++] = static_cast<uint32_t>(off[g.cluster] + cd.inter_dst[e]);
-          for (uint32_t i = 0; i < n; ++i)
-            std::sort(rows.columns.begin() + static_cast<std::ptrdiff_t>(rows.offsets[lr + i]),
-                      rows.columns.begin() + static_cast<std::ptrdiff_t>(cursor[i]));
-          if (with_labels) {
-            std::copy(cd.node_ids.begin(), cd.node_ids.end(), rows.node_ids.begin() + static_cast<std::ptrdiff_t>(lr));
-            std::copy(cd.labels.begin(), cd.labels.end(), rows.labels.begin() + static_cast<std::ptrdiff_t>(lr));
-            std::copy(cd.label_bits.begin(), cd.label_bits.end(),
-                      rows.label_bits.begin() + static_cast<std::ptrdiff_t>(lr * label_words));
-            std::copy(cd.split.begin(), cd.split.end(), rows.split.begin() + static_cast<std::ptrdiff_t>(lr));
-          }
-          return Status::Ok();
-        }));
-        rows.offsets[R] = entries;
+        CGCN_RETURN_IF_ERROR(build_rows(rows, c0, c1, mask, with_labels));
         held[b] = reuse_rows ? range : std::pair<uint32_t, uint32_t>{0, 0};
         ++block_rows_built;
       } else {

@@ -28,7 +28,7 @@ Result<PredictReport> RunPredict(const PredictOptions& options, const ProgressFn
   std::optional<tbb::global_control> threads_limit;
   if (options.threads > 0) threads_limit.emplace(tbb::global_control::max_allowed_parallelism, options.threads);
   CGCN_RETURN_IF_ERROR(CheckDenseBackend(options.gemm, options.compute));
-  const ScopedDenseBackend gemm({options.gemm, DenseBackendConfig{}.min_onednn_flops, options.compute});
+  const ScopedDenseBackend gemm({.backend = options.gemm, .compute = options.compute});
   PredictReport rep;
   CGCN_ASSIGN_OR_RETURN(Gcn model, LoadModel(options.model_path, &rep.feature_norm));
   CGCN_ASSIGN_OR_RETURN(ShardDirectory shards, ShardDirectory::Open(options.shards_dir));

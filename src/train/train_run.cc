@@ -300,7 +300,7 @@ Result<TrainRunReport> RunTraining(const TrainRunOptions& options, const TrainRu
   std::optional<tbb::global_control> threads_limit;
   if (options.threads > 0) threads_limit.emplace(tbb::global_control::max_allowed_parallelism, options.threads);
   CGCN_RETURN_IF_ERROR(CheckDenseBackend(options.gemm, options.compute));
-  const ScopedDenseBackend gemm({options.gemm, DenseBackendConfig{}.min_onednn_flops, options.compute});
+  const ScopedDenseBackend gemm({.backend = options.gemm, .compute = options.compute});
   CGCN_ASSIGN_OR_RETURN(ShardDirectory shards, ShardDirectory::Open(options.shards_dir));
   if (!options.check_input.empty()) CGCN_RETURN_IF_ERROR(shards.CheckInput(options.check_input));
   CGCN_RETURN_IF_ERROR(CheckSameShardsOnEveryRank(shards, options.shards_dir));
