@@ -43,6 +43,7 @@ std::string SpillDirectory(const EvalOptions& options);
 // How an evaluation will use memory (PlanEvaluation; every figure in bytes).
 struct EvalPlan {
   bool spill = false;             // activations in a temporary file instead of memory
+  bool fused = false;             // each cluster's sums in a thread's buffer, finished at once (in memory, not gat)
   uint64_t activation_bytes = 0;  // both activation arrays: 2 x num_nodes x width x 4
   uint64_t fixed_bytes = 0;       // degrees, predictions, per-thread decode buffers and mapped shards
   uint64_t block_bytes = 0;       // limit for one block of clusters' work (structure, sums, new rows)

@@ -23,6 +23,15 @@ struct SparseRows {
 // y[n x d] = A_hat rows * x[* x d]  (self loops included). Rows in parallel, deterministic.
 void Propagate(const SparseRows& a, ConstMatrixMap x, MatrixMap y);
 
+// y[0, d) += sum_e w[e] * x[cols[e] * stride + (0, d)] over e = 0 .. nnz - 1 in that order: the
+// kernel of Propagate, for full-graph evaluation (src/train/evaluate.cc). Each y[k] gets its
+// additions in entry order, starting from its current value, so a row summed over several
+// calls (each continuing where the previous one stopped) equals one call over all its entries,
+// and bitwise equals the plain loop `y[k] += w[e] * x[...]` (compiled with contraction). Asks
+// for the rows a few entries ahead: x may be far larger than the caches.
+void AccumulateRow(const float* x, size_t stride, const uint32_t* cols, const float* w, uint32_t nnz, float* y,
+                   size_t d);
+
 // GCNConv normalization of a symmetric subgraph given as CSR without self loops:
 // deg_i = row length + 1, weights[e] = deg_i^-1/2 deg_j^-1/2, self_weights[i] = 1 / deg_i.
 // weights and self_weights must already have the right sizes.

@@ -42,6 +42,7 @@
 #include "cgcn/batch.h"
 #include "cgcn/byte_size.h"
 #include "cgcn/comm.h"
+#include "cgcn/sparse.h"
 #include "cgcn/split.h"
 #include "util/huge_pages.h"
 #include "util/parallel.h"
@@ -53,7 +54,6 @@ namespace {
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kMaxBlockBytes = 256 * kMiB;  // in memory, blocks larger than this gain nothing
 constexpr uint64_t kMinChunkBytes = 64 * 1024;   // a chunk as small as this still works, slowly
-constexpr uint64_t kPrefetchAhead = 4;           // neighbour rows asked for ahead of the sums
 
 uint64_t PageSize() {
   static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -180,19 +180,24 @@ struct BlockRows {
   }
 };
 
-// What each thread holds: a decoder, a decoded cluster and, for a layer that aggregates first,
-// one cluster's product of its sums with W_l.
+// What each thread holds: a decoder, a decoded cluster, for a layer that aggregates first one
+// cluster's product of its sums with W_l, the weights of the row it sums, and (in memory) one
+// cluster's sums.
 struct EvalLocal {
   ShardDecoder decoder;
   ClusterData data;
   std::vector<float> product;
+  std::vector<float> weights;  // one row's entries' weights (grows to the longest row)
+  std::vector<float> sums;     // in memory: one cluster's sums [rows x sum width]
 
   // Memory one thread holds at most: the decoded cluster and its mapped shard (of the largest
-  // such), one cluster's new activations (max_rows x width), resident until written back, and
-  // (product_width > 0) its product buffer, max_rows x product_width.
+  // such), one cluster's new activations (max_rows x width), resident until written back,
+  // (product_width > 0) its product buffer, max_rows x product_width, (sums_width > 0) its sums,
+  // max_rows x sums_width, and the weights of the longest row.
   static uint64_t PlannedBytes(uint64_t max_decoded, uint64_t max_file, uint64_t max_rows, uint32_t width,
-                               uint32_t product_width) {
-    return max_decoded + max_file + max_rows * (uint64_t{width} + product_width) * sizeof(float);
+                               uint32_t product_width, uint32_t sums_width, uint64_t max_row_entries) {
+    return max_decoded + max_file +
+           (max_rows * (uint64_t{width} + product_width + sums_width) + max_row_entries) * sizeof(float);
   }
 };
 
@@ -267,25 +272,41 @@ std::string SpillDirectory(const EvalOptions& options) {
 Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const EvalOptions& options,
                                 bool with_predictions, uint32_t threads) {
   EvalPlan plan;
-  const uint32_t width = BlockWidth(cfg), store_width = StoreWidth(cfg);
+  const uint32_t store_width = StoreWidth(cfg);
   const uint64_t N = m.num_nodes;
   threads = std::max<uint32_t>(1, threads);
-  uint64_t max_decoded = 0, max_file = 0, max_block = 0, max_rows = 0;
+  uint64_t max_decoded = 0, max_file = 0, max_rows = 0, max_row_entries = 0;
   for (const ShardInfo& s : m.shards) {
     max_rows = std::max<uint64_t>(max_rows, s.num_nodes);
     max_decoded = std::max(max_decoded, ClusterData::PlannedBytes(s));
     max_file = std::max(max_file, s.file_size);
-    max_block = std::max(max_block, BlockRows::PlannedBytes(s.num_nodes, s.intra_entries + s.inter_entries, width));
+    max_row_entries = std::max(max_row_entries, s.intra_entries + s.inter_entries + 1);  // bounds the longest row
   }
+  // In memory (and not gat), each cluster's sums are computed into a thread's buffer and finished
+  // at once (`fused`): a block row holds its structure only. Spilled (or gat) a block holds every
+  // row's sums, continued chunk by chunk of Z_l (BlockWidth floats per row).
+  auto plan_for = [&](bool fused, uint32_t* width, uint64_t* fixed, uint64_t* max_block) {
+    *width = fused ? 0 : BlockWidth(cfg);
+    *max_block = 0;
+    for (const ShardInfo& s : m.shards)
+      *max_block =
+          std::max(*max_block, BlockRows::PlannedBytes(s.num_nodes, s.intra_entries + s.inter_entries, *width));
+    // Degrees (dinv), predictions, probabilities, what each thread holds, and the multi-label
+    // scores kept for ROC-AUC (SplitScorer).
+    *fixed = N * sizeof(float) + (with_predictions ? N * sizeof(Prediction) : 0) +
+             (options.probabilities ? N * cfg.out_dim * sizeof(float) : 0) +
+             threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, store_width, ProductWidth(cfg),
+                                               fused ? Width(cfg) : 0, max_row_entries) +
+             SplitScorer::PlannedBytes(m.num_valid, m.num_test, m.label_tasks);
+  };
+  // Spilled (the least memory that works: one cluster per block), then in memory.
+  uint32_t spill_width = 0, width = 0;
+  uint64_t spill_fixed = 0, spill_max_block = 0, max_block = 0;
+  plan_for(false, &spill_width, &spill_fixed, &spill_max_block);
+  plan.min_bytes = spill_fixed + spill_max_block + kMinChunkBytes;
+  plan.fused = cfg.kind != LayerKind::kGat;
+  plan_for(plan.fused, &width, &plan.fixed_bytes, &max_block);
   plan.activation_bytes = 2 * ActivationStore::PlannedBytes(N, store_width);
-  // Degrees (dinv), predictions, probabilities, what each thread holds, and the multi-label scores
-  // kept for ROC-AUC (SplitScorer).
-  plan.fixed_bytes =
-      N * sizeof(float) + (with_predictions ? N * sizeof(Prediction) : 0) +
-      (options.probabilities ? N * cfg.out_dim * sizeof(float) : 0) +
-      threads * EvalLocal::PlannedBytes(max_decoded, max_file, max_rows, store_width, ProductWidth(cfg)) +
-      SplitScorer::PlannedBytes(m.num_valid, m.num_test, m.label_tasks);
-  plan.min_bytes = plan.fixed_bytes + max_block + kMinChunkBytes;
   const uint64_t M = options.memory_bytes;
   const uint64_t max_block_bytes = options.max_block_bytes > 0 ? options.max_block_bytes : kMaxBlockBytes;
   if (M == 0 || plan.fixed_bytes + plan.activation_bytes + std::min(max_block_bytes, max_block) <= M) {
@@ -293,6 +314,10 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
         M == 0 ? max_block_bytes : std::min(max_block_bytes, M - plan.fixed_bytes - plan.activation_bytes);
   } else {
     plan.spill = true;
+    plan.fused = false;
+    width = spill_width;
+    plan.fixed_bytes = spill_fixed;
+    max_block = spill_max_block;
     const uint64_t need = plan.min_bytes;
     if (M < need)
       return Status::InvalidArgument(
@@ -484,56 +509,6 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   std::vector<EvalPassTimes> pass_times(L);
   const auto pass0_start = Clock::now();
 
-  // Pass 0: layer 0's planes (Z_0 = X W_0, or X when layer 0 aggregates first, ...) and the
-  // aggregation scales.
-  {
-    prefetch_block(0, my_c0, my_c1);
-    for (size_t b = 0; b < num_blocks; ++b) {
-      const std::pair<uint32_t, uint32_t> range = clip(b, my_c0, my_c1);
-      const uint32_t bc0 = range.first, bc1 = range.second;
-      if (bc0 == bc1) continue;
-      prefetch_block(b + 1, my_c0, my_c1);
-      CGCN_RETURN_IF_ERROR(ParallelFor(bc0, bc1, "evaluation", [&](uint32_t c) -> Status {
-        EvalLocal& t = locals.local();
-        CGCN_RETURN_IF_ERROR(shards.Load(
-            c,
-            SectionBit(SectionKind::kFeatures) | SectionBit(SectionKind::kAdjacency) | SectionBit(SectionKind::kInter),
-            t.decoder, t.data));
-        const uint32_t n = t.data.num_nodes;
-        std::vector<uint32_t> deg(n);
-        for (uint32_t i = 0; i < n; ++i) deg[i] = t.data.adj_offsets[i + 1] - t.data.adj_offsets[i] + 1;
-        for (uint32_t s : t.data.inter_src) ++deg[s];
-        for (uint32_t i = 0; i < n; ++i) {
-          float& v = dinv[off[c] + i];
-          switch (kind) {
-            case LayerKind::kGcn:
-              v = 1.0f / std::sqrt(static_cast<float>(deg[i]));
-              break;
-            case LayerKind::kClusterGcn:  // as the batch's: 1 / (neighbours + 1)
-              v = 1.0f / static_cast<float>(deg[i]);
-              break;
-            case LayerKind::kSage:
-              v = deg[i] > 1 ? 1.0f / static_cast<float>(deg[i] - 1) : 0.0f;
-              break;
-            case LayerKind::kGat:  // attention weighs the edges
-              v = 1.0f;
-              break;
-          }
-        }
-        tick();
-        if (n == 0) return Status::Ok();
-        norm.Apply(t.data.features.data(), n, m.feat_dim);
-        write_planes(store[0], 0, off[c], ConstMatrixMap(t.data.features.data(), n, m.feat_dim));
-        return Status::Ok();
-      }));
-      written_rows(store[0], 0, off[bc0], off[bc1]);  // pages shared with the next block
-    }
-    if (split) {
-      comm.AllgatherRows(dinv.data(), 1, rank_row0, rank_rows);
-      exchange_planes(store[0], 0);
-    }
-  }
-
   // The rows of the block at hand; with plan.kept_rows_bytes, each block's own (kept_rows).
   BlockRows block_rows;
   const bool keep_rows = plan.kept_rows_bytes > 0;
@@ -578,80 +553,149 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       block_rows.label_bits.reserve(max_rows * label_words);
       block_rows.split.reserve(max_rows);
     }
-    sums = HugePageArray<float>(max_rows * width);
+    if (!plan.fused) sums = HugePageArray<float>(max_rows * width);
     if (cfg.kind == LayerKind::kGat) {
       gat_max.reserve(max_rows * cfg.heads);
       gat_den.reserve(max_rows * cfg.heads);
     }
   }
-  const double pass0_s = since(pass0_start);
-  // Builds the rows of the block of clusters [c0, c1) (decodes their shards' `mask` sections):
-  // offsets, sorted columns, and with_labels the node ids, labels and split.
-  auto build_rows = [&](BlockRows& rows, uint32_t c0, uint32_t c1, SectionMask mask, bool with_labels) -> Status {
-    const uint64_t r0 = off[c0], R = off[c1] - r0;
-    // The block's rows: degree counts first (from the manifest's layout), then columns.
+  // Rows of the block of clusters [c0, c1): degree counts first (from the manifest's layout),
+  // then columns, each cluster's columns starting where the manifest's counts put them (the
+  // returned starts, relative to the block's first entry). fill_rows then fills cluster c's.
+  auto prepare_rows = [&](BlockRows& rows, uint32_t c0, uint32_t c1, bool with_labels) {
+    const uint64_t R = off[c1] - off[c0];
     rows.offsets.assign(R + 1, 0);
     rows.columns.clear();
     rows.node_ids.resize(with_labels ? R : 0);
     rows.labels.resize(with_labels ? R : 0);
     rows.label_bits.resize(with_labels ? R * label_words : 0);
     rows.split.resize(with_labels ? R : 0);
-    // Each cluster's columns start where the manifest's counts put them.
     std::vector<uint64_t> cluster_start(c1 - c0 + 1, 0);
     for (uint32_t c = c0; c < c1; ++c) cluster_start[c - c0 + 1] = cluster_start[c - c0] + columns_of(c);
-    const uint64_t entries = cluster_start.back();
-    rows.columns.resize(entries);
-    CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
-      EvalLocal& t = locals.local();
-      CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
-      const ClusterData& cd = t.data;
-      const uint32_t n = cd.num_nodes;
-      tick();
-      const uint64_t base = off[c], lr = base - r0;  // global and block-local first row
-      const uint64_t cs = cluster_start[c - c0];
-      if (cd.intra_entries() + cd.inter_entries() + n != cluster_start[c - c0 + 1] - cs)
-        return Status::Corruption(shards.ShardPath(c) + ": edge counts differ from the manifest's");
-      // Row lengths, then columns (neighbors, inter-cluster neighbors, itself), then sort.
-      std::vector<uint64_t> len(n);
-      for (uint32_t i = 0; i < n; ++i) len[i] = cd.adj_offsets[i + 1] - cd.adj_offsets[i] + 1;
-      for (uint32_t s : cd.inter_src) ++len[s];
-      uint64_t pos = cs;
-      for (uint32_t i = 0; i < n; ++i) {
-        rows.offsets[lr + i] = pos;
-        pos += len[i];
-      }
-      std::vector<uint64_t> cursor(n);
-      for (uint32_t i = 0; i < n; ++i) {
-        cursor[i] = rows.offsets[lr + i];
-        rows.columns[cursor[i]++] = static_cast<uint32_t>(base + i);
-        for (uint32_t e = cd.adj_offsets[i]; e < cd.adj_offsets[i + 1]; ++e)
-          rows.columns[cursor[i]++] = static_cast<uint32_t>(base + cd.adj_neighbors[e]);
-      }
-      for (const InterGroup& g : cd.inter_groups)
-        for (uint64_t e = g.begin; e < g.begin + g.count; ++e)
-          rows.columns[cursor[cd.inter_src[e]]++] = static_cast<uint32_t>(off[g.cluster] + cd.inter_dst[e]);
-      for (uint32_t i = 0; i < n; ++i)
-        std::sort(rows.columns.begin() + static_cast<std::ptrdiff_t>(rows.offsets[lr + i]),
-                  rows.columns.begin() + static_cast<std::ptrdiff_t>(cursor[i]));
-      if (with_labels) {
-        std::copy(cd.node_ids.begin(), cd.node_ids.end(), rows.node_ids.begin() + static_cast<std::ptrdiff_t>(lr));
-        std::copy(cd.labels.begin(), cd.labels.end(), rows.labels.begin() + static_cast<std::ptrdiff_t>(lr));
-        std::copy(cd.label_bits.begin(), cd.label_bits.end(),
-                  rows.label_bits.begin() + static_cast<std::ptrdiff_t>(lr * label_words));
-        std::copy(cd.split.begin(), cd.split.end(), rows.split.begin() + static_cast<std::ptrdiff_t>(lr));
-      }
-      return Status::Ok();
-    }));
-    rows.offsets[R] = entries;
+    rows.columns.resize(cluster_start.back());
+    rows.offsets[R] = cluster_start.back();
+    return cluster_start;
+  };
+  // Cluster c's rows (decoded in cd) in the block of clusters from c0: offsets, sorted columns,
+  // and with_labels the node ids, labels and split.
+  auto fill_rows = [&](BlockRows& rows, uint32_t c0, const std::vector<uint64_t>& cluster_start, uint32_t c,
+                       const ClusterData& cd, bool with_labels) -> Status {
+    const uint64_t r0 = off[c0];
+    const uint32_t n = cd.num_nodes;
+    const uint64_t base = off[c], lr = base - r0;  // global and block-local first row
+    const uint64_t cs = cluster_start[c - c0];
+    if (cd.intra_entries() + cd.inter_entries() + n != cluster_start[c - c0 + 1] - cs)
+      return Status::Corruption(shards.ShardPath(c) + ": edge counts differ from the manifest's");
+    // Row lengths, then columns (neighbors, inter-cluster neighbors, itself), then sort.
+    std::vector<uint64_t> len(n);
+    for (uint32_t i = 0; i < n; ++i) len[i] = cd.adj_offsets[i + 1] - cd.adj_offsets[i] + 1;
+    for (uint32_t s : cd.inter_src) ++len[s];
+    uint64_t pos = cs;
+    for (uint32_t i = 0; i < n; ++i) {
+      rows.offsets[lr + i] = pos;
+      pos += len[i];
+    }
+    std::vector<uint64_t> cursor(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      cursor[i] = rows.offsets[lr + i];
+      rows.columns[cursor[i]++] = static_cast<uint32_t>(base + i);
+      for (uint32_t e = cd.adj_offsets[i]; e < cd.adj_offsets[i + 1]; ++e)
+        rows.columns[cursor[i]++] = static_cast<uint32_t>(base + cd.adj_neighbors[e]);
+    }
+    for (const InterGroup& g : cd.inter_groups)
+      for (uint64_t e = g.begin; e < g.begin + g.count; ++e)
+        rows.columns[cursor[cd.inter_src[e]]++] = static_cast<uint32_t>(off[g.cluster] + cd.inter_dst[e]);
+    for (uint32_t i = 0; i < n; ++i)
+      std::sort(rows.columns.begin() + static_cast<std::ptrdiff_t>(rows.offsets[lr + i]),
+                rows.columns.begin() + static_cast<std::ptrdiff_t>(cursor[i]));
+    if (with_labels) {
+      std::copy(cd.node_ids.begin(), cd.node_ids.end(), rows.node_ids.begin() + static_cast<std::ptrdiff_t>(lr));
+      std::copy(cd.labels.begin(), cd.labels.end(), rows.labels.begin() + static_cast<std::ptrdiff_t>(lr));
+      std::copy(cd.label_bits.begin(), cd.label_bits.end(),
+                rows.label_bits.begin() + static_cast<std::ptrdiff_t>(lr * label_words));
+      std::copy(cd.split.begin(), cd.split.end(), rows.split.begin() + static_cast<std::ptrdiff_t>(lr));
+    }
     return Status::Ok();
   };
+  // Builds the rows of the block of clusters [c0, c1) (decodes their shards' `mask` sections).
+  auto build_rows = [&](BlockRows& rows, uint32_t c0, uint32_t c1, SectionMask mask, bool with_labels) -> Status {
+    const std::vector<uint64_t> cluster_start = prepare_rows(rows, c0, c1, with_labels);
+    return ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
+      EvalLocal& t = locals.local();
+      CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
+      tick();
+      return fill_rows(rows, c0, cluster_start, c, t.data, with_labels);
+    });
+  };
   // With a single block (the whole graph's rows in memory at once), or with every block's rows
-  // kept (plan.kept_rows_bytes), the rows built for one layer are the next layer's too (the
-  // structure does not change between layers): they are built once, labels and split included,
-  // instead of being decoded and sorted again for every layer. `held` names the clusters the
-  // rows of each block hold ([0, 0): none).
+  // kept (plan.kept_rows_bytes), the rows are built once, labels and split included, by pass 0
+  // (which decodes the shards anyway) and serve every layer (the structure does not change
+  // between layers), instead of being decoded and sorted again for every layer. `held` names the
+  // clusters the rows of each block hold ([0, 0): none).
   const bool reuse_rows = num_blocks == 1 || keep_rows;
   std::vector<std::pair<uint32_t, uint32_t>> held(num_blocks, {0, 0});
+
+  // Pass 0: layer 0's planes (Z_0 = X W_0, or X when layer 0 aggregates first, ...) and the
+  // aggregation scales.
+  {
+    prefetch_block(0, my_c0, my_c1);
+    for (size_t b = 0; b < num_blocks; ++b) {
+      const std::pair<uint32_t, uint32_t> range = clip(b, my_c0, my_c1);
+      const uint32_t bc0 = range.first, bc1 = range.second;
+      if (bc0 == bc1) continue;
+      prefetch_block(b + 1, my_c0, my_c1);
+      // Rows that serve every layer are built here, from the same decode.
+      BlockRows* build = reuse_rows ? (keep_rows ? &kept_rows[b] : &block_rows) : nullptr;
+      std::vector<uint64_t> cluster_start;
+      SectionMask mask = SectionBit(SectionKind::kFeatures) | kStructureSections;
+      if (build) {
+        cluster_start = prepare_rows(*build, bc0, bc1, true);
+        mask |= SectionBit(SectionKind::kLabels) | SectionBit(SectionKind::kSplit);
+      }
+      CGCN_RETURN_IF_ERROR(ParallelFor(bc0, bc1, "evaluation", [&](uint32_t c) -> Status {
+        EvalLocal& t = locals.local();
+        CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
+        if (build) CGCN_RETURN_IF_ERROR(fill_rows(*build, bc0, cluster_start, c, t.data, true));
+        const uint32_t n = t.data.num_nodes;
+        std::vector<uint32_t> deg(n);
+        for (uint32_t i = 0; i < n; ++i) deg[i] = t.data.adj_offsets[i + 1] - t.data.adj_offsets[i] + 1;
+        for (uint32_t s : t.data.inter_src) ++deg[s];
+        for (uint32_t i = 0; i < n; ++i) {
+          float& v = dinv[off[c] + i];
+          switch (kind) {
+            case LayerKind::kGcn:
+              v = 1.0f / std::sqrt(static_cast<float>(deg[i]));
+              break;
+            case LayerKind::kClusterGcn:  // as the batch's: 1 / (neighbours + 1)
+              v = 1.0f / static_cast<float>(deg[i]);
+              break;
+            case LayerKind::kSage:
+              v = deg[i] > 1 ? 1.0f / static_cast<float>(deg[i] - 1) : 0.0f;
+              break;
+            case LayerKind::kGat:  // attention weighs the edges
+              v = 1.0f;
+              break;
+          }
+        }
+        tick();
+        if (n == 0) return Status::Ok();
+        norm.Apply(t.data.features.data(), n, m.feat_dim);
+        write_planes(store[0], 0, off[c], ConstMatrixMap(t.data.features.data(), n, m.feat_dim));
+        return Status::Ok();
+      }));
+      written_rows(store[0], 0, off[bc0], off[bc1]);  // pages shared with the next block
+      if (build) {
+        held[b] = range;
+        ++block_rows_built;
+      }
+    }
+    if (split) {
+      comm.AllgatherRows(dinv.data(), 1, rank_row0, rank_rows);
+      exchange_planes(store[0], 0);
+    }
+  }
+
+  const double pass0_s = since(pass0_start);
   int cur = 0;
   for (uint32_t l = 0; l < L; ++l) {
     const bool last = l + 1 == L;
@@ -690,7 +734,6 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       } else {
         for (uint32_t c = c0; c < c1; ++c) tick();  // the clusters' step of this layer, without a load
       }
-      rows.cursor.assign(rows.offsets.begin(), rows.offsets.end() - 1);
       times.load_s += since(phase_start);
       phase_start = Clock::now();
       if (gat) std::fill(sums.get(), sums.get() + R * d, 0.0f);
@@ -757,67 +800,41 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         });
       }
 
-      // Sums over the neighbors, chunk by chunk of Z_l rows, each row in ascending column order.
-      // The full graph's Z_l is far larger than the caches and a row's neighbours are scattered
-      // over it: the loop asks for the row of the neighbour kPrefetchAhead entries on while it
-      // adds the current one (the order of the additions is unchanged).
-      const uint64_t row_bytes = sw * sizeof(float);
-      auto prefetch_row = [&](uint64_t e, uint64_t end) {
-        if (e >= end) return;
-        const char* p = reinterpret_cast<const char*>(z + uint64_t{rows.columns[e]} * sw);
-        for (uint64_t off_b = 0; off_b < row_bytes; off_b += 64) __builtin_prefetch(p + off_b);
+      // Adds block row i's entries [e, end) of Z_l to acc, in ascending column order: gcn weighs
+      // dinv_i dinv_j, cluster-gcn di (the self loop (1 + lambda) di), sage di without the self
+      // loop. `w` is the calling thread's buffer for the entries' weights.
+      auto sum_entries = [&](float* acc, uint64_t i, uint64_t e, uint64_t end, std::vector<float>& w) {
+        if (e == end) return;
+        const uint64_t self = r0 + i;
+        const float di = dinv[self];
+        const uint32_t* cols = rows.columns.data() + e;
+        const auto nnz = static_cast<uint32_t>(end - e);
+        if (w.size() < nnz) w.resize(nnz);
+        if (kind == LayerKind::kGcn) {
+          for (uint32_t k = 0; k < nnz; ++k) w[k] = di * dinv[cols[k]];
+        } else {
+          const float self_w = di + cfg.diag_lambda * di;  // as the batch's (PyG ClusterGCNConv)
+          for (uint32_t k = 0; k < nnz; ++k) w[k] = cols[k] == self ? self_w : di;
+        }
+        if (kind == LayerKind::kSage) {  // the entries before and after the node itself
+          const uint32_t at = static_cast<uint32_t>(std::find(cols, cols + nnz, self) - cols);
+          AccumulateRow(z, sw, cols, w.data(), at, acc, sw);
+          if (at < nnz) AccumulateRow(z, sw, cols + at + 1, w.data() + at + 1, nnz - at - 1, acc, sw);
+          return;
+        }
+        AccumulateRow(z, sw, cols, w.data(), nnz, acc, sw);
       };
-      for (uint64_t k0 = 0; k0 < (gat ? 0 : N); k0 += chunk_rows) {
-        const uint64_t k1 = std::min(N, k0 + chunk_rows);
-        if (k0 == 0) store[cur].WillRead(0, k1 * sw);
-        store[cur].WillRead(k1 * sw,
-                            std::min(N, k1 + chunk_rows) * sw);  // the next chunk, read while this one is summed
-        tbb::parallel_for(tbb::blocked_range<uint64_t>(0, R, 256), [&](const tbb::blocked_range<uint64_t>& rr) {
-          for (uint64_t i = rr.begin(); i != rr.end(); ++i) {
-            float* __restrict acc = sums.get() + i * sw;
-            if (k0 == 0) std::fill(acc, acc + sw, 0.0f);
-            const float di = dinv[r0 + i];
-            uint64_t e = rows.cursor[i];
-            const uint64_t end = rows.offsets[i + 1];
-            if (kind == LayerKind::kGcn) {
-              for (; e < end && rows.columns[e] < k1; ++e) {
-                prefetch_row(e + kPrefetchAhead, end);
-                const uint32_t j = rows.columns[e];
-                const float w = di * dinv[j];
-                const float* __restrict zj = z + uint64_t{j} * sw;
-                for (uint32_t k = 0; k < sw; ++k) acc[k] += w * zj[k];
-              }
-            } else {  // row-normalized: di for a neighbour; the self loop di + lambda di, or none (sage)
-              const float self_w = di + cfg.diag_lambda * di;  // as the batch's (PyG ClusterGCNConv)
-              for (; e < end && rows.columns[e] < k1; ++e) {
-                prefetch_row(e + kPrefetchAhead, end);
-                const uint32_t j = rows.columns[e];
-                if (j == r0 + i && kind == LayerKind::kSage) continue;
-                const float w = j == r0 + i ? self_w : di;
-                const float* __restrict zj = z + uint64_t{j} * sw;
-                for (uint32_t k = 0; k < sw; ++k) acc[k] += w * zj[k];
-              }
-            }
-            rows.cursor[i] = e;
-          }
-        });
-        store[cur].Drop(k0 * sw, k1 * sw);
-        if (store[cur].spilled()) spill_read += (k1 - k0) * sw * sizeof(float);
-      }
-
-      times.sum_s += since(phase_start);
-      phase_start = Clock::now();
       // W_l (a layer that aggregates first), bias, then ReLU and the next layer's weights, or the
-      // scores.
-      CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
+      // scores, for cluster c, whose sums [rows x sw] are at csums.
+      auto finish_cluster = [&](uint32_t c, float* csums) -> Status {
         const uint64_t lr = off[c] - r0;
         const auto n = static_cast<Eigen::Index>(off[c + 1] - off[c]);
         if (n == 0) return Status::Ok();
-        float* h_data = sums.get() + lr * d;
+        float* h_data = csums;
         if (agg_first) {
           std::vector<float>& product = locals.local().product;
           product.resize(static_cast<uint64_t>(n) * d);
-          MatMul(ConstMatrixMap(sums.get() + lr * sw, n, sw), model.weight(l), MatrixMap(product.data(), n, d));
+          MatMul(ConstMatrixMap(csums, n, sw), model.weight(l), MatrixMap(product.data(), n, d));
           h_data = product.data();
         }
         MatrixMap h(h_data, n, d);
@@ -890,6 +907,68 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
           cluster_loss[uint64_t{3} * c + s] = loss[s];
         }
         return Status::Ok();
+      };
+      if (plan.fused) {
+        // In memory: each cluster's rows are summed into the thread's buffer and finished at once,
+        // while its sums are in cache. The wall time is shared between the two phases as their
+        // CPU time is.
+        std::atomic<uint64_t> sum_ns{0}, finish_ns{0};
+        auto ns = [](Clock::duration t) {
+          return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t).count());
+        };
+        CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
+          EvalLocal& t = locals.local();
+          const uint64_t lr = off[c] - r0, n = off[c + 1] - off[c];
+          if (n == 0) return Status::Ok();
+          const auto t0 = Clock::now();
+          if (t.sums.size() < n * sw) t.sums.resize(n * sw);
+          std::fill(t.sums.begin(), t.sums.begin() + static_cast<std::ptrdiff_t>(n * sw), 0.0f);
+          for (uint64_t i = 0; i < n; ++i)
+            sum_entries(t.sums.data() + i * sw, lr + i, rows.offsets[lr + i], rows.offsets[lr + i + 1], t.weights);
+          const auto t1 = Clock::now();
+          const Status st = finish_cluster(c, t.sums.data());
+          sum_ns += ns(t1 - t0);
+          finish_ns += ns(Clock::now() - t1);
+          return st;
+        }));
+        const double wall = since(phase_start), cpu = static_cast<double>(sum_ns + finish_ns);
+        const double sum_share = cpu > 0 ? static_cast<double>(sum_ns) / cpu : 0.5;
+        times.sum_s += wall * sum_share;
+        times.finish_s += wall * (1 - sum_share);
+        if (!last) written_rows(store[1 - cur], l + 1, off[c0], off[c1]);
+        continue;
+      }
+
+      // Spilled (or gat): every row's sums in the block's buffer, chunk by chunk of Z_l rows, each
+      // chunk continuing every row's sums where the previous one stopped (the same additions in
+      // the same order as in memory).
+      rows.cursor.assign(rows.offsets.begin(), rows.offsets.end() - 1);
+      for (uint64_t k0 = 0; k0 < (gat ? 0 : N); k0 += chunk_rows) {
+        const uint64_t k1 = std::min(N, k0 + chunk_rows);
+        if (k0 == 0) store[cur].WillRead(0, k1 * sw);
+        store[cur].WillRead(k1 * sw,
+                            std::min(N, k1 + chunk_rows) * sw);  // the next chunk, read while this one is summed
+        tbb::parallel_for(tbb::blocked_range<uint64_t>(0, R, 256), [&](const tbb::blocked_range<uint64_t>& rr) {
+          std::vector<float>& w = locals.local().weights;
+          for (uint64_t i = rr.begin(); i != rr.end(); ++i) {
+            float* acc = sums.get() + i * sw;
+            if (k0 == 0) std::fill(acc, acc + sw, 0.0f);
+            const uint64_t e = rows.cursor[i], end = rows.offsets[i + 1];
+            const uint32_t* cols = rows.columns.data();
+            const uint64_t stop =
+                k1 == N ? end : static_cast<uint64_t>(std::lower_bound(cols + e, cols + end, k1) - cols);
+            sum_entries(acc, i, e, stop, w);
+            rows.cursor[i] = stop;
+          }
+        });
+        store[cur].Drop(k0 * sw, k1 * sw);
+        if (store[cur].spilled()) spill_read += (k1 - k0) * sw * sizeof(float);
+      }
+
+      times.sum_s += since(phase_start);
+      phase_start = Clock::now();
+      CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
+        return finish_cluster(c, sums.get() + (off[c] - r0) * sw);
       }));
       if (!last) written_rows(store[1 - cur], l + 1, off[c0], off[c1]);
       times.finish_s += since(phase_start);
