@@ -58,10 +58,13 @@ struct EvalPlan {
 Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& config, const EvalOptions& options,
                                 bool with_predictions, uint32_t threads);
 
-// Where an evaluation's wall time went: pass 0 reads the features and computes layer 0's planes;
-// pass l + 1 (layers[l]) loads the block rows (decode, columns sorted), sums the neighbours
-// (`sum_s`), then adds bias, norm, ReLU and residual and computes layer l + 1's planes, or the
-// scores after the last layer (`finish_s`).
+// Where an evaluation's wall time went: pass 0 reads the features and computes layer 0's planes
+// (and, when the rows serve every layer, builds them from the same decode); pass l + 1
+// (layers[l]) loads the block rows where they were not kept (decode, columns sorted), sums the
+// neighbours (`sum_s`), then adds bias, norm, ReLU and residual and computes layer l + 1's
+// planes, or the scores after the last layer (`finish_s`). In memory (EvalPlan::fused) each
+// cluster is summed and finished at once, so the pass's wall time is split between sum_s and
+// finish_s in proportion to the CPU time the two took.
 struct EvalPassTimes {
   double load_s = 0, sum_s = 0, finish_s = 0;
 };

@@ -10,12 +10,15 @@
 // scale: dinv = deg^-1/2 (gcn), 1 / deg (cluster-gcn), 1 / neighbours (sage), deg counting the
 // self loop.
 // Pass l works on blocks of consecutive clusters (sized by the plan): it decodes the block's
-// adjacency and inter-cluster edges (every edge of the graph), sorts each row's columns, and
-// sums the row's P_l Z_l over its neighbors j and itself in ascending j (gcn: dinv_i dinv_j Z[j];
-// cluster-gcn: dinv_i Z[j], the self loop (1 + lambda) dinv_i; sage: dinv_i Z[j], no self loop).
-// A spilled Z_l is read in chunks of rows, in order, each chunk continuing every row's sum where
-// the previous one stopped, so the additions happen in the same order as in memory and the
-// results are bitwise the same. Then R_l and b_l are added and, except after the last layer, the
+// adjacency and inter-cluster edges (every edge of the graph) and sorts each row's columns
+// (unless the rows were kept from pass 0 or an earlier layer), and sums the row's P_l Z_l over its
+// neighbors j and itself in ascending j (gcn: dinv_i dinv_j Z[j]; cluster-gcn: dinv_i Z[j], the
+// self loop (1 + lambda) dinv_i; sage: dinv_i Z[j], no self loop), each element a chain of
+// multiply-adds in that order (AccumulateRow, cgcn/sparse.h). In memory, a cluster's sums go to
+// a thread's buffer and the cluster is finished at once, while they are in cache. A spilled Z_l
+// is read in chunks of rows, in order, each chunk continuing every row's sum (kept for the whole
+// block) where the previous one stopped, so the additions happen in the same order as in memory
+// and the results are bitwise the same. Then R_l and b_l are added and, except after the last layer, the
 // norm (evaluation mode), ReLU and the residual H_l give H_{l+1}, whose planes for layer l + 1
 // go to the other store; the last pass takes the argmax and scores it.
 #include "cgcn/evaluate.h"
@@ -108,28 +111,33 @@ class ActivationStore {
   float* data() const { return data_; }
   bool spilled() const { return map_ != nullptr; }
 
-  // Floats [begin, end) were written: start writing them back to the file without waiting (the
-  // computation goes on while the disk writes) and drop them from the resident set. Once more
-  // than the limit given to Init were started since the last wait, wait for them (Flush), so that
-  // the page cache a memory cgroup charges for them and cannot reclaim before the disk has them
-  // stays within the plan (the spill chunk's share, unused while planes are written). Threads
-  // writing neighboring ranges may share a page: MADV_DONTNEED on a shared file mapping never
-  // loses data (the page cache keeps the page and its dirty state, which the write fault of a
-  // shared mapping set).
+  // Floats [begin, end) were written. Once half the limit given to Init is written, those pages
+  // are unmapped (the page cache keeps them, dirty) and their write-back is started without
+  // waiting (the computation goes on while the disk writes); once more than the limit was started
+  // since the last wait, it is waited for (Flush), so that the page cache a memory cgroup charges
+  // for them and cannot reclaim before the disk has them stays within the plan (the spill chunk's
+  // share, unused while planes are written). The order and the batching matter on a VM: writing
+  // back a page that is still mapped write-protects it and interrupts every other core to flush
+  // its TLB, page by page, and so does each MADV_DONTNEED, once per call (on 200k the two took
+  // 19% of the spilled evaluation's samples when each cluster's planes were dropped and written
+  // back on their own).
   void Written(uint64_t begin, uint64_t end) {
     if (!spilled()) return;
     auto [b, e] = Outer(begin, end);
     if (b >= e) return;
-    sync_file_range(fd_, static_cast<off_t>(b), static_cast<off_t>(e - b), SYNC_FILE_RANGE_WRITE);
-    Drop(begin, end);
-    if (unflushed_.fetch_add(e - b) + (e - b) > unflushed_limit_) Flush();
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_lo_ = std::min(pending_lo_, b);
+    pending_hi_ = std::max(pending_hi_, e);
+    pending_bytes_ += e - b;
+    if (pending_bytes_ > unflushed_limit_ / 2) StartWriteBack();
+    if (unflushed_ > unflushed_limit_) Wait();
   }
   // Waits until everything written so far is on disk (also at the end of each block).
   void Flush() {
     if (!spilled() || bytes_ == 0) return;
-    unflushed_ = 0;
-    sync_file_range(fd_, 0, static_cast<off_t>(bytes_),
-                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    std::lock_guard<std::mutex> lock(mu_);
+    StartWriteBack();
+    Wait();
   }
   // Floats [begin, end) are about to be read: start reading them in.
   void WillRead(uint64_t begin, uint64_t end) const {
@@ -145,6 +153,27 @@ class ActivationStore {
   }
 
  private:
+  // Unmaps the pages written since the last call (MADV_DONTNEED on a shared file mapping loses
+  // nothing: the page cache keeps each page and the dirty state its write fault set; a thread
+  // still writing into the range faults the page in again) and starts writing them back.
+  void StartWriteBack() {
+    if (pending_lo_ < pending_hi_) {
+      madvise(Byte(pending_lo_), pending_hi_ - pending_lo_, MADV_DONTNEED);
+      sync_file_range(fd_, static_cast<off_t>(pending_lo_), static_cast<off_t>(pending_hi_ - pending_lo_),
+                      SYNC_FILE_RANGE_WRITE);
+      unflushed_ += pending_bytes_;
+    }
+    pending_lo_ = bytes_;
+    pending_hi_ = 0;
+    pending_bytes_ = 0;
+  }
+  // Waits for every write-back started so far.
+  void Wait() {
+    unflushed_ = 0;
+    sync_file_range(fd_, 0, static_cast<off_t>(bytes_),
+                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+  }
+
   // The byte range of floats [begin, end) widened to whole pages.
   std::pair<uint64_t, uint64_t> Outer(uint64_t begin, uint64_t end) const {
     const uint64_t page = PageSize();
@@ -155,7 +184,10 @@ class ActivationStore {
   std::byte* Byte(uint64_t offset) const { return static_cast<std::byte*>(map_) + offset; }
 
   HugePageArray<float> memory_;
-  std::atomic<uint64_t> unflushed_{0};  // bytes whose write-back was started since the last Flush
+  std::mutex mu_;           // guards the write-back state below (Written runs on every thread)
+  uint64_t unflushed_ = 0;  // bytes whose write-back was started since the last wait
+  uint64_t pending_lo_ = UINT64_MAX, pending_hi_ = 0;  // byte range written since the last StartWriteBack
+  uint64_t pending_bytes_ = 0;                         // bytes written in it
   uint64_t unflushed_limit_ = 0;
   float* data_ = nullptr;
   void* map_ = nullptr;
