@@ -2,8 +2,9 @@
 # Builds cgcn with sanitizers and runs the tests under them (CI runs this via .ci/run):
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer (leaks included): the whole ctest suite;
 #   build-tsan/  ThreadSanitizer: the multi-threaded tests (TBB pipeline, reproducible training,
-#                dense and sparse kernels), after a canary run that proves TSan still reports a
-#                race between TBB tasks under the same settings.
+#                dense and sparse kernels, full-graph evaluation in memory and spilled), after a
+#                canary run that proves TSan still reports a race between TBB tasks under the same
+#                settings.
 # Debian's libtbb is not built with TSan; tests/tsan_itt.cc (loaded by libtbb as its ITT collector)
 # shows TBB's announced synchronization to TSan, tests/tsan_tbb_pool.cc (linked into the TSan
 # executables) shows it the hand-off inside TBB's small-object pool, and tests/tsan.supp
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh || exit 1
 ROOT=$PWD
 JOBS=$(nproc)
-TSAN_FILTER='Pipeline*:EndToEnd.TrainingIsReproducible*:Dense*:Sparse*'
+TSAN_FILTER='Pipeline*:EndToEnd.TrainingIsReproducible*:EndToEnd.FullGraphEvaluation*:Dense*:Sparse*:SpillTest.*:LayersEvalTest.*'
 CXX=${CXX:-$(command -v clang++ || command -v g++)}
 case "$CXX" in
   *clang*) OPT="-O2 -gline-tables-only" ;;  # line numbers in reports, without full debug info
