@@ -410,7 +410,7 @@ TEST_F(SpillTest, RowsKeptAcrossLayersChangeNoBit) {
     EXPECT_EQ(std::memcmp(many_prob.data(), one_prob.data(), one_prob.size() * sizeof(float)), 0);
     ASSERT_EQ(many_pred.size(), one_pred.size());
     for (size_t i = 0; i < one_pred.size(); ++i) EXPECT_EQ(many_pred[i].label, one_pred[i].label) << i;
-    // Spilled: rebuilt for every layer, nothing kept.
+    // Spilled: nothing kept in memory (the rows go to a file, SpilledEvaluationGivesBitwise...).
     const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
     Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), model.config(), EvalOptions{}, true, threads);
     ASSERT_TRUE(probe.ok());
@@ -427,9 +427,12 @@ TEST_F(SpillTest, SpilledEvaluationGivesBitwiseTheSamePredictions) {
     Gcn model(GcnConfig{12, 16, 5, layers, 0.5f}, 7 + layers);
     for (uint32_t l = 0; l < layers; ++l) model.bias(l).setLinSpaced(-0.2f, 0.2f);
     std::vector<Prediction> mem_pred, spill_pred;
+    std::vector<float> mem_prob, spill_prob;
     EvalStats mem_stats, spill_stats;
+    EvalOptions with_prob;
+    with_prob.probabilities = true;
     Result<Accuracy> mem =
-        EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), &mem_pred, {}, EvalOptions{}, &mem_stats);
+        EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), &mem_pred, {}, with_prob, &mem_stats, &mem_prob);
     ASSERT_TRUE(mem.ok()) << mem.status().ToString();
     EXPECT_FALSE(mem_stats.plan.spill);
     EXPECT_EQ(mem_stats.spill_read_bytes, 0u);
@@ -440,13 +443,14 @@ TEST_F(SpillTest, SpilledEvaluationGivesBitwiseTheSamePredictions) {
     Result<EvalPlan> least = PlanEvaluation(dir_->manifest(), model.config(), EvalOptions{1, ""}, true, threads);
     ASSERT_FALSE(least.ok());
     EXPECT_NE(least.status().message().find("evaluation cannot fit"), std::string::npos) << least.status().message();
-    Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), model.config(), EvalOptions{}, true, threads);
+    Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), model.config(), with_prob, true, threads);
     ASSERT_TRUE(probe.ok());
-    const EvalOptions tight{probe->min_bytes, spill_dir()};
+    EvalOptions tight{probe->min_bytes, spill_dir()};
+    tight.probabilities = true;
     bool saw_empty_dir_during = true;
     auto progress = [&](std::string_view, uint64_t, uint64_t) { saw_empty_dir_during &= Empty(spill_dir()); };
     Result<Accuracy> spilled =
-        EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), &spill_pred, progress, tight, &spill_stats);
+        EvaluateFullGraph(*dir_, model, FeatureNorm::Row(), &spill_pred, progress, tight, &spill_stats, &spill_prob);
     ASSERT_TRUE(spilled.ok()) << spilled.status().ToString();
     EXPECT_TRUE(spill_stats.plan.spill);
     EXPECT_GT(spill_stats.plan.blocks.size(), 4u) << "one block: the chunked sums were not exercised across blocks";
@@ -454,6 +458,15 @@ TEST_F(SpillTest, SpilledEvaluationGivesBitwiseTheSamePredictions) {
     EXPECT_GT(spill_stats.plan.chunk_bytes, 0u);
     EXPECT_LT(spill_stats.plan.chunk_bytes, one_pass) << "one chunk: the chunked sums were not exercised";
     EXPECT_GE(spill_stats.spill_read_bytes, (spill_stats.plan.blocks.size() - 1) * (layers > 1 ? one_pass : 0));
+    // The rows are built once per block, by pass 0, and read back from the rows file for every
+    // layer: 3000 nodes, 15000 edges each way and the self loops, 4 bytes a column.
+    const uint64_t blocks = spill_stats.plan.blocks.size() - 1;
+    EXPECT_EQ(spill_stats.block_rows_built, blocks);
+    EXPECT_EQ(spill_stats.block_rows_loaded, blocks * layers);
+    EXPECT_GE(spill_stats.rows_file_bytes, uint64_t{3000 + 2 * 15000} * 4);
+    ASSERT_EQ(spill_prob.size(), mem_prob.size());
+    EXPECT_EQ(std::memcmp(spill_prob.data(), mem_prob.data(), mem_prob.size() * sizeof(float)), 0)
+        << "spilled probabilities differ from the in-memory ones";
 
     EXPECT_EQ(spilled->train, mem->train);
     EXPECT_EQ(spilled->valid, mem->valid);

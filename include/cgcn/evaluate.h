@@ -59,8 +59,9 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& config, cons
                                 bool with_predictions, uint32_t threads);
 
 // Where an evaluation's wall time went: pass 0 reads the features and computes layer 0's planes
-// (and, when the rows serve every layer, builds them from the same decode); pass l + 1
-// (layers[l]) loads the block rows where they were not kept (decode, columns sorted), sums the
+// (and, when the rows serve every layer or are saved to the spilled rows file, builds them from
+// the same decode); pass l + 1 (layers[l]) loads the block rows where they were not kept (decode,
+// columns sorted; spilled: read back from the rows file), sums the
 // neighbours (`sum_s`), then adds bias, norm, ReLU and residual and computes layer l + 1's
 // planes, or the scores after the last layer (`finish_s`). In memory (EvalPlan::fused) each
 // cluster is summed and finished at once, so the pass's wall time is split between sum_s and
@@ -70,8 +71,10 @@ struct EvalPassTimes {
 };
 struct EvalStats {
   EvalPlan plan;
-  uint64_t spill_read_bytes = 0;  // activation bytes read back from the temporary files
-  uint64_t block_rows_built = 0;  // times a block's rows were built (decoded, sorted), over all layers
+  uint64_t spill_read_bytes = 0;   // activation bytes read back from the temporary files
+  uint64_t block_rows_built = 0;   // times a block's rows were built (decoded, sorted), over all layers
+  uint64_t block_rows_loaded = 0;  // spilled: times a block's rows were read back from the rows file
+  uint64_t rows_file_bytes = 0;    // spilled: bytes of the rows file (each block's rows, saved by pass 0)
   double pass0_s = 0;
   std::vector<EvalPassTimes> layers;  // [layers]
 };
