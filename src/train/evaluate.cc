@@ -66,6 +66,19 @@ uint64_t PageSize() {
   return page;
 }
 
+// Creates an unlinked temporary file in tmp_dir for `what` (nothing is left behind, even after a
+// kill); `path` receives its name, for messages.
+Result<int> CreateUnlinkedTemp(const std::string& tmp_dir, const std::string& what, std::string* path) {
+  std::string templ = (std::filesystem::path(tmp_dir) / "cgcn-eval-XXXXXX").string();
+  const int fd = mkstemp(templ.data());
+  if (fd < 0)
+    return Status::IoError(tmp_dir + ": cannot create a temporary file for " + what + ": " + std::strerror(errno) +
+                           " (set --tmp-dir)");
+  unlink(templ.c_str());
+  *path = templ + " (" + what + ", unlinked)";
+  return fd;
+}
+
 // [num_rows x width] floats (width varies by pass and is at most the store's), in memory or
 // in an unlinked temporary file mapped MAP_SHARED.
 class ActivationStore {
@@ -92,13 +105,7 @@ class ActivationStore {
       data_ = memory_.get();
       return Status::Ok();
     }
-    std::string templ = (std::filesystem::path(tmp_dir) / "cgcn-eval-XXXXXX").string();
-    fd_ = mkstemp(templ.data());
-    if (fd_ < 0)
-      return Status::IoError(tmp_dir + ": cannot create a temporary file for spilled evaluation activations: " +
-                             std::strerror(errno) + " (set --tmp-dir)");
-    unlink(templ.c_str());  // nothing is left behind, even after a kill
-    path_ = templ + " (spilled evaluation activations, unlinked)";
+    CGCN_ASSIGN_OR_RETURN(fd_, CreateUnlinkedTemp(tmp_dir, "spilled evaluation activations", &path_));
     if (bytes_ == 0) return Status::Ok();
     // Reserve the blocks now: a full disk is an error here, not a SIGBUS on a later store.
     if (const int e = posix_fallocate(fd_, 0, static_cast<off_t>(bytes_)); e != 0)
@@ -130,30 +137,6 @@ class ActivationStore {
     return Status::Ok();
   }
 
-  // Floats [begin, end) were written. Once half the limit given to Init is written, those pages
-  // are unmapped (the page cache keeps them, dirty) and their write-back is started without
-  // waiting (the computation goes on while the disk writes), after waiting for the previous
-  // batch's: the dirty pages, written back or not, stay within the limit, so that the page cache
-  // a memory cgroup charges for them and cannot reclaim before the disk has them stays within the
-  // plan (the spill chunk's share, unused while planes are written). The order and the batching matter on a VM: writing
-  // back a page that is still mapped write-protects it and interrupts every other core to flush
-  // its TLB, page by page, and so does each MADV_DONTNEED, once per call (on 200k the two took
-  // 19% of the spilled evaluation's samples when each cluster's planes were dropped and written
-  // back on their own).
-  void Written(uint64_t begin, uint64_t end) {
-    if (!spilled()) return;
-    auto [b, e] = Outer(begin, end);
-    if (b >= e) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_lo_ = std::min(pending_lo_, b);
-    pending_hi_ = std::max(pending_hi_, e);
-    pending_bytes_ += e - b;
-    if (pending_bytes_ > unflushed_limit_ / 2) {
-      // The previous batch first: the two batches' dirty pages together stay within the limit.
-      if (unflushed_ > 0) Wait();
-      StartWriteBack();
-    }
-  }
   // Waits until everything written so far is on disk (also at the end of each block).
   void Flush() {
     if (!spilled() || bytes_ == 0) return;
@@ -175,6 +158,30 @@ class ActivationStore {
   }
 
  private:
+  // Floats [begin, end) were written (Write). Once half the limit given to Init is written, those
+  // pages are unmapped where mapped (the page cache keeps them, dirty) and their write-back is
+  // started without waiting (the computation goes on while the disk writes), after waiting for
+  // the previous batch's: the dirty pages, written back or not, stay within the limit, so that the
+  // page cache a memory cgroup charges for them and cannot reclaim before the disk has them stays
+  // within the plan (the spill chunk's share, unused while planes are written). The order and the
+  // batching matter on a VM: writing back a page that is still mapped write-protects it and
+  // interrupts every other core to flush its TLB, page by page, and so does each MADV_DONTNEED,
+  // once per call (on 200k the two took 19% of the spilled evaluation's samples when each
+  // cluster's planes were dropped and written back on their own).
+  void Written(uint64_t begin, uint64_t end) {
+    if (!spilled()) return;
+    auto [b, e] = Outer(begin, end);
+    if (b >= e) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_lo_ = std::min(pending_lo_, b);
+    pending_hi_ = std::max(pending_hi_, e);
+    pending_bytes_ += e - b;
+    if (pending_bytes_ > unflushed_limit_ / 2) {
+      // The previous batch first: the two batches' dirty pages together stay within the limit.
+      if (unflushed_ > 0) Wait();
+      StartWriteBack();
+    }
+  }
   // Unmaps the pages written since the last call (MADV_DONTNEED on a shared file mapping loses
   // nothing: the page cache keeps each page and the dirty state its write fault set; a thread
   // still writing into the range faults the page in again) and starts writing them back.
@@ -246,14 +253,8 @@ struct BlockRows {
 class RowsFile {
  public:
   Status Init(const std::string& tmp_dir, size_t num_blocks) {
-    std::string templ = (std::filesystem::path(tmp_dir) / "cgcn-eval-rows-XXXXXX").string();
-    const int fd = mkstemp(templ.data());
-    if (fd < 0)
-      return Status::IoError(tmp_dir + ": cannot create a temporary file for spilled evaluation rows: " +
-                             std::strerror(errno) + " (set --tmp-dir)");
+    CGCN_ASSIGN_OR_RETURN(const int fd, CreateUnlinkedTemp(tmp_dir, "spilled evaluation rows", &path_));
     fd_ = UniqueFd(fd);
-    unlink(templ.c_str());  // nothing is left behind, even after a kill
-    path_ = templ + " (spilled evaluation rows, unlinked)";
     saved_.assign(num_blocks, Extent{});
     return Status::Ok();
   }
@@ -593,20 +594,6 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     if (cfg.ResidualAt(l)) CGCN_RETURN_IF_ERROR(st.Write(res_plane(l) + row0 * d_in, h.data(), n * d_in));
     return Status::Ok();
   };
-  // Rows [r0, r1) of layer l's planes were written (pages shared with the next block); the block's
-  // writes are then waited for.
-  auto written_rows = [&](ActivationStore& st, uint32_t l, uint64_t r0, uint64_t r1) {
-    const uint64_t d = dims[l + 1];
-    st.Written(r0 * sum_width[l], r1 * sum_width[l]);
-    if (root) st.Written(r_plane(l) + r0 * d, r_plane(l) + r1 * d);
-    if (gat) {
-      const uint64_t heads = cfg.HeadsAt(l);
-      st.Written(att_plane(l) + r0 * heads, att_plane(l) + r1 * heads);
-      st.Written(att_plane(l) + (N + r0) * heads, att_plane(l) + (N + r1) * heads);
-    }
-    if (cfg.ResidualAt(l)) st.Written(res_plane(l) + r0 * dims[l], res_plane(l) + r1 * dims[l]);
-    st.Flush();
-  };
   // Under mpirun (EvalOptions::distributed): this rank's range of blocks for pass 0 and every
   // layer but the last, and the exchange of the rows the ranks computed.
   // The ranks split the clusters into consecutive ranges (not the plan's blocks, which depend on
@@ -844,7 +831,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         norm.Apply(t.data.features.data(), n, m.feat_dim);
         return write_planes(store[0], 0, off[c], ConstMatrixMap(t.data.features.data(), n, m.feat_dim));
       }));
-      written_rows(store[0], 0, off[bc0], off[bc1]);  // pages shared with the next block
+      store[0].Flush();  // the block's planes are on disk before the next block
       if (build) {
         if (rows_file.enabled())
           CGCN_RETURN_IF_ERROR(rows_file.Save(b, range, *build));
@@ -1103,7 +1090,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         const double sum_share = cpu > 0 ? static_cast<double>(sum_ns) / cpu : 0.5;
         times.sum_s += wall * sum_share;
         times.finish_s += wall * (1 - sum_share);
-        if (!last) written_rows(store[1 - cur], l + 1, off[c0], off[c1]);
+        if (!last) store[1 - cur].Flush();
         continue;
       }
 
@@ -1160,7 +1147,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
         return finish_cluster(c, sums.get() + (off[c] - r0) * sw);
       }));
-      if (!last) written_rows(store[1 - cur], l + 1, off[c0], off[c1]);
+      if (!last) store[1 - cur].Flush();
       times.finish_s += since(phase_start);
     }
     if (split && !last) exchange_planes(store[1 - cur], l + 1);
