@@ -111,6 +111,65 @@ TEST(EndToEnd, TrainingIsReproducibleAcrossThreadCounts) {
   EXPECT_LT(losses[0].back(), losses[0].front());  // it learns
 }
 
+// The decoded-cluster cache changes no result: the same losses and parameters with no cache, a
+// partial one and the whole graph's (by default), and every later epoch takes all its clusters from
+// a full cache. Under a budget, a cache that does not fit is refused before training, with the
+// numbers.
+TEST(EndToEnd, DecodedClusterCacheChangesNoResult) {
+  TempDir tmp;
+  testutil::BuildShards(testutil::RandomRawDataset(300, 1500, 8, 4, 8), tmp.path(), tmp.Join("shards"), 6);
+  auto d = ShardDirectory::Open(tmp.Join("shards"));
+  ASSERT_TRUE(d.ok());
+  uint64_t all = 0;
+  for (const ShardInfo& s : d->manifest().shards) all += ClusterData::PlannedBytes(s);
+  std::vector<double> losses[3];
+  std::vector<float> params[3];
+  const uint64_t caches[3] = {0, all / 2, TrainOptions::kAutoCache};
+  for (int k = 0; k < 3; ++k) {
+    TrainOptions o;
+    o.epochs = 3;
+    o.clusters_per_batch = 2;
+    o.hidden = 16;
+    o.cache_bytes = caches[k];
+    Gcn model(GcnConfig{8, 16, 4, 2, 0.5f}, 3);
+    Result<TrainReport> r = Train(*d, o, model);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    for (const auto& e : r->epochs) losses[k].push_back(e.loss);
+    params[k].assign(model.params().begin(), model.params().end());
+    EXPECT_EQ(r->cache_bytes, k == 2 ? all : caches[k]);
+    for (const auto& e : r->epochs) {
+      const uint64_t hits = e.stats.cache_hits;
+      if (k == 0 || e.epoch == 1) {
+        EXPECT_EQ(hits, 0u) << k;
+      } else if (k == 2) {
+        EXPECT_EQ(hits, 6u);
+      } else {
+        EXPECT_GT(hits, 0u);
+        EXPECT_LT(hits, 6u);
+      }
+    }
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  EXPECT_EQ(losses[0], losses[2]);
+  EXPECT_EQ(params[0], params[1]);
+  EXPECT_EQ(params[0], params[2]);
+
+  TrainOptions o;
+  o.clusters_per_batch = 2;
+  o.hidden = 16;
+  o.mem_budget = 64ull << 20;
+  o.cache_bytes = 64ull << 20;
+  Result<MemoryPlan> plan = PlanMemory(d->manifest(), o, 2);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("--cache 64.0 MiB does not fit --mem-budget 64.0 MiB: training takes"),
+            std::string::npos)
+      << plan.status().message();
+  o.cache_bytes = TrainOptions::kAutoCache;
+  plan = PlanMemory(d->manifest(), o, 2);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->cache_bytes, o.mem_budget - plan->train_bytes);
+}
+
 std::string CoraDir() {
   for (const std::string& p :
        {std::string(CGCN_SOURCE_DIR) + "/data/cora", std::string(CGCN_SOURCE_DIR) + "/../shared/data/cora"})

@@ -21,9 +21,7 @@ struct Seen {
   uint64_t digest;  // of structure, weights and features
 };
 
-std::vector<Seen> RunOnce(const ShardDirectory& d, uint32_t q, uint32_t prefetch, uint32_t epoch,
-                          EpochStats* st = nullptr) {
-  BatchStream stream(d, StreamOptions{q, prefetch, 42, FeatureNorm::Row()});
+std::vector<Seen> RunEpochOf(BatchStream& stream, uint32_t epoch, EpochStats* st = nullptr) {
   std::vector<Seen> seen;
   EXPECT_TRUE(stream
                   .RunEpoch(
@@ -40,6 +38,20 @@ std::vector<Seen> RunOnce(const ShardDirectory& d, uint32_t q, uint32_t prefetch
                       st)
                   .ok());
   return seen;
+}
+
+std::vector<Seen> RunOnce(const ShardDirectory& d, uint32_t q, uint32_t prefetch, uint32_t epoch,
+                          EpochStats* st = nullptr) {
+  BatchStream stream(d, StreamOptions{q, prefetch, 42, FeatureNorm::Row()});
+  return RunEpochOf(stream, epoch, st);
+}
+
+void ExpectSameBatches(const std::vector<Seen>& got, const std::vector<Seen>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].clusters, want[i].clusters) << what << " batch " << i;
+    EXPECT_EQ(got[i].digest, want[i].digest) << what << " batch " << i;
+  }
 }
 
 class PipelineTest : public ::testing::Test {
@@ -148,6 +160,72 @@ TEST_F(PipelineTest, ConsumerErrorStopsThePipeline) {
       1, [&](const Batch&) { return ++consumed == 3 ? Status::Internal("stop here") : Status::Ok(); }, nullptr);
   EXPECT_EQ(s.message(), "stop here");
   EXPECT_EQ(consumed, 3);
+}
+
+// The decoded-cluster cache: later epochs take every cluster from memory and see the very
+// batches an uncached stream assembles; the shards are not read again.
+TEST_F(PipelineTest, CachedClustersGiveTheSameBatchesWithoutDecoding) {
+  uint64_t all = 0;
+  for (const ShardInfo& s : dir_->manifest().shards) all += ClusterData::PlannedBytes(s);
+  StreamOptions so{3, 2, 42, FeatureNorm::Row()};
+  so.cache_bytes = all;
+  BatchStream stream(*dir_, so);
+  for (uint32_t epoch = 1; epoch <= 3; ++epoch) {
+    EpochStats st;
+    ExpectSameBatches(RunEpochOf(stream, epoch, &st), RunOnce(*dir_, 3, 2, epoch), "epoch " + std::to_string(epoch));
+    EXPECT_EQ(st.cache_hits, epoch == 1 ? 0u : 10u) << "epoch " << epoch;
+    EXPECT_EQ(st.cache_bytes, all);
+    if (epoch == 1) {
+      EXPECT_GT(st.decompressed_bytes, 0u);
+    } else {
+      EXPECT_EQ(st.decompressed_bytes, 0u);
+      EXPECT_EQ(st.decode_cpu_s, 0.0);
+    }
+  }
+  // Cached clusters are not read again: a shard corrupted on disk after its first decode goes
+  // unnoticed by the cache, and is caught again once the cache is dropped.
+  const std::vector<Seen> want4 = RunOnce(*dir_, 3, 2, 4);
+  const std::string victim = tmp_.Join("shards/" + ShardFileName(4));
+  testutil::FlipByte(victim, testutil::FileSize(victim) / 2);
+  EpochStats st;
+  ExpectSameBatches(RunEpochOf(stream, 4, &st), want4, "epoch 4, from the cache");
+  EXPECT_EQ(st.cache_hits, 10u);
+  stream.DropCache();
+  EXPECT_EQ(stream.cache_used_bytes(), 0u);
+  const Status s = stream.RunEpoch(
+      5, [](const Batch&) { return Status::Ok(); }, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("shard-000004.cgs"), std::string::npos) << s.message();
+}
+
+// A cache smaller than the graph holds whole clusters within its limit, and the batches stay the
+// same whichever clusters it holds.
+TEST_F(PipelineTest, CacheStaysWithinItsLimit) {
+  std::vector<uint64_t> bytes;
+  for (const ShardInfo& s : dir_->manifest().shards) bytes.push_back(ClusterData::PlannedBytes(s));
+  const uint64_t limit = bytes[0] + bytes[1] + bytes[2] + bytes[3] / 2;  // room for about 3 of 10
+  StreamOptions so{2, 3, 42, FeatureNorm::Row()};
+  so.cache_bytes = limit;
+  for (int threads : {1, 2}) {
+    tbb::global_control gc(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+    BatchStream stream(*dir_, so);
+    EpochStats first, second;
+    ExpectSameBatches(RunEpochOf(stream, 1, &first), RunOnce(*dir_, 2, 3, 1), "epoch 1");
+    const uint64_t used = stream.cache_used_bytes();
+    EXPECT_LE(used, limit);
+    EXPECT_GT(used, 0u);
+    ExpectSameBatches(RunEpochOf(stream, 2, &second), RunOnce(*dir_, 2, 3, 2), "epoch 2");
+    EXPECT_EQ(stream.cache_used_bytes(), used);  // nothing entered or left
+    EXPECT_GE(second.cache_hits, 1u);
+    EXPECT_LE(second.cache_hits, 4u);
+    uint64_t cached = 0;  // the bytes of cache_hits clusters: what was decoded is the rest
+    EXPECT_EQ(second.decompressed_bytes + used,
+              [&] {
+                for (const ShardInfo& s : dir_->manifest().shards) cached += s.raw_bytes;
+                return cached;
+              }())
+        << "threads " << threads;
+  }
 }
 
 }  // namespace

@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
       "cgcn-train"};
   TrainRunOptions run;
   TrainOptions& o = run.train;
-  std::string feature_norm = "auto", lr_schedule = "none", mem_budget, layer_kind = "gcn", norm = "none";
+  std::string feature_norm = "auto", lr_schedule = "none", mem_budget, cache = "auto", layer_kind = "gcn",
+              norm = "none";
   app.add_option("--shards", run.shards_dir, "shard directory written by cgcn-preprocess")->required();
   cli::AddNumber(app, "--clusters-per-batch,-q", &o.clusters_per_batch, "clusters per batch q (at most the clusters)");
   cli::AddNumber(app, "--epochs", &o.epochs, "training epochs (at least 1)");
@@ -68,6 +69,13 @@ int main(int argc, char** argv) {
                  "the training step and evaluation stay within it (prefetch is lowered to fit; evaluation spills "
                  "activations to --tmp-dir when they do not fit; decoded shards leave the page cache); the model and "
                  "Adam state come on top. Prints the plan; fails with the numbers when one batch cannot fit");
+  app.add_option("--cache", cache,
+                 "decoded clusters kept in memory across epochs, so that later batches neither map, verify nor "
+                 "decode their shards: SIZE (as --mem-budget), 0 (none) or auto: with --mem-budget, what the budget "
+                 "leaves beside training (emptied before each evaluation); without, the whole decoded graph if it "
+                 "takes at most a quarter of this machine's (or cgroup's) memory, else that quarter. Results do "
+                 "not depend on it")
+      ->default_str("auto");
   app.add_option("--tmp-dir", o.tmp_dir,
                  "directory for evaluation's spilled activations (default: $TMPDIR, else the system temporary "
                  "directory); the files are unlinked at creation");
@@ -139,6 +147,14 @@ int main(int argc, char** argv) {
   o.lr_schedule = *ParseLrSchedule(lr_schedule);
   ParseLayerKind(layer_kind, &o.layer_kind);  // CLI::IsMember admitted only known names
   ParseNormKind(norm, &o.norm);
+  if (cache == "0" || cache == "none") {
+    o.cache_bytes = 0;
+  } else if (cache != "auto") {
+    Result<uint64_t> b = ParseByteSize(cache);
+    if (!b.ok())
+      return cli::Fail(kTool, Status::InvalidArgument("--cache: " + b.status().message() + " (or 0, or auto)"));
+    o.cache_bytes = *b;
+  }
   if (!mem_budget.empty()) {
     Result<uint64_t> b = ParseByteSize(mem_budget);
     if (!b.ok()) return cli::Fail(kTool, Status::InvalidArgument("--mem-budget: " + b.status().message()));

@@ -3,6 +3,7 @@
 // serial consumer (the training step), with at most `prefetch` batches in flight.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,6 +25,12 @@ struct StreamOptions {
   // Data parallelism (cgcn/comm.h): this process streams only the batches BatchOwner gives its
   // rank; the others are neither read nor decoded.
   uint32_t num_ranks = 1, rank = 0, accumulate = 1;
+  // Decoded clusters kept in memory for later epochs, up to this many bytes (the sum of their
+  // ClusterData::PlannedBytes); 0: none. A cluster enters the cache when it is first decoded and
+  // stays until the stream is destroyed or DropCache; later batches that pick it neither map,
+  // verify nor decode its shard. When the clusters do not all fit, the first ones decoded stay:
+  // batches pick clusters uniformly at random, so no eviction order would raise the hit rate.
+  uint64_t cache_bytes = 0;
 };
 
 // The rank that trains batch `batch` of an epoch: the batches form groups of num_ranks x
@@ -46,7 +53,9 @@ struct EpochStats {
   double read_ahead_s = 0;     // issuing the read-ahead of later batches' shard files (wall; with a
                                // cold cache, mostly the kernel allocating pages and submitting reads)
   double wall_s = 0;
-  uint64_t decompressed_bytes = 0;  // section bytes after decompression
+  uint64_t decompressed_bytes = 0;  // section bytes after decompression (decoded clusters only)
+  uint64_t cache_hits = 0;          // clusters taken from the decoded-cluster cache (not decoded)
+  uint64_t cache_bytes = 0;         // bytes the cache holds at the end of the epoch
   // Storage reads of the whole process during the epoch (ReadDiskCounters): zero with a warm
   // page cache; with a cold one, read_bytes is what the read-ahead fetched and major_faults
   // counts the times a thread still had to wait for the disk.
@@ -79,6 +88,9 @@ class BatchStream {
   // Frees the decoded clusters and batches kept for reuse (they are reallocated by the next
   // RunEpoch); the trainer calls it before evaluation so the two never hold memory at once.
   void ReleaseBuffers();
+  // Empties the decoded-cluster cache (StreamOptions::cache_bytes); later epochs fill it again.
+  void DropCache();
+  uint64_t cache_used_bytes() const { return cache_used_.load(std::memory_order_relaxed); }
 
   // Memory one batch in flight holds, for memory plans: its decoded clusters (decoded_bytes,
   // the sum of ClusterData::PlannedBytes) and the assembled Batch.
@@ -90,6 +102,10 @@ class BatchStream {
   const ShardDirectory& shards_;
   StreamOptions options_;
   std::vector<std::unique_ptr<Slot>> slots_;  // [prefetch], reused every epoch
+  // [num_clusters]: the decoded-cluster cache. Within an epoch each cluster is in one batch, so
+  // each entry is written by one task, and read only in later epochs.
+  std::vector<std::unique_ptr<const ClusterData>> cache_;
+  std::atomic<uint64_t> cache_used_{0};
 };
 
 }  // namespace cgcn

@@ -27,6 +27,7 @@ struct MemoryPlan {
   uint64_t runtime_bytes = 0;    // the process itself (code, allocator, thread stacks)
   uint64_t train_bytes = 0;      // planned training peak: runtime + decode + compute + prefetch x batch
   uint64_t model_bytes = 0;      // parameters, gradients, Adam m and v (not in the budget)
+  uint64_t cache_bytes = 0;      // decoded clusters kept across epochs (TrainOptions::cache_bytes), beside training
   EvalPlan eval;                 // evaluation within budget - runtime - compute
   EvalOptions eval_options;      // what evaluation gets
   std::string Describe() const;  // one line

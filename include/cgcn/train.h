@@ -73,6 +73,13 @@ struct TrainOptions {
   // tmp_dir when they do not fit) and decoded shards dropped from the page cache.
   uint64_t mem_budget = 0;
   std::string tmp_dir;  // spilled activations (empty: $TMPDIR, else the system temporary directory)
+  // Decoded clusters kept in memory across epochs (StreamOptions::cache_bytes), in bytes; they
+  // change no result. kAutoCache: with mem_budget, what the budget leaves beside training's planned
+  // peak (MemoryPlan::cache_bytes); without, the whole decoded graph when it takes at most a
+  // quarter of the memory this process may use (MemoryLimitBytes), else that quarter. With
+  // mem_budget the cache is emptied before each evaluation, which plans with the whole budget.
+  static constexpr uint64_t kAutoCache = UINT64_MAX;
+  uint64_t cache_bytes = kAutoCache;
   // The final evaluation also returns every node's prediction (TrainReport::predictions); the
   // memory plan counts them.
   bool predict = false;
@@ -130,6 +137,7 @@ struct TrainReport {
   FeatureNorm feature_norm;             // what the run normalized features with
   std::string feature_norm_reason;      // why (auto's choice and the statistics)
   std::optional<MemoryPlan> plan;       // with options.mem_budget
+  uint64_t cache_bytes = 0;             // the decoded-cluster cache's limit (options.cache_bytes resolved)
   std::vector<Prediction> predictions;  // with options.predict: every node's, cluster order
 };
 

@@ -31,6 +31,7 @@ struct BatchStream::Slot {
   std::vector<ClusterData> decoded;         // [q], buffers reused
   std::vector<const ClusterData*> ordered;  // [q] views for AssembleBatch
   std::vector<double> decode_cpu_s;         // [q]
+  std::vector<uint8_t> cache_hit;           // [q]
   Batch batch;
   double decode_s = 0, assemble_s = 0;
   uint64_t raw_bytes = 0;
@@ -59,8 +60,10 @@ BatchStream::BatchStream(const ShardDirectory& shards, const StreamOptions& opti
     auto s = std::make_unique<Slot>();
     s->decoded.resize(options_.clusters_per_batch);
     s->decode_cpu_s.resize(options_.clusters_per_batch);
+    s->cache_hit.resize(options_.clusters_per_batch);
     slots_.push_back(std::move(s));
   }
+  if (options_.cache_bytes > 0) cache_.resize(shards.num_clusters());
 }
 
 BatchStream::~BatchStream() = default;
@@ -68,6 +71,11 @@ BatchStream::~BatchStream() = default;
 uint64_t BatchStream::InFlightBytes(uint64_t decoded_bytes, uint64_t nodes, uint64_t entries, uint32_t feat_dim,
                                     uint32_t label_tasks) {
   return decoded_bytes + Batch::PlannedBytes(nodes, entries, feat_dim, label_tasks);
+}
+
+void BatchStream::DropCache() {
+  for (auto& c : cache_) c.reset();
+  cache_used_.store(0, std::memory_order_relaxed);
 }
 
 void BatchStream::ReleaseBuffers() {
@@ -102,7 +110,8 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
   auto read_ahead = [&](size_t i) {
     if (i >= mine.size()) return;
     const Clock::time_point t0 = Clock::now();
-    for (uint32_t c : groups[mine[i]]) shards_.Prefetch(c);
+    for (uint32_t c : groups[mine[i]])
+      if (cache_.empty() || !cache_[c]) shards_.Prefetch(c);  // no write to cache_[c] yet: its batch is later
     read_ahead_s += Seconds(t0, Clock::now());
   };
   for (size_t i = next; i < next + read_ahead_batches; ++i) read_ahead(i);
@@ -126,22 +135,44 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
              const auto& ids = s->batch.clusters;
              const size_t q = ids.size();
              const Clock::time_point t0 = Clock::now();
+             s->ordered.assign(q, nullptr);
              // The lowest-numbered failure in the batch stops the pipeline.
              const Status loaded = ParallelFor(size_t{0}, q, "decoding a batch", [&](size_t k) {
+               const uint32_t c = ids[k];
+               s->cache_hit[k] = 0;
+               s->decode_cpu_s[k] = 0;
+               if (!cache_.empty() && cache_[c]) {
+                 s->ordered[k] = cache_[c].get();
+                 s->cache_hit[k] = 1;
+                 return Status::Ok();
+               }
                const double c0 = ThreadCpuSeconds();
-               Status status = shards_.Load(ids[k], kAllSections, decoders.local(), s->decoded[k]);
+               // A cluster the cache has room for is decoded straight into its cache entry.
+               std::unique_ptr<ClusterData> fresh;
+               const uint64_t bytes = ClusterData::PlannedBytes(shards_.manifest().shards[c]);
+               if (!cache_.empty() &&
+                   cache_used_.fetch_add(bytes, std::memory_order_relaxed) + bytes <= options_.cache_bytes)
+                 fresh = std::make_unique<ClusterData>();
+               else if (!cache_.empty())
+                 cache_used_.fetch_sub(bytes, std::memory_order_relaxed);
+               ClusterData& dst = fresh ? *fresh : s->decoded[k];
+               Status status = shards_.Load(c, kAllSections, decoders.local(), dst);
                s->decode_cpu_s[k] = ThreadCpuSeconds() - c0;
+               s->ordered[k] = &dst;
+               if (fresh) {
+                 if (status.ok())
+                   cache_[c] = std::move(fresh);
+                 else
+                   cache_used_.fetch_sub(bytes, std::memory_order_relaxed);
+               }
                return status;
              });
              if (!loaded.ok()) throw StatusException{loaded};
              const Clock::time_point t1 = Clock::now();
              s->decode_s = Seconds(t0, t1);
              s->raw_bytes = 0;
-             s->ordered.clear();
-             for (size_t k = 0; k < q; ++k) {
-               s->ordered.push_back(&s->decoded[k]);
-               s->raw_bytes += shards_.manifest().shards[ids[k]].raw_bytes;
-             }
+             for (size_t k = 0; k < q; ++k)
+               if (!s->cache_hit[k]) s->raw_bytes += shards_.manifest().shards[ids[k]].raw_bytes;
              AssembleBatch(s->ordered, options_.feature_norm, s->batch, options_.propagate_features,
                            options_.train_only);
              s->assemble_s = Seconds(t1, Clock::now());
@@ -150,7 +181,10 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
              const Clock::time_point t0 = Clock::now();
              st.input_wait_s += Seconds(idle_since, t0);
              st.decode_s += s->decode_s;
-             for (size_t k = 0; k < s->batch.clusters.size(); ++k) st.decode_cpu_s += s->decode_cpu_s[k];
+             for (size_t k = 0; k < s->batch.clusters.size(); ++k) {
+               st.decode_cpu_s += s->decode_cpu_s[k];
+               st.cache_hits += s->cache_hit[k];
+             }
              st.assemble_s += s->assemble_s;
              st.decompressed_bytes += s->raw_bytes;
              st.batches += 1;
@@ -164,6 +198,7 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
   }));
   st.wall_s = Seconds(start, Clock::now());
   st.read_ahead_s = read_ahead_s;
+  st.cache_bytes = cache_used_.load(std::memory_order_relaxed);
   const DiskReadCounters disk1 = ReadDiskCounters();
   st.major_faults = disk1.major_faults - disk0.major_faults;
   st.disk_read_bytes = disk1.read_bytes - disk0.read_bytes;

@@ -27,6 +27,7 @@ std::string MemoryPlan::Describe() const {
   if (prefetch < requested_prefetch)
     s += " (prefetch lowered from " + std::to_string(requested_prefetch) + " to " + std::to_string(prefetch) +
          " to fit)";
+  s += "; decoded-cluster cache " + FormatBytes(cache_bytes) + " beside training, emptied before evaluation";
   s += "; evaluation " + FormatBytes(eval.peak_bytes) + ", activations (" + FormatBytes(eval.activation_bytes) + ") ";
   s += eval.spill ? "spill to " + (eval_options.tmp_dir.empty() ? std::string("$TMPDIR") : eval_options.tmp_dir) +
                         " in chunks of " + FormatBytes(eval.chunk_bytes)
@@ -80,6 +81,15 @@ Result<MemoryPlan> PlanMemory(const Manifest& m, const TrainOptions& o, uint32_t
         FormatBytes(fixed + p.batch_bytes) + " (lower -q or --hidden, or use fewer --threads)");
   p.prefetch = static_cast<uint32_t>(std::min<uint64_t>(p.requested_prefetch, (budget - fixed) / p.batch_bytes));
   p.train_bytes = fixed + p.prefetch * p.batch_bytes;
+  const uint64_t room = budget - p.train_bytes;
+  if (o.cache_bytes == TrainOptions::kAutoCache)
+    p.cache_bytes = room;
+  else if (o.cache_bytes > room)
+    return Status::InvalidArgument("--cache " + FormatBytes(o.cache_bytes) + " does not fit --mem-budget " +
+                                   FormatBytes(budget) + ": training takes " + FormatBytes(p.train_bytes) +
+                                   ", which leaves " + FormatBytes(room) + " (or use --cache auto)");
+  else
+    p.cache_bytes = o.cache_bytes;
   // Evaluation runs between epochs, after the batch buffers are freed; the training step's
   // buffers stay allocated.
   p.eval_options.memory_bytes = budget - p.runtime_bytes - p.compute_bytes;

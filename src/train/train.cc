@@ -19,6 +19,7 @@
 #include "cgcn/loss.h"
 #include "util/bytes.h"
 #include "util/file_util.h"
+#include "util/memory_limit.h"
 #include "util/output_path.h"
 #include "util/peak_rss.h"
 #include "util/random.h"
@@ -146,6 +147,17 @@ std::string TrainOptions::Signature() const {
   return sig;
 }
 
+namespace {
+
+uint64_t ResolveCacheBytes(uint64_t requested, const Manifest& m) {
+  if (requested != TrainOptions::kAutoCache) return requested;
+  uint64_t decoded = 0;
+  for (const ShardInfo& s : m.shards) decoded += ClusterData::PlannedBytes(s);
+  return std::min(decoded, MemoryLimitBytes() / 4);
+}
+
+}  // namespace
+
 Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, Gcn& model,
                           const TrainCallbacks& callbacks) {
   const Manifest& m = shards.manifest();
@@ -190,6 +202,8 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   so.num_ranks = comm.size();
   so.rank = comm.rank();
   so.accumulate = options.accumulate;
+  so.cache_bytes = report.cache_bytes =
+      report.plan ? report.plan->cache_bytes : ResolveCacheBytes(options.cache_bytes, shards.manifest());
   BatchStream stream(shards, so);
   Adam adam(model.params().size(), options.lr, options.weight_decay);
   Workspace grad_ws;
@@ -328,6 +342,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   eval.distributed = true;
   auto evaluate = [&](bool final, Accuracy* acc, EvalStats* stats) -> Status {
     stream.ReleaseBuffers();
+    if (options.mem_budget > 0) stream.DropCache();  // evaluation plans with the whole budget
     malloc_trim(0);  // hand the freed batch buffers back to the system (glibc keeps them otherwise)
     CGCN_ASSIGN_OR_RETURN(
         *acc, EvaluateFullGraph(shards, model, norm, final && options.predict && leader ? &report.predictions : nullptr,

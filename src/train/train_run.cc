@@ -66,6 +66,8 @@ json EpochJson(const EpochRecord& r) {
             {"mean_batch_nodes",
              r.stats.batches ? static_cast<double>(r.stats.batch_nodes) / static_cast<double>(r.stats.batches) : 0.0},
             {"decompressed_bytes", r.stats.decompressed_bytes},
+            {"cache_hits", r.stats.cache_hits},
+            {"cache_mb", Mb(r.stats.cache_bytes)},
             {"disk_read_mb", Mb(r.stats.disk_read_bytes)},
             {"major_faults", r.stats.major_faults},
             {"train_peak_rss_mb", r.train_peak_rss_mb},
@@ -169,7 +171,11 @@ std::string Summary(const TrainRunReport& rep, const TrainOptions& o, uint32_t t
     total.assemble_s += r.stats.assemble_s;
     total.consume_s += r.stats.consume_s;
     total.decompressed_bytes += r.stats.decompressed_bytes;
+    total.cache_hits += r.stats.cache_hits;
   }
+  // The first epoch decodes every cluster (into the cache, when it has room); later ones may not.
+  double later_s = 0;
+  for (size_t i = 1; i < t.epochs.size(); ++i) later_s += t.epochs[i].epoch_s;
   json j = {{"train_acc", AccJson(t.final_acc.train)},
             {"valid_acc", AccJson(t.final_acc.valid)},
             {"test_acc", AccJson(t.final_acc.test)},
@@ -192,6 +198,10 @@ std::string Summary(const TrainRunReport& rep, const TrainOptions& o, uint32_t t
             {"feature_norm", std::string(t.feature_norm.Name())},
             {"feature_norm_reason", t.feature_norm_reason},
             {"mean_epoch_s", t.mean_epoch_s},
+            {"first_epoch_s", t.epochs.empty() ? 0.0 : t.epochs[0].epoch_s},
+            {"mean_later_epoch_s", t.epochs.size() > 1 ? later_s / static_cast<double>(t.epochs.size() - 1) : 0.0},
+            {"cache_mb", Mb(t.cache_bytes)},
+            {"cache_hits", total.cache_hits},
             {"best_epoch", t.best_epoch},
             {"best_valid_acc", AccJson(t.best_acc.valid)},
             {"test_acc_at_best_valid", AccJson(t.best_acc.test)},
