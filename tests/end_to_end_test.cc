@@ -122,8 +122,9 @@ TEST(EndToEnd, DecodedClusterCacheChangesNoResult) {
   ASSERT_TRUE(d.ok());
   uint64_t all = 0;
   for (const ShardInfo& s : d->manifest().shards) all += ClusterData::PlannedBytes(s);
-  std::vector<double> losses[3];
+  std::vector<double> losses[3], accs[3];
   std::vector<float> params[3];
+  std::vector<uint32_t> predictions[3];
   const uint64_t caches[3] = {0, all / 2, TrainOptions::kAutoCache};
   for (int k = 0; k < 3; ++k) {
     TrainOptions o;
@@ -131,10 +132,14 @@ TEST(EndToEnd, DecodedClusterCacheChangesNoResult) {
     o.clusters_per_batch = 2;
     o.hidden = 16;
     o.cache_bytes = caches[k];
+    o.predict = true;  // the final evaluation takes the cached clusters instead of decoding them
     Gcn model(GcnConfig{8, 16, 4, 2, 0.5f}, 3);
     Result<TrainReport> r = Train(*d, o, model);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     for (const auto& e : r->epochs) losses[k].push_back(e.loss);
+    accs[k] = {r->final_acc.train, r->final_acc.valid, r->final_acc.test, r->final_acc.test_loss};
+    for (const Prediction& p : r->predictions) predictions[k].push_back(p.node_id * 1000u + p.label);
+    EXPECT_EQ(r->feature_norm.kind, FeatureNormKind::kStandard);  // normalizes a copy of the cached features
     params[k].assign(model.params().begin(), model.params().end());
     EXPECT_EQ(r->cache_bytes, k == 2 ? all : caches[k]);
     for (const auto& e : r->epochs) {
@@ -153,6 +158,11 @@ TEST(EndToEnd, DecodedClusterCacheChangesNoResult) {
   EXPECT_EQ(losses[0], losses[2]);
   EXPECT_EQ(params[0], params[1]);
   EXPECT_EQ(params[0], params[2]);
+  EXPECT_EQ(accs[0], accs[1]);
+  EXPECT_EQ(accs[0], accs[2]);
+  ASSERT_EQ(predictions[0].size(), 300u);
+  EXPECT_EQ(predictions[0], predictions[1]);
+  EXPECT_EQ(predictions[0], predictions[2]);
 
   TrainOptions o;
   o.clusters_per_batch = 2;
@@ -504,7 +514,9 @@ TEST_F(SpillTest, SpilledEvaluationGivesBitwiseTheSamePredictions) {
     EXPECT_NE(least.status().message().find("evaluation cannot fit"), std::string::npos) << least.status().message();
     Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), model.config(), with_prob, true, threads);
     ASSERT_TRUE(probe.ok());
-    EvalOptions tight{probe->min_bytes, spill_dir()};
+    EvalOptions tight;
+    tight.memory_bytes = probe->min_bytes;
+    tight.tmp_dir = spill_dir();
     tight.probabilities = true;
     bool saw_empty_dir_during = true;
     auto progress = [&](std::string_view, uint64_t, uint64_t) { saw_empty_dir_during &= Empty(spill_dir()); };

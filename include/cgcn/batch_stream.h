@@ -91,6 +91,8 @@ class BatchStream {
   // Empties the decoded-cluster cache (StreamOptions::cache_bytes); later epochs fill it again.
   void DropCache();
   uint64_t cache_used_bytes() const { return cache_used_.load(std::memory_order_relaxed); }
+  // Cluster c from the cache, or null; between epochs only (RunEpoch fills the cache).
+  const ClusterData* Cached(uint32_t c) const { return cache_.empty() ? nullptr : cache_[c].get(); }
 
   // Memory one batch in flight holds, for memory plans: its decoded clusters (decoded_bytes,
   // the sum of ClusterData::PlannedBytes) and the assembled Batch.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ struct EvalOptions {
   // In memory, the most a block of clusters' rows may take (0: 256 MiB, beyond which larger blocks
   // gained nothing). Tests set it small to evaluate a small graph in several blocks.
   uint64_t max_block_bytes = 0;
+  // Clusters already decoded (a training run's decoded-cluster cache, BatchStream::Cached):
+  // evaluation uses decoded(c) instead of decoding shard c when it is not null. Empty: every
+  // cluster is decoded.
+  std::function<const ClusterData*(uint32_t)> decoded{};
 };
 // The directory spilled activations go to: options.tmp_dir, else $TMPDIR, else the system
 // temporary directory.

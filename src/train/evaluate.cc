@@ -336,6 +336,7 @@ class RowsFile {
 struct EvalLocal {
   ShardDecoder decoder;
   ClusterData data;
+  std::vector<float> features;  // a cached cluster's features, normalized (ClusterData in the cache stays as decoded)
   std::vector<float> product;
   std::vector<float> weights;  // one row's entries' weights (grows to the longest row)
   std::vector<float> sums;     // in memory: one cluster's sums [rows x sum width]
@@ -761,14 +762,21 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     }
     return Status::Ok();
   };
+  // Cluster c: from options.decoded when it has it, else shard c's `mask` sections decoded into t.data.
+  auto load = [&](uint32_t c, SectionMask mask, EvalLocal& t) -> Result<const ClusterData*> {
+    if (options.decoded)
+      if (const ClusterData* cd = options.decoded(c)) return cd;
+    CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
+    return &t.data;
+  };
   // Builds the rows of the block of clusters [c0, c1) (decodes their shards' `mask` sections).
   auto build_rows = [&](BlockRows& rows, uint32_t c0, uint32_t c1, SectionMask mask, bool with_labels) -> Status {
     const std::vector<uint64_t> cluster_start = prepare_rows(rows, c0, c1, with_labels);
     return ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
       EvalLocal& t = locals.local();
-      CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
+      CGCN_ASSIGN_OR_RETURN(const ClusterData* cd, load(c, mask, t));
       tick();
-      return fill_rows(rows, c0, cluster_start, c, t.data, with_labels);
+      return fill_rows(rows, c0, cluster_start, c, *cd, with_labels);
     });
   };
   // With a single block (the whole graph's rows in memory at once), or with every block's rows
@@ -803,12 +811,12 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       }
       CGCN_RETURN_IF_ERROR(ParallelFor(bc0, bc1, "evaluation", [&](uint32_t c) -> Status {
         EvalLocal& t = locals.local();
-        CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
-        if (build) CGCN_RETURN_IF_ERROR(fill_rows(*build, bc0, cluster_start, c, t.data, true));
-        const uint32_t n = t.data.num_nodes;
+        CGCN_ASSIGN_OR_RETURN(const ClusterData* cd, load(c, mask, t));
+        if (build) CGCN_RETURN_IF_ERROR(fill_rows(*build, bc0, cluster_start, c, *cd, true));
+        const uint32_t n = cd->num_nodes;
         std::vector<uint32_t> deg(n);
-        for (uint32_t i = 0; i < n; ++i) deg[i] = t.data.adj_offsets[i + 1] - t.data.adj_offsets[i] + 1;
-        for (uint32_t s : t.data.inter_src) ++deg[s];
+        for (uint32_t i = 0; i < n; ++i) deg[i] = cd->adj_offsets[i + 1] - cd->adj_offsets[i] + 1;
+        for (uint32_t s : cd->inter_src) ++deg[s];
         for (uint32_t i = 0; i < n; ++i) {
           float& v = dinv[off[c] + i];
           switch (kind) {
@@ -828,8 +836,13 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         }
         tick();
         if (n == 0) return Status::Ok();
-        norm.Apply(t.data.features.data(), n, m.feat_dim);
-        return write_planes(store[0], 0, off[c], ConstMatrixMap(t.data.features.data(), n, m.feat_dim));
+        float* x = t.data.features.data();
+        if (cd != &t.data) {  // the cache's copy stays as decoded
+          t.features.assign(cd->features.begin(), cd->features.end());
+          x = t.features.data();
+        }
+        norm.Apply(x, n, m.feat_dim);
+        return write_planes(store[0], 0, off[c], ConstMatrixMap(x, n, m.feat_dim));
       }));
       store[0].Flush();  // the block's planes are on disk before the next block
       if (build) {

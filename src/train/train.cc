@@ -167,7 +167,8 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   TrainReport report;
   const PageCacheSetting page_cache(shards);
   uint32_t prefetch = options.prefetch;
-  EvalOptions eval{0, options.tmp_dir};
+  EvalOptions eval;
+  eval.tmp_dir = options.tmp_dir;
   if (options.mem_budget > 0) {
     CGCN_ASSIGN_OR_RETURN(MemoryPlan plan, PlanMemory(m, options, RunnableThreads()));
     if (plan.eval.spill) {
@@ -205,6 +206,9 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   so.cache_bytes = report.cache_bytes =
       report.plan ? report.plan->cache_bytes : ResolveCacheBytes(options.cache_bytes, shards.manifest());
   BatchStream stream(shards, so);
+  // Evaluation takes the clusters the cache holds instead of decoding them again (under a budget
+  // the cache is emptied before evaluation instead).
+  if (options.mem_budget == 0 && so.cache_bytes > 0) eval.decoded = [&stream](uint32_t c) { return stream.Cached(c); };
   Adam adam(model.params().size(), options.lr, options.weight_decay);
   Workspace grad_ws;
   const uint32_t q = std::max<uint32_t>(1, std::min(options.clusters_per_batch, shards.num_clusters()));
