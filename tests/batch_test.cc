@@ -18,10 +18,10 @@ void CheckAgainstNaiveInducedSubgraph(const testutil::RawDatasetSpec& spec, cons
                                       const ShardDirectory& d, const std::vector<uint32_t>& chosen) {
   ShardDecoder dec;
   std::vector<ClusterData> cs(chosen.size());
-  std::vector<const ClusterData*> ptrs;
+  std::vector<ClusterView> ptrs;
   for (size_t k = 0; k < chosen.size(); ++k) {
     ASSERT_TRUE(d.Load(chosen[k], kAllSections, dec, cs[k]).ok());
-    ptrs.push_back(&cs[k]);
+    ptrs.push_back(cs[k]);
   }
   Batch b;
   AssembleBatch(ptrs, FeatureNorm::Row(), b, /*propagate_features=*/true);

@@ -13,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "cgcn/batch_stream.h"
 #include "cgcn/byte_size.h"
 #include "cgcn/evaluate.h"
 #include "cgcn/memory_plan.h"
@@ -121,7 +122,7 @@ TEST(EndToEnd, DecodedClusterCacheChangesNoResult) {
   auto d = ShardDirectory::Open(tmp.Join("shards"));
   ASSERT_TRUE(d.ok());
   uint64_t all = 0;
-  for (const ShardInfo& s : d->manifest().shards) all += ClusterData::PlannedBytes(s);
+  for (const ShardInfo& s : d->manifest().shards) all += BatchStream::CachedBytes(s, d->manifest().num_parts);
   std::vector<double> losses[3], accs[3];
   std::vector<float> params[3];
   std::vector<uint32_t> predictions[3];

@@ -741,11 +741,11 @@ TEST_F(TrainLibrary, StructuresStateTheirOwnSizes) {
   // An assembled batch holds what Batch::PlannedBytes says, but for the one extra offset and
   // the cluster list.
   std::vector<ClusterData> decoded(3);
-  std::vector<const ClusterData*> views;
+  std::vector<ClusterView> views;
   ShardDecoder decoder;
   for (uint32_t c = 0; c < 3; ++c) {
     ASSERT_TRUE(dir_->Load(c, kAllSections, decoder, decoded[c]).ok());
-    views.push_back(&decoded[c]);
+    views.push_back(decoded[c]);
   }
   Batch b;
   AssembleBatch(views, FeatureNorm::Row(), b);

@@ -505,12 +505,12 @@ TEST(InductiveBatch, HoldsTheTrainingSubgraphOfItsClusters) {
   for (std::vector<uint32_t> ids :
        {std::vector<uint32_t>{0, 2, 5}, std::vector<uint32_t>{1}, std::vector<uint32_t>{3, 4}}) {
     std::vector<ClusterData> data(ids.size());
-    std::vector<const ClusterData*> ptrs;
+    std::vector<ClusterView> ptrs;
     ShardDecoder dec;
     std::set<uint32_t> members;
     for (size_t k = 0; k < ids.size(); ++k) {
       ASSERT_TRUE(d.Load(ids[k], kAllSections, dec, data[k]).ok());
-      ptrs.push_back(&data[k]);
+      ptrs.push_back(data[k]);
       members.insert(data[k].node_ids.begin(), data[k].node_ids.end());
     }
     Batch b;

@@ -51,7 +51,7 @@ struct Batch {
 // With propagate_features, also computes out.propagated = A_hat features.
 // With train_only (--inductive), the batch holds only the clusters' training nodes and the edges
 // among them (in the same order), GCN-normalized on that subgraph.
-void AssembleBatch(std::span<const ClusterData* const> clusters, const FeatureNorm& norm, Batch& out,
+void AssembleBatch(std::span<const ClusterView> clusters, const FeatureNorm& norm, Batch& out,
                    bool propagate_features = false, bool train_only = false);
 
 // PyG NormalizeFeatures on a [rows x cols] row-major block, in place.

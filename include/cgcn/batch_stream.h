@@ -3,10 +3,11 @@
 // serial consumer (the training step), with at most `prefetch` batches in flight.
 #pragma once
 
-#include <atomic>
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "cgcn/batch.h"
@@ -14,6 +15,8 @@
 #include "cgcn/status.h"
 
 namespace cgcn {
+
+class HugePageArena;  // util/huge_pages.h
 
 struct StreamOptions {
   uint32_t clusters_per_batch = 1;  // q
@@ -90,9 +93,14 @@ class BatchStream {
   void ReleaseBuffers();
   // Empties the decoded-cluster cache (StreamOptions::cache_bytes); later epochs fill it again.
   void DropCache();
-  uint64_t cache_used_bytes() const { return cache_used_.load(std::memory_order_relaxed); }
+  uint64_t cache_used_bytes() const;
+  // The most the cache takes to hold shard s's cluster (of num_clusters): its arrays, each padded
+  // to 64 bytes; an inter-cluster group takes 16 bytes in memory against 8 in the shard.
+  static uint64_t CachedBytes(const ShardInfo& s, uint32_t num_clusters) {
+    return ClusterData::PlannedBytes(s) + 10 * 64 + 8 * std::min<uint64_t>(s.inter_entries, num_clusters);
+  }
   // Cluster c from the cache, or null; between epochs only (RunEpoch fills the cache).
-  const ClusterData* Cached(uint32_t c) const { return cache_.empty() ? nullptr : cache_[c].get(); }
+  const ClusterView* Cached(uint32_t c) const { return cache_.empty() || !cache_[c] ? nullptr : &*cache_[c]; }
 
   // Memory one batch in flight holds, for memory plans: its decoded clusters (decoded_bytes,
   // the sum of ClusterData::PlannedBytes) and the assembled Batch.
@@ -104,10 +112,12 @@ class BatchStream {
   const ShardDirectory& shards_;
   StreamOptions options_;
   std::vector<std::unique_ptr<Slot>> slots_;  // [prefetch], reused every epoch
-  // [num_clusters]: the decoded-cluster cache. Within an epoch each cluster is in one batch, so
-  // each entry is written by one task, and read only in later epochs.
-  std::vector<std::unique_ptr<const ClusterData>> cache_;
-  std::atomic<uint64_t> cache_used_{0};
+  // [num_clusters]: the decoded-cluster cache, views of copies in arena_ (of cache_bytes, in huge
+  // pages: a products-sized cache of 1.6 GiB would otherwise first-touch 400,000 fresh 4 KiB
+  // pages, which on the VMs measured here cost its first epoch about 4 s). Within an epoch each
+  // cluster is in one batch, so each entry is written by one task, and read only in later epochs.
+  std::vector<std::optional<ClusterView>> cache_;
+  std::unique_ptr<HugePageArena> arena_;
 };
 
 }  // namespace cgcn

@@ -39,7 +39,7 @@ struct EvalOptions {
   // Clusters already decoded (a training run's decoded-cluster cache, BatchStream::Cached):
   // evaluation uses decoded(c) instead of decoding shard c when it is not null. Empty: every
   // cluster is decoded.
-  std::function<const ClusterData*(uint32_t)> decoded{};
+  std::function<const ClusterView*(uint32_t)> decoded{};
 };
 // The directory spilled activations go to: options.tmp_dir, else $TMPDIR, else the system
 // temporary directory.

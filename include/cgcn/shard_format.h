@@ -169,6 +169,43 @@ struct ClusterData {
   static uint64_t PlannedBytes(const ShardInfo& s);
 };
 
+// A decoded cluster as read-only arrays: a ClusterData's (implicitly), or a copy kept elsewhere
+// (BatchStream's decoded-cluster cache). Batch assembly and evaluation read clusters through it.
+struct ClusterView {
+  uint32_t cluster_id = 0;
+  uint32_t num_clusters = 0;
+  uint32_t num_nodes = 0;
+  uint32_t feat_dim = 0;
+  uint32_t num_classes = 0;
+  uint32_t label_tasks = 0;
+  std::span<const uint32_t> node_ids, adj_offsets, adj_neighbors;
+  std::span<const InterGroup> inter_groups;
+  std::span<const uint32_t> inter_src, inter_dst;
+  std::span<const float> features;
+  std::span<const uint32_t> labels, label_bits;
+  std::span<const uint8_t> split;
+  ClusterView() = default;
+  ClusterView(const ClusterData& d)  // NOLINT(google-explicit-constructor): a view of d
+      : cluster_id(d.cluster_id),
+        num_clusters(d.num_clusters),
+        num_nodes(d.num_nodes),
+        feat_dim(d.feat_dim),
+        num_classes(d.num_classes),
+        label_tasks(d.label_tasks),
+        node_ids(d.node_ids),
+        adj_offsets(d.adj_offsets),
+        adj_neighbors(d.adj_neighbors),
+        inter_groups(d.inter_groups),
+        inter_src(d.inter_src),
+        inter_dst(d.inter_dst),
+        features(d.features),
+        labels(d.labels),
+        label_bits(d.label_bits),
+        split(d.split) {}
+  uint64_t intra_entries() const { return adj_neighbors.size(); }
+  uint64_t inter_entries() const { return inter_src.size(); }
+};
+
 // Header fields as parsed (after checksum and structural checks).
 struct SectionEntry {
   SectionKind kind{};

@@ -80,8 +80,8 @@ void KeepTrainingNodes(Batch& b) {
 
 }  // namespace
 
-void AssembleBatch(std::span<const ClusterData* const> clusters, const FeatureNorm& norm, Batch& out,
-                   bool propagate_features, bool train_only) {
+void AssembleBatch(std::span<const ClusterView> clusters, const FeatureNorm& norm, Batch& out, bool propagate_features,
+                   bool train_only) {
   const size_t q = clusters.size();
   out.clusters.resize(q);
   uint64_t n = 0;
@@ -89,18 +89,18 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, const FeatureNo
   thread_local std::vector<uint32_t> starts;
   starts.resize(q);
   for (size_t k = 0; k < q; ++k) {
-    out.clusters[k] = clusters[k]->cluster_id;
+    out.clusters[k] = clusters[k].cluster_id;
     starts[k] = static_cast<uint32_t>(n);
-    n += clusters[k]->num_nodes;
+    n += clusters[k].num_nodes;
   }
-  const uint32_t F = q ? clusters[0]->feat_dim : 0;
+  const uint32_t F = q ? clusters[0].feat_dim : 0;
   out.num_nodes = static_cast<uint32_t>(n);
   out.feat_dim = F;
 
   // Pass 1: row lengths = intra degree + edges to chosen clusters (merge-walk: both lists ascend).
   out.offsets.assign(n + 1, 0);
   for (size_t k = 0; k < q; ++k) {
-    const ClusterData& c = *clusters[k];
+    const ClusterView& c = clusters[k];
     uint32_t* len = out.offsets.data() + 1 + starts[k];
     for (uint32_t i = 0; i < c.num_nodes; ++i) len[i] = c.adj_offsets[i + 1] - c.adj_offsets[i];
     size_t j = 0;
@@ -121,7 +121,7 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, const FeatureNo
   thread_local std::vector<uint32_t> cursor;
   cursor.assign(out.offsets.begin(), out.offsets.end() - 1);
   for (size_t k = 0; k < q; ++k) {
-    const ClusterData& c = *clusters[k];
+    const ClusterView& c = clusters[k];
     const uint32_t s = starts[k];
     for (uint32_t i = 0; i < c.num_nodes; ++i) {
       uint32_t* dst = out.columns.data() + cursor[s + i];
@@ -141,14 +141,14 @@ void AssembleBatch(std::span<const ClusterData* const> clusters, const FeatureNo
   // Node data.
   out.features.resize(n * F);
   out.labels.resize(n);
-  out.label_tasks = q == 0 ? 0 : clusters[0]->label_tasks;
+  out.label_tasks = q == 0 ? 0 : clusters[0].label_tasks;
   const uint32_t words = LabelWords(out.label_tasks);
   out.label_bits.resize(n * words);
   out.train_mask.resize(n);
   out.node_ids.resize(n);
   uint32_t train = 0;
   for (size_t k = 0; k < q; ++k) {
-    const ClusterData& c = *clusters[k];
+    const ClusterView& c = clusters[k];
     const uint32_t s = starts[k];
     if (c.num_nodes == 0) continue;
     std::memcpy(out.features.data() + uint64_t{s} * F, c.features.data(), sizeof(float) * c.features.size());

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <numeric>
 
 #include "cgcn/mapped_file.h"
+#include "util/huge_pages.h"
 #include "util/parallel.h"
 #include "util/random.h"
 
@@ -25,13 +27,42 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
+// A copy of d's arrays in one piece of the arena, as a view; nothing when they do not fit.
+std::optional<ClusterView> CopyToArena(const ClusterData& d, HugePageArena& arena) {
+  ClusterView v(d);
+  auto padded = [](auto span) { return HugePageArena::Padded(span.size_bytes()); };
+  const size_t total = padded(v.node_ids) + padded(v.adj_offsets) + padded(v.adj_neighbors) + padded(v.inter_groups) +
+                       padded(v.inter_src) + padded(v.inter_dst) + padded(v.features) + padded(v.labels) +
+                       padded(v.label_bits) + padded(v.split);
+  auto* at = static_cast<std::byte*>(arena.TryAllocate(total));
+  if (at == nullptr) return std::nullopt;
+  auto copy = [&](auto& span) {
+    using T = typename std::remove_reference_t<decltype(span)>::element_type;
+    auto* dst = reinterpret_cast<std::remove_const_t<T>*>(at);
+    if (!span.empty()) std::memcpy(dst, span.data(), span.size_bytes());
+    at += padded(span);
+    span = std::span<T>(dst, span.size());
+  };
+  copy(v.node_ids);
+  copy(v.adj_offsets);
+  copy(v.adj_neighbors);
+  copy(v.inter_groups);
+  copy(v.inter_src);
+  copy(v.inter_dst);
+  copy(v.features);
+  copy(v.labels);
+  copy(v.label_bits);
+  copy(v.split);
+  return v;
+}
+
 }  // namespace
 
 struct BatchStream::Slot {
-  std::vector<ClusterData> decoded;         // [q], buffers reused
-  std::vector<const ClusterData*> ordered;  // [q] views for AssembleBatch
-  std::vector<double> decode_cpu_s;         // [q]
-  std::vector<uint8_t> cache_hit;           // [q]
+  std::vector<ClusterData> decoded;  // [q], buffers reused
+  std::vector<ClusterView> ordered;  // [q] for AssembleBatch: decoded[k] or the cache's copy
+  std::vector<double> decode_cpu_s;  // [q]
+  std::vector<uint8_t> cache_hit;    // [q]
   Batch batch;
   double decode_s = 0, assemble_s = 0;
   uint64_t raw_bytes = 0;
@@ -63,7 +94,10 @@ BatchStream::BatchStream(const ShardDirectory& shards, const StreamOptions& opti
     s->cache_hit.resize(options_.clusters_per_batch);
     slots_.push_back(std::move(s));
   }
-  if (options_.cache_bytes > 0) cache_.resize(shards.num_clusters());
+  if (options_.cache_bytes > 0) {
+    cache_.resize(shards.num_clusters());
+    arena_ = std::make_unique<HugePageArena>(options_.cache_bytes);
+  }
 }
 
 BatchStream::~BatchStream() = default;
@@ -75,8 +109,10 @@ uint64_t BatchStream::InFlightBytes(uint64_t decoded_bytes, uint64_t nodes, uint
 
 void BatchStream::DropCache() {
   for (auto& c : cache_) c.reset();
-  cache_used_.store(0, std::memory_order_relaxed);
+  if (arena_) arena_->Clear();
 }
+
+uint64_t BatchStream::cache_used_bytes() const { return arena_ ? arena_->used_bytes() : 0; }
 
 void BatchStream::ReleaseBuffers() {
   for (auto& s : slots_) {
@@ -135,36 +171,23 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
              const auto& ids = s->batch.clusters;
              const size_t q = ids.size();
              const Clock::time_point t0 = Clock::now();
-             s->ordered.assign(q, nullptr);
+             s->ordered.assign(q, ClusterView{});
              // The lowest-numbered failure in the batch stops the pipeline.
              const Status loaded = ParallelFor(size_t{0}, q, "decoding a batch", [&](size_t k) {
                const uint32_t c = ids[k];
                s->cache_hit[k] = 0;
                s->decode_cpu_s[k] = 0;
                if (!cache_.empty() && cache_[c]) {
-                 s->ordered[k] = cache_[c].get();
+                 s->ordered[k] = *cache_[c];
                  s->cache_hit[k] = 1;
                  return Status::Ok();
                }
                const double c0 = ThreadCpuSeconds();
-               // A cluster the cache has room for is decoded straight into its cache entry.
-               std::unique_ptr<ClusterData> fresh;
-               const uint64_t bytes = ClusterData::PlannedBytes(shards_.manifest().shards[c]);
-               if (!cache_.empty() &&
-                   cache_used_.fetch_add(bytes, std::memory_order_relaxed) + bytes <= options_.cache_bytes)
-                 fresh = std::make_unique<ClusterData>();
-               else if (!cache_.empty())
-                 cache_used_.fetch_sub(bytes, std::memory_order_relaxed);
-               ClusterData& dst = fresh ? *fresh : s->decoded[k];
-               Status status = shards_.Load(c, kAllSections, decoders.local(), dst);
+               Status status = shards_.Load(c, kAllSections, decoders.local(), s->decoded[k]);
+               s->ordered[k] = s->decoded[k];
+               // A cluster the cache has room for is copied into it.
+               if (status.ok() && !cache_.empty()) cache_[c] = CopyToArena(s->decoded[k], *arena_);
                s->decode_cpu_s[k] = ThreadCpuSeconds() - c0;
-               s->ordered[k] = &dst;
-               if (fresh) {
-                 if (status.ok())
-                   cache_[c] = std::move(fresh);
-                 else
-                   cache_used_.fetch_sub(bytes, std::memory_order_relaxed);
-               }
                return status;
              });
              if (!loaded.ok()) throw StatusException{loaded};
@@ -198,7 +221,7 @@ Status BatchStream::RunEpoch(uint32_t epoch, const std::function<Status(const Ba
   }));
   st.wall_s = Seconds(start, Clock::now());
   st.read_ahead_s = read_ahead_s;
-  st.cache_bytes = cache_used_.load(std::memory_order_relaxed);
+  st.cache_bytes = cache_used_bytes();
   const DiskReadCounters disk1 = ReadDiskCounters();
   st.major_faults = disk1.major_faults - disk0.major_faults;
   st.disk_read_bytes = disk1.read_bytes - disk0.read_bytes;

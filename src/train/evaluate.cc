@@ -336,6 +336,7 @@ class RowsFile {
 struct EvalLocal {
   ShardDecoder decoder;
   ClusterData data;
+  ClusterView view;             // of data, once decoded
   std::vector<float> features;  // a cached cluster's features, normalized (ClusterData in the cache stays as decoded)
   std::vector<float> product;
   std::vector<float> weights;  // one row's entries' weights (grows to the longest row)
@@ -724,7 +725,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   // Cluster c's rows (decoded in cd) in the block of clusters from c0: offsets, sorted columns,
   // and with_labels the node ids, labels and split.
   auto fill_rows = [&](BlockRows& rows, uint32_t c0, const std::vector<uint64_t>& cluster_start, uint32_t c,
-                       const ClusterData& cd, bool with_labels) -> Status {
+                       const ClusterView& cd, bool with_labels) -> Status {
     const uint64_t r0 = off[c0];
     const uint32_t n = cd.num_nodes;
     const uint64_t base = off[c], lr = base - r0;  // global and block-local first row
@@ -763,18 +764,19 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     return Status::Ok();
   };
   // Cluster c: from options.decoded when it has it, else shard c's `mask` sections decoded into t.data.
-  auto load = [&](uint32_t c, SectionMask mask, EvalLocal& t) -> Result<const ClusterData*> {
+  auto load = [&](uint32_t c, SectionMask mask, EvalLocal& t) -> Result<const ClusterView*> {
     if (options.decoded)
-      if (const ClusterData* cd = options.decoded(c)) return cd;
+      if (const ClusterView* cd = options.decoded(c)) return cd;
     CGCN_RETURN_IF_ERROR(shards.Load(c, mask, t.decoder, t.data));
-    return &t.data;
+    t.view = t.data;
+    return &t.view;
   };
   // Builds the rows of the block of clusters [c0, c1) (decodes their shards' `mask` sections).
   auto build_rows = [&](BlockRows& rows, uint32_t c0, uint32_t c1, SectionMask mask, bool with_labels) -> Status {
     const std::vector<uint64_t> cluster_start = prepare_rows(rows, c0, c1, with_labels);
     return ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
       EvalLocal& t = locals.local();
-      CGCN_ASSIGN_OR_RETURN(const ClusterData* cd, load(c, mask, t));
+      CGCN_ASSIGN_OR_RETURN(const ClusterView* cd, load(c, mask, t));
       tick();
       return fill_rows(rows, c0, cluster_start, c, *cd, with_labels);
     });
@@ -811,7 +813,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       }
       CGCN_RETURN_IF_ERROR(ParallelFor(bc0, bc1, "evaluation", [&](uint32_t c) -> Status {
         EvalLocal& t = locals.local();
-        CGCN_ASSIGN_OR_RETURN(const ClusterData* cd, load(c, mask, t));
+        CGCN_ASSIGN_OR_RETURN(const ClusterView* cd, load(c, mask, t));
         if (build) CGCN_RETURN_IF_ERROR(fill_rows(*build, bc0, cluster_start, c, *cd, true));
         const uint32_t n = cd->num_nodes;
         std::vector<uint32_t> deg(n);
@@ -837,7 +839,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         tick();
         if (n == 0) return Status::Ok();
         float* x = t.data.features.data();
-        if (cd != &t.data) {  // the cache's copy stays as decoded
+        if (cd != &t.view) {  // the cache's copy stays as decoded
           t.features.assign(cd->features.begin(), cd->features.end());
           x = t.features.data();
         }

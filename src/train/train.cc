@@ -152,7 +152,7 @@ namespace {
 uint64_t ResolveCacheBytes(uint64_t requested, const Manifest& m) {
   if (requested != TrainOptions::kAutoCache) return requested;
   uint64_t decoded = 0;
-  for (const ShardInfo& s : m.shards) decoded += ClusterData::PlannedBytes(s);
+  for (const ShardInfo& s : m.shards) decoded += BatchStream::CachedBytes(s, m.num_parts);
   return std::min(decoded, MemoryLimitBytes() / 4);
 }
 

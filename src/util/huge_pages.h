@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -58,6 +59,40 @@ class HugePageArray {
   }
   T* data_ = nullptr;
   size_t bytes_ = 0;
+};
+
+// Memory handed out in 64-byte-aligned pieces from one huge-page-backed mapping of `capacity`
+// bytes (HugePageArray), for many arrays of one lifetime (the decoded-cluster cache), which would
+// otherwise each be a malloc of fresh 4 KiB pages. Only the pieces handed out are ever touched,
+// so the resident memory is what they take, never more than the capacity. Thread-safe.
+class HugePageArena {
+ public:
+  explicit HugePageArena(size_t capacity) : space_(capacity) {}
+  static size_t Padded(size_t bytes) { return (bytes + 63) & ~size_t{63}; }
+  // Padded(bytes) of undefined contents, or null when they do not fit the capacity's rest.
+  void* TryAllocate(size_t bytes) {
+    bytes = Padded(bytes);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (used_ + bytes > space_.size()) return nullptr;
+    void* p = space_.get() + used_;
+    used_ += bytes;
+    return p;
+  }
+  // Hands the pieces' pages back to the system (MADV_DONTNEED); the capacity stays available.
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (used_ != 0) madvise(space_.get(), used_, MADV_DONTNEED);
+    used_ = 0;
+  }
+  size_t used_bytes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return used_;
+  }
+
+ private:
+  HugePageArray<std::byte> space_;
+  mutable std::mutex mu_;
+  size_t used_ = 0;
 };
 
 }  // namespace cgcn
