@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
                  "decoded clusters kept in memory across epochs, so that later batches neither map, verify nor "
                  "decode their shards: SIZE (as --mem-budget), 0 (none) or auto: with --mem-budget, what the budget "
                  "leaves beside training (emptied before each evaluation); without, the whole decoded graph if it "
-                 "takes at most a quarter of this machine's (or cgroup's) memory, else that quarter. Results do "
+                 "takes at most a quarter of this machine's (or cgroup's) memory, else that quarter (under mpirun, "
+                 "a quarter shared by the ranks). Results do "
                  "not depend on it")
       ->default_str("auto");
   app.add_option("--tmp-dir", o.tmp_dir,

@@ -149,11 +149,13 @@ std::string TrainOptions::Signature() const {
 
 namespace {
 
-uint64_t ResolveCacheBytes(uint64_t requested, const Manifest& m) {
+// kAutoCache without a budget: the whole decoded graph, or a quarter of the memory limit shared
+// by the ranks (which may all run on this host, each caching the clusters it decodes).
+uint64_t ResolveCacheBytes(uint64_t requested, const Manifest& m, uint32_t ranks) {
   if (requested != TrainOptions::kAutoCache) return requested;
   uint64_t decoded = 0;
   for (const ShardInfo& s : m.shards) decoded += BatchStream::CachedBytes(s, m.num_parts);
-  return std::min(decoded, MemoryLimitBytes() / 4);
+  return std::min(decoded, MemoryLimitBytes() / 4 / std::max<uint32_t>(1, ranks));
 }
 
 }  // namespace
@@ -204,7 +206,7 @@ Result<TrainReport> Train(ShardDirectory& shards, const TrainOptions& options, G
   so.rank = comm.rank();
   so.accumulate = options.accumulate;
   so.cache_bytes = report.cache_bytes =
-      report.plan ? report.plan->cache_bytes : ResolveCacheBytes(options.cache_bytes, shards.manifest());
+      report.plan ? report.plan->cache_bytes : ResolveCacheBytes(options.cache_bytes, shards.manifest(), comm.size());
   BatchStream stream(shards, so);
   // Evaluation takes the clusters the cache holds instead of decoding them again (under a budget
   // the cache is emptied before evaluation instead).
