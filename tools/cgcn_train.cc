@@ -188,9 +188,13 @@ int main(int argc, char** argv) {
   cb.on_epoch = [&](const EpochRecord& r) {
     printer.Finish();
     if (quiet) return;
-    char times[160];
-    std::snprintf(times, sizeof times, "(wait %.3f, decode %.3f, assemble %.3f, compute %.3f)", r.stats.input_wait_s,
-                  r.stats.decode_s, r.stats.assemble_s, r.stats.consume_s);
+    char times[224];
+    char cached[64] = "";
+    if (r.stats.cache_bytes > 0)
+      std::snprintf(cached, sizeof cached, ", cache %llu hits, holds %s",
+                    static_cast<unsigned long long>(r.stats.cache_hits), FormatBytes(r.stats.cache_bytes).c_str());
+    std::snprintf(times, sizeof times, "(wait %.3f, decode %.3f, assemble %.3f, compute %.3f%s)", r.stats.input_wait_s,
+                  r.stats.decode_s, r.stats.assemble_s, r.stats.consume_s, cached);
     if (r.evaluated) {
       std::printf("epoch %4u  loss %.4f  %.3f s  %s  eval %.2f s%s  train %.4f  valid %.4f (loss %.4f)  test %.4f%s\n",
                   r.epoch, r.loss, r.epoch_s, times, r.eval_s, r.eval_stats.plan.spill ? " (spilled)" : "", r.acc.train,
