@@ -448,6 +448,50 @@ class SpillTest : public ::testing::Test {
   std::unique_ptr<ShardDirectory> dir_;
 };
 
+// A spilled block row holds its sums as wide as the widest layer output, whether or not a layer
+// aggregates its narrower input first. (A 12 -> 16 model's rows were planned 12 floats wide: the
+// width subtraction wrapped around, and a spilled products evaluation under --mem-budget 1G
+// peaked at 1.75 GB.) Every block of the plan fits its limit at that width.
+TEST_F(SpillTest, BlockRowsArePlannedAsWideAsTheirSums) {
+  const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
+  struct Case {
+    GcnConfig cfg;
+    uint32_t sums;  // floats of a row's sums: the widest layer output
+    uint32_t self;  // planes a row reads for itself beyond the sums
+  };
+  GcnConfig sage{12, 16, 5, 2, 0.5f};
+  sage.kind = LayerKind::kSage;  // its root plane R, 16 wide at layer 0 (aggregating first), 5 at layer 1
+  GcnConfig residual{12, 16, 5, 3, 0.5f};
+  residual.residual = true;  // layer 1 (16 -> 16) reads its 16-wide input again
+  for (const Case& c : {Case{GcnConfig{12, 16, 5, 2, 0.5f}, 16, 0}, Case{GcnConfig{12, 8, 5, 2, 0.5f}, 8, 0},
+                        Case{sage, 16, 16}, Case{residual, 16, 16}}) {
+    Result<EvalPlan> least = PlanEvaluation(dir_->manifest(), c.cfg, EvalOptions{1, ""}, true, threads);
+    ASSERT_FALSE(least.ok());
+    Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), c.cfg, EvalOptions{}, true, threads);
+    ASSERT_TRUE(probe.ok());
+    for (uint64_t budget : {probe->min_bytes, probe->min_bytes * 5 / 4, probe->min_bytes * 2}) {
+      EvalOptions o;
+      o.memory_bytes = budget;
+      o.tmp_dir = spill_dir();
+      Result<EvalPlan> plan = PlanEvaluation(dir_->manifest(), c.cfg, o, true, threads);
+      ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+      if (budget == probe->min_bytes) {
+        ASSERT_TRUE(plan->spill);
+      }
+      if (!plan->spill) continue;  // a larger budget may hold the activations (fused rows: no sums)
+      EXPECT_EQ(plan->block_width, c.sums + c.self) << "hidden " << c.cfg.hidden << " budget " << budget;
+      EXPECT_LE(plan->peak_bytes, budget);
+      const std::vector<uint64_t>& off = dir_->cluster_offsets();
+      for (size_t b = 0; b + 1 < plan->blocks.size(); ++b) {
+        const uint64_t rows = off[plan->blocks[b + 1]] - off[plan->blocks[b]];
+        if (plan->blocks[b + 1] - plan->blocks[b] > 1) {  // a single cluster is a block whatever its size
+          EXPECT_LE(rows * c.sums * sizeof(float), plan->block_bytes) << "block " << b;
+        }
+      }
+    }
+  }
+}
+
 // In memory over several blocks, each block's rows are built once and kept for every layer:
 // the probabilities are bitwise those of the one-block evaluation, for gcn and for a 3-layer
 // model; the plan counts the kept rows in its peak. Spilled, no rows are kept.

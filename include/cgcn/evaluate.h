@@ -52,6 +52,8 @@ struct EvalPlan {
   uint64_t activation_bytes = 0;  // both activation arrays: 2 x num_nodes x width x 4
   uint64_t fixed_bytes = 0;       // degrees, predictions, per-thread decode buffers and mapped shards
   uint64_t block_bytes = 0;       // limit for one block of clusters' work (structure, sums, new rows)
+  uint32_t block_width = 0;       // floats a block row is planned with: its sums, as wide as the widest layer
+                                  // output, and the planes it reads for itself (0 when fused: no sums)
   uint64_t chunk_bytes = 0;       // spilled activations resident at once (0 in memory)
   uint64_t kept_rows_bytes = 0;   // in memory: every block's rows kept for the next layers (0: rebuilt)
   uint64_t peak_bytes = 0;        // planned peak of all of the above

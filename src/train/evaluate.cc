@@ -404,11 +404,14 @@ uint32_t StoreWidth(const GcnConfig& cfg) {
 
 // Floats per block row: its sums and the planes it reads for itself (R, the residual input; gat:
 // its dst scalars, and the softmax's maximum and denominator per head).
+// (The planes beyond the sums are PlaneWidth - SumWidth wide. Subtracting the output width
+// instead wrapped around, unsigned, for a layer that aggregates its narrower input first: on a
+// 100 -> 256 model the block rows were planned 100 floats wide while their sums take 256, and a
+// spilled products evaluation under --mem-budget 1G peaked at 1.75 GB.)
 uint32_t BlockWidth(const GcnConfig& cfg) {
-  const std::vector<uint32_t> dims = cfg.Dims();
   uint32_t self = 0;
   for (uint32_t l = 0; l < cfg.layers; ++l)
-    self = std::max(self, PlaneWidth(cfg, l) - dims[l + 1] + (cfg.kind == LayerKind::kGat ? cfg.HeadsAt(l) : 0));
+    self = std::max(self, PlaneWidth(cfg, l) - SumWidth(cfg, l) + (cfg.kind == LayerKind::kGat ? cfg.HeadsAt(l) : 0));
   return Width(cfg) + self;
 }
 
@@ -484,6 +487,7 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
     plan.chunk_bytes = std::clamp<uint64_t>(rest / 8, kMinChunkBytes, rest - max_block);
     plan.block_bytes = rest - plan.chunk_bytes;
   }
+  plan.block_width = width;
   plan.blocks.push_back(0);
   uint64_t rows = 0, entries = 0;
   for (uint32_t c = 0; c < m.num_parts; ++c) {
