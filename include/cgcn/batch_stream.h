@@ -28,8 +28,8 @@ struct StreamOptions {
   // Data parallelism (cgcn/comm.h): this process streams only the batches BatchOwner gives its
   // rank; the others are neither read nor decoded.
   uint32_t num_ranks = 1, rank = 0, accumulate = 1;
-  // Decoded clusters kept in memory for later epochs, up to this many bytes (the sum of their
-  // ClusterData::PlannedBytes); 0: none. A cluster enters the cache when it is first decoded and
+  // Decoded clusters kept in memory for later epochs, up to this many bytes (of copies, each at
+  // most BatchStream::CachedBytes); 0: none. A cluster enters the cache when it is first decoded and
   // stays until the stream is destroyed or DropCache; later batches that pick it neither map,
   // verify nor decode its shard. When the clusters do not all fit, the first ones decoded stay:
   // batches pick clusters uniformly at random, so no eviction order would raise the hit rate.

@@ -46,7 +46,4 @@ struct PartitionerPlan {
 Result<PartitionerPlan> ChoosePartitioner(PartitionerKind requested, uint64_t num_nodes, uint64_t entries,
                                           uint64_t budget, uint64_t held_bytes, uint64_t machine_bytes);
 
-// This machine's physical memory in bytes (sysconf), 0 if unknown.
-uint64_t PhysicalMemoryBytes();
-
 }  // namespace cgcn

@@ -77,8 +77,8 @@ struct TrainOptions {
   // change no result. kAutoCache: with mem_budget, what the budget leaves beside training's planned
   // peak (MemoryPlan::cache_bytes); without, the whole decoded graph when it takes at most a
   // quarter of the memory this process may use (MemoryLimitBytes; under mpirun, a quarter shared
-  // by the ranks), else that quarter. With
-  // mem_budget the cache is emptied before each evaluation, which plans with the whole budget.
+  // by the ranks), else that quarter. With mem_budget the cache is emptied before each
+  // evaluation, which plans with the whole budget.
   static constexpr uint64_t kAutoCache = UINT64_MAX;
   uint64_t cache_bytes = kAutoCache;
   // The final evaluation also returns every node's prediction (TrainReport::predictions); the

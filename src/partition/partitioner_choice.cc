@@ -1,7 +1,5 @@
 #include "cgcn/partitioner_choice.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 
 #include "cgcn/byte_size.h"
@@ -30,11 +28,6 @@ const char* PartitionerName(PartitionerKind kind) {
 uint64_t MetisNeedBytes(uint64_t num_nodes, uint64_t entries) {
   return static_cast<uint64_t>(static_cast<double>(MetisArrayBytes(num_nodes, entries)) *
                                (1.0 + kMetisWorkspaceFactor));
-}
-
-uint64_t PhysicalMemoryBytes() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
 }
 
 Result<PartitionerPlan> ChoosePartitioner(PartitionerKind requested, uint64_t num_nodes, uint64_t entries,

@@ -16,6 +16,7 @@
 #include "cgcn/byte_size.h"
 #include "cgcn/flag_check.h"
 #include "cgcn/partition.h"
+#include "util/memory_limit.h"
 #include "util/peak_rss.h"
 
 namespace cgcn {

@@ -337,7 +337,7 @@ struct EvalLocal {
   ShardDecoder decoder;
   ClusterData data;
   ClusterView view;             // of data, once decoded
-  std::vector<float> features;  // a cached cluster's features, normalized (ClusterData in the cache stays as decoded)
+  std::vector<float> features;  // a cached cluster's features, normalized (the cache's copy stays as decoded)
   std::vector<float> product;
   std::vector<float> weights;  // one row's entries' weights (grows to the longest row)
   std::vector<float> sums;     // in memory: one cluster's sums [rows x sum width]

@@ -8,9 +8,13 @@
 
 namespace cgcn {
 
-uint64_t MemoryLimitBytes() {
+uint64_t PhysicalMemoryBytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  uint64_t limit = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+uint64_t MemoryLimitBytes() {
+  uint64_t limit = PhysicalMemoryBytes();
   // /proc/self/cgroup, cgroup v2: "0::/path"; the limit is /sys/fs/cgroup/path/memory.max ("max"
   // when there is none). Every ancestor's limit applies too.
   std::ifstream cg("/proc/self/cgroup");
