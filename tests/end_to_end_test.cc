@@ -536,6 +536,97 @@ TEST_F(SpillTest, RowsKeptAcrossLayersChangeNoBit) {
   }
 }
 
+// Evaluations that keep their arrays, rows and degree scales for the next one (EvalReuse, as a
+// training run's do) give bitwise the probabilities of a fresh evaluation: again for the same
+// model, and for a model with other weights (no activation of the earlier evaluation is read),
+// with one block and with several, for gcn and sage (whose degree scales differ). The first
+// evaluation builds the rows and the later ones reuse them. Shards of another graph are not
+// served the kept rows; a spilled evaluation keeps nothing; a failed one leaves nothing kept.
+TEST_F(SpillTest, KeptEvaluationMemoryChangesNoBit) {
+  auto fresh = [&](const ShardDirectory& dir, const Gcn& model, const EvalOptions& base, std::vector<float>* prob) {
+    EvalOptions o = base;
+    o.reuse = nullptr;
+    Result<Accuracy> a = EvaluateFullGraph(dir, model, FeatureNorm::Row(), nullptr, {}, o, nullptr, prob);
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+  };
+  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kSage}) {
+    for (uint64_t max_block : {uint64_t{0}, uint64_t{64 * 1024}}) {
+      GcnConfig cfg{12, 16, 5, 3, 0.5f};
+      cfg.kind = kind;
+      Gcn first(cfg, 5), second(cfg, 6);
+      for (uint32_t l = 0; l < cfg.layers; ++l) second.bias(l).setLinSpaced(-0.2f, 0.3f);
+      EvalReuse reuse;
+      EvalOptions o;
+      o.probabilities = true;
+      o.max_block_bytes = max_block;
+      o.reuse = &reuse;
+      int step = 0;
+      for (const Gcn* model : {&first, &first, &second}) {
+        SCOPED_TRACE(std::string(LayerKindName(kind)) + " max block " + std::to_string(max_block) + " evaluation " +
+                     std::to_string(step));
+        std::vector<float> kept_prob, fresh_prob;
+        EvalStats stats;
+        Result<Accuracy> a = EvaluateFullGraph(*dir_, *model, FeatureNorm::Row(), nullptr, {}, o, &stats, &kept_prob);
+        ASSERT_TRUE(a.ok()) << a.status().ToString();
+        EXPECT_EQ(stats.reused, step > 0);
+        EXPECT_EQ(stats.block_rows_built, step > 0 ? 0u : stats.plan.blocks.size() - 1);
+        if (max_block > 0) {
+          EXPECT_GT(stats.plan.blocks.size(), 4u);
+        }
+        EXPECT_TRUE(reuse.holds_rows());
+        EXPECT_GE(reuse.bytes(), stats.plan.activation_bytes);
+        EXPECT_LE(reuse.bytes(), stats.plan.reuse_bytes * 2);  // capacities, at most doubled by growth
+        fresh(*dir_, *model, o, &fresh_prob);
+        ASSERT_EQ(kept_prob.size(), fresh_prob.size());
+        EXPECT_EQ(std::memcmp(kept_prob.data(), fresh_prob.data(), fresh_prob.size() * sizeof(float)), 0);
+        ++step;
+      }
+      if (kind != LayerKind::kSage || max_block == 0) continue;  // once, last: it corrupts a shard
+      // Shards of another graph, with the same reuse: rebuilt, and their own results.
+      testutil::BuildShards(testutil::RandomRawDataset(2000, 9000, 12, 5, 33), tmp_.Join("other"),
+                            tmp_.Join("other_shards"), 8);
+      Result<ShardDirectory> other = ShardDirectory::Open(tmp_.Join("other_shards"));
+      ASSERT_TRUE(other.ok()) << other.status().ToString();
+      std::vector<float> kept_prob, fresh_prob;
+      EvalStats stats;
+      ASSERT_TRUE(EvaluateFullGraph(*other, first, FeatureNorm::Row(), nullptr, {}, o, &stats, &kept_prob).ok());
+      EXPECT_FALSE(stats.reused);
+      fresh(*other, first, o, &fresh_prob);
+      ASSERT_EQ(kept_prob.size(), fresh_prob.size());
+      EXPECT_EQ(std::memcmp(kept_prob.data(), fresh_prob.data(), fresh_prob.size() * sizeof(float)), 0);
+      // Spilled: nothing kept.
+      const auto threads = static_cast<uint32_t>(tbb::this_task_arena::max_concurrency());
+      Result<EvalPlan> probe = PlanEvaluation(dir_->manifest(), cfg, o, false, threads);
+      ASSERT_TRUE(probe.ok());
+      EXPECT_GT(probe->reuse_bytes, probe->activation_bytes);
+      EvalOptions tight = o;
+      tight.memory_bytes = probe->min_bytes;
+      tight.tmp_dir = spill_dir();
+      Result<Accuracy> spilled =
+          EvaluateFullGraph(*dir_, first, FeatureNorm::Row(), nullptr, {}, tight, &stats, &kept_prob);
+      ASSERT_TRUE(spilled.ok()) << spilled.status().ToString();
+      EXPECT_TRUE(stats.plan.spill);
+      EXPECT_EQ(stats.plan.reuse_bytes, 0u);
+      EXPECT_FALSE(reuse.holds_rows());
+      EXPECT_EQ(reuse.bytes(), 0u);
+      // Kept again in memory; then a corrupt shard fails the evaluation that rebuilds the rows,
+      // and nothing stays kept.
+      ASSERT_TRUE(EvaluateFullGraph(*dir_, first, FeatureNorm::Row(), nullptr, {}, o, &stats, &kept_prob).ok());
+      EXPECT_TRUE(reuse.holds_rows());
+      const std::string victim = dir_->ShardPath(3);
+      testutil::FlipByte(victim, testutil::FileSize(victim) / 2);
+      Result<ShardDirectory> reopened = ShardDirectory::Open(tmp_.Join("shards"));
+      ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+      Result<Accuracy> bad =
+          EvaluateFullGraph(*reopened, first, FeatureNorm::Row(), nullptr, {}, o, &stats, &kept_prob);
+      ASSERT_FALSE(bad.ok());
+      EXPECT_EQ(bad.status().code(), StatusCode::kCorruption) << bad.status().ToString();
+      EXPECT_NE(bad.status().ToString().find(victim), std::string::npos) << bad.status().ToString();
+      EXPECT_FALSE(reuse.holds_rows());
+    }
+  }
+}
+
 TEST_F(SpillTest, SpilledEvaluationGivesBitwiseTheSamePredictions) {
   for (uint32_t layers : {1u, 3u}) {
     Gcn model(GcnConfig{12, 16, 5, layers, 0.5f}, 7 + layers);

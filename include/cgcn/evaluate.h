@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,35 @@ struct EvalOptions {
   // evaluation uses decoded(c) instead of decoding shard c when it is not null. Empty: every
   // cluster is decoded.
   std::function<const ClusterView*(uint32_t)> decoded{};
+  // What an evaluation leaves for the next one (EvalReuse), or null: nothing is kept.
+  class EvalReuse* reuse = nullptr;
+};
+
+// What one in-memory evaluation keeps for the next evaluation of the same shards (a training
+// run's evaluations): the two activation arrays, already faulted in, and the graph's rows (sorted
+// columns, labels, split) and degree scales, which do not change between evaluations. The next
+// evaluation then neither builds the rows again (pass 0 decodes the features alone) nor faults in
+// fresh memory for the arrays (on the VMs measured here, first touches of memory were the largest
+// single cost of an evaluation). Spilled evaluations, and evaluations split among MPI ranks, keep
+// nothing. What is kept is checked against the shards and the plan before it is used, and an
+// evaluation that fails leaves nothing kept. Holds the memory until Clear or destruction.
+class EvalReuse {
+ public:
+  EvalReuse();
+  ~EvalReuse();
+  EvalReuse(const EvalReuse&) = delete;
+  EvalReuse& operator=(const EvalReuse&) = delete;
+  // Bytes held: activation arrays, rows and degree scales.
+  uint64_t bytes() const;
+  // Whether the last evaluation left rows that the next one can use.
+  bool holds_rows() const;
+  void Clear();
+
+  struct State;  // src/train/evaluate.cc
+  State& state() { return *state_; }
+
+ private:
+  std::unique_ptr<State> state_;
 };
 // The directory spilled activations go to: options.tmp_dir, else $TMPDIR, else the system
 // temporary directory.
@@ -56,6 +86,7 @@ struct EvalPlan {
                                   // output, and the planes it reads for itself (0 when fused: no sums)
   uint64_t chunk_bytes = 0;       // spilled activations resident at once (0 in memory)
   uint64_t kept_rows_bytes = 0;   // in memory: every block's rows kept for the next layers (0: rebuilt)
+  uint64_t reuse_bytes = 0;       // what EvalReuse would keep between evaluations (0: it keeps nothing)
   uint64_t peak_bytes = 0;        // planned peak of all of the above
   uint64_t min_bytes = 0;         // the least memory_bytes that works (spilling, one cluster per block)
   std::vector<uint32_t> blocks;   // first cluster of each block, then num_clusters
@@ -82,6 +113,7 @@ struct EvalStats {
   uint64_t block_rows_built = 0;   // times a block's rows were built (decoded, sorted), over all layers
   uint64_t block_rows_loaded = 0;  // spilled: times a block's rows were read back from the rows file
   uint64_t rows_file_bytes = 0;    // spilled: bytes of the rows file (each block's rows, saved by pass 0)
+  bool reused = false;             // the rows, degree scales and arrays an earlier evaluation kept (EvalReuse)
   double pass0_s = 0;
   std::vector<EvalPassTimes> layers;  // [layers]
 };

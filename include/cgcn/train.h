@@ -139,6 +139,7 @@ struct TrainReport {
   std::string feature_norm_reason;      // why (auto's choice and the statistics)
   std::optional<MemoryPlan> plan;       // with options.mem_budget
   uint64_t cache_bytes = 0;             // the decoded-cluster cache's limit (options.cache_bytes resolved)
+  uint64_t eval_kept_bytes = 0;         // what evaluations keep for the next one (EvalReuse; 0: nothing)
   std::vector<Prediction> predictions;  // with options.predict: every node's, cluster order
 };
 

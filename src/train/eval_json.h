@@ -13,7 +13,7 @@ inline nlohmann::json EvalPhasesJson(const EvalStats& s) {
   nlohmann::json layers = nlohmann::json::array();
   for (const EvalPassTimes& t : s.layers)
     layers.push_back({{"load_s", t.load_s}, {"sum_s", t.sum_s}, {"finish_s", t.finish_s}});
-  return {{"pass0_s", s.pass0_s}, {"layers", layers}};
+  return {{"pass0_s", s.pass0_s}, {"reused", s.reused}, {"layers", layers}};
 }
 
 }  // namespace cgcn

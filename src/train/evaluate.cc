@@ -101,7 +101,8 @@ class ActivationStore {
     if (!spill) {
       // Not zeroed: every plane is written for every row before it is read, and zeroing would
       // be a single-threaded pass (with the first touch of every page) over two [N x width] arrays.
-      memory_ = HugePageArray<float>(floats);  // huge pages: far fewer first-touch faults
+      // An array of this size kept from an earlier evaluation (EvalReuse) is used as it is.
+      if (memory_.size() != floats) memory_ = HugePageArray<float>(floats);  // huge pages: far fewer first-touch faults
       data_ = memory_.get();
       return Status::Ok();
     }
@@ -121,6 +122,7 @@ class ActivationStore {
 
   float* data() const { return data_; }
   bool spilled() const { return map_ != nullptr; }
+  uint64_t memory_bytes() const { return memory_.size() * sizeof(float); }  // in memory: the array's bytes
 
   // Stores floats [begin, begin + count) from src. Spilled, with pwrite and not through the
   // mapping: a page written whole is then never read first, where the first write through the
@@ -129,7 +131,7 @@ class ActivationStore {
   // mapping's reads.
   Status Write(uint64_t begin, const float* src, uint64_t count) {
     if (!spilled()) {
-      std::copy(src, src + count, data_ + begin);
+      if (src != data_ + begin) std::copy(src, src + count, data_ + begin);  // (pass 0 may write in place)
       return Status::Ok();
     }
     CGCN_RETURN_IF_ERROR(PwriteAll(fd_, path_, src, count * sizeof(float), begin * sizeof(float)));
@@ -240,6 +242,12 @@ struct BlockRows {
   // as they are computed.)
   static uint64_t PlannedBytes(uint64_t rows, uint64_t entries, uint32_t width) {
     return rows * (uint64_t{width} * sizeof(float) + 16 + 4 + 9) + (entries + rows) * sizeof(uint32_t);
+  }
+  // Bytes the arrays hold (their capacity).
+  uint64_t HeldBytes() const {
+    auto bytes = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
+    return bytes(offsets) + bytes(columns) + bytes(cursor) + bytes(next) + bytes(node_ids) + bytes(labels) +
+           bytes(label_bits) + bytes(split);
   }
 };
 
@@ -417,6 +425,31 @@ uint32_t BlockWidth(const GcnConfig& cfg) {
 
 }  // namespace
 
+// What an evaluation kept (EvalReuse), and what it was built for.
+struct EvalReuse::State {
+  const ShardDirectory* shards = nullptr;  // the rows and degree scales are those of these shards,
+  uint64_t num_nodes = 0;                  // with these counts,
+  LayerKind kind = LayerKind::kGcn;        // degree scales of this layer kind,
+  std::vector<uint32_t> blocks;            // and rows of these blocks
+  bool rows_valid = false;                 // set by an evaluation that completed
+  ActivationStore store[2];
+  std::vector<float> dinv;
+  BlockRows block_rows;                             // one block's rows
+  std::vector<BlockRows> kept_rows;                 // or each block's (EvalPlan::kept_rows_bytes)
+  std::vector<std::pair<uint32_t, uint32_t>> held;  // the clusters each block's rows hold
+};
+
+EvalReuse::EvalReuse() : state_(std::make_unique<State>()) {}
+EvalReuse::~EvalReuse() = default;
+uint64_t EvalReuse::bytes() const {
+  uint64_t b = state_->store[0].memory_bytes() + state_->store[1].memory_bytes() +
+               state_->dinv.capacity() * sizeof(float) + state_->block_rows.HeldBytes();
+  for (const BlockRows& r : state_->kept_rows) b += r.HeldBytes();
+  return b;
+}
+bool EvalReuse::holds_rows() const { return state_->rows_valid; }
+void EvalReuse::Clear() { state_ = std::make_unique<State>(); }
+
 std::string SpillDirectory(const EvalOptions& options) {
   if (!options.tmp_dir.empty()) return options.tmp_dir;
   if (const char* t = std::getenv("TMPDIR"); t && *t) return t;
@@ -508,15 +541,16 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
   // structure, about 4 bytes per edge) are kept for the next layers when they fit, instead of
   // being decoded and sorted again for every layer (1.4 s a layer on products). One block keeps
   // its rows anyway.
-  if (!plan.spill && plan.blocks.size() > 2) {
-    uint64_t all_entries = 0;
-    for (const ShardInfo& s : m.shards) all_entries += s.intra_entries + s.inter_entries;
-    const uint64_t kept = BlockRows::PlannedBytes(N, all_entries, 0);
-    if (M == 0 || plan.peak_bytes + kept <= M) {
-      plan.kept_rows_bytes = kept;
-      plan.peak_bytes += kept;
-    }
+  uint64_t all_entries = 0;
+  for (const ShardInfo& s : m.shards) all_entries += s.intra_entries + s.inter_entries;
+  const uint64_t all_rows = BlockRows::PlannedBytes(N, all_entries, 0);
+  if (!plan.spill && plan.blocks.size() > 2 && (M == 0 || plan.peak_bytes + all_rows <= M)) {
+    plan.kept_rows_bytes = all_rows;
+    plan.peak_bytes += all_rows;
   }
+  // What EvalReuse holds between evaluations: both arrays, every row and the degree scales.
+  if (!plan.spill && (plan.blocks.size() == 2 || plan.kept_rows_bytes > 0))
+    plan.reuse_bytes = plan.activation_bytes + all_rows + N * sizeof(float);
   return plan;
 }
 
@@ -538,13 +572,40 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   const std::vector<uint64_t>& off = shards.cluster_offsets();
   const uint32_t width = Width(cfg), store_width = StoreWidth(cfg);
   const std::string tmp_dir = SpillDirectory(options);
-  ActivationStore store[2];
+  Comm& comm = Comm::World();
+  const bool distributed = options.distributed && comm.distributed();
+  const bool split = distributed && comm.AllAgree(!plan.spill);
+  if (distributed && !split && comm.rank() != 0) return Accuracy{};
+  const LayerKind kind = cfg.kind;
+  const size_t num_blocks = plan.blocks.size() - 1;
+  const bool keep_rows = plan.kept_rows_bytes > 0;
+  // With a single block (the whole graph's rows in memory at once), or with every block's rows
+  // kept (plan.kept_rows_bytes), the rows are built once, labels and split included, by pass 0
+  // (which decodes the shards anyway) and serve every layer (the structure does not change
+  // between layers), instead of being decoded and sorted again for every layer.
+  const bool reuse_rows = num_blocks == 1 || keep_rows;
+  // In memory and in one process, the arrays, rows and degree scales are options.reuse's, and
+  // when an earlier evaluation of these shards left them (`reused`), pass 0 neither decodes the
+  // structure nor builds rows. Any other evaluation leaves nothing kept.
+  EvalReuse::State* kept = nullptr;
+  if (options.reuse != nullptr) {
+    if (!plan.spill && !split && reuse_rows)
+      kept = &options.reuse->state();
+    else
+      options.reuse->Clear();
+  }
+  const bool reused = kept != nullptr && kept->rows_valid && kept->shards == &shards && kept->num_nodes == N &&
+                      kept->kind == kind && kept->blocks == plan.blocks;
+  if (kept != nullptr) kept->rows_valid = false;  // until this evaluation completes
+  ActivationStore own_store[2];
+  ActivationStore* store = kept != nullptr ? kept->store : own_store;
   // Spilled, the write-back waits when a chunk's worth is under way: the planes are written while
   // no chunk of the other store is being read, so the chunk's share of the plan holds them.
   CGCN_RETURN_IF_ERROR(store[0].Init(N * store_width, plan.spill, tmp_dir, plan.chunk_bytes));
   CGCN_RETURN_IF_ERROR(store[1].Init(N * store_width, plan.spill, tmp_dir, plan.chunk_bytes));
-  std::vector<float> dinv(N);
-  const LayerKind kind = cfg.kind;
+  std::vector<float> own_dinv;
+  std::vector<float>& dinv = kept != nullptr ? kept->dinv : own_dinv;
+  if (!reused) dinv.assign(N, 0.0f);
   const bool root = cfg.HasRoot(), gat = kind == LayerKind::kGat;
   // Per layer, once: whether it aggregates first, and the width of the plane its sums read.
   std::vector<bool> agg_first_at(cfg.layers);
@@ -605,10 +666,6 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   // The ranks split the clusters into consecutive ranges (not the plan's blocks, which depend on
   // each host's threads); each rank walks its own plan's blocks clipped to its range. If any rank
   // would spill, rank 0 evaluates alone.
-  Comm& comm = Comm::World();
-  const bool distributed = options.distributed && comm.distributed();
-  const bool split = distributed && comm.AllAgree(!plan.spill);
-  if (distributed && !split && comm.rank() != 0) return Accuracy{};
   const uint32_t ranks = split ? comm.size() : 1, me = split ? comm.rank() : 0;
   const uint32_t P = shards.num_clusters();
   auto first_cluster = [&](uint32_t r) { return static_cast<uint32_t>(uint64_t{P} * r / ranks); };
@@ -618,7 +675,6 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     rank_row0[r] = off[first_cluster(r)];
     rank_rows[r] = off[first_cluster(r + 1)] - rank_row0[r];
   }
-  const size_t num_blocks = plan.blocks.size() - 1;
   // Block b clipped to [lo, hi) of clusters: its first and end cluster (equal when outside).
   auto clip = [&](size_t b, uint32_t lo, uint32_t hi) {
     const uint32_t c0 = std::clamp(plan.blocks[b], lo, hi), c1 = std::clamp(plan.blocks[b + 1], lo, hi);
@@ -659,9 +715,14 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   const auto pass0_start = Clock::now();
 
   // The rows of the block at hand; with plan.kept_rows_bytes, each block's own (kept_rows).
-  BlockRows block_rows;
-  const bool keep_rows = plan.kept_rows_bytes > 0;
-  std::vector<BlockRows> kept_rows(keep_rows ? num_blocks : 0);
+  BlockRows own_block_rows;
+  std::vector<BlockRows> own_kept_rows;
+  BlockRows& block_rows = kept != nullptr ? kept->block_rows : own_block_rows;
+  std::vector<BlockRows>& kept_rows = kept != nullptr ? kept->kept_rows : own_kept_rows;
+  if (!reused) {
+    kept_rows.clear();
+    kept_rows.resize(keep_rows ? num_blocks : 0);
+  }
   // The block's sums [R x d], allocated once for the largest block and not zeroed here: the
   // parallel sums zero each row as they start it (gat: zeroed before its sweeps).
   HugePageArray<float> sums;
@@ -785,17 +846,39 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       return fill_rows(rows, c0, cluster_start, c, *cd, with_labels);
     });
   };
-  // With a single block (the whole graph's rows in memory at once), or with every block's rows
-  // kept (plan.kept_rows_bytes), the rows are built once, labels and split included, by pass 0
-  // (which decodes the shards anyway) and serve every layer (the structure does not change
-  // between layers), instead of being decoded and sorted again for every layer. `held` names the
-  // clusters the rows of each block hold ([0, 0): none).
-  const bool reuse_rows = num_blocks == 1 || keep_rows;
-  std::vector<std::pair<uint32_t, uint32_t>> held(num_blocks, {0, 0});
+  // `held` names the clusters the rows of each block hold ([0, 0): none).
+  std::vector<std::pair<uint32_t, uint32_t>> own_held;
+  std::vector<std::pair<uint32_t, uint32_t>>& held = kept != nullptr ? kept->held : own_held;
+  if (!reused) held.assign(num_blocks, {0, 0});
   // Spilled with several blocks, pass 0 builds each block's rows all the same and saves them for
   // the layers (RowsFile).
   RowsFile rows_file;
   if (!reuse_rows && plan.spill) CGCN_RETURN_IF_ERROR(rows_file.Init(tmp_dir, num_blocks));
+
+  // Cluster c's degree scales, from its structure (decoded in cd).
+  auto set_dinv = [&](uint32_t c, const ClusterView& cd) {
+    const uint32_t n = cd.num_nodes;
+    std::vector<uint32_t> deg(n);
+    for (uint32_t i = 0; i < n; ++i) deg[i] = cd.adj_offsets[i + 1] - cd.adj_offsets[i] + 1;
+    for (uint32_t s : cd.inter_src) ++deg[s];
+    for (uint32_t i = 0; i < n; ++i) {
+      float& v = dinv[off[c] + i];
+      switch (kind) {
+        case LayerKind::kGcn:
+          v = 1.0f / std::sqrt(static_cast<float>(deg[i]));
+          break;
+        case LayerKind::kClusterGcn:  // as the batch's: 1 / (neighbours + 1)
+          v = 1.0f / static_cast<float>(deg[i]);
+          break;
+        case LayerKind::kSage:
+          v = deg[i] > 1 ? 1.0f / static_cast<float>(deg[i] - 1) : 0.0f;
+          break;
+        case LayerKind::kGat:  // attention weighs the edges
+          v = 1.0f;
+          break;
+      }
+    }
+  };
 
   // Pass 0: layer 0's planes (Z_0 = X W_0, or X when layer 0 aggregates first, ...) and the
   // aggregation scales.
@@ -806,11 +889,13 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       const uint32_t bc0 = range.first, bc1 = range.second;
       if (bc0 == bc1) continue;
       prefetch_block(b + 1, my_c0, my_c1);
-      // Rows that serve every layer are built here, from the same decode.
-      BlockRows* build =
-          reuse_rows ? (keep_rows ? &kept_rows[b] : &block_rows) : (rows_file.enabled() ? &block_rows : nullptr);
+      // Rows that serve every layer are built here, from the same decode (unless an earlier
+      // evaluation left them, with the degree scales: then only the features are decoded).
+      BlockRows* build = reused       ? nullptr
+                         : reuse_rows ? (keep_rows ? &kept_rows[b] : &block_rows)
+                                      : (rows_file.enabled() ? &block_rows : nullptr);
       std::vector<uint64_t> cluster_start;
-      SectionMask mask = SectionBit(SectionKind::kFeatures) | kStructureSections;
+      SectionMask mask = SectionBit(SectionKind::kFeatures) | (reused ? 0 : kStructureSections);
       if (build) {
         cluster_start = prepare_rows(*build, bc0, bc1, true);
         mask |= SectionBit(SectionKind::kLabels) | SectionBit(SectionKind::kSplit);
@@ -820,30 +905,15 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         CGCN_ASSIGN_OR_RETURN(const ClusterView* cd, load(c, mask, t));
         if (build) CGCN_RETURN_IF_ERROR(fill_rows(*build, bc0, cluster_start, c, *cd, true));
         const uint32_t n = cd->num_nodes;
-        std::vector<uint32_t> deg(n);
-        for (uint32_t i = 0; i < n; ++i) deg[i] = cd->adj_offsets[i + 1] - cd->adj_offsets[i] + 1;
-        for (uint32_t s : cd->inter_src) ++deg[s];
-        for (uint32_t i = 0; i < n; ++i) {
-          float& v = dinv[off[c] + i];
-          switch (kind) {
-            case LayerKind::kGcn:
-              v = 1.0f / std::sqrt(static_cast<float>(deg[i]));
-              break;
-            case LayerKind::kClusterGcn:  // as the batch's: 1 / (neighbours + 1)
-              v = 1.0f / static_cast<float>(deg[i]);
-              break;
-            case LayerKind::kSage:
-              v = deg[i] > 1 ? 1.0f / static_cast<float>(deg[i] - 1) : 0.0f;
-              break;
-            case LayerKind::kGat:  // attention weighs the edges
-              v = 1.0f;
-              break;
-          }
-        }
+        if (!reused) set_dinv(c, *cd);
         tick();
         if (n == 0) return Status::Ok();
         float* x = t.data.features.data();
-        if (cd != &t.view) {  // the cache's copy stays as decoded
+        if (!store[0].spilled() && agg_first_at[0]) {
+          // Layer 0's plane is the (normalized) features: copied there and normalized in place.
+          x = store[0].data() + off[c] * m.feat_dim;
+          std::copy(cd->features.begin(), cd->features.end(), x);
+        } else if (cd != &t.view) {  // the cache's copy stays as decoded
           t.features.assign(cd->features.begin(), cd->features.end());
           x = t.features.data();
         }
@@ -1172,8 +1242,16 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     if (split && !last) exchange_planes(store[1 - cur], l + 1);
     cur = 1 - cur;
   }
+  if (kept != nullptr) {
+    kept->shards = &shards;
+    kept->num_nodes = N;
+    kept->kind = kind;
+    kept->blocks = plan.blocks;
+    kept->rows_valid = true;
+  }
   if (stats) {
     stats->plan = plan;
+    stats->reused = reused;
     stats->spill_read_bytes = spill_read;
     stats->block_rows_built = block_rows_built;
     stats->block_rows_loaded = block_rows_loaded;

@@ -202,6 +202,7 @@ std::string Summary(const TrainRunReport& rep, const TrainOptions& o, uint32_t t
             {"mean_later_epoch_s", t.epochs.size() > 1 ? later_s / static_cast<double>(t.epochs.size() - 1) : 0.0},
             {"cache_mb", Mb(t.cache_bytes)},
             {"cache_hits", total.cache_hits},
+            {"eval_kept_mb", Mb(t.eval_kept_bytes)},
             {"best_epoch", t.best_epoch},
             {"best_valid_acc", AccJson(t.best_acc.valid)},
             {"test_acc_at_best_valid", AccJson(t.best_acc.test)},
