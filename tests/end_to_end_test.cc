@@ -539,7 +539,8 @@ TEST_F(SpillTest, RowsKeptAcrossLayersChangeNoBit) {
 // Evaluations that keep their arrays, rows and degree scales for the next one (EvalReuse, as a
 // training run's do) give bitwise the probabilities of a fresh evaluation: again for the same
 // model, and for a model with other weights (no activation of the earlier evaluation is read),
-// with one block and with several, for gcn and sage (whose degree scales differ). The first
+// with one block and with several, for every layer kind (their degree scales differ; gat sums a
+// block at once instead of a cluster at a time). The first
 // evaluation builds the rows and the later ones reuse them. Shards of another graph are not
 // served the kept rows; a spilled evaluation keeps nothing; a failed one leaves nothing kept.
 TEST_F(SpillTest, KeptEvaluationMemoryChangesNoBit) {
@@ -549,7 +550,7 @@ TEST_F(SpillTest, KeptEvaluationMemoryChangesNoBit) {
     Result<Accuracy> a = EvaluateFullGraph(dir, model, FeatureNorm::Row(), nullptr, {}, o, nullptr, prob);
     ASSERT_TRUE(a.ok()) << a.status().ToString();
   };
-  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kSage}) {
+  for (LayerKind kind : {LayerKind::kGcn, LayerKind::kClusterGcn, LayerKind::kGat, LayerKind::kSage}) {
     for (uint64_t max_block : {uint64_t{0}, uint64_t{64 * 1024}}) {
       GcnConfig cfg{12, 16, 5, 3, 0.5f};
       cfg.kind = kind;

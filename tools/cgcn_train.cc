@@ -82,7 +82,9 @@ int main(int argc, char** argv) {
                  "directory); the files are unlinked at creation");
   cli::AddNumber(app, "--eval-every", &o.eval_every,
                  "exact full-graph evaluation every N epochs and after the last, for model selection and --patience "
-                 "(0: only after the last epoch, no selection)");
+                 "(0: only after the last epoch, no selection). Without --mem-budget, evaluations after the first "
+                 "reuse the memory, rows and degrees the first one built, when they take at most a quarter of the "
+                 "memory limit (eval_kept_mb in the summary)");
   app.add_option(
          "--feature-norm", feature_norm,
          "input feature normalization: row (divide by row sum, as PyG NormalizeFeatures), standard (per-feature "
