@@ -235,6 +235,9 @@ struct BlockRows {
   std::vector<uint32_t> next;    // [R] that entry's column (UINT32_MAX once the row is done)
   std::vector<uint32_t> node_ids, labels, label_bits;
   std::vector<uint8_t> split;
+  // Kept evaluations in memory (EvalReuse): each entry's weight, computed by the first layer that
+  // sums the rows and read by the others and by later evaluations (empty until then).
+  std::vector<float> weights;
 
   // Memory a block of `rows` rows with `entries` directed edges needs, with the block's sums
   // (width floats per row): per row offsets, cursor and next column, labels, node ids and split;
@@ -247,7 +250,7 @@ struct BlockRows {
   uint64_t HeldBytes() const {
     auto bytes = [](const auto& v) { return v.capacity() * sizeof(v[0]); };
     return bytes(offsets) + bytes(columns) + bytes(cursor) + bytes(next) + bytes(node_ids) + bytes(labels) +
-           bytes(label_bits) + bytes(split);
+           bytes(label_bits) + bytes(split) + bytes(weights);
   }
 };
 
@@ -548,9 +551,11 @@ Result<EvalPlan> PlanEvaluation(const Manifest& m, const GcnConfig& cfg, const E
     plan.kept_rows_bytes = all_rows;
     plan.peak_bytes += all_rows;
   }
-  // What EvalReuse holds between evaluations: both arrays, every row and the degree scales.
+  // What EvalReuse holds between evaluations: both arrays, every row, the degree scales and (when
+  // each cluster is summed and finished at once) every entry's weight.
   if (!plan.spill && (plan.blocks.size() == 2 || plan.kept_rows_bytes > 0))
-    plan.reuse_bytes = plan.activation_bytes + all_rows + N * sizeof(float);
+    plan.reuse_bytes =
+        plan.activation_bytes + all_rows + N * sizeof(float) + (plan.fused ? (all_entries + N) * sizeof(float) : 0);
   return plan;
 }
 
@@ -777,6 +782,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
     const uint64_t R = off[c1] - off[c0];
     rows.offsets.assign(R + 1, 0);
     rows.columns.clear();
+    rows.weights.clear();
     rows.node_ids.resize(with_labels ? R : 0);
     rows.labels.resize(with_labels ? R : 0);
     rows.label_bits.resize(with_labels ? R * label_words : 0);
@@ -1048,26 +1054,38 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
       // Adds block row i's entries [e, end) of Z_l to acc, in ascending column order: gcn weighs
       // dinv_i dinv_j, cluster-gcn di (the self loop (1 + lambda) di), sage di without the self
       // loop. `w` is the calling thread's buffer for the entries' weights.
-      auto sum_entries = [&](float* acc, uint64_t i, uint64_t e, uint64_t end, std::vector<float>& w) {
-        if (e == end) return;
+      // entry_weights puts the weights of entries [e, end) in w; add_entries adds the entries' rows
+      // of Z_l, so weighed, to acc.
+      auto entry_weights = [&](uint64_t i, uint64_t e, uint64_t end, float* w) {
         const uint64_t self = r0 + i;
         const float di = dinv[self];
         const uint32_t* cols = rows.columns.data() + e;
         const auto nnz = static_cast<uint32_t>(end - e);
-        if (w.size() < nnz) w.resize(nnz);
         if (kind == LayerKind::kGcn) {
           for (uint32_t k = 0; k < nnz; ++k) w[k] = di * dinv[cols[k]];
         } else {
           const float self_w = di + cfg.diag_lambda * di;  // as the batch's (PyG ClusterGCNConv)
           for (uint32_t k = 0; k < nnz; ++k) w[k] = cols[k] == self ? self_w : di;
         }
+      };
+      auto add_entries = [&](float* acc, uint64_t i, uint64_t e, uint64_t end, const float* w) {
+        const uint32_t* cols = rows.columns.data() + e;
+        const auto nnz = static_cast<uint32_t>(end - e);
         if (kind == LayerKind::kSage) {  // the entries before and after the node itself
+          const uint64_t self = r0 + i;
           const uint32_t at = static_cast<uint32_t>(std::find(cols, cols + nnz, self) - cols);
-          AccumulateRow(z, sw, cols, w.data(), at, acc, sw);
-          if (at < nnz) AccumulateRow(z, sw, cols + at + 1, w.data() + at + 1, nnz - at - 1, acc, sw);
+          AccumulateRow(z, sw, cols, w, at, acc, sw);
+          if (at < nnz) AccumulateRow(z, sw, cols + at + 1, w + at + 1, nnz - at - 1, acc, sw);
           return;
         }
-        AccumulateRow(z, sw, cols, w.data(), nnz, acc, sw);
+        AccumulateRow(z, sw, cols, w, nnz, acc, sw);
+      };
+      // Every column of entries [e, end); `w` is the calling thread's buffer for their weights.
+      auto sum_entries = [&](float* acc, uint64_t i, uint64_t e, uint64_t end, std::vector<float>& w) {
+        if (e == end) return;
+        if (w.size() < end - e) w.resize(end - e);
+        entry_weights(i, e, end, w.data());
+        add_entries(acc, i, e, end, w.data());
       };
       // W_l (a layer that aggregates first), bias, then ReLU and the next layer's weights, or the
       // scores, for cluster c, whose sums [rows x sw] are at csums.
@@ -1160,6 +1178,13 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         auto ns = [](Clock::duration t) {
           return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t).count());
         };
+        // Kept (EvalReuse), the entries' weights are computed once, by the first layer, into the
+        // rows, and read from there by the other layers and later evaluations: for gcn each weight
+        // gathers a degree scale from anywhere in the graph (15% of a later products evaluation's
+        // samples when every layer computed them again).
+        const bool store_weights = kept != nullptr && rows.weights.size() != rows.columns.size();
+        const bool stored_weights = kept != nullptr;
+        if (store_weights) rows.weights.resize(rows.columns.size());
         CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
           EvalLocal& t = locals.local();
           const uint64_t lr = off[c] - r0, n = off[c + 1] - off[c];
@@ -1167,8 +1192,15 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
           const auto t0 = Clock::now();
           if (t.sums.size() < n * sw) t.sums.resize(n * sw);
           std::fill(t.sums.begin(), t.sums.begin() + static_cast<std::ptrdiff_t>(n * sw), 0.0f);
-          for (uint64_t i = 0; i < n; ++i)
-            sum_entries(t.sums.data() + i * sw, lr + i, rows.offsets[lr + i], rows.offsets[lr + i + 1], t.weights);
+          for (uint64_t i = 0; i < n; ++i) {
+            const uint64_t e = rows.offsets[lr + i], end = rows.offsets[lr + i + 1];
+            if (!stored_weights) {
+              sum_entries(t.sums.data() + i * sw, lr + i, e, end, t.weights);
+              continue;
+            }
+            if (store_weights) entry_weights(lr + i, e, end, rows.weights.data() + e);
+            if (e < end) add_entries(t.sums.data() + i * sw, lr + i, e, end, rows.weights.data() + e);
+          }
           const auto t1 = Clock::now();
           const Status st = finish_cluster(c, t.sums.data());
           sum_ns += ns(t1 - t0);
