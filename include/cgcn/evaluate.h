@@ -47,9 +47,10 @@ struct EvalOptions {
 
 // What one in-memory evaluation keeps for the next evaluation of the same shards (a training
 // run's evaluations): the two activation arrays, already faulted in, and the graph's rows (sorted
-// columns, labels, split) and degree scales, which do not change between evaluations. The next
-// evaluation then neither builds the rows again (pass 0 decodes the features alone) nor faults in
-// fresh memory for the arrays (on the VMs measured here, first touches of memory were the largest
+// columns, labels, split, and each entry's weight where a cluster is summed at a time) and degree
+// scales, which do not change between evaluations. The next evaluation then neither builds the
+// rows again (pass 0 decodes the features alone), nor computes edge weights, nor faults in fresh
+// memory for the arrays (on the VMs measured here, first touches of memory were the largest
 // single cost of an evaluation). Spilled evaluations, and evaluations split among MPI ranks, keep
 // nothing. What is kept is checked against the shards and the plan before it is used, and an
 // evaluation that fails leaves nothing kept. Holds the memory until Clear or destruction.
@@ -59,7 +60,7 @@ class EvalReuse {
   ~EvalReuse();
   EvalReuse(const EvalReuse&) = delete;
   EvalReuse& operator=(const EvalReuse&) = delete;
-  // Bytes held: activation arrays, rows and degree scales.
+  // Bytes held: activation arrays, rows (with their weights) and degree scales.
   uint64_t bytes() const;
   // Whether the last evaluation left rows that the next one can use.
   bool holds_rows() const;
