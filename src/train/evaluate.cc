@@ -594,7 +594,7 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
   // structure nor builds rows. Any other evaluation leaves nothing kept.
   EvalReuse::State* kept = nullptr;
   if (options.reuse != nullptr) {
-    if (!plan.spill && !split && reuse_rows)
+    if (plan.reuse_bytes > 0 && !split)  // in memory, rows that serve every layer (PlanEvaluation)
       kept = &options.reuse->state();
     else
       options.reuse->Clear();
@@ -1182,9 +1182,9 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
         // rows, and read from there by the other layers and later evaluations: for gcn each weight
         // gathers a degree scale from anywhere in the graph (15% of a later products evaluation's
         // samples when every layer computed them again).
-        const bool store_weights = kept != nullptr && rows.weights.size() != rows.columns.size();
-        const bool stored_weights = kept != nullptr;
-        if (store_weights) rows.weights.resize(rows.columns.size());
+        const bool weights_in_rows = kept != nullptr;
+        const bool fill_weights = weights_in_rows && rows.weights.size() != rows.columns.size();
+        if (fill_weights) rows.weights.resize(rows.columns.size());
         CGCN_RETURN_IF_ERROR(ParallelFor(c0, c1, "evaluation", [&](uint32_t c) -> Status {
           EvalLocal& t = locals.local();
           const uint64_t lr = off[c] - r0, n = off[c + 1] - off[c];
@@ -1194,11 +1194,11 @@ Result<Accuracy> EvaluateFullGraph(const ShardDirectory& shards, const Gcn& mode
           std::fill(t.sums.begin(), t.sums.begin() + static_cast<std::ptrdiff_t>(n * sw), 0.0f);
           for (uint64_t i = 0; i < n; ++i) {
             const uint64_t e = rows.offsets[lr + i], end = rows.offsets[lr + i + 1];
-            if (!stored_weights) {
+            if (!weights_in_rows) {
               sum_entries(t.sums.data() + i * sw, lr + i, e, end, t.weights);
               continue;
             }
-            if (store_weights) entry_weights(lr + i, e, end, rows.weights.data() + e);
+            if (fill_weights) entry_weights(lr + i, e, end, rows.weights.data() + e);
             if (e < end) add_entries(t.sums.data() + i * sw, lr + i, e, end, rows.weights.data() + e);
           }
           const auto t1 = Clock::now();
